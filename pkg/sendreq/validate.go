@@ -1,0 +1,391 @@
+package sendreq
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+)
+
+// Policy is the deployment's part of validation (contract §5).
+type Policy struct {
+	DefaultFrom          string // SKYCORE_DEFAULT_FROM
+	EnforceCampaignCheck bool   // SKYCORE_ENFORCE_CAMPAIGN_CHECK
+}
+
+// Limits from the contract and the vendor page.
+const (
+	MaxIDLen          = 64
+	MaxSubject        = 80
+	MaxSlideText      = 5000
+	MaxSlides         = 8
+	MaxFallbackText   = 160
+	WarnFallbackText  = 110 // the vendor's advice for deliverability
+	MaxVCardEntries   = 4
+	MaxFromMask       = 11
+	MaxDataKeys       = 64
+	MaxDataValue      = 1000
+	MaxFreeText       = 1000 // vCard organization, title, note, address; campaignRef
+	MaxPhotoURL       = 2048
+	maxPhoneDigits    = 20
+	minToDigits       = 8
+	maxToDigits       = 15
+	maxOperatorDigits = 16
+)
+
+var dataKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
+
+// ApplyDefaults fills FROM from the policy when the request has none.
+func (r *Request) ApplyDefaults(p Policy) {
+	if r.From == "" {
+		r.From = p.DefaultFrom
+	}
+}
+
+// Warnings lists what is accepted but worth a log line.
+func (r *Request) Warnings() []string {
+	if r.Fallback != nil && utf8.RuneCountInString(r.Fallback.Text) > WarnFallbackText {
+		return []string{fmt.Sprintf("fallback.text is over %d characters: the link may not fit one SMS", WarnFallbackText)}
+	}
+	return nil
+}
+
+// Validate checks every rule of contract §1 and reports every violated field
+// (joined *apperr.Error values; apperr.All lists them). Call ApplyDefaults
+// first.
+func (r *Request) Validate(p Policy) error {
+	v := &validator{}
+	r.validate(v, p)
+	return apperr.Join(v.errs)
+}
+
+type validator struct{ errs []*apperr.Error }
+
+func (v *validator) add(code apperr.Code, field, format string, args ...any) {
+	v.errs = append(v.errs, apperr.Invalid(code, field, format, args...))
+}
+
+// ok reports whether text would pass v.text, without building a field name.
+func (v *validator) ok(s string, max int) bool {
+	_, _, bad := xmlUnsafe(s)
+	return !bad && (max <= 0 || len(s) <= max || utf8.RuneCountInString(s) <= max)
+}
+
+// text checks that a string can be carried by XML (E108) and is not over
+// max characters (E100). It reports whether both hold.
+func (v *validator) text(field, s string, max int) bool {
+	if i, r, ok := xmlUnsafe(s); ok {
+		v.add("E108", field, "character %U at offset %d cannot be carried by XML", r, i)
+		return false
+	}
+	if max > 0 && utf8.RuneCountInString(s) > max {
+		v.add("E100", field, "longer than %d characters", max)
+		return false
+	}
+	return true
+}
+
+func (r *Request) validate(v *validator, p Policy) {
+	switch {
+	case r.ID == "":
+		v.add("E100", "id", "is required")
+	case !validID(r.ID):
+		v.add("E100", "id", "must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxIDLen)
+	}
+
+	switch {
+	case r.To == "":
+		v.add("E621", "to", "is required")
+	case !digits(r.To) || len(r.To) < minToDigits || len(r.To) > maxToDigits:
+		v.add("E110", "to", "must be an international number of %d-%d digits, no + or spaces", minToDigits, maxToDigits)
+	}
+
+	switch {
+	case r.From == "":
+		v.add("E111", "from", "is required when SKYCORE_DEFAULT_FROM is not set")
+	case !digits(r.From) || len(r.From) > maxToDigits:
+		v.add("E111", "from", "must be digits (a short code or long code)")
+	}
+
+	if !isPositiveInt(string(r.MMSID)) {
+		if r.MMSID == "" {
+			v.add("E620", "mmsId", "is required")
+		} else {
+			v.add("E620", "mmsId", "must be a positive integer")
+		}
+	}
+
+	if r.CampaignRef == "" {
+		if p.EnforceCampaignCheck {
+			v.add("E718", "campaignRef", "is required: the account enforces the campaign check")
+		}
+	} else {
+		v.text("campaignRef", r.CampaignRef, MaxFreeText)
+	}
+
+	if r.OperatorID != "" && (!digits(r.OperatorID) || len(r.OperatorID) > maxOperatorDigits) {
+		v.add("E100", "operatorId", "must be digits")
+	}
+
+	if r.FromMask != "" && !validFromMask(r.FromMask) {
+		v.add("E100", "fromMask", "must be 1-%d of A-Z a-z 0-9 _ -, not all digits", MaxFromMask)
+	}
+
+	v.text("subject", r.Subject, MaxSubject)
+	r.validateSlides(v)
+
+	if f := r.Fallback; f != nil {
+		v.text("fallback.text", f.Text, MaxFallbackText)
+	}
+
+	r.validateData(v)
+	if r.VCard != nil {
+		r.VCard.validate(v)
+	}
+}
+
+func (r *Request) validateSlides(v *validator) {
+	var seen [MaxSlides + 1]bool
+	for i, s := range r.Slides {
+		switch {
+		case s.Slide < 1 || s.Slide > MaxSlides:
+			v.add("E100", indexed("slides", i, "slide"), "must be 1-%d", MaxSlides)
+		case seen[s.Slide]:
+			v.add("E100", indexed("slides", i, "slide"), "slide %d is given twice", s.Slide)
+		default:
+			seen[s.Slide] = true
+		}
+		if s.Text == "" {
+			v.add("E100", indexed("slides", i, "text"), "must not be empty")
+		} else if !v.ok(s.Text, MaxSlideText) {
+			v.text(indexed("slides", i, "text"), s.Text, MaxSlideText)
+		}
+	}
+}
+
+// indexed builds a field name such as slides[2].text; only called on error.
+func indexed(list string, i int, field string) string {
+	return fmt.Sprintf("%s[%d].%s", list, i, field)
+}
+
+func (r *Request) validateData(v *validator) {
+	if len(r.Data) > MaxDataKeys {
+		v.add("E100", "data", "more than %d keys", MaxDataKeys)
+		return
+	}
+	first := len(v.errs)
+	for k, val := range r.Data {
+		if !dataKey.MatchString(k) {
+			v.add("E100", "data."+k, "key must match %s", dataKey)
+			continue
+		}
+		// Two keys that upper-case to the same DATA element: report the
+		// later one in sort order, so the error is deterministic.
+		if prev, dup := sameTag(r.Data, k); dup {
+			v.add("E100", "data."+k, "same DATA element as key %q", prev)
+			continue
+		}
+		if strings.EqualFold(k, "barcodeid") && val == "" {
+			v.add("E803", "data."+k, "barcode value is required when barcodeid is given")
+			continue
+		}
+		if !v.ok(val, MaxDataValue) {
+			v.text("data."+k, val, MaxDataValue)
+		}
+	}
+	added := v.errs[first:]
+	sort.Slice(added, func(i, j int) bool { return added[i].Field < added[j].Field })
+}
+
+// sameTag finds a key that sorts before k and names the same DATA element.
+func sameTag(data map[string]string, k string) (string, bool) {
+	for other := range data {
+		if other < k && strings.EqualFold(other, k) {
+			return other, true
+		}
+	}
+	return "", false
+}
+
+func (c *VCard) validate(v *validator) {
+	if c.empty() {
+		v.add("E1501", "vcard", "has no information")
+		return
+	}
+	if c.FirstName == "" && c.LastName == "" {
+		v.add("E1515", "vcard", "first or last name is required")
+	}
+	v.name("vcard.firstName", c.FirstName)
+	v.name("vcard.lastName", c.LastName)
+	v.text("vcard.suffix", c.Suffix, MaxFreeText)
+	v.text("vcard.organization", c.Organization, MaxFreeText)
+	v.text("vcard.title", c.Title, MaxFreeText)
+	v.text("vcard.note", c.Note, MaxFreeText)
+	if c.PhotoURL != "" && v.text("vcard.photoUrl", c.PhotoURL, MaxPhotoURL) && !validPhotoURL(c.PhotoURL) {
+		v.add("E1502", "vcard.photoUrl", "must be an http(s) URL ending in .gif, .jpg, .jpeg or .png")
+	}
+	entries := func(field string, n int) bool {
+		if n > MaxVCardEntries {
+			v.add("E100", field, "at most %d entries", MaxVCardEntries)
+			return false
+		}
+		return true
+	}
+	label := func(list string, i int, l string) {
+		if l != "" && l != "work" && l != "home" {
+			v.add("E1516", indexed(list, i, "label"), "label must be work or home")
+		}
+	}
+	if entries("vcard.phones", len(c.Phones)) {
+		for i, p := range c.Phones {
+			switch {
+			case strings.TrimSpace(p.Number) == "":
+				v.add("E1507", indexed("vcard.phones", i, "number"), "phone number is blank")
+			case !digits(p.Number) || len(p.Number) > maxPhoneDigits:
+				v.add("E1506", indexed("vcard.phones", i, "number"), "phone number must be digits")
+			}
+			label("vcard.phones", i, p.Label)
+		}
+	}
+	if entries("vcard.emails", len(c.Emails)) {
+		for i, e := range c.Emails {
+			if !validEmail(e.ID) {
+				v.add("E1508", indexed("vcard.emails", i, "id"), "email address is invalid")
+			}
+			label("vcard.emails", i, e.Label)
+		}
+	}
+	if entries("vcard.addresses", len(c.Addresses)) {
+		for i, a := range c.Addresses {
+			if !v.ok(a.Address, MaxFreeText) {
+				v.text(indexed("vcard.addresses", i, "address"), a.Address, MaxFreeText)
+			}
+			label("vcard.addresses", i, a.Label)
+		}
+	}
+}
+
+func (v *validator) name(field, s string) {
+	if s != "" && !validName(s) {
+		v.add("E1515", field, "may hold only letters, digits, space and period")
+		return
+	}
+	v.text(field, s, MaxFreeText)
+}
+
+func (c *VCard) empty() bool {
+	return c.FirstName == "" && c.LastName == "" && c.Suffix == "" && c.Organization == "" &&
+		c.Title == "" && c.Note == "" && c.PhotoURL == "" &&
+		len(c.Phones) == 0 && len(c.Emails) == 0 && len(c.Addresses) == 0
+}
+
+func validID(s string) bool {
+	if s == "" || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isPositiveInt accepts what fits Skycore's bigint MMSID: 1 to 19 digits,
+// no leading zero.
+func isPositiveInt(s string) bool {
+	if !digits(s) || s[0] == '0' || len(s) > 19 {
+		return false
+	}
+	return len(s) < 19 || s <= "9223372036854775807"
+}
+
+func validFromMask(s string) bool {
+	if len(s) > MaxFromMask || digits(s) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validName is the vendor's "alphanumeric, space and period"; letters from
+// any script count, since names are not only ASCII.
+func validName(s string) bool {
+	for _, r := range s {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func validEmail(s string) bool {
+	if len(s) > 254 || strings.ContainsAny(s, " \t\r\n<>(),;:\"[]\\") {
+		return false
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	if !ok || local == "" || strings.Contains(domain, "@") {
+		return false
+	}
+	dot := strings.LastIndexByte(domain, '.')
+	return dot > 0 && dot < len(domain)-1 && !strings.Contains(domain, "..")
+}
+
+func validPhotoURL(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	p := strings.ToLower(u.Path)
+	for _, ext := range []string{".gif", ".jpg", ".jpeg", ".png"} {
+		if strings.HasSuffix(p, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// xmlUnsafe finds the first character XML 1.0 cannot carry (its Char
+// production); invalid UTF-8 counts too.
+func xmlUnsafe(s string) (offset int, r rune, found bool) {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return i, r, true
+			}
+		}
+		if !XMLChar(r) {
+			return i, r, true
+		}
+	}
+	return 0, 0, false
+}
+
+// XMLChar reports whether r is in XML 1.0's Char production.
+func XMLChar(r rune) bool {
+	return r == 0x09 || r == 0x0A || r == 0x0D ||
+		r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
+}

@@ -1,0 +1,59 @@
+package skycore
+
+import (
+	"bytes"
+	"os"
+	"testing"
+
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
+)
+
+// BenchmarkPerMessage is the CPU mmsgate spends on one message outside the
+// network: decode, validate, encode and parse Skycore's answer.
+func BenchmarkPerMessage(b *testing.B) {
+	body, err := os.ReadFile("testdata/contract-example.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer := []byte(`<RESPONSE><STATUS>Success</STATUS><MMSID>48211</MMSID><TRACKINGID>DrXAFP-Ylpc-JZL</TRACKINGID><TO>17743199144</TO><FROM>60856</FROM><STATUSDETAILS>MMS request accepted and queued for delivery</STATUSDETAILS></RESPONSE>`)
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := sendreq.Decode(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.ApplyDefaults(policy)
+		if err := r.Validate(policy); err != nil {
+			b.Fatal(err)
+		}
+		buf.Reset()
+		AppendRequest(&buf, testKey, r)
+		if _, err := ParseResponse(answer); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkValidateEncodeParse leaves out JSON decoding (done once per
+// SQS record anyway) to show the part this package owns.
+func BenchmarkValidateEncodeParse(b *testing.B) {
+	body, _ := os.ReadFile("testdata/contract-example.json")
+	r, err := sendreq.Decode(body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer := []byte(`<RESPONSE><STATUS>Success</STATUS><MMSID>48211</MMSID><TRACKINGID>DrXAFP-Ylpc-JZL</TRACKINGID><TO>17743199144</TO><FROM>60856</FROM><STATUSDETAILS>MMS request accepted and queued for delivery</STATUSDETAILS></RESPONSE>`)
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.Validate(policy); err != nil {
+			b.Fatal(err)
+		}
+		buf.Reset()
+		AppendRequest(&buf, testKey, r)
+		if _, err := ParseResponse(answer); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
