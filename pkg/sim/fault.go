@@ -1,0 +1,47 @@
+package sim
+
+import (
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// Fault is injected into matching requests before they are processed, so a
+// faulted request is never a send.
+type Fault struct {
+	// Kind is a vendor code (E106, E113, E120, E503, E618), http500,
+	// http502, http503, reset, hang, truncate or html.
+	Kind string `json:"kind"`
+	// Rate is the share of matching requests hit (0-1); 0 means all.
+	Rate float64 `json:"rate,omitempty"`
+	// Count stops the fault after it hit this many requests; 0: no limit.
+	Count int   `json:"count,omitempty"`
+	Match Match `json:"match"`
+	// Seconds is E106's X.
+	Seconds int `json:"seconds,omitempty"`
+	hits    int
+}
+
+var faultKinds = map[string]bool{
+	"E106": true, "E113": true, "E120": true, "E503": true, "E618": true, "E713": true,
+	"http500": true, "http502": true, "http503": true, "reset": true, "hang": true, "truncate": true, "html": true,
+}
+
+// Latency delays every answer: Fixed plus a uniform Jitter, or an
+// exponential distribution with mean Mean.
+type Latency struct {
+	Fixed  Duration `json:"fixed,omitempty"`
+	Jitter Duration `json:"jitter,omitempty"`
+	Mean   Duration `json:"mean,omitempty"`
+}
+
+func (l Latency) draw(r *rand.Rand) time.Duration {
+	d := time.Duration(l.Fixed)
+	if l.Jitter > 0 {
+		d += time.Duration(r.Int64N(int64(l.Jitter)))
+	}
+	if l.Mean > 0 {
+		d += time.Duration(-math.Log(1-r.Float64()) * float64(l.Mean))
+	}
+	return d
+}
