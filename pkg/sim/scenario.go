@@ -11,16 +11,16 @@ type Scenario string
 
 // The scenarios, each a sequence of postbacks.
 const (
-	ScenarioDelivered          Scenario = "delivered"           // N101 MMS → N102
-	ScenarioNoReceipt          Scenario = "no-receipt"          // N101 only: the carrier sends no receipt
-	ScenarioFailed             Scenario = "failed"              // E101: could not be sent
-	ScenarioUndeliveredFailed  Scenario = "undelivered-failed"  // N101 → E102 Message Sent/Failed
-	ScenarioExpired            Scenario = "expired"             // N101 → E102 Message Sent/Expired
-	ScenarioRejected           Scenario = "rejected"            // N101 → E102 Message Sent/Rejected
-	ScenarioNotSupported       Scenario = "not-supported"       // N101 → E102 Message Sent/NotSupported
-	ScenarioFallbackDelivered  Scenario = "fallback-delivered"  // N101 SENTAS=SMS → N202
-	ScenarioFallbackFailed     Scenario = "fallback-failed"     // N101 SENTAS=SMS → E202
-	ScenarioNone               Scenario = "none"                // no postback at all
+	ScenarioDelivered         Scenario = "delivered"          // N101 MMS → N102
+	ScenarioNoReceipt         Scenario = "no-receipt"         // N101 only: the carrier sends no receipt
+	ScenarioFailed            Scenario = "failed"             // E101: could not be sent
+	ScenarioUndeliveredFailed Scenario = "undelivered-failed" // N101 → E102 Message Sent/Failed
+	ScenarioExpired           Scenario = "expired"            // N101 → E102 Message Sent/Expired
+	ScenarioRejected          Scenario = "rejected"           // N101 → E102 Message Sent/Rejected
+	ScenarioNotSupported      Scenario = "not-supported"      // N101 → E102 Message Sent/NotSupported
+	ScenarioFallbackDelivered Scenario = "fallback-delivered" // N101 SENTAS=SMS → N202
+	ScenarioFallbackFailed    Scenario = "fallback-failed"    // N101 SENTAS=SMS → E202
+	ScenarioNone              Scenario = "none"               // no postback at all
 )
 
 var scenarioSteps = map[Scenario][]step{

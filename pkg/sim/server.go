@@ -73,7 +73,6 @@ type Server struct {
 	tracking  map[string]bool
 	counts    Counts
 	gen       int // bumped by Reset: older scheduled postbacks are dropped
-	pending   sync.WaitGroup
 	npending  int
 
 	client *http.Client
