@@ -301,7 +301,7 @@ func PeekID(body []byte) string {
 		return ""
 	}
 	var id string
-	if json.Unmarshal(v.ID, &id) != nil || !validID(id) {
+	if json.Unmarshal(v.ID, &id) != nil || !ValidID(id) {
 		return ""
 	}
 	return id

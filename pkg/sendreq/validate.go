@@ -94,7 +94,7 @@ func (r *Request) validate(v *validator, p Policy) {
 	switch {
 	case r.ID == "":
 		v.add("E100", "id", "is required")
-	case !validID(r.ID):
+	case !ValidID(r.ID):
 		v.add("E100", "id", "must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxIDLen)
 	}
 
@@ -284,7 +284,8 @@ func (c *VCard) empty() bool {
 		len(c.Phones) == 0 && len(c.Emails) == 0 && len(c.Addresses) == 0
 }
 
-func validID(s string) bool {
+// ValidID reports whether s is a usable request id (1-64 of A-Z a-z 0-9 . _ : -).
+func ValidID(s string) bool {
 	if s == "" || len(s) > MaxIDLen {
 		return false
 	}

@@ -1,0 +1,49 @@
+// Command send-mms is the sender Lambda: SQS batches of send requests →
+// Skycore sendSavedMMS → delivery events. It only wires; the logic is in
+// pkg/sender.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/mmsgate/mmsgate/pkg/applog"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/secret"
+	"github.com/mmsgate/mmsgate/pkg/sender"
+	"github.com/mmsgate/mmsgate/pkg/skycore"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+func main() {
+	log := applog.New(os.Stdout)
+	env, err := sender.FromEnv(os.Getenv)
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		os.Exit(1)
+	}
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryMaxAttempts(5))
+	if err != nil {
+		log.Error("AWS configuration", "err", err)
+		os.Exit(1)
+	}
+	queue := sqs.NewFromConfig(cfg)
+	h := sender.NewHandler(env.Config, sender.Deps{
+		Keys:    secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL),
+		Skycore: skycore.New(env.APIURL, skycore.WithTimeout(env.CallTimeout)),
+		Store:   store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
+		Events:  delivery.NewPublisher(queue, env.EventsQueueURL),
+		Queue:   queue,
+		Log:     log,
+		Metrics: emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "send-mms"}),
+	})
+	lambda.Start(h.Handle)
+}

@@ -1,0 +1,180 @@
+// Package localenv starts the local stand-ins for AWS that mmsgate's tests
+// and `make run` use, and builds real SDK clients pointed at them:
+// dynalite (behind a fault proxy for throttling), fakesqs and fakesecrets.
+package localenv
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/dynalite"
+	"github.com/mmsgate/mmsgate/pkg/fakesecrets"
+	"github.com/mmsgate/mmsgate/pkg/fakesqs"
+	"github.com/mmsgate/mmsgate/pkg/faultproxy"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// Names of the local resources.
+const (
+	Table      = "mmsgate-messages"
+	SendQueue  = "mmsgate-send"
+	SendDLQ    = "mmsgate-send-dlq"
+	EventQueue = "mmsgate-delivery-events"
+	SecretID   = "mmsgate/skycore"
+	Region     = "us-east-1"
+)
+
+// Options of Start.
+type Options struct {
+	APIKey        string        // the secret's api_key (default sim-api-key)
+	PostbackToken string        // the secret's postback_token (default local-postback-token)
+	Visibility    time.Duration // the send queue's visibility timeout (default 30 s)
+	MaxReceive    int           // the send queue's redrive maxReceiveCount (default 5)
+}
+
+// Env is a running set of stand-ins.
+type Env struct {
+	Dynalite  *dynalite.Server
+	Proxy     *faultproxy.Proxy
+	SQS       *fakesqs.Server
+	Secrets   *fakesecrets.Server
+	DynamoURL string // through the proxy
+	SQSURL    string
+	SecretURL string
+
+	SendQueueURL, DLQURL, EventsQueueURL string
+
+	AWS aws.Config
+}
+
+// Start starts everything and creates the table, the queues and the secret.
+func Start(ctx context.Context, o Options) (*Env, error) {
+	if o.APIKey == "" {
+		o.APIKey = "sim-api-key"
+	}
+	if o.PostbackToken == "" {
+		o.PostbackToken = "local-postback-token"
+	}
+	if o.Visibility == 0 {
+		o.Visibility = 30 * time.Second
+	}
+	if o.MaxReceive == 0 {
+		o.MaxReceive = 5
+	}
+	e := &Env{}
+	var err error
+	if e.Dynalite, err = dynalite.Start(ctx); err != nil {
+		return nil, err
+	}
+	if e.Proxy, err = faultproxy.New(e.Dynalite.URL); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if e.DynamoURL, err = e.Proxy.Start(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.SQS = fakesqs.New()
+	if e.SQSURL, err = e.SQS.Start(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.Secrets = fakesecrets.New()
+	if e.SecretURL, err = e.Secrets.Start(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.PutSecret(o.APIKey, o.PostbackToken)
+	e.DLQURL = e.SQS.CreateQueue(SendDLQ, 30*time.Second, "", 0)
+	e.SendQueueURL = e.SQS.CreateQueue(SendQueue, o.Visibility, SendDLQ, o.MaxReceive)
+	e.EventsQueueURL = e.SQS.CreateQueue(EventQueue, 30*time.Second, "", 0)
+
+	e.AWS, err = config.LoadDefaultConfig(ctx, config.WithRegion(Region),
+		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local", Source: "localenv"}, nil
+		})))
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := store.CreateTable(ctx, e.DynamoDB(), Table); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("create table: %w", err)
+	}
+	return e, nil
+}
+
+// PutSecret sets the Skycore secret (contract §4).
+func (e *Env) PutSecret(apiKey, token string) {
+	b, _ := json.Marshal(map[string]string{"api_key": apiKey, "postback_token": token})
+	e.Secrets.Put(SecretID, string(b))
+}
+
+// Close stops everything.
+func (e *Env) Close() {
+	if e.Secrets != nil {
+		e.Secrets.Close()
+	}
+	if e.SQS != nil {
+		e.SQS.Close()
+	}
+	if e.Proxy != nil {
+		e.Proxy.Close()
+	}
+	e.Dynalite.Close()
+}
+
+// DynamoDB returns a client for the table (through the fault proxy).
+func (e *Env) DynamoDB(opts ...func(*dynamodb.Options)) *dynamodb.Client {
+	return dynamodb.NewFromConfig(e.AWS, append([]func(*dynamodb.Options){func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(e.DynamoURL) }}, opts...)...)
+}
+
+// SQSClient returns a client for the queues.
+func (e *Env) SQSClient(opts ...func(*sqs.Options)) *sqs.Client {
+	return sqs.NewFromConfig(e.AWS, append([]func(*sqs.Options){func(o *sqs.Options) { o.BaseEndpoint = aws.String(e.SQSURL) }}, opts...)...)
+}
+
+// SecretsManager returns a client for the secret.
+func (e *Env) SecretsManager(opts ...func(*secretsmanager.Options)) *secretsmanager.Client {
+	return secretsmanager.NewFromConfig(e.AWS, append([]func(*secretsmanager.Options){func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(e.SecretURL) }}, opts...)...)
+}
+
+// Environ is the environment a function process needs (contract §5) to
+// use these stand-ins through its own config.LoadDefaultConfig.
+func (e *Env) Environ() []string {
+	return []string{
+		"AWS_REGION=" + Region, "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
+		"AWS_ENDPOINT_URL_DYNAMODB=" + e.DynamoURL, "AWS_ENDPOINT_URL_SQS=" + e.SQSURL,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + e.SecretURL,
+		"MESSAGES_TABLE=" + Table, "DELIVERY_EVENTS_QUEUE_URL=" + e.EventsQueueURL,
+		"SEND_QUEUE_URL=" + e.SendQueueURL, "DEAD_LETTER_QUEUE_URL=" + e.DLQURL, "SKYCORE_SECRET_ID=" + SecretID,
+	}
+}
+
+// DrainEvents removes and decodes every delivery event, oldest first.
+func (e *Env) DrainEvents() ([]delivery.Event, error) {
+	msgs := e.SQS.Drain(EventQueue)
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].SentAt.Before(msgs[j].SentAt) })
+	out := make([]delivery.Event, 0, len(msgs))
+	for _, m := range msgs {
+		var ev delivery.Event
+		if err := json.Unmarshal([]byte(m.Body), &ev); err != nil {
+			return out, fmt.Errorf("event %s: %w", m.ID, err)
+		}
+		if a, ok := m.Attributes["event"]; !ok || a.StringValue == nil || *a.StringValue != ev.Event {
+			return out, fmt.Errorf("event %s: attribute event does not match %q", m.ID, ev.Event)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}

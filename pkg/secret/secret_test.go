@@ -1,0 +1,122 @@
+package secret
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/fakesecrets"
+)
+
+// setup runs the real SDK client against fakesecrets.
+func setup(t *testing.T) (*fakesecrets.Server, *secretsmanager.Client) {
+	t.Helper()
+	fake := fakesecrets.New()
+	url, err := fake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fake.Close() })
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "a", SecretAccessKey: "b"}, nil
+		})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fake, secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
+		o.BaseEndpoint = aws.String(url)
+		o.RetryMaxAttempts = 1
+	})
+}
+
+func TestGetCachesAndFetchesOnce(t *testing.T) {
+	fake, api := setup(t)
+	fake.Put("s", `{"api_key":"k1","postback_token":"t1"}`)
+	fake.SetDelay(100 * time.Millisecond)
+	c := New(api, "s", time.Minute)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := c.Get(context.Background())
+			if err != nil || v.APIKey != "k1" || v.PostbackToken != "t1" {
+				t.Errorf("Get = %+v, %v", v, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := fake.Calls(); n != 1 {
+		t.Errorf("20 concurrent Gets made %d fetches, want 1", n)
+	}
+	c.Get(context.Background())
+	if n := fake.Calls(); n != 1 {
+		t.Errorf("a cached Get fetched again (%d)", n)
+	}
+}
+
+func TestTTLAndStale(t *testing.T) {
+	fake, api := setup(t)
+	fake.Put("s", `{"api_key":"k1"}`)
+	c := New(api, "s", time.Minute)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	if v, _ := c.Get(context.Background()); v.APIKey != "k1" {
+		t.Fatal(v)
+	}
+	fake.Put("s", `{"api_key":"k2"}`)
+	now = now.Add(2 * time.Minute)
+	if v, _ := c.Get(context.Background()); v.APIKey != "k2" {
+		t.Errorf("after the TTL Get = %q, want k2", v.APIKey)
+	}
+	fake.SetDown(true)
+	now = now.Add(2 * time.Minute)
+	if v, err := c.Get(context.Background()); err != nil || v.APIKey != "k2" {
+		t.Errorf("refresh failing: Get = %q, %v; want the stale k2", v.APIKey, err)
+	}
+}
+
+func TestRefresh(t *testing.T) {
+	fake, api := setup(t)
+	fake.Put("s", `{"api_key":"old"}`)
+	c := New(api, "s", time.Hour)
+	old, _ := c.Get(context.Background())
+	fake.Put("s", `{"api_key":"new"}`)
+	v, err := c.Refresh(context.Background(), old)
+	if err != nil || v.APIKey != "new" {
+		t.Fatalf("Refresh = %+v, %v", v, err)
+	}
+	calls := fake.Calls()
+	// A second worker that saw the same rejection does not fetch again.
+	if v, _ := c.Refresh(context.Background(), old); v.APIKey != "new" || fake.Calls() != calls {
+		t.Errorf("second Refresh fetched again or returned %q", v.APIKey)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := map[string]struct {
+		setup     func(*fakesecrets.Server)
+		wantClass apperr.Class
+	}{
+		"down":     {func(f *fakesecrets.Server) { f.SetDown(true) }, apperr.Retry},
+		"missing":  {func(f *fakesecrets.Server) {}, apperr.Retry},
+		"not JSON": {func(f *fakesecrets.Server) { f.Put("s", "plain-key") }, apperr.Config},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			fake, api := setup(t)
+			tt.setup(fake)
+			_, err := New(api, "s", time.Minute).Get(context.Background())
+			if err == nil || apperr.ClassOf(err) != tt.wantClass {
+				t.Errorf("Get error = %v (class %s), want class %s", err, apperr.ClassOf(err), tt.wantClass)
+			}
+		})
+	}
+}

@@ -1,0 +1,95 @@
+package sender
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mmsgate/mmsgate/pkg/skycore"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// EnvVars lists every variable the send-mms function reads (contract §5,
+// plus MESSAGES_TTL_DAYS); template.yaml must declare each.
+var EnvVars = []string{
+	"SKYCORE_API_URL", "SKYCORE_SECRET_ID", "SKYCORE_DEFAULT_FROM", "SKYCORE_ENFORCE_CAMPAIGN_CHECK", "SKYCORE_TIMEOUT",
+	"SEND_CONCURRENCY", "SEND_RATE_PER_SECOND", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL",
+	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL",
+}
+
+// Env is the function's configuration read from the environment.
+type Env struct {
+	Config
+	APIURL         string
+	SecretID       string
+	Table          string
+	TTL            time.Duration
+	EventsQueueURL string
+}
+
+// FromEnv reads and checks the environment; every problem is reported.
+func FromEnv(getenv func(string) string) (Env, error) {
+	e := Env{
+		APIURL:         or(getenv("SKYCORE_API_URL"), skycore.DefaultEndpoint),
+		SecretID:       getenv("SKYCORE_SECRET_ID"),
+		Table:          getenv("MESSAGES_TABLE"),
+		EventsQueueURL: getenv("DELIVERY_EVENTS_QUEUE_URL"),
+		TTL:            store.DefaultTTL,
+	}
+	e.Policy.DefaultFrom = getenv("SKYCORE_DEFAULT_FROM")
+	e.SendQueueURL = getenv("SEND_QUEUE_URL")
+	e.DLQURL = getenv("DEAD_LETTER_QUEUE_URL")
+	var errs []error
+	for name, v := range map[string]string{"SKYCORE_SECRET_ID": e.SecretID, "MESSAGES_TABLE": e.Table, "DELIVERY_EVENTS_QUEUE_URL": e.EventsQueueURL} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	if v := getenv("SKYCORE_ENFORCE_CAMPAIGN_CHECK"); v != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SKYCORE_ENFORCE_CAMPAIGN_CHECK=%q: want true or false", v))
+		}
+		e.Policy.EnforceCampaignCheck = b
+	}
+	e.CallTimeout = skycore.DefaultTimeout
+	if v := getenv("SKYCORE_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("SKYCORE_TIMEOUT=%q: want a duration such as 20s", v))
+		}
+		e.CallTimeout = d
+	}
+	e.Concurrency = 10
+	if v := getenv("SEND_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			errs = append(errs, fmt.Errorf("SEND_CONCURRENCY=%q: want 1-1000", v))
+		}
+		e.Concurrency = n
+	}
+	if v := getenv("SEND_RATE_PER_SECOND"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 {
+			errs = append(errs, fmt.Errorf("SEND_RATE_PER_SECOND=%q: want a number ≥ 0", v))
+		}
+		e.RatePerSecond = r
+	}
+	if v := getenv("MESSAGES_TTL_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("MESSAGES_TTL_DAYS=%q: want a whole number of days ≥ 1", v))
+		}
+		e.TTL = time.Duration(n) * 24 * time.Hour
+	}
+	return e, errors.Join(errs...)
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,559 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mmsgate/mmsgate/pkg/applog"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/localenv"
+	"github.com/mmsgate/mmsgate/pkg/secret"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
+	"github.com/mmsgate/mmsgate/pkg/sim"
+	"github.com/mmsgate/mmsgate/pkg/skycore"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// harness is the real handler with real SDK clients against dynalite,
+// fakesqs, fakesecrets and the simulator.
+type harness struct {
+	env  *localenv.Env
+	sim  *sim.Server
+	h    *Handler
+	keys *secret.Cache
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harness {
+	t.Helper()
+	ctx := context.Background()
+	env, err := localenv.Start(ctx, localenv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	sc := sim.Default()
+	sc.Faults = []sim.Fault{{Kind: "E503", Match: sim.Match{ToSuffix: "0503"}}}
+	if simCfg != nil {
+		simCfg(&sc)
+	}
+	s, err := sim.New(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c := Config{Policy: sendreq.Policy{DefaultFrom: "60856"}, Concurrency: 4, CallTimeout: 2 * time.Second,
+		SendQueueURL: env.SendQueueURL, DLQURL: env.DLQURL, Margin: 500 * time.Millisecond}
+	if cfg != nil {
+		cfg(&c)
+	}
+	logs := &syncBuffer{}
+	keys := secret.New(env.SecretsManager(func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 }), localenv.SecretID, time.Minute)
+	q := env.SQSClient()
+	h := NewHandler(c, Deps{
+		Keys:    keys,
+		Skycore: skycore.New(base+sim.APIPath, skycore.WithTimeout(c.CallTimeout)),
+		Store:   store.New(env.DynamoDB(), localenv.Table, 0),
+		Events:  delivery.NewPublisher(q, env.EventsQueueURL),
+		Queue:   q,
+		Log:     applog.New(logs),
+		Metrics: emf.New(logs, "mmsgate", map[string]string{"Function": "send-mms"}),
+	})
+	return &harness{env: env, sim: s, h: h, keys: keys, logs: logs}
+}
+
+// invoke runs an event through lambda.NewHandler, the real JSON path.
+func (hs *harness) invoke(t *testing.T, ctx context.Context, ev any) (events.SQSEventResponse, error) {
+	t.Helper()
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx = lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{AwsRequestID: fmt.Sprint("req-", time.Now().UnixNano())})
+	out, err := lambda.NewHandler(hs.h.Handle).Invoke(ctx, payload)
+	if err != nil {
+		return events.SQSEventResponse{}, err
+	}
+	var resp events.SQSEventResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatalf("response %s: %v", out, err)
+	}
+	return resp, nil
+}
+
+func loadEvent(t *testing.T, name string) events.SQSEvent {
+	t.Helper()
+	b, err := os.ReadFile("../../events/sqs/" + name + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.SQSEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func withBody(t *testing.T, body string) events.SQSEvent {
+	ev := loadEvent(t, "contract-example")
+	ev.Records[0].Body = body
+	return ev
+}
+
+func failed(r events.SQSEventResponse) []string {
+	var ids []string
+	for _, f := range r.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// kinds lists "id:event:code" of every published event, sorted.
+func (hs *harness) kinds(t *testing.T) []string {
+	t.Helper()
+	evs, err := hs.env.DrainEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.ID+":"+e.Event+":"+e.Code)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestMixedBatch(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	resp, err := hs.invoke(t, context.Background(), loadEvent(t, "batch-mixed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"m-transient"}, failed(resp)); diff != "" {
+		t.Errorf("batchItemFailures (-want +got):\n%s", diff)
+	}
+	want := []string{"mixed-accepted:accepted:", "mixed-rejected:rejected:E110", "mixed-transient:retrying:E503"}
+	if diff := cmp.Diff(want, hs.kinds(t)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	dlq := hs.env.SQS.Messages(localenv.SendDLQ)
+	if len(dlq) != 1 || dlq[0].Body != "this is not JSON {" || dlq[0].Attributes["error"].StringValue == nil {
+		t.Errorf("DLQ = %+v, want the malformed body with an error attribute", dlq)
+	}
+	c := hs.sim.Counts()
+	if c.Accepted["mixed-accepted"] != 1 || c.Received["mixed-rejected"] != 0 || c.Received["mixed-transient"] != 1 {
+		t.Errorf("simulator counts = %+v", c)
+	}
+	// The rejection names every violated field.
+	m, err := store.New(hs.env.DynamoDB(), localenv.Table, 0).Get(context.Background(), "mixed-rejected")
+	if err != nil || m == nil || m.State != store.StateRejected || !strings.Contains(m.Error, "mmsId") || !strings.Contains(m.Error, "E110 to") {
+		t.Errorf("rejected record = %+v, %v", m, err)
+	}
+}
+
+func TestAcceptedEventAndRecord(t *testing.T) {
+	hs := newHarness(t, func(c *sim.Config) {
+		c.Accounts[0].Templates = append(c.Accounts[0].Templates, sim.Template{MMSID: 48211, Slides: 8})
+	}, nil)
+	if _, err := hs.invoke(t, context.Background(), loadEvent(t, "contract-example")); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := hs.env.DrainEvents()
+	if len(evs) != 1 {
+		t.Fatalf("events = %+v", evs)
+	}
+	e := evs[0]
+	reqs := hs.sim.Requests()
+	if e.Event != "accepted" || e.ID != "order-8812-shipped" || e.TrackingID != reqs[0].TrackingID || e.To != "17743199144" ||
+		e.From != "60856" || e.MMSID == nil || *e.MMSID != 48211 || e.RecordedAt == "" {
+		t.Errorf("accepted event = %+v", e)
+	}
+	if _, err := time.Parse(delivery.TimeFormat, e.RecordedAt); err != nil || !strings.HasSuffix(e.RecordedAt, "Z") {
+		t.Errorf("recordedAt %q: %v", e.RecordedAt, err)
+	}
+	m, _ := store.New(hs.env.DynamoDB(), localenv.Table, 0).Get(context.Background(), "order-8812-shipped")
+	if m.State != store.StateAccepted || m.TrackingID != e.TrackingID || m.PendingEvent != "" {
+		t.Errorf("record = %+v", m)
+	}
+	if len(reqs[0].Warnings) != 0 {
+		t.Errorf("simulator warnings for the contract example: %v", reqs[0].Warnings)
+	}
+}
+
+func TestDuplicateDelivery(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	ev := loadEvent(t, "duplicate-id")
+	// Two records with one id in a batch: one is sent, the other waits.
+	resp, err := hs.invoke(t, context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) > 1 {
+		t.Errorf("failures = %v", resp.BatchItemFailures)
+	}
+	// Redelivered, both are duplicates: nothing is sent, nothing fails.
+	resp, err = hs.invoke(t, context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("redelivery = %+v, %v", resp, err)
+	}
+	if n := hs.sim.Counts().Received["dup-1"]; n != 1 {
+		t.Errorf("dup-1 reached Skycore %d times, want 1", n)
+	}
+	if got := hs.kinds(t); !slices.Equal(got, []string{"dup-1:accepted:"}) {
+		t.Errorf("events = %v, want one accepted", got)
+	}
+	if !strings.Contains(hs.logs.String(), `"Duplicate":1`) {
+		t.Errorf("no Duplicate metric in the logs")
+	}
+}
+
+func TestConcurrentInvocationsSendOnce(t *testing.T) {
+	hs := newHarness(t, func(c *sim.Config) { c.Latency = sim.Latency{Fixed: sim.Duration(200 * time.Millisecond)} }, nil)
+	ev := withBody(t, `{"id":"twice","to":"17743199144","mmsId":1000}`)
+	var wg sync.WaitGroup
+	results := make([]events.SQSEventResponse, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := hs.invoke(t, context.Background(), ev)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = r
+		}()
+	}
+	wg.Wait()
+	if n := hs.sim.Counts().Received["twice"]; n != 1 {
+		t.Fatalf("sent %d times, want 1", n)
+	}
+	if f := len(results[0].BatchItemFailures) + len(results[1].BatchItemFailures); f != 1 {
+		t.Errorf("want exactly one invocation to leave the busy id for later, got %d failures", f)
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	hs.env.PutSecret("old-key", "tok")
+	if _, err := hs.keys.Get(context.Background()); err != nil { // cached: the old key
+		t.Fatal(err)
+	}
+	hs.env.PutSecret("sim-api-key", "tok") // regenerated in Skycore, updated in the secret
+	resp, err := hs.invoke(t, context.Background(), withBody(t, `{"id":"rotated","to":"17743199144","mmsId":1000}`))
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("invoke = %+v, %v", resp, err)
+	}
+	var codes []string
+	for _, r := range hs.sim.Requests() {
+		codes = append(codes, r.Code)
+	}
+	if diff := cmp.Diff([]string{"E104", ""}, codes); diff != "" {
+		t.Errorf("simulator codes (-want +got):\n%s", diff)
+	}
+}
+
+func TestWrongKeyIsConfigError(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	hs.env.PutSecret("wrong-key", "tok")
+	resp, err := hs.invoke(t, context.Background(), withBody(t, `{"id":"badkey","to":"17743199144","mmsId":1000}`))
+	if err != nil || len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("invoke = %+v, %v; want the record retried", resp, err)
+	}
+	if got := hs.kinds(t); !slices.Equal(got, []string{"badkey:retrying:E104"}) {
+		t.Errorf("events = %v", got)
+	}
+	logs := hs.logs.String()
+	if !strings.Contains(logs, `"level":"ERROR"`) || !strings.Contains(logs, `"ConfigError":1`) {
+		t.Errorf("config error must be logged at ERROR with a metric:\n%s", logs)
+	}
+}
+
+func TestDeadlineNear(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second) // < call timeout + margin
+	defer cancel()
+	resp, err := hs.invoke(t, ctx, loadEvent(t, "batch-mixed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 4 {
+		t.Errorf("failures = %v, want every record left for redelivery", resp.BatchItemFailures)
+	}
+	if n := len(hs.sim.Requests()); n != 0 {
+		t.Errorf("%d calls started with no time left", n)
+	}
+}
+
+func TestSecretsManagerDownAtColdStart(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	hs.env.Secrets.SetDown(true)
+	_, err := hs.invoke(t, context.Background(), loadEvent(t, "batch-mixed"))
+	if err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Fatalf("invoke error = %v, want a clear secret error (whole batch retried)", err)
+	}
+	if n := len(hs.sim.Requests()); n != 0 {
+		t.Errorf("%d calls made without a key", n)
+	}
+}
+
+func TestDynamoDBThrottling(t *testing.T) {
+	t.Run("absorbed by retries", func(t *testing.T) {
+		hs := newHarness(t, nil, nil)
+		hs.env.Proxy.ThrottleNext(2)
+		resp, err := hs.invoke(t, context.Background(), withBody(t, `{"id":"throttled","to":"17743199144","mmsId":1000}`))
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("invoke = %+v, %v", resp, err)
+		}
+		if hs.env.Proxy.Throttled() != 2 || hs.sim.Counts().Accepted["throttled"] != 1 {
+			t.Errorf("throttled %d, accepted %v", hs.env.Proxy.Throttled(), hs.sim.Counts().Accepted)
+		}
+	})
+	t.Run("claim throttled for long: retried later, nothing sent", func(t *testing.T) {
+		hs := newHarness(t, nil, nil)
+		hs.env.Proxy.ThrottleFor(time.Hour)
+		resp, err := hs.invoke(t, context.Background(), withBody(t, `{"id":"throttled-long","to":"17743199144","mmsId":1000}`))
+		if err != nil || len(resp.BatchItemFailures) != 1 {
+			t.Fatalf("invoke = %+v, %v", resp, err)
+		}
+		if len(hs.sim.Requests()) != 0 {
+			t.Error("sent without a claim")
+		}
+	})
+	t.Run("bookkeeping throttled after acceptance: never resent", func(t *testing.T) {
+		hs := newHarness(t, nil, nil)
+		// Every write that records the acceptance is throttled for this invocation.
+		hs.env.Proxy.ThrottleMatching(`"ACCEPTED"`, 1000)
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		resp, err := hs.invoke(t, ctx, withBody(t, `{"id":"book-1","to":"17743199144","mmsId":1000}`))
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("invoke = %+v, %v; want the message re-enqueued and deleted", resp, err)
+		}
+		requeued := hs.env.SQS.Drain(localenv.SendQueue)
+		if len(requeued) != 1 || requeued[0].Attributes[AcceptedAttr].StringValue == nil {
+			t.Fatalf("send queue = %+v, want the message back with %s", requeued, AcceptedAttr)
+		}
+		hs.env.Proxy.ThrottleMatching("", 0)
+		// The re-enqueued message as the next invocation sees it.
+		next := withBody(t, requeued[0].Body)
+		next.Records[0].MessageAttributes = map[string]events.SQSMessageAttribute{}
+		for k, a := range requeued[0].Attributes {
+			next.Records[0].MessageAttributes[k] = events.SQSMessageAttribute{DataType: a.DataType, StringValue: a.StringValue}
+		}
+		resp, err = hs.invoke(t, context.Background(), next)
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("second invoke = %+v, %v", resp, err)
+		}
+		if n := hs.sim.Counts().Received["book-1"]; n != 1 {
+			t.Errorf("sent %d times, want 1", n)
+		}
+		if got := hs.kinds(t); !slices.Equal(got, []string{"book-1:accepted:"}) {
+			t.Errorf("events = %v", got)
+		}
+	})
+}
+
+func TestEventPublishFailsAfterAcceptance(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	hs.env.SQS.FailSend = func(q string) error {
+		if q == localenv.EventQueue {
+			return errors.New("events queue down")
+		}
+		return nil
+	}
+	ev := withBody(t, `{"id":"pub-1","to":"17743199144","mmsId":1000}`)
+	resp, err := hs.invoke(t, context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("invoke = %+v, %v; want the record back for its event", resp, err)
+	}
+	hs.env.SQS.FailSend = nil
+	resp, err = hs.invoke(t, context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("redelivery = %+v, %v", resp, err)
+	}
+	if n := hs.sim.Counts().Received["pub-1"]; n != 1 {
+		t.Errorf("sent %d times, want 1", n)
+	}
+	if got := hs.kinds(t); !slices.Equal(got, []string{"pub-1:accepted:"}) {
+		t.Errorf("events = %v, want the accepted event once", got)
+	}
+}
+
+func TestMalformedBodies(t *testing.T) {
+	t.Run("unknown field: DLQ and rejected event", func(t *testing.T) {
+		hs := newHarness(t, nil, nil)
+		resp, err := hs.invoke(t, context.Background(), loadEvent(t, "unknown-field"))
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("invoke = %+v, %v", resp, err)
+		}
+		if got := hs.kinds(t); !slices.Equal(got, []string{"typo-1:rejected:E100"}) {
+			t.Errorf("events = %v", got)
+		}
+		dlq := hs.env.SQS.Messages(localenv.SendDLQ)
+		if len(dlq) != 1 || !strings.Contains(*dlq[0].Attributes["error"].StringValue, "subjet") {
+			t.Errorf("DLQ = %+v", dlq)
+		}
+	})
+	t.Run("no DLQ configured: left to the redrive policy", func(t *testing.T) {
+		hs := newHarness(t, nil, func(c *Config) { c.DLQURL = "" })
+		resp, err := hs.invoke(t, context.Background(), loadEvent(t, "batch-mixed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(failed(resp), "m-malformed") {
+			t.Errorf("failures = %v, want the malformed body reported", failed(resp))
+		}
+	})
+	t.Run("vCard rules", func(t *testing.T) {
+		hs := newHarness(t, nil, nil)
+		if _, err := hs.invoke(t, context.Background(), loadEvent(t, "vcard-invalid")); err != nil {
+			t.Fatal(err)
+		}
+		evs, _ := hs.env.DrainEvents()
+		if len(evs) != 1 || evs[0].Code != "E1515" || !strings.Contains(evs[0].Error, "E1506") || !strings.Contains(evs[0].Error, "E1508") || !strings.Contains(evs[0].Error, "E1516") {
+			t.Errorf("events = %+v", evs)
+		}
+		if len(hs.sim.Requests()) != 0 {
+			t.Error("an invalid request reached Skycore")
+		}
+	})
+}
+
+func TestBackoffThroughQueue(t *testing.T) {
+	hs := newHarness(t, func(c *sim.Config) {
+		c.Faults = []sim.Fault{{Kind: "E106", Seconds: 40, Match: sim.Match{ToSuffix: "9144"}}, {Kind: "E713", Match: sim.Match{ToSuffix: "0713"}}}
+	}, nil)
+	for _, body := range []string{`{"id":"bo-1","to":"17743199144","mmsId":1000}`, `{"id":"bo-2","to":"17745550713","mmsId":1000}`} {
+		if _, err := hs.env.SQS.Send(localenv.SendQueue, body, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, _ := hs.env.SQS.Receive(localenv.SendQueue, 10, 30*time.Second)
+	ev := events.SQSEvent{}
+	for _, m := range msgs {
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: m.ID, ReceiptHandle: m.ReceiptHandle, Body: m.Body,
+			Attributes: map[string]string{"ApproximateReceiveCount": "1"}})
+	}
+	start := time.Now()
+	resp, err := hs.invoke(t, context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 2 {
+		t.Fatalf("invoke = %+v, %v", resp, err)
+	}
+	for _, m := range hs.env.SQS.Messages(localenv.SendQueue) {
+		wait := m.VisibleAt.Sub(start)
+		switch {
+		case strings.Contains(m.Body, "bo-1") && (wait < 40*time.Second || wait > 45*time.Second):
+			t.Errorf("E106 every 40 s: visible again in %v", wait)
+		case strings.Contains(m.Body, "bo-2") && (wait < 15*time.Minute-time.Second || wait > 15*time.Minute+5*time.Second):
+			t.Errorf("config error: visible again in %v, want 15 min", wait)
+		}
+	}
+}
+
+func TestBackoffFormula(t *testing.T) {
+	base, cap := 5*time.Second, 15*time.Minute
+	tests := []struct {
+		name     string
+		n        int
+		min, max time.Duration
+	}{
+		{"first receive", 1, 2500 * time.Millisecond, 5 * time.Second},
+		{"third receive", 3, 10 * time.Second, 20 * time.Second},
+		{"capped", 20, cap / 2, cap},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 50 {
+				if d := Backoff(tt.n, nil, base, cap); d < tt.min || d > tt.max {
+					t.Fatalf("Backoff(%d) = %v, want %v-%v", tt.n, d, tt.min, tt.max)
+				}
+			}
+		})
+	}
+}
+
+func TestLogsHoldNoSecretsOrText(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	if _, err := hs.invoke(t, context.Background(), loadEvent(t, "batch-mixed")); err != nil {
+		t.Fatal(err)
+	}
+	logs := hs.logs.String()
+	if strings.Contains(logs, "sim-api-key") || strings.Contains(logs, "Hello & welcome") {
+		t.Errorf("logs hold the API key or message text:\n%s", logs)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+	}
+	if !strings.Contains(logs, `"message":"accepted"`) || !strings.Contains(logs, `"requestId"`) || !strings.Contains(logs, `"CloudWatchMetrics"`) {
+		t.Errorf("want outcome lines with requestId and EMF metrics:\n%s", logs)
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	env := map[string]string{"SKYCORE_SECRET_ID": "s", "MESSAGES_TABLE": "t", "DELIVERY_EVENTS_QUEUE_URL": "q",
+		"SKYCORE_TIMEOUT": "7s", "SEND_CONCURRENCY": "3", "SEND_RATE_PER_SECOND": "2.5", "SKYCORE_ENFORCE_CAMPAIGN_CHECK": "true", "MESSAGES_TTL_DAYS": "7"}
+	e, err := FromEnv(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.CallTimeout != 7*time.Second || e.Concurrency != 3 || e.RatePerSecond != 2.5 || !e.Policy.EnforceCampaignCheck ||
+		e.APIURL != skycore.DefaultEndpoint || e.TTL != 7*24*time.Hour {
+		t.Errorf("FromEnv = %+v", e)
+	}
+	_, err = FromEnv(func(k string) string { return map[string]string{"SEND_CONCURRENCY": "0", "SKYCORE_TIMEOUT": "soon"}[k] })
+	for _, want := range []string{"SKYCORE_SECRET_ID", "MESSAGES_TABLE", "DELIVERY_EVENTS_QUEUE_URL", "SEND_CONCURRENCY", "SKYCORE_TIMEOUT"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("FromEnv error %v does not name %s", err, want)
+		}
+	}
+}
+
+func TestQueueURL(t *testing.T) {
+	if got := QueueURL("arn:aws:sqs:eu-west-1:123456789012:send"); got != "https://sqs.eu-west-1.amazonaws.com/123456789012/send" {
+		t.Errorf("QueueURL = %q", got)
+	}
+	if got := QueueURL("nope"); got != "" {
+		t.Errorf("QueueURL(nope) = %q", got)
+	}
+}
