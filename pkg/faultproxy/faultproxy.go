@@ -5,11 +5,13 @@ package faultproxy
 
 import (
 	"bytes"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,6 +106,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.throttled.Add(1)
 	answer := []byte(`{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded (faultproxy)"}`)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	// The DynamoDB client checks this CRC of every answer.
+	w.Header().Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(answer)), 10))
 	w.WriteHeader(http.StatusBadRequest)
 	w.Write(answer)
 }

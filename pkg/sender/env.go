@@ -77,13 +77,11 @@ func FromEnv(getenv func(string) string) (Env, error) {
 		}
 		e.RatePerSecond = r
 	}
-	if v := getenv("MESSAGES_TTL_DAYS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("MESSAGES_TTL_DAYS=%q: want a whole number of days ≥ 1", v))
-		}
-		e.TTL = time.Duration(n) * 24 * time.Hour
+	ttl, err := store.TTLFromDays(getenv("MESSAGES_TTL_DAYS"))
+	if err != nil {
+		errs = append(errs, err)
 	}
+	e.TTL = ttl
 	return e, errors.Join(errs...)
 }
 

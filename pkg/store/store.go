@@ -14,6 +14,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -26,6 +27,18 @@ import (
 
 // DefaultTTL is how long records are kept (the table's TTL attribute exp).
 const DefaultTTL = 30 * 24 * time.Hour
+
+// TTLFromDays reads MESSAGES_TTL_DAYS; "" gives DefaultTTL.
+func TTLFromDays(v string) (time.Duration, error) {
+	if v == "" {
+		return DefaultTTL, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return DefaultTTL, fmt.Errorf("MESSAGES_TTL_DAYS=%q: want a whole number of days ≥ 1", v)
+	}
+	return time.Duration(n) * 24 * time.Hour, nil
+}
 
 // Message states.
 const (
@@ -273,3 +286,6 @@ func num(it map[string]types.AttributeValue, k string) int64 {
 	}
 	return 0
 }
+
+// SetClock replaces the store's clock (tests that need a lease to run out).
+func (st *Store) SetClock(now func() time.Time) { st.now = now }

@@ -1,0 +1,44 @@
+// Command postback is the postback Lambda behind API Gateway: Skycore's
+// delivery postbacks → delivery events. It only wires; the logic is in
+// pkg/postback.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/mmsgate/mmsgate/pkg/applog"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/postback"
+	"github.com/mmsgate/mmsgate/pkg/secret"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+func main() {
+	log := applog.New(os.Stdout)
+	env, err := postback.FromEnv(os.Getenv)
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		os.Exit(1)
+	}
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRetryMaxAttempts(5))
+	if err != nil {
+		log.Error("AWS configuration", "err", err)
+		os.Exit(1)
+	}
+	h := postback.NewHandler(postback.Deps{
+		Tokens:  secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL),
+		Store:   store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
+		Events:  delivery.NewPublisher(sqs.NewFromConfig(cfg), env.EventsQueueURL),
+		Log:     log,
+		Metrics: emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "postback"}),
+	})
+	lambda.Start(h.Handle)
+}
