@@ -15,7 +15,9 @@ import (
 )
 
 // Function-field fakes: the benchmark measures the handler, not AWS.
-type fakeTokens struct{ GetFn func(context.Context) (secret.Values, error) }
+type fakeTokens struct {
+	GetFn func(context.Context) (secret.Values, error)
+}
 
 func (f fakeTokens) Get(ctx context.Context) (secret.Values, error) { return f.GetFn(ctx) }
 
@@ -31,9 +33,13 @@ func (f fakeRecords) PostbackDone(ctx context.Context, tid, key string) error {
 	return f.PostbackDoneFn(ctx, tid, key)
 }
 
-type fakePublisher struct{ PublishFn func(context.Context, delivery.Event) error }
+type fakePublisher struct {
+	PublishFn func(context.Context, delivery.Event) error
+}
 
-func (f fakePublisher) Publish(ctx context.Context, e delivery.Event) error { return f.PublishFn(ctx, e) }
+func (f fakePublisher) Publish(ctx context.Context, e delivery.Event) error {
+	return f.PublishFn(ctx, e)
+}
 
 var (
 	_ tokenSource = fakeTokens{}
