@@ -14,16 +14,17 @@ FUZZTIME     ?= 30s
 EVENTS       ?= events/sqs
 STACK_ENV    ?= default
 
-.PHONY: run test test-go bench fuzz lint deps tools build invoke deploy sam-build sam-invoke sam-api soak clean \
+.PHONY: run test bench fuzz lint deps tools build invoke deploy sam-build sam-invoke sam-api stand-ins soak clean \
         build-SendMmsFunction build-PostbackFunction
 
 ## run: the whole system on one machine (simulator, dynalite, emulators), sample events in $(EVENTS)
 run: deps $(RIE)
-	@echo "make run: not yet (the local runner lands with the SAM/local-run issue)"
+	$(GO) run ./cmd/mmsgate-local -events $(EVENTS)
 
 ## test: every test, the ones that need local services included
 test: deps $(RIE)
 	$(GO) test -race -count=1 ./...
+	$(GO) run ./cmd/mmsgate-local -events events/sqs -quiet
 
 ## bench: the benchmarks of BENCHMARKS.md, as one table
 bench: deps $(RIE)
@@ -77,6 +78,10 @@ invoke: deps $(RIE)
 deploy:
 	sam build --build-in-source
 	sam deploy --config-env $(STACK_ENV)
+
+## stand-ins: the simulator and AWS stand-ins on env.json's fixed ports, for sam local (BIND=0.0.0.0 for Docker on Linux)
+stand-ins: deps
+	$(GO) run ./cmd/mmsgate-local -stand-ins
 
 ## sam-invoke / sam-api: the SAM CLI's local mode (needs Docker), pointed at local stand-ins by env.json
 sam-build:

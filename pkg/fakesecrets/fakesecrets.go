@@ -51,9 +51,9 @@ func (s *Server) SetDelay(d time.Duration) {
 // Calls counts GetSecretValue calls.
 func (s *Server) Calls() int64 { return s.calls.Load() }
 
-// Start serves on a free loopback port and returns the endpoint URL.
-func (s *Server) Start() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// Start serves on addr ("127.0.0.1:0" picks a free port) and returns the URL.
+func (s *Server) Start(addr string) (string, error) {
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}

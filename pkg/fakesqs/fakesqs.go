@@ -68,9 +68,9 @@ func New() *Server {
 	return &Server{queues: map[string]*queue{}, now: time.Now, notify: make(chan struct{})}
 }
 
-// Start serves on a free loopback port and returns the endpoint URL.
-func (s *Server) Start() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// Start serves on addr ("127.0.0.1:0" picks a free port) and returns the URL.
+func (s *Server) Start(addr string) (string, error) {
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}

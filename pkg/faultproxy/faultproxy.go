@@ -38,9 +38,9 @@ func New(target string) (*Proxy, error) {
 	return &Proxy{rp: httputil.NewSingleHostReverseProxy(u)}, nil
 }
 
-// Start serves on a free loopback port and returns the URL.
-func (p *Proxy) Start() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// Start serves on addr ("127.0.0.1:0" picks a free port) and returns the URL.
+func (p *Proxy) Start(addr string) (string, error) {
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", err
 	}

@@ -57,8 +57,24 @@ type Env struct {
 	AWS aws.Config
 }
 
-// Start starts everything and creates the table, the queues and the secret.
-func Start(ctx context.Context, o Options) (*Env, error) {
+// Ports fixes the stand-ins' ports (for `sam local`, whose env.json names
+// them); Bind is the address to listen on (default 127.0.0.1; 0.0.0.0 lets
+// Docker containers on Linux reach them).
+type Ports struct {
+	Dynamo, SQS, Secrets int
+	Bind                 string
+}
+
+// StartFixed is Start on fixed ports.
+func StartFixed(ctx context.Context, p Ports) (*Env, error) {
+	return start(ctx, Options{}, &p)
+}
+
+// Start starts everything on free loopback ports and creates the table,
+// the queues and the secret.
+func Start(ctx context.Context, o Options) (*Env, error) { return start(ctx, o, nil) }
+
+func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 	if o.APIKey == "" {
 		o.APIKey = "sim-api-key"
 	}
@@ -73,6 +89,16 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	}
 	e := &Env{}
 	var err error
+	addr := func(port int) string { return "127.0.0.1:0" }
+	if ports != nil {
+		bind := ports.Bind
+		if bind == "" {
+			bind = "127.0.0.1"
+		}
+		addr = func(port int) string { return fmt.Sprintf("%s:%d", bind, port) }
+	}
+	// dynalite listens on a free port; the fault proxy in front of it is
+	// what clients use, on the fixed port when one is asked for.
 	if e.Dynalite, err = dynalite.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -80,17 +106,17 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
-	if e.DynamoURL, err = e.Proxy.Start(); err != nil {
+	if e.DynamoURL, err = e.Proxy.Start(addr(portOf(ports, "dynamo"))); err != nil {
 		e.Close()
 		return nil, err
 	}
 	e.SQS = fakesqs.New()
-	if e.SQSURL, err = e.SQS.Start(); err != nil {
+	if e.SQSURL, err = e.SQS.Start(addr(portOf(ports, "sqs"))); err != nil {
 		e.Close()
 		return nil, err
 	}
 	e.Secrets = fakesecrets.New()
-	if e.SecretURL, err = e.Secrets.Start(); err != nil {
+	if e.SecretURL, err = e.Secrets.Start(addr(portOf(ports, "secrets"))); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -112,6 +138,13 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		return nil, fmt.Errorf("create table: %w", err)
 	}
 	return e, nil
+}
+
+func portOf(p *Ports, which string) int {
+	if p == nil {
+		return 0
+	}
+	return map[string]int{"dynamo": p.Dynamo, "sqs": p.SQS, "secrets": p.Secrets}[which]
 }
 
 // PutSecret sets the Skycore secret (contract §4).

@@ -18,7 +18,7 @@ import (
 func setup(t *testing.T) (*fakesecrets.Server, *secretsmanager.Client) {
 	t.Helper()
 	fake := fakesecrets.New()
-	url, err := fake.Start()
+	url, err := fake.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

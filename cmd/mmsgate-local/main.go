@@ -1,0 +1,316 @@
+// Command mmsgate-local runs mmsgate on this machine with no AWS account:
+// the real bootstraps under the Lambda Runtime Interface Emulator, the
+// Skycore simulator, dynalite and protocol-level stand-ins for SQS and
+// Secrets Manager. By default it sends the sample events and prints each
+// id's outcome; -invoke runs one function on one event; -stand-ins only
+// serves the stand-ins on fixed ports, for `sam local` with env.json.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/localenv"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
+	"github.com/mmsgate/mmsgate/pkg/sim"
+	"github.com/mmsgate/mmsgate/pkg/stack"
+)
+
+func main() {
+	eventsPath := flag.String("events", "events/sqs", "SQS sample event file, or a folder of them")
+	quiet := flag.Bool("quiet", false, "no progress line")
+	invoke := flag.String("invoke", "", "run one function (send-mms or postback) on -event and print its answer")
+	event := flag.String("event", "", "event file for -invoke")
+	standIns := flag.Bool("stand-ins", false, "serve the simulator and the AWS stand-ins on fixed ports for `sam local` (Ctrl-C stops)")
+	timeout := flag.Duration("timeout", 3*time.Minute, "give up after this long")
+	logFile := flag.String("logs", ".run/functions.log", "where the functions' log lines go")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch {
+	case *standIns:
+		err = serveStandIns(ctx)
+	default:
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		err = run(ctx, *eventsPath, *invoke, *event, *logFile, *quiet)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mmsgate-local:", err)
+		os.Exit(1)
+	}
+}
+
+// simConfig gives the sample events their scenarios (see events/sqs).
+func simConfig() sim.Config {
+	c := sim.Default()
+	c.Accounts[0].Templates = append(c.Accounts[0].Templates, sim.Template{MMSID: 48211, Slides: 8})
+	c.PostbackDelay, c.RetryInterval = sim.Duration(50*time.Millisecond), sim.Duration(time.Second)
+	c.Faults = []sim.Fault{{Kind: "E503", Count: 1, Match: sim.Match{ToSuffix: "0503"}}}
+	c.Scenarios = sim.Scenarios{Default: sim.ScenarioDelivered, Rules: []sim.ScenarioRule{
+		{Match: sim.Match{ToSuffix: "0202"}, Scenario: sim.ScenarioFallbackDelivered},
+		{Match: sim.Match{ToSuffix: "0102"}, Scenario: sim.ScenarioExpired},
+		{Match: sim.Match{ToSuffix: "0101"}, Scenario: sim.ScenarioFailed},
+	}}
+	return c
+}
+
+func run(ctx context.Context, eventsPath, invoke, event, logFile string, quiet bool) error {
+	root, err := stack.Root()
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(root); err != nil {
+		return err
+	}
+	say := func(format string, a ...any) {
+		if !quiet {
+			fmt.Fprintf(os.Stderr, format+"\n", a...)
+		}
+	}
+	say("building the bootstraps and the Runtime Interface Emulator…")
+	bins, err := stack.Build(ctx, root)
+	if err != nil {
+		return err
+	}
+	os.MkdirAll(filepath.Dir(logFile), 0o755)
+	logs, err := os.Create(logFile)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	say("starting dynalite, the SQS and Secrets Manager stand-ins, the simulator and two emulators…")
+	s, err := stack.Start(ctx, bins, stack.Options{Sim: simConfig(), Logs: logs})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if invoke != "" {
+		return invokeOne(ctx, s, invoke, event)
+	}
+
+	files, err := eventFiles(eventsPath)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	seen := map[string]bool{}
+	noID := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var ev events.SQSEvent
+		if err := json.Unmarshal(b, &ev); err != nil {
+			return fmt.Errorf("%s: not an SQS event: %w", f, err)
+		}
+		for _, r := range ev.Records {
+			if err := s.Enqueue(r.Body); err != nil {
+				return err
+			}
+			id := sendreq.PeekID([]byte(r.Body))
+			if id == "" {
+				noID++
+			} else if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	say("sending %d requests from %d event files (functions' logs in %s)…", len(ids)+noID, len(files), logFile)
+	tty := isTerminal(os.Stderr)
+	err = s.Pump(ctx, func(p stack.Progress) {
+		if quiet {
+			return
+		}
+		line := fmt.Sprintf("[mmsgate] batches %d · in queue %d · delivery events %d", p.Batches, p.Queued, p.Events)
+		if tty {
+			fmt.Fprint(os.Stderr, "\r"+line)
+		} else {
+			fmt.Fprintln(os.Stderr, line)
+		}
+	})
+	if tty && !quiet {
+		fmt.Fprintln(os.Stderr)
+	}
+	if err != nil {
+		return err
+	}
+	return report(os.Stdout, ids, s)
+}
+
+// report prints id → final state and exits non-zero when an id did not
+// reach one.
+func report(w io.Writer, ids []string, s *stack.Stack) error {
+	byID := map[string][]delivery.Event{}
+	for _, e := range s.Events() {
+		byID[e.ID] = append(byID[e.ID], e)
+	}
+	dlq := s.Env.SQS.Messages(localenv.SendDLQ)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tFINAL STATE\tTRACKING ID\tEVENTS")
+	unfinished := 0
+	for _, id := range ids {
+		evs := byID[id]
+		state, tid := final(evs)
+		var codes []string
+		for _, e := range evs {
+			c := e.Event
+			if e.Code != "" {
+				c += ":" + e.Code
+			}
+			codes = append(codes, c)
+		}
+		if state == "" {
+			for _, m := range dlq {
+				if sendreq.PeekID([]byte(m.Body)) == id {
+					state = "dead-letter"
+				}
+			}
+		}
+		if state == "" {
+			state, unfinished = "NOT FINAL", unfinished+1
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, state, orDash(tid), strings.Join(codes, " → "))
+	}
+	for _, m := range dlq {
+		if sendreq.PeekID([]byte(m.Body)) == "" {
+			reason := ""
+			if a, ok := m.Attributes["error"]; ok && a.StringValue != nil {
+				reason = *a.StringValue
+			}
+			fmt.Fprintf(tw, "(no id)\tdead-letter\t-\t%s\n", truncate(reason, 70))
+		}
+	}
+	tw.Flush()
+	if unfinished > 0 {
+		return fmt.Errorf("%d of %d ids did not reach a final state", unfinished, len(ids))
+	}
+	fmt.Fprintf(w, "all %d ids reached a final state\n", len(ids))
+	return nil
+}
+
+// final is the last state the events say: the sender's outcome, refined by
+// the postbacks that followed it.
+func final(evs []delivery.Event) (state, trackingID string) {
+	rank := map[string]int{delivery.Retrying: 0, delivery.Accepted: 1, delivery.Rejected: 3, delivery.Sent: 2,
+		delivery.Delivered: 3, delivery.Undelivered: 3, delivery.Failed: 3}
+	best := -1
+	for _, e := range evs {
+		if e.TrackingID != "" {
+			trackingID = e.TrackingID
+		}
+		if r := rank[e.Event]; r > best && e.Event != delivery.Retrying {
+			best, state = r, e.Event
+			if e.Code != "" && (e.Event == delivery.Rejected || e.Event == delivery.Undelivered || e.Event == delivery.Failed) {
+				state += " (" + e.Code + ")"
+			}
+		}
+	}
+	return state, trackingID
+}
+
+func invokeOne(ctx context.Context, s *stack.Stack, fn, event string) error {
+	b, err := os.ReadFile(event)
+	if err != nil {
+		return err
+	}
+	inst := s.Postback
+	switch fn {
+	case "send-mms", "SendMmsFunction":
+		inst = s.Senders[0]
+	case "postback", "PostbackFunction":
+	default:
+		return fmt.Errorf("-invoke %q: want send-mms or postback", fn)
+	}
+	out, err := inst.Invoke(ctx, b)
+	fmt.Println(string(out))
+	if err != nil {
+		return err
+	}
+	if err := s.Sim.WaitIdle(ctx); err != nil {
+		return err
+	}
+	for _, e := range s.Events() {
+		line, _ := json.Marshal(e)
+		fmt.Println("delivery event:", string(line))
+	}
+	return nil
+}
+
+// serveStandIns runs the simulator and the stand-ins on the ports env.json
+// names (host.docker.internal:8099, 8000, 9324, 4585).
+func serveStandIns(ctx context.Context) error {
+	env, err := localenv.StartFixed(ctx, localenv.Ports{Dynamo: 8000, SQS: 9324, Secrets: 4585, Bind: os.Getenv("BIND")})
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	s, err := sim.New(simConfig())
+	if err != nil {
+		return err
+	}
+	bind := os.Getenv("BIND")
+	if bind == "" {
+		bind = "127.0.0.1"
+	}
+	base, err := s.Start(bind + ":8099")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Printf("simulator %s%s\nDynamoDB %s · SQS %s · Secrets Manager %s\nsecret %s, table %s, queues %s %s %s\nCtrl-C stops.\n",
+		base, sim.APIPath, env.DynamoURL, env.SQSURL, env.SecretURL, localenv.SecretID, localenv.Table,
+		localenv.SendQueue, localenv.SendDLQ, localenv.EventQueue)
+	<-ctx.Done()
+	return nil
+}
+
+func eventFiles(p string) ([]string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{p}, nil
+	}
+	files, err := filepath.Glob(filepath.Join(p, "*.json"))
+	sort.Strings(files)
+	return files, err
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,289 @@
+// Package stack runs all of mmsgate on one machine: the local AWS
+// stand-ins, the Skycore simulator, both bootstraps under their own
+// Runtime Interface Emulator, an HTTP → API Gateway adapter in front of
+// the postback function, and a poller that feeds the send queue to the
+// sender as Lambda's SQS event source mapping does.
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/mmsgate/mmsgate/pkg/apigw"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/dynalite"
+	"github.com/mmsgate/mmsgate/pkg/localenv"
+	"github.com/mmsgate/mmsgate/pkg/rie"
+	"github.com/mmsgate/mmsgate/pkg/sim"
+)
+
+// RIEPackage is the pinned emulator (a tool directive in go.mod).
+const RIEPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+
+// Binaries are the built programs.
+type Binaries struct {
+	Emulator string
+	Sender   string
+	Postback string
+}
+
+// Build compiles both bootstraps for this machine and the emulator.
+func Build(ctx context.Context, root string) (Binaries, error) {
+	b := Binaries{
+		Emulator: filepath.Join(root, ".bin", "aws-lambda-rie"),
+		Sender:   filepath.Join(root, ".run", "send-mms", "bootstrap"),
+		Postback: filepath.Join(root, ".run", "postback", "bootstrap"),
+	}
+	builds := [][]string{
+		{b.Emulator, RIEPackage},
+		{b.Sender, "./functions/send-mms"},
+		{b.Postback, "./functions/postback"},
+	}
+	for _, x := range builds {
+		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", x[0], x[1])
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return b, fmt.Errorf("go build %s: %v\n%s", x[1], err, out)
+		}
+	}
+	return b, nil
+}
+
+// Options of Start.
+type Options struct {
+	Sim          sim.Config
+	SenderEnv    []string                        // extra variables for the sender (SEND_CONCURRENCY=…)
+	Timeout      time.Duration                   // the functions' timeout (default 30 s)
+	BatchSize    int                             // the event source mapping's (default 10)
+	Senders      int                             // sender instances (emulators) polling in parallel (default 1)
+	MaxReceive   int                             // the send queue's redrive limit (default 5)
+	Logs         io.Writer                       // the functions' log lines (nil: discarded)
+	PostbackHTTP func(http.Handler) http.Handler // wraps the adapter (fault injection)
+}
+
+// Stack is a running system.
+type Stack struct {
+	Env      *localenv.Env
+	Sim      *sim.Server
+	SimURL   string
+	Senders  []*rie.Instance
+	Postback *rie.Instance
+	Adapter  string // base URL of the API Gateway adapter
+	Token    string
+	opts     Options
+	adapter  *http.Server
+
+	mu      sync.Mutex
+	batches int
+	events  []delivery.Event
+}
+
+// Start builds nothing: pass Build's binaries.
+func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 10
+	}
+	if o.Senders == 0 {
+		o.Senders = 1
+	}
+	s := &Stack{opts: o, Token: "local-postback-token"}
+	var err error
+	if s.Env, err = localenv.Start(ctx, localenv.Options{PostbackToken: s.Token, Visibility: 6 * o.Timeout, MaxReceive: o.MaxReceive}); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Stack, error) { s.Close(); return nil, err }
+
+	// The adapter first: the simulator needs its URL.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	s.Adapter = "http://" + l.Addr().String()
+	o.Sim.PostbackURL = s.Adapter + "/skycore/postbacks/" + s.Token
+	if s.Sim, err = sim.New(o.Sim); err != nil {
+		return fail(err)
+	}
+	if s.SimURL, err = s.Sim.Start("127.0.0.1:0"); err != nil {
+		return fail(err)
+	}
+
+	common := s.Env.Environ()
+	senderEnv := append(append([]string{}, common...), "SKYCORE_API_URL="+s.SimURL+sim.APIPath, "SKYCORE_DEFAULT_FROM=60856",
+		"SKYCORE_TIMEOUT=5s", "LOG_LEVEL=INFO")
+	senderEnv = append(senderEnv, o.SenderEnv...)
+	for n := range o.Senders {
+		inst, err := rie.Start(ctx, "SendMmsFunction", rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Sender, Env: senderEnv, Timeout: o.Timeout, Logs: o.Logs})
+		if err != nil {
+			return fail(fmt.Errorf("sender %d: %w", n, err))
+		}
+		s.Senders = append(s.Senders, inst)
+	}
+	s.Postback, err = rie.Start(ctx, "PostbackFunction", rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Postback,
+		Env: append(append([]string{}, common...), "LOG_LEVEL=INFO"), Timeout: 10 * time.Second, Memory: 128, Logs: o.Logs})
+	if err != nil {
+		return fail(err)
+	}
+	var h http.Handler = apigw.Handler(apigw.Route{Method: "ANY", Path: "/skycore/postbacks/{token}"}, s.Postback.Invoke)
+	if o.PostbackHTTP != nil {
+		h = o.PostbackHTTP(h)
+	}
+	s.adapter = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go s.adapter.Serve(l)
+	return s, nil
+}
+
+// Close stops everything Start started.
+func (s *Stack) Close() {
+	if s.adapter != nil {
+		s.adapter.Close()
+	}
+	if s.Sim != nil {
+		s.Sim.Close()
+	}
+	for _, i := range s.Senders {
+		i.Close()
+	}
+	if s.Postback != nil {
+		s.Postback.Close()
+	}
+	if s.Env != nil {
+		s.Env.Close()
+	}
+}
+
+// Enqueue puts one send request body on the send queue.
+func (s *Stack) Enqueue(body string) error {
+	_, err := s.Env.SQS.Send(localenv.SendQueue, body, nil, 0)
+	return err
+}
+
+// Progress is what the poller has done so far.
+type Progress struct {
+	Batches, Queued, Events int
+}
+
+// Pump runs the event source mapping until the send queue is empty (no
+// visible or hidden message) and no postback is pending, or ctx ends:
+// batches of up to BatchSize go to the sender instances; records not
+// reported in batchItemFailures are deleted, the others come back after
+// their visibility timeout, and the queue's redrive moves poison messages.
+func (s *Stack) Pump(ctx context.Context, progress func(Progress)) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(s.Senders))
+	for _, inst := range s.Senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.poll(ctx, inst, progress); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	if err := s.Sim.WaitIdle(ctx); err != nil {
+		return fmt.Errorf("postbacks still pending: %w", err)
+	}
+	s.collect()
+	return nil
+}
+
+func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Progress)) error {
+	for ctx.Err() == nil {
+		msgs, err := s.Env.SQS.Receive(localenv.SendQueue, s.opts.BatchSize, 0)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			next := s.Env.SQS.NextVisible(localenv.SendQueue)
+			if next.IsZero() {
+				return nil // nothing visible, nothing hidden: drained
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(time.Until(next)+5*time.Millisecond, 200*time.Millisecond)):
+			}
+			continue
+		}
+		ev := events.SQSEvent{}
+		for _, m := range msgs {
+			attrs := map[string]events.SQSMessageAttribute{}
+			for k, a := range m.Attributes {
+				attrs[k] = events.SQSMessageAttribute{DataType: a.DataType, StringValue: a.StringValue, BinaryValue: a.BinaryValue}
+			}
+			ev.Records = append(ev.Records, events.SQSMessage{
+				MessageId: m.ID, ReceiptHandle: m.ReceiptHandle, Body: m.Body, MessageAttributes: attrs,
+				Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(m.ReceiveCount),
+					"SentTimestamp": strconv.FormatInt(m.SentAt.UnixMilli(), 10), "SenderId": "000000000000",
+					"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.FirstReceive.UnixMilli(), 10)},
+				EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:" + localenv.Region + ":000000000000:" + localenv.SendQueue,
+				AWSRegion: localenv.Region,
+			})
+		}
+		payload, _ := json.Marshal(ev)
+		out, err := inst.Invoke(ctx, payload)
+		var resp events.SQSEventResponse
+		if err == nil {
+			err = json.Unmarshal(out, &resp)
+		}
+		if err == nil {
+			failed := map[string]bool{}
+			for _, f := range resp.BatchItemFailures {
+				failed[f.ItemIdentifier] = true
+			}
+			for _, m := range msgs {
+				if !failed[m.ID] {
+					s.Env.SQS.Delete(localenv.SendQueue, m.ReceiptHandle)
+				}
+			}
+		} // else: a function error leaves the whole batch for redelivery, as Lambda does
+		s.mu.Lock()
+		s.batches++
+		p := Progress{Batches: s.batches, Queued: len(s.Env.SQS.Messages(localenv.SendQueue))}
+		s.mu.Unlock()
+		s.collect()
+		p.Events = len(s.Events())
+		if progress != nil {
+			progress(p)
+		}
+	}
+	return ctx.Err()
+}
+
+func (s *Stack) collect() {
+	evs, _ := s.Env.DrainEvents()
+	s.mu.Lock()
+	s.events = append(s.events, evs...)
+	s.mu.Unlock()
+}
+
+// Events returns every delivery event published so far, oldest first.
+func (s *Stack) Events() []delivery.Event {
+	s.collect()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]delivery.Event(nil), s.events...)
+}
+
+// Root is the repository root.
+func Root() (string, error) { return dynalite.Root() }
