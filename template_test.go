@@ -7,6 +7,7 @@ package mmsgate
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -354,6 +355,29 @@ func TestMakefileBuildTargets(t *testing.T) {
 		}
 		if _, err := os.Stat("functions/" + dir + "/main.go"); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestEveryEventIsRead: each sample event under events/ feeds some test
+// (and `sam local invoke -e`), so none can rot.
+func TestEveryEventIsRead(t *testing.T) {
+	files, err := filepath.Glob("events/*/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no events: %v", err)
+	}
+	var tests strings.Builder
+	filepath.WalkDir(".", func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, "_test.go") {
+			b, _ := os.ReadFile(p)
+			tests.Write(b)
+		}
+		return nil
+	})
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		if !strings.Contains(tests.String(), `"`+name+`"`) {
+			t.Errorf("%s is read by no test", f)
 		}
 	}
 }

@@ -189,6 +189,24 @@ func TestMixedBatch(t *testing.T) {
 	}
 }
 
+func TestSampleFallbackAndFailures(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	resp, err := hs.invoke(t, context.Background(), loadEvent(t, "fallback-and-failures"))
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("invoke = %+v, %v", resp, err)
+	}
+	want := []string{"carrier-expired:accepted:", "fallback-delivered:accepted:", "send-failed:accepted:",
+		"template-missing:rejected:E241", "uk-number:accepted:"}
+	if diff := cmp.Diff(want, hs.kinds(t)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	for _, r := range hs.sim.Requests() {
+		if r.ClientReference == "uk-number" && r.From != "60060" {
+			t.Errorf("UK number sent from %q, want the UK default short code", r.From)
+		}
+	}
+}
+
 func TestAcceptedEventAndRecord(t *testing.T) {
 	hs := newHarness(t, func(c *sim.Config) {
 		c.Accounts[0].Templates = append(c.Accounts[0].Templates, sim.Template{MMSID: 48211, Slides: 8})
