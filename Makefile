@@ -30,7 +30,7 @@ test: deps $(RIE)
 bench: deps $(RIE)
 	$(GO) run ./cmd/mmsgate-bench
 
-## soak: the reliability soak (SOAK_N requests, default 10000)
+## soak: the reliability soak (SOAK_N requests, default 10000); `make test` runs a 500-request one
 soak: deps $(RIE)
 	$(GO) run ./cmd/mmsgate-soak -n $${SOAK_N:-10000}
 

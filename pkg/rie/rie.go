@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -154,18 +155,35 @@ func (i *Instance) InitDurations() []float64 {
 }
 
 // KillRuntime kills the function process (not the emulator), as a crash
-// would; the emulator starts it again on the next invoke.
-func (i *Instance) KillRuntime() error {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", i.cmd.Process.Pid, i.cmd.Process.Pid))
-	if err != nil {
-		return err
-	}
-	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			syscall.Kill(pid, syscall.SIGKILL)
+// would, and says how many processes it killed; the emulator starts the
+// function again on the next invoke.
+func (i *Instance) KillRuntime() int {
+	n := 0
+	for _, pid := range i.runtimePids() {
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
 		}
 	}
-	return nil
+	return n
+}
+
+// runtimePids lists the emulator's child processes (any of its threads
+// may have started the function).
+func (i *Instance) runtimePids() []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", i.cmd.Process.Pid))
+	var pids []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }
 
 // Pid is the emulator's process id (for memory measurements).
@@ -189,4 +207,23 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// RuntimeRSS is the peak resident memory (VmHWM, KiB) of the function
+// process now running under the emulator; 0 if none is running.
+func (i *Instance) RuntimeRSS() int64 {
+	var peak int64
+	for _, pid := range i.runtimePids() {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(st), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				peak = max(peak, kb)
+			}
+		}
+	}
+	return peak
 }

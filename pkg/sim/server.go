@@ -75,6 +75,8 @@ type Server struct {
 	gen       int // bumped by Reset: older scheduled postbacks are dropped
 	npending  int
 
+	onAccept func(Request)
+
 	client *http.Client
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -261,6 +263,12 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	rec.TrackingID, rec.From, rec.Scenario, rec.Warnings = tid, acc.from, scenario, acc.warnings
 	s.record(rec)
+	s.mu.Lock()
+	hook := s.onAccept
+	s.mu.Unlock()
+	if hook != nil {
+		hook(rec) // before the answer is written: "accepted, not yet told"
+	}
 
 	var b bytes.Buffer
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n<RESPONSE>")
@@ -562,6 +570,15 @@ func (s *Server) SetLatency(l Latency) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cfg.Latency = l
+}
+
+// OnAccept calls f for every accepted request before its answer is sent
+// (a soak uses it to crash the sender between Skycore's acceptance and the
+// sender's bookkeeping).
+func (s *Server) OnAccept(f func(Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onAccept = f
 }
 
 // SetPostbackURL points postbacks at u ("" turns them off).

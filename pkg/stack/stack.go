@@ -25,8 +25,10 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apigw"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/dynalite"
+	"github.com/mmsgate/mmsgate/pkg/fakesqs"
 	"github.com/mmsgate/mmsgate/pkg/localenv"
 	"github.com/mmsgate/mmsgate/pkg/rie"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/sim"
 )
 
@@ -70,6 +72,8 @@ type Options struct {
 	Timeout      time.Duration                   // the functions' timeout (default 30 s)
 	BatchSize    int                             // the event source mapping's (default 10)
 	Senders      int                             // sender instances (emulators) polling in parallel (default 1)
+	Postbacks    int                             // postback instances behind the adapter (default 1)
+	Visibility   time.Duration                   // the send queue's visibility timeout (default 6 × Timeout)
 	MaxReceive   int                             // the send queue's redrive limit (default 5)
 	Logs         io.Writer                       // the functions' log lines (nil: discarded)
 	PostbackHTTP func(http.Handler) http.Handler // wraps the adapter (fault injection)
@@ -77,19 +81,22 @@ type Options struct {
 
 // Stack is a running system.
 type Stack struct {
-	Env      *localenv.Env
-	Sim      *sim.Server
-	SimURL   string
-	Senders  []*rie.Instance
-	Postback *rie.Instance
-	Adapter  string // base URL of the API Gateway adapter
-	Token    string
-	opts     Options
-	adapter  *http.Server
+	Env       *localenv.Env
+	Sim       *sim.Server
+	SimURL    string
+	Senders   []*rie.Instance
+	Postback  *rie.Instance // the first postback instance
+	Adapter   string        // base URL of the API Gateway adapter
+	Token     string
+	opts      Options
+	adapter   *http.Server
+	postbacks []*rie.Instance
 
-	mu      sync.Mutex
-	batches int
-	events  []delivery.Event
+	mu       sync.Mutex
+	batches  int
+	events   []delivery.Event
+	inFlight map[string]int // request ids in invocations under way
+	next     int            // round-robin over postback instances
 }
 
 // Start builds nothing: pass Build's binaries.
@@ -103,9 +110,15 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	if o.Senders == 0 {
 		o.Senders = 1
 	}
-	s := &Stack{opts: o, Token: "local-postback-token"}
+	if o.Postbacks == 0 {
+		o.Postbacks = 1
+	}
+	if o.Visibility == 0 {
+		o.Visibility = 6 * o.Timeout
+	}
+	s := &Stack{opts: o, Token: "local-postback-token", inFlight: map[string]int{}}
 	var err error
-	if s.Env, err = localenv.Start(ctx, localenv.Options{PostbackToken: s.Token, Visibility: 6 * o.Timeout, MaxReceive: o.MaxReceive}); err != nil {
+	if s.Env, err = localenv.Start(ctx, localenv.Options{PostbackToken: s.Token, Visibility: o.Visibility, MaxReceive: o.MaxReceive}); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Stack, error) { s.Close(); return nil, err }
@@ -135,12 +148,16 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 		}
 		s.Senders = append(s.Senders, inst)
 	}
-	s.Postback, err = rie.Start(ctx, "PostbackFunction", rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Postback,
-		Env: append(append([]string{}, common...), "LOG_LEVEL=INFO"), Timeout: 10 * time.Second, Memory: 128, Logs: o.Logs})
-	if err != nil {
-		return fail(err)
+	for range o.Postbacks {
+		inst, err := rie.Start(ctx, "PostbackFunction", rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Postback,
+			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO"), Timeout: 10 * time.Second, Memory: 128, Logs: o.Logs})
+		if err != nil {
+			return fail(err)
+		}
+		s.postbacks = append(s.postbacks, inst)
 	}
-	var h http.Handler = apigw.Handler(apigw.Route{Method: "ANY", Path: "/skycore/postbacks/{token}"}, s.Postback.Invoke)
+	s.Postback = s.postbacks[0]
+	var h http.Handler = apigw.Handler(apigw.Route{Method: "ANY", Path: "/skycore/postbacks/{token}"}, s.invokePostback)
 	if o.PostbackHTTP != nil {
 		h = o.PostbackHTTP(h)
 	}
@@ -160,8 +177,8 @@ func (s *Stack) Close() {
 	for _, i := range s.Senders {
 		i.Close()
 	}
-	if s.Postback != nil {
-		s.Postback.Close()
+	for _, i := range s.postbacks {
+		i.Close()
 	}
 	if s.Env != nil {
 		s.Env.Close()
@@ -241,7 +258,9 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Prog
 			})
 		}
 		payload, _ := json.Marshal(ev)
+		ids := s.track(msgs, 1)
 		out, err := inst.Invoke(ctx, payload)
+		s.track(ids, -1)
 		var resp events.SQSEventResponse
 		if err == nil {
 			err = json.Unmarshal(out, &resp)
@@ -269,6 +288,62 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Prog
 	}
 	return ctx.Err()
 }
+
+// invokePostback spreads postbacks over the instances (each takes one
+// invoke at a time, like one Lambda instance).
+func (s *Stack) invokePostback(ctx context.Context, payload []byte) ([]byte, error) {
+	s.mu.Lock()
+	inst := s.postbacks[s.next%len(s.postbacks)]
+	s.next++
+	s.mu.Unlock()
+	return inst.Invoke(ctx, payload)
+}
+
+// track counts request ids in flight; it takes messages or ids.
+func (s *Stack) track(items any, d int) []string {
+	var ids []string
+	switch v := items.(type) {
+	case []fakesqs.Message:
+		for _, m := range v {
+			ids = append(ids, sendreq.PeekID([]byte(m.Body)))
+		}
+	case []string:
+		ids = v
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if s.inFlight[id] += d; s.inFlight[id] <= 0 {
+			delete(s.inFlight, id)
+		}
+	}
+	return ids
+}
+
+// InFlight lists the request ids in sender invocations under way.
+func (s *Stack) InFlight() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.inFlight))
+	for id := range s.inFlight {
+		out = append(out, id)
+	}
+	return out
+}
+
+// KillSenders kills every sender's function process mid-invocation, as a
+// crash would, and says how many died; the emulators start them again on
+// the next invoke.
+func (s *Stack) KillSenders() int {
+	n := 0
+	for _, i := range s.Senders {
+		n += i.KillRuntime()
+	}
+	return n
+}
+
+// PostbackInstances lists the postback emulators.
+func (s *Stack) PostbackInstances() []*rie.Instance { return s.postbacks }
 
 func (s *Stack) collect() {
 	evs, _ := s.Env.DrainEvents()

@@ -1,0 +1,78 @@
+package sender
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// TestHostileRequests: fields at and past their limits, control
+// characters, invalid UTF-8 and huge data maps are each rejected with
+// their code, and none reaches the simulator.
+func TestHostileRequests(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	big := map[string]string{}
+	for i := range 65 {
+		big[fmt.Sprintf("k%d", i)] = "v"
+	}
+	bigData, _ := json.Marshal(big)
+	long := func(n int) string { return strings.Repeat("x", n) }
+	tests := []struct {
+		id, body, code string
+	}{
+		{"h-id-long", `{"id":"` + long(65) + `","to":"17743199144","mmsId":1000}`, ""}, // no usable id: rejected event, no record
+		{"h-subject", `{"id":"h-subject","to":"17743199144","mmsId":1000,"subject":"` + long(81) + `"}`, "E100"},
+		{"h-slide", `{"id":"h-slide","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"` + long(5001) + `"}]}`, "E100"},
+		{"h-fallback", `{"id":"h-fallback","to":"17743199144","mmsId":1000,"fallback":{"text":"` + long(161) + `"}}`, "E100"},
+		{"h-to", `{"id":"h-to","to":"` + strings.Repeat("1", 16) + `","mmsId":1000}`, "E110"},
+		{"h-nul", `{"id":"h-nul","to":"17743199144","mmsId":1000,"subject":"a\u0000b"}`, "E108"},
+		{"h-esc", `{"id":"h-esc","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"\u001b[31mred"}]}`, "E108"},
+		{"h-bom", `{"id":"h-bom","to":"17743199144","mmsId":1000,"data":{"a":"\ufffe"}}`, "E108"},
+		{"h-utf8", "{\"id\":\"h-utf8\",\"to\":\"17743199144\",\"mmsId\":1000,\"subject\":\"\xff\xfe\"}", ""}, // JSON turns it into U+FFFD: valid
+		{"h-data", `{"id":"h-data","to":"17743199144","mmsId":1000,"data":` + string(bigData) + `}`, "E100"},
+		{"h-value", `{"id":"h-value","to":"17743199144","mmsId":1000,"data":{"a":"` + long(1001) + `"}}`, "E100"},
+		{"h-vcard", `{"id":"h-vcard","to":"17743199144","mmsId":1000,"vcard":{"lastName":"` + long(1001) + `"}}`, "E100"},
+		{"h-mmsid", `{"id":"h-mmsid","to":"17743199144","mmsId":99999999999999999999}`, "E620"},
+	}
+	ev := events.SQSEvent{}
+	for _, tt := range tests {
+		r := loadEvent(t, "contract-example").Records[0]
+		r.MessageId, r.Body = tt.id, tt.body
+		ev.Records = append(ev.Records, r)
+	}
+	resp, err := hs.invoke(t, context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("invoke = %+v, %v", resp, err)
+	}
+	evs, _ := hs.env.DrainEvents()
+	got := map[string]string{}
+	for _, e := range evs {
+		got[e.ID] = e.Event + ":" + e.Code
+	}
+	for _, tt := range tests {
+		switch tt.id {
+		case "h-id-long":
+			// Rejected under the id as sent: the application can match it.
+			if got[long(65)] != "rejected:E100" {
+				t.Errorf("over-long id: events %v", got)
+			}
+		case "h-utf8":
+			if got[tt.id] != "accepted:" {
+				t.Errorf("%s: %q, want accepted (the JSON decoder already replaced the bytes)", tt.id, got[tt.id])
+			}
+		default:
+			if got[tt.id] != "rejected:"+tt.code {
+				t.Errorf("%s: %q, want rejected:%s", tt.id, got[tt.id], tt.code)
+			}
+		}
+	}
+	for _, r := range hs.sim.Requests() {
+		if r.ClientReference != "h-utf8" {
+			t.Errorf("%s reached the simulator", r.ClientReference)
+		}
+	}
+}

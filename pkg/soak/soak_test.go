@@ -1,0 +1,48 @@
+package soak
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mmsgate/mmsgate/pkg/stack"
+)
+
+// TestSoak is the short soak of `make test`: 500 requests through the real
+// bootstraps with every kind of fault; every invariant must hold.
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the soak builds and runs the real binaries")
+	}
+	root, err := stack.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	bins, err := stack.Build(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(ctx, bins, Options{N: 500, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	r.Print(&b)
+	t.Log("\n" + b.String())
+	if len(r.Violations) > 0 {
+		t.Errorf("invariants broken:\n%s", strings.Join(r.Violations, "\n"))
+	}
+	// The soak must really have exercised what it claims to.
+	total := 0
+	for _, n := range r.Faults {
+		total += n
+	}
+	if r.Kills < 4 || r.Throttled == 0 || r.Postback5xx == 0 || r.PostbackRedeliveries == 0 || r.DuplicateDeliveries == 0 ||
+		total*100 < r.SkycoreCalls*10 || r.Accepted < 400 || r.Lost != 0 {
+		t.Errorf("the soak did not exercise enough: %+v", r)
+	}
+	if r.PeakRSSKiB["send-mms"] == 0 || r.PeakRSSKiB["postback"] == 0 {
+		t.Errorf("peak RSS not measured: %v", r.PeakRSSKiB)
+	}
+}
