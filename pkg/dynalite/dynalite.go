@@ -7,13 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/mmsgate/mmsgate/pkg/loopback"
 )
 
 // Server is a running dynalite.
@@ -32,7 +33,7 @@ func Start(ctx context.Context) (*Server, error) {
 	if _, err := os.Stat(cli); err != nil {
 		return nil, fmt.Errorf("dynalite is not installed (%s missing): run `make deps` (npm ci)", cli)
 	}
-	port, err := FreePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -43,20 +44,11 @@ func Start(ctx context.Context) (*Server, error) {
 		return nil, fmt.Errorf("start dynalite: %w", err)
 	}
 	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return s, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			s.Close()
-			return nil, fmt.Errorf("dynalite did not start on %s: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := loopback.Wait(ctx, fmt.Sprintf("127.0.0.1:%d", port), 15*time.Second); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("dynalite did not start: %w", err)
 	}
+	return s, nil
 }
 
 // Close stops dynalite.
@@ -86,14 +78,4 @@ func Root() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// FreePort asks the kernel for a free loopback port.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"hash/crc32"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -35,7 +36,10 @@ func New(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Proxy{rp: httputil.NewSingleHostReverseProxy(u)}, nil
+	rp := httputil.NewSingleHostReverseProxy(u)
+	// A client that gives up mid-call is normal under load; not worth a log line.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	return &Proxy{rp: rp}, nil
 }
 
 // Start serves on addr ("127.0.0.1:0" picks a free port) and returns the URL.

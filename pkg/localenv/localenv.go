@@ -4,10 +4,12 @@
 package localenv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -210,4 +212,22 @@ func (e *Env) DrainEvents() ([]delivery.Event, error) {
 		out = append(out, ev)
 	}
 	return out, nil
+}
+
+// Logs is a concurrency-safe buffer for a function's log lines in tests.
+type Logs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -1,7 +1,6 @@
 package postback
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,20 +36,8 @@ type harness struct {
 	env   *localenv.Env
 	h     *Handler
 	store *store.Store
-	logs  *lockedBuffer
+	logs  *localenv.Logs
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
@@ -60,7 +46,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Close)
-	logs := &lockedBuffer{}
+	logs := &localenv.Logs{}
 	st := store.New(env.DynamoDB(), localenv.Table, 0)
 	h := NewHandler(Deps{
 		Tokens:  secret.New(env.SecretsManager(), localenv.SecretID, time.Minute),

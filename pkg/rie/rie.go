@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mmsgate/mmsgate/pkg/loopback"
 )
 
 // Instance is one running emulator with its function.
@@ -50,11 +51,11 @@ var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
 // Start runs the emulator on free loopback ports.
 func Start(ctx context.Context, name string, o Options) (*Instance, error) {
-	apiPort, err := freePort()
+	apiPort, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	runtimePort, err := freePort()
+	runtimePort, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -101,19 +102,11 @@ func Start(ctx context.Context, name string, o Options) (*Instance, error) {
 		}
 	}()
 	go func() { cmd.Wait(); pw.Close() }()
-	addr := fmt.Sprintf("127.0.0.1:%d", apiPort)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return i, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			i.Close()
-			return nil, fmt.Errorf("emulator for %s did not listen on %s", name, addr)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := loopback.Wait(ctx, fmt.Sprintf("127.0.0.1:%d", apiPort), 10*time.Second); err != nil {
+		i.Close()
+		return nil, fmt.Errorf("emulator for %s: %w", name, err)
 	}
+	return i, nil
 }
 
 // ErrTimeout is the emulator's "Task timed out" answer.
@@ -198,15 +191,6 @@ func (i *Instance) Close() {
 	case <-i.done:
 	case <-time.After(2 * time.Second):
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // RuntimeRSS is the peak resident memory (VmHWM, KiB) of the function

@@ -230,8 +230,16 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
 // call sends once; on E104 it refreshes the key once and sends again.
 func (h *Handler) call(ctx context.Context, req *sendreq.Request) (*skycore.Response, error) {
 	if h.limiter != nil {
-		if err := h.limiter.Wait(ctx); err != nil {
-			return nil, &apperr.Error{Code: apperr.CodeTimeout, Class: apperr.Retry, Op: "sender.rate", Message: "rate limit wait cut short", Err: err}
+		// Wait only as long as a call can still start after the wait.
+		wctx := ctx
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithDeadline(ctx, dl.Add(-(h.cfg.CallTimeout + h.cfg.Margin)))
+			defer cancel()
+		}
+		if err := h.limiter.Wait(wctx); err != nil {
+			return nil, &apperr.Error{Code: apperr.CodeTimeout, Class: apperr.Retry, Op: "sender.rate",
+				Message: "no rate-limit token before the deadline; left for redelivery", Err: err}
 		}
 	}
 	keys, err := h.d.Keys.Get(ctx)

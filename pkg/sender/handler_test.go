@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,24 +36,7 @@ type harness struct {
 	sim  *sim.Server
 	h    *Handler
 	keys *secret.Cache
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *localenv.Logs
 }
 
 func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harness {
@@ -84,7 +66,7 @@ func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harn
 	if cfg != nil {
 		cfg(&c)
 	}
-	logs := &syncBuffer{}
+	logs := &localenv.Logs{}
 	keys := secret.New(env.SecretsManager(func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 }), localenv.SecretID, time.Minute)
 	q := env.SQSClient()
 	h := NewHandler(c, Deps{
@@ -573,5 +555,28 @@ func TestQueueURL(t *testing.T) {
 	}
 	if got := QueueURL("nope"); got != "" {
 		t.Errorf("QueueURL(nope) = %q", got)
+	}
+}
+
+// TestRateLimitShared: the per-instance limit is shared by all workers. At
+// one call per 2 s (burst 1), only one of three concurrent records can
+// call Skycore before the deadline; the others are left for later rather
+// than waiting past it.
+func TestRateLimitShared(t *testing.T) {
+	hs := newHarness(t, nil, func(c *Config) { c.RatePerSecond, c.Concurrency, c.CallTimeout = 0.5, 3, time.Second })
+	ev := loadEvent(t, "duplicate-id")
+	ev.Records = append(ev.Records, ev.Records[0])
+	for i := range ev.Records {
+		ev.Records[i].MessageId = fmt.Sprint("rl-", i)
+		ev.Records[i].Body = fmt.Sprintf(`{"id":"rl-%d","to":"17743199144","mmsId":1000}`, i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := hs.invoke(t, ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs.sim.Requests()) != 1 || len(resp.BatchItemFailures) != 2 {
+		t.Errorf("Skycore calls = %d, failures = %v; want 1 call and 2 records left for later", len(hs.sim.Requests()), resp.BatchItemFailures)
 	}
 }

@@ -26,6 +26,9 @@ type Config struct {
 	MaxRetries int `json:"maxRetries,omitempty"`
 	// PostbackTimeout is how long the receiver has to answer (10 s).
 	PostbackTimeout Duration `json:"postbackTimeout,omitempty"`
+	// PostbackConcurrency bounds the postbacks in flight: Skycore drains its
+	// postback queue steadily rather than all at once (default 4).
+	PostbackConcurrency int `json:"postbackConcurrency,omitempty"`
 	// Seed makes scenario mixes and fault rates repeatable.
 	Seed int64 `json:"seed,omitempty"`
 	// Scenarios choose what happens after acceptance.
@@ -77,12 +80,13 @@ func Default() Config {
 			},
 			Templates: tpl,
 		}},
-		PostbackDelay:   Duration(50 * time.Millisecond),
-		RetryInterval:   Duration(5 * time.Minute),
-		MaxRetries:      5,
-		PostbackTimeout: Duration(10 * time.Second),
-		Seed:            1,
-		Scenarios:       Scenarios{Default: ScenarioDelivered},
+		PostbackDelay:       Duration(50 * time.Millisecond),
+		RetryInterval:       Duration(5 * time.Minute),
+		MaxRetries:          5,
+		PostbackTimeout:     Duration(10 * time.Second),
+		PostbackConcurrency: 4,
+		Seed:                1,
+		Scenarios:           Scenarios{Default: ScenarioDelivered},
 	}
 }
 

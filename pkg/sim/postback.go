@@ -111,6 +111,12 @@ func (s *Server) deliver(pb *postback, attempt int) {
 	if s.ctx.Err() != nil || pb.gen != gen || url == "" {
 		return
 	}
+	select { // wait for a delivery slot; the receiver's 10 s start with the POST
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	case <-s.ctx.Done():
+		return
+	}
 	rec := PostbackAttempt{Time: time.Now().UTC(), TrackingID: pb.trackingID, ClientReference: pb.ref,
 		Code: pb.code, Attempt: attempt, Redelivery: pb.redelivery}
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(pb.body))

@@ -76,6 +76,7 @@ type Server struct {
 	npending  int
 
 	onAccept func(Request)
+	slots    chan struct{} // postbacks in flight
 
 	client *http.Client
 	ctx    context.Context
@@ -95,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PostbackTimeout == 0 {
 		cfg.PostbackTimeout = d.PostbackTimeout
 	}
+	if cfg.PostbackConcurrency <= 0 {
+		cfg.PostbackConcurrency = d.PostbackConcurrency
+	}
 	if len(cfg.Accounts) == 0 {
 		cfg.Accounts = d.Accounts
 	}
@@ -109,6 +113,7 @@ func New(cfg Config) (*Server, error) {
 		client:   &http.Client{Timeout: time.Duration(cfg.PostbackTimeout)},
 		ctx:      ctx,
 		cancel:   cancel,
+		slots:    make(chan struct{}, cfg.PostbackConcurrency),
 	}
 	s.resetCounts()
 	return s, nil

@@ -77,41 +77,32 @@ func appendVCard(buf *bytes.Buffer, c *sendreq.VCard) {
 	opt(buf, "TITLE", c.Title)
 	opt(buf, "NOTE", c.Note)
 	opt(buf, "PHOTOURL", c.PhotoURL)
-	if len(c.Phones) > 0 {
-		buf.WriteString("<PHONE>")
-		for _, p := range c.Phones {
-			buf.WriteString("<PHONE>")
-			elem(buf, "NUMBER", p.Number)
-			opt(buf, "LABEL", p.Label)
-			buf.WriteString("</PHONE>")
-		}
-		buf.WriteString("</PHONE>")
-	}
-	if len(c.Emails) > 0 {
-		buf.WriteString("<EMAIL>")
-		for _, e := range c.Emails {
-			buf.WriteString("<EMAIL>")
-			elem(buf, "ID", e.ID)
-			opt(buf, "LABEL", e.Label)
-			buf.WriteString("</EMAIL>")
-		}
-		buf.WriteString("</EMAIL>")
-	}
-	if len(c.Addresses) > 0 {
-		buf.WriteString("<PHYSICALADDRESS>")
-		for _, a := range c.Addresses {
-			buf.WriteString("<PHYSICALADDRESS>")
-			elem(buf, "ADDRESS", a.Address)
-			opt(buf, "LABEL", a.Label)
-			buf.WriteString("</PHYSICALADDRESS>")
-		}
-		buf.WriteString("</PHYSICALADDRESS>")
-	}
+	appendEntries(buf, "PHONE", "NUMBER", c.Phones, func(p sendreq.Phone) (string, string) { return p.Number, p.Label })
+	appendEntries(buf, "EMAIL", "ID", c.Emails, func(e sendreq.Email) (string, string) { return e.ID, e.Label })
+	appendEntries(buf, "PHYSICALADDRESS", "ADDRESS", c.Addresses, func(a sendreq.Address) (string, string) { return a.Address, a.Label })
 	buf.WriteString("</DYNAMICVCARD>")
 }
 
 // slideOrder lists the slides' indexes in slide order (insertion sort into
 // dst: at most 8 entries, no allocation).
+// appendEntries writes a vCard list: the outer element, and inside it one
+// element of the same name per entry with its value and optional LABEL.
+func appendEntries[T any](buf *bytes.Buffer, outer, key string, items []T, get func(T) (value, label string)) {
+	if len(items) == 0 {
+		return
+	}
+	open, closing := "<"+outer+">", "</"+outer+">"
+	buf.WriteString(open)
+	for _, it := range items {
+		v, l := get(it)
+		buf.WriteString(open)
+		elem(buf, key, v)
+		opt(buf, "LABEL", l)
+		buf.WriteString(closing)
+	}
+	buf.WriteString(closing)
+}
+
 func slideOrder(s []sendreq.Slide, dst []int) []int {
 	for i := range s {
 		dst = append(dst, i)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,7 +59,8 @@ type Report struct {
 	SentTwice, SentTwiceInCrashWindow             int
 	DuplicateTerminal, DuplicateTerminalInWindow  int
 	PostbackEvents, Unjoined                      int
-	Wall                                          time.Duration
+	PostbacksDropped                              int
+	Wall, P99Done                                 time.Duration
 	PeakRSSKiB                                    map[string]int64
 	Violations                                    []string
 }
@@ -84,7 +86,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		o.Senders = 2
 	}
 	if o.Postbacks == 0 {
-		o.Postbacks = 2
+		o.Postbacks = 3
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -206,7 +208,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		r.Violations = append(r.Violations, fmt.Sprintf("only %d of %d sender kills hit a running sender", r.Kills, o.Kills))
 	}
 	r.Postback5xx = int(pb5xx.failed.Load())
-	return r, r.check(ctx, s, want, window)
+	return r, r.check(ctx, s, want, window, start)
 }
 
 // simConfig: ~20 % of calls fault (each rule's rate applies to what the
@@ -218,8 +220,8 @@ func simConfig(seed uint64) sim.Config {
 	c.PostbackTimeout = sim.Duration(5 * time.Second)
 	c.DuplicateRate, c.ReorderRate = 0.05, 0.05
 	c.Faults = []sim.Fault{
-		{Kind: "E106", Rate: 0.03, Seconds: 1}, {Kind: "E113", Rate: 0.03}, {Kind: "E503", Rate: 0.03}, {Kind: "E618", Rate: 0.03},
-		{Kind: "http500", Rate: 0.025}, {Kind: "http503", Rate: 0.02}, {Kind: "reset", Rate: 0.02}, {Kind: "hang", Rate: 0.01},
+		{Kind: "E106", Rate: 0.035, Seconds: 1}, {Kind: "E113", Rate: 0.035}, {Kind: "E503", Rate: 0.035}, {Kind: "E618", Rate: 0.035},
+		{Kind: "http500", Rate: 0.03}, {Kind: "http503", Rate: 0.02}, {Kind: "reset", Rate: 0.02}, {Kind: "hang", Rate: 0.01},
 	}
 	c.Scenarios = sim.Scenarios{Mix: map[sim.Scenario]int{
 		sim.ScenarioDelivered: 70, sim.ScenarioNoReceipt: 8, sim.ScenarioExpired: 5, sim.ScenarioRejected: 2,
@@ -259,7 +261,7 @@ func (p *postbackFaults) wrap(next http.Handler) http.Handler {
 }
 
 // check computes the invariants.
-func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]string, window map[string]bool) error {
+func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]string, window map[string]bool, started time.Time) error {
 	reqs := s.Sim.Requests()
 	r.SkycoreCalls = len(reqs)
 	sends := map[string]int{}
@@ -278,12 +280,19 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 		if p.Redelivery {
 			r.PostbackRedeliveries++
 		}
+		if p.Dropped {
+			r.PostbacksDropped++
+		}
 	}
 	terminal := map[string]int{}
+	var done []time.Time
 	for _, e := range s.Events() {
 		switch e.Event {
 		case delivery.Accepted, delivery.Rejected:
 			terminal[e.ID]++
+			if at, err := time.Parse(delivery.TimeFormat, e.RecordedAt); err == nil && terminal[e.ID] == 1 {
+				done = append(done, at)
+			}
 		case delivery.Sent, delivery.Delivered, delivery.Undelivered, delivery.Failed:
 			r.PostbackEvents++
 			if ref, ok := tracking[e.TrackingID]; !ok || ref != e.ID {
@@ -367,6 +376,13 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 			v = append(v, fmt.Sprintf("%s accepted in the table but never sent", id))
 		}
 	}
+	if len(done) > 0 {
+		slices.SortFunc(done, func(a, b time.Time) int { return a.Compare(b) })
+		r.P99Done = done[len(done)*99/100].Sub(started)
+	}
+	if r.PostbacksDropped > 0 {
+		v = append(v, fmt.Sprintf("%d postbacks dropped by Skycore after its retries: delivery reports lost", r.PostbacksDropped))
+	}
 	if r.Unjoined > 0 {
 		v = append(v, fmt.Sprintf("%d postback events not joined to their id", r.Unjoined))
 	}
@@ -405,8 +421,9 @@ func (r *Report) Print(w io.Writer) {
 	row("sent twice", fmt.Sprintf("%d (all in a crash window: %d)", r.SentTwice, r.SentTwiceInCrashWindow))
 	row("duplicate terminal events", fmt.Sprintf("%d (in a crash window: %d)", r.DuplicateTerminal, r.DuplicateTerminalInWindow))
 	row("postback events / not joined", fmt.Sprintf("%d / %d", r.PostbackEvents, r.Unjoined))
-	row("wall time", r.Wall.Round(time.Millisecond))
-	row("throughput", fmt.Sprintf("%.0f msgs/s", r.MsgsPerSec()))
+	row("postbacks dropped after Skycore's retries", r.PostbacksDropped)
+	row("wall time (99 % of ids final)", fmt.Sprintf("%s (%s)", r.Wall.Round(time.Millisecond), r.P99Done.Round(time.Millisecond)))
+	row("throughput", fmt.Sprintf("%.0f msgs/s overall, %.0f msgs/s to 99 %%", r.MsgsPerSec(), 0.99*float64(r.Requests)/max(r.P99Done.Seconds(), 0.001)))
 	row("peak RSS send-mms / postback", fmt.Sprintf("%.1f MiB / %.1f MiB", float64(r.PeakRSSKiB["send-mms"])/1024, float64(r.PeakRSSKiB["postback"])/1024))
 	if len(r.Violations) == 0 {
 		row("invariants", "all hold")
