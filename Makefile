@@ -28,7 +28,8 @@ test: deps $(RIE)
 
 ## bench: the benchmarks of BENCHMARKS.md, as one table
 bench: deps $(RIE)
-	$(GO) run ./cmd/mmsgate-bench
+	$(GO) build -o .bin/mmsgate-bench ./cmd/mmsgate-bench
+	.bin/mmsgate-bench
 
 ## soak: the reliability soak (SOAK_N requests, default 10000); `make test` runs a 500-request one
 soak: deps $(RIE)

@@ -174,6 +174,12 @@ func (e *Env) DynamoDB(opts ...func(*dynamodb.Options)) *dynamodb.Client {
 	return dynamodb.NewFromConfig(e.AWS, append([]func(*dynamodb.Options){func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(e.DynamoURL) }}, opts...)...)
 }
 
+// DynamoDBDirect returns a client straight to dynalite, without the fault
+// proxy's hop (benchmarks).
+func (e *Env) DynamoDBDirect() *dynamodb.Client {
+	return dynamodb.NewFromConfig(e.AWS, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(e.Dynalite.URL) })
+}
+
 // SQSClient returns a client for the queues.
 func (e *Env) SQSClient(opts ...func(*sqs.Options)) *sqs.Client {
 	return sqs.NewFromConfig(e.AWS, append([]func(*sqs.Options){func(o *sqs.Options) { o.BaseEndpoint = aws.String(e.SQSURL) }}, opts...)...)

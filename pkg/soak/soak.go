@@ -170,10 +170,14 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			return
 		}
 		go func() {
-			time.Sleep(3 * time.Millisecond)
-			mark()
-			if s.KillSenders() > 0 {
-				kills.Add(1)
+			// Anywhere in a batch: the next moment a sender is running.
+			for try := 0; try < 1000; try++ {
+				time.Sleep(3 * time.Millisecond)
+				mark()
+				if s.KillSenders() > 0 {
+					kills.Add(1)
+					return
+				}
 			}
 		}()
 	})

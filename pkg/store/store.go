@@ -185,7 +185,9 @@ type Outcome struct {
 }
 
 // Accept records msg#id as accepted with its tracking id and marks the
-// accepted event as pending until EventSent.
+// accepted event as pending until EventSent. The claim's lease is kept: the
+// pending event is the claimant's to publish until the lease ends (or
+// ReleaseEvent), so that a duplicate delivery does not publish it as well.
 func (st *Store) Accept(ctx context.Context, id string, o Outcome) error {
 	return st.final(ctx, "store.Accept", id, StateAccepted, "accepted", o)
 }
@@ -200,8 +202,8 @@ func (st *Store) final(ctx context.Context, op, id, state, event string, o Outco
 		TableName: aws.String(st.table),
 		Key:       msgKey(id),
 		UpdateExpression: aws.String("SET #st = :st, #trk = :trk, #code = :code, #err = :err, #to = :to, #from = :from, " +
-			"#mms = :mms, #evt = :evt, #acc = :now, #upd = :now, #exp = :exp, #created = if_not_exists(#created, :now) REMOVE #lease"),
-		ExpressionAttributeNames: exprNames("#st", "#trk", "#code", "#err", "#to", "#from", "#mms", "#evt", "#acc", "#upd", "#exp", "#created", "#lease"),
+			"#mms = :mms, #evt = :evt, #acc = :now, #upd = :now, #exp = :exp, #created = if_not_exists(#created, :now)"),
+		ExpressionAttributeNames: exprNames("#st", "#trk", "#code", "#err", "#to", "#from", "#mms", "#evt", "#acc", "#upd", "#exp", "#created"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":st": s(state), ":trk": s(o.TrackingID), ":code": s(o.Code), ":err": s(o.Error), ":to": s(o.To),
 			":from": s(o.From), ":mms": s(o.MMSID), ":evt": s(event), ":now": s(st.stamp()), ":exp": st.exp(),
@@ -223,6 +225,21 @@ func (st *Store) EventSent(ctx context.Context, id string) error {
 	})
 	if err != nil {
 		return unavailable("store.EventSent", err)
+	}
+	return nil
+}
+
+// ReleaseEvent hands a pending event over to the next delivery at once
+// (its claimant could not publish it).
+func (st *Store) ReleaseEvent(ctx context.Context, id string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(st.table),
+		Key:                      msgKey(id),
+		UpdateExpression:         aws.String("REMOVE #lease"),
+		ExpressionAttributeNames: exprNames("#lease"),
+	})
+	if err != nil {
+		return unavailable("store.ReleaseEvent", err)
 	}
 	return nil
 }
