@@ -203,22 +203,12 @@ func (s *Server) ChangeVisibility(name, receipt string, d time.Duration) error {
 }
 
 // Messages returns a snapshot of a queue's messages, visible or not.
-func (s *Server) Messages(name string) []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	q, ok := s.queues[name]
-	if !ok {
-		return nil
-	}
-	out := make([]Message, len(q.msgs))
-	for i, m := range q.msgs {
-		out[i] = *m
-	}
-	return out
-}
+func (s *Server) Messages(name string) []Message { return s.snapshot(name, false) }
 
 // Drain removes and returns every message of a queue.
-func (s *Server) Drain(name string) []Message {
+func (s *Server) Drain(name string) []Message { return s.snapshot(name, true) }
+
+func (s *Server) snapshot(name string, remove bool) []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queues[name]
@@ -229,7 +219,9 @@ func (s *Server) Drain(name string) []Message {
 	for i, m := range q.msgs {
 		out[i] = *m
 	}
-	q.msgs = nil
+	if remove {
+		q.msgs = nil
+	}
 	return out
 }
 

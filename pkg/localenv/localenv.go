@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -236,4 +238,18 @@ func (l *Logs) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// ReadEvent decodes a sample event, for example "events/sqs/batch-mixed.json"
+// relative to the repository root, into v.
+func ReadEvent(name string, v any) error {
+	root, err := dynalite.Root()
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(root, name))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }

@@ -105,12 +105,8 @@ func (hs *harness) events(t *testing.T) []string {
 
 func loadAPIGW(t *testing.T, name string) events.APIGatewayV2HTTPRequest {
 	t.Helper()
-	b, err := os.ReadFile("../../events/apigw/" + name + ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(b, &ev); err != nil {
+	if err := localenv.ReadEvent("events/apigw/"+name+".json", &ev); err != nil {
 		t.Fatal(err)
 	}
 	return ev

@@ -118,7 +118,10 @@ var ErrTimeout = errors.New("function timed out")
 func (i *Instance) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.url, bytes.NewReader(payload))
+	// The invocation runs to its end even if the caller goes away, as on
+	// Lambda: a cancelled call would release the lock while the emulator
+	// is still busy, and the next invoke would then crash it.
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, i.url, bytes.NewReader(payload))
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -102,12 +101,8 @@ func (hs *harness) invoke(t *testing.T, ctx context.Context, ev any) (events.SQS
 
 func loadEvent(t *testing.T, name string) events.SQSEvent {
 	t.Helper()
-	b, err := os.ReadFile("../../events/sqs/" + name + ".json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ev events.SQSEvent
-	if err := json.Unmarshal(b, &ev); err != nil {
+	if err := localenv.ReadEvent("events/sqs/"+name+".json", &ev); err != nil {
 		t.Fatal(err)
 	}
 	return ev

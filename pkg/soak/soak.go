@@ -55,6 +55,7 @@ type Report struct {
 	Kills, KilledAfterAccept                      int
 	Throttled                                     int64
 	Accepted, Rejected, DeadLetter                int
+	RetriesExhausted                              int
 	Lost                                          int
 	SentTwice, SentTwiceInCrashWindow             int
 	DuplicateTerminal, DuplicateTerminalInWindow  int
@@ -94,7 +95,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 
 	var pb5xx postbackFaults
 	s, err := stack.Start(ctx, bins, stack.Options{
-		Sim: simConfig(o.Seed), Timeout: 5 * time.Second, Visibility: 6 * time.Second, MaxReceive: 10,
+		Sim: simConfig(o.Seed), Timeout: 5 * time.Second, Visibility: 6 * time.Second, MaxReceive: 5, // as deployed
 		Senders: o.Senders, Postbacks: o.Postbacks, BatchSize: 10, Logs: o.Logs,
 		SenderEnv:    []string{"SKYCORE_TIMEOUT=1s", "SEND_CONCURRENCY=10"},
 		PostbackHTTP: pb5xx.wrap,
@@ -308,6 +309,9 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 	for _, m := range s.Env.SQS.Messages(localenv.SendDLQ) {
 		if id := sendreq.PeekID([]byte(m.Body)); id != "" {
 			dlq[id] = true
+			if m.DeadLetterReason != "" {
+				r.RetriesExhausted++
+			}
 		}
 		r.DeadLetter++
 	}
@@ -420,7 +424,7 @@ func (r *Report) Print(w io.Writer) {
 	row("postback attempts", fmt.Sprintf("%d (%d answered 5xx once, %d redelivered)", r.PostbackAttempts, r.Postback5xx, r.PostbackRedeliveries))
 	row("sender kills", fmt.Sprintf("%d (%d right after Skycore accepted)", r.Kills, r.KilledAfterAccept))
 	row("DynamoDB calls throttled", r.Throttled)
-	row("accepted / rejected / in DLQ", fmt.Sprintf("%d / %d / %d", r.Accepted, r.Rejected, r.DeadLetter))
+	row("accepted / rejected / in DLQ", fmt.Sprintf("%d / %d / %d (%d after 5 failed receives, the rest malformed)", r.Accepted, r.Rejected, r.DeadLetter, r.RetriesExhausted))
 	row("lost", r.Lost)
 	row("sent twice", fmt.Sprintf("%d (all in a crash window: %d)", r.SentTwice, r.SentTwiceInCrashWindow))
 	row("duplicate terminal events", fmt.Sprintf("%d (in a crash window: %d)", r.DuplicateTerminal, r.DuplicateTerminalInWindow))
