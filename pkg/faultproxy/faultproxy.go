@@ -26,6 +26,7 @@ type Proxy struct {
 	match     string    // throttle calls whose body holds match…
 	matchN    int       // …this many times
 	throttled atomic.Int64
+	after     func(body []byte) // called once a forwarded call was answered
 	rp        *httputil.ReverseProxy
 	srv       *http.Server
 }
@@ -83,6 +84,14 @@ func (p *Proxy) ThrottleMatching(substr string, n int) {
 	p.match, p.matchN = substr, n
 }
 
+// AfterForward calls f with the body of every call once DynamoDB answered
+// it (a soak uses it to crash the sender right after its claim).
+func (p *Proxy) AfterForward(f func(body []byte)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.after = f
+}
+
 // Throttled counts the calls answered with a throttling error.
 func (p *Proxy) Throttled() int64 { return p.throttled.Load() }
 
@@ -102,9 +111,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		throttle = true
 		p.matchN--
 	}
+	after := p.after
 	p.mu.Unlock()
 	if !throttle {
 		p.rp.ServeHTTP(w, r)
+		if after != nil {
+			after(body)
+		}
 		return
 	}
 	p.throttled.Add(1)

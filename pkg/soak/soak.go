@@ -52,7 +52,7 @@ type Report struct {
 	Faults                                        map[string]int
 	PostbackAttempts, Postback5xx                 int
 	PostbackRedeliveries                          int
-	Kills, KilledAfterAccept                      int
+	Kills, KilledAfterAccept, KilledBeforeCall    int
 	Throttled                                     int64
 	Accepted, Rejected, DeadLetter                int
 	RetriesExhausted                              int
@@ -140,7 +140,25 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	// and a moment later (anywhere in the batch).
 	window := map[string]bool{}
 	var wmu sync.Mutex
-	var accepted, kills, afterAccept atomic.Int64
+	var accepted, kills, afterAccept, beforeCall atomic.Int64
+	var armed atomic.Bool
+	s.Env.Proxy.AfterForward(func(body []byte) {
+		// Only the claim counts attempts.
+		if !strings.Contains(string(body), `"attempts"`) || !armed.CompareAndSwap(true, false) {
+			return
+		}
+		wmu.Lock()
+		for _, id := range s.InFlight() {
+			window[id] = true
+		}
+		wmu.Unlock()
+		if s.KillSenders() > 0 {
+			kills.Add(1)
+			beforeCall.Add(1)
+		} else {
+			armed.Store(true) // that claimant already finished: take the next
+		}
+	})
 	thresholds := map[int64]int{}
 	for k := 1; k <= o.Kills; k++ {
 		thresholds[int64(k*o.N/(o.Kills+2))] = k
@@ -154,15 +172,12 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		if !ok {
 			return
 		}
-		mark := func() {
-			wmu.Lock()
-			defer wmu.Unlock()
-			for _, id := range s.InFlight() {
-				window[id] = true
-			}
-			window[req.ClientReference] = true
+		wmu.Lock()
+		for _, id := range s.InFlight() {
+			window[id] = true
 		}
-		mark()
+		window[req.ClientReference] = true
+		wmu.Unlock()
 		if k%2 == 1 {
 			if s.KillSenders() > 0 {
 				kills.Add(1)
@@ -170,17 +185,9 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			}
 			return
 		}
-		go func() {
-			// Anywhere in a batch: the next moment a sender is running.
-			for try := 0; try < 1000; try++ {
-				time.Sleep(3 * time.Millisecond)
-				mark()
-				if s.KillSenders() > 0 {
-					kills.Add(1)
-					return
-				}
-			}
-		}()
+		// Before the call: at the next claim written, the sender dies
+		// holding it; the redelivery takes the id over once the lease ends.
+		armed.Store(true)
 	})
 
 	start := time.Now()
@@ -208,7 +215,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		r.PeakRSSKiB["postback"] = max(r.PeakRSSKiB["postback"], inst.RuntimeRSS())
 	}
 	r.Throttled = s.Env.Proxy.Throttled()
-	r.Kills, r.KilledAfterAccept = int(kills.Load()), int(afterAccept.Load())
+	r.Kills, r.KilledAfterAccept, r.KilledBeforeCall = int(kills.Load()), int(afterAccept.Load()), int(beforeCall.Load())
 	if r.Kills < o.Kills {
 		r.Violations = append(r.Violations, fmt.Sprintf("only %d of %d sender kills hit a running sender", r.Kills, o.Kills))
 	}
@@ -422,7 +429,7 @@ func (r *Report) Print(w io.Writer) {
 	row("Skycore calls", r.SkycoreCalls)
 	row("faults injected", fmt.Sprintf("%d (%.1f %% of calls): %s", total, 100*float64(total)/float64(max(r.SkycoreCalls, 1)), strings.Join(faults, ", ")))
 	row("postback attempts", fmt.Sprintf("%d (%d answered 5xx once, %d redelivered)", r.PostbackAttempts, r.Postback5xx, r.PostbackRedeliveries))
-	row("sender kills", fmt.Sprintf("%d (%d right after Skycore accepted)", r.Kills, r.KilledAfterAccept))
+	row("sender kills", fmt.Sprintf("%d (%d right after Skycore accepted, %d right after the claim, before the call)", r.Kills, r.KilledAfterAccept, r.KilledBeforeCall))
 	row("DynamoDB calls throttled", r.Throttled)
 	row("accepted / rejected / in DLQ", fmt.Sprintf("%d / %d / %d (%d after 5 failed receives, the rest malformed)", r.Accepted, r.Rejected, r.DeadLetter, r.RetriesExhausted))
 	row("lost", r.Lost)
