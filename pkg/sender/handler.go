@@ -4,6 +4,7 @@ package sender
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -182,11 +183,9 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
 	req.ApplyDefaults(h.cfg.Policy)
 	verr := req.Validate(h.cfg.Policy)
 	if verr != nil && !sendreq.ValidID(req.ID) {
-		// No usable id to record under: report it and drop it.
-		h.emit(ctx, log, rejectedEvent(req, verr))
-		h.d.Metrics.Count("Rejected")
-		log.WarnContext(ctx, "rejected", "code", apperr.CodeOf(verr), "class", "permanent", "err", verr)
-		return true
+		// No usable id to record it under: like a malformed body, it goes
+		// to the DLQ with the reason rather than vanish.
+		return h.malformed(ctx, log, rec, verr)
 	}
 
 	owner := rec.MessageId + "/" + invocationID(ctx)
@@ -388,7 +387,7 @@ func (h *Handler) malformed(ctx context.Context, log *slog.Logger, rec events.SQ
 	if len(reason) > 1000 {
 		reason = reason[:1000]
 	}
-	id := sendreq.PeekID([]byte(rec.Body))
+	id := readableID(rec.Body)
 	log.WarnContext(ctx, "malformed request body", "id", id, "code", apperr.CodeOf(err), "class", "permanent", "err", reason)
 	if id != "" {
 		ev := delivery.Event{ID: id, Event: delivery.Rejected, Code: string(apperr.CodeOf(err)), Error: reason}
@@ -531,6 +530,19 @@ func rejectedEvent(req *sendreq.Request, cause error) delivery.Event {
 		ev.Error = cause.Error()
 	}
 	return ev
+}
+
+// readableID is the body's id when it is a non-empty string, valid or not
+// (an over-long id still tells the application which request failed).
+func readableID(body string) string {
+	var v struct {
+		ID any `json:"id"`
+	}
+	if json.Unmarshal([]byte(body), &v) != nil {
+		return ""
+	}
+	id, _ := v.ID.(string)
+	return id
 }
 
 func attr(rec events.SQSMessage, name string) string {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/mmsgate/mmsgate/pkg/localenv"
 )
 
 // TestHostileRequests: fields at and past their limits, control
@@ -37,6 +39,7 @@ func TestHostileRequests(t *testing.T) {
 		{"h-value", `{"id":"h-value","to":"17743199144","mmsId":1000,"data":{"a":"` + long(1001) + `"}}`, "E100"},
 		{"h-vcard", `{"id":"h-vcard","to":"17743199144","mmsId":1000,"vcard":{"lastName":"` + long(1001) + `"}}`, "E100"},
 		{"h-mmsid", `{"id":"h-mmsid","to":"17743199144","mmsId":99999999999999999999}`, "E620"},
+		{"h-no-id", `{"to":"17743199144","mmsId":1000}`, ""}, // DLQ, no event: no id to name
 	}
 	ev := events.SQSEvent{}
 	for _, tt := range tests {
@@ -56,9 +59,17 @@ func TestHostileRequests(t *testing.T) {
 	for _, tt := range tests {
 		switch tt.id {
 		case "h-id-long":
-			// Rejected under the id as sent: the application can match it.
+			// Rejected under the id as sent, so the application can match
+			// it, and kept in the DLQ: there is no usable id to record.
 			if got[long(65)] != "rejected:E100" {
 				t.Errorf("over-long id: events %v", got)
+			}
+			if dlq := hs.env.SQS.Messages(localenv.SendDLQ); len(dlq) != 2 || !strings.Contains(dlq[0].Body+dlq[1].Body, long(65)) {
+				t.Errorf("over-long id and missing id: DLQ = %+v", dlq)
+			}
+		case "h-no-id":
+			if _, ok := got[""]; ok {
+				t.Errorf("an event without an id was published: %v", got)
 			}
 		case "h-utf8":
 			if got[tt.id] != "accepted:" {
