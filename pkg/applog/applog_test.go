@@ -1,0 +1,46 @@
+package applog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+func TestJSONWithRequestID(t *testing.T) {
+	t.Setenv("LOG_LEVEL", "WARN")
+	var b bytes.Buffer
+	log := New(&b)
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-1"})
+	log.InfoContext(ctx, "hidden")
+	log.WarnContext(ctx, "shown", "k", "v")
+	var got map[string]any
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatalf("want one JSON line at WARN, got %q", b.String())
+	}
+	if got["message"] != "shown" || got["level"] != "WARN" || got["requestId"] != "req-1" || got["timestamp"] == nil || got["k"] != "v" {
+		t.Errorf("log line = %v", got)
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for in, want := range map[string]slog.Level{"": slog.LevelInfo, "debug": slog.LevelDebug, "TRACE": slog.LevelDebug,
+		"warn": slog.LevelWarn, "ERROR": slog.LevelError, "FATAL": slog.LevelError, "nonsense": slog.LevelInfo} {
+		if got := ParseLevel(in); got != want {
+			t.Errorf("ParseLevel(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestLambdaLevelFallback(t *testing.T) {
+	t.Setenv("LOG_LEVEL", "")
+	t.Setenv("AWS_LAMBDA_LOG_LEVEL", "ERROR")
+	var b bytes.Buffer
+	New(&b).Warn("hidden")
+	if b.Len() != 0 {
+		t.Errorf("AWS_LAMBDA_LOG_LEVEL=ERROR let a WARN through: %s", b.String())
+	}
+}
