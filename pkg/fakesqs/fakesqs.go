@@ -171,15 +171,12 @@ func (s *Server) Receive(name string, max int, visibility time.Duration) ([]Mess
 func (s *Server) Delete(name, receipt string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	q, ok := s.queues[name]
-	if !ok {
-		return fmt.Errorf("no queue %q", name)
+	q, i, err := s.find(name, receipt)
+	if err != nil {
+		return err
 	}
-	for i, m := range q.msgs {
-		if m.ReceiptHandle == receipt {
-			q.msgs = append(q.msgs[:i], q.msgs[i+1:]...)
-			return nil
-		}
+	if i >= 0 {
+		q.msgs = append(q.msgs[:i], q.msgs[i+1:]...)
 	}
 	return nil // SQS ignores stale handles of deleted messages
 }
@@ -188,18 +185,30 @@ func (s *Server) Delete(name, receipt string) error {
 func (s *Server) ChangeVisibility(name, receipt string, d time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	q, i, err := s.find(name, receipt)
+	if err != nil {
+		return err
+	}
+	if i < 0 {
+		return fmt.Errorf("receipt handle is not current")
+	}
+	q.msgs[i].VisibleAt = s.now().Add(d)
+	s.wake()
+	return nil
+}
+
+// find locates the message holding receipt (-1 when none does); s.mu held.
+func (s *Server) find(name, receipt string) (*queue, int, error) {
 	q, ok := s.queues[name]
 	if !ok {
-		return fmt.Errorf("no queue %q", name)
+		return nil, -1, fmt.Errorf("no queue %q", name)
 	}
-	for _, m := range q.msgs {
+	for i, m := range q.msgs {
 		if m.ReceiptHandle == receipt {
-			m.VisibleAt = s.now().Add(d)
-			s.wake()
-			return nil
+			return q, i, nil
 		}
 	}
-	return fmt.Errorf("receipt handle is not current")
+	return q, -1, nil
 }
 
 // Messages returns a snapshot of a queue's messages, visible or not.

@@ -155,11 +155,8 @@ var everySeconds = regexp.MustCompile(`(\d+)\s*sec`)
 // vendorError classifies an ERRORCODE with the one table in apperr.
 func vendorError(op string, r *Response, apiKey string) *apperr.Error {
 	code := apperr.Code(strings.ToUpper(r.ErrorCode))
-	class, known := apperr.SkycoreClass(code)
+	class, _ := apperr.SkycoreClass(code) // unknown codes: Permanent (Known says so)
 	e := &apperr.Error{Code: code, Class: class, Op: op, Message: redact(r.ErrorInfo, apiKey)}
-	if !known {
-		e.Op = op + ".unknown" // the caller logs unknown codes at ERROR
-	}
 	if code == "E106" {
 		if m := everySeconds.FindStringSubmatch(r.ErrorInfo); m != nil {
 			if n, err := strconv.Atoi(m[1]); err == nil && n < 86400 {
@@ -172,7 +169,13 @@ func vendorError(op string, r *Response, apiKey string) *apperr.Error {
 
 // Known reports whether e's code is in the classification table (false for
 // an unknown vendor code, which the caller should log loudly).
-func Known(e *apperr.Error) bool { return !strings.HasSuffix(e.Op, ".unknown") }
+func Known(e *apperr.Error) bool {
+	if !strings.HasPrefix(string(e.Code), "E") {
+		return true // mmsgate's own codes (HTTP_500, TIMEOUT, NO_TRACKINGID) are not vendor codes
+	}
+	_, known := apperr.SkycoreClass(e.Code)
+	return known
+}
 
 func transportError(ctx context.Context, op string, err error, apiKey string) *apperr.Error {
 	e := &apperr.Error{Code: apperr.CodeNetwork, Class: apperr.Retry, Op: op, Err: redactErr(err, apiKey)}

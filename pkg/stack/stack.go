@@ -25,7 +25,6 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apigw"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/dynalite"
-	"github.com/mmsgate/mmsgate/pkg/fakesqs"
 	"github.com/mmsgate/mmsgate/pkg/localenv"
 	"github.com/mmsgate/mmsgate/pkg/rie"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
@@ -258,7 +257,11 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Prog
 			})
 		}
 		payload, _ := json.Marshal(ev)
-		ids := s.track(msgs, 1)
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			ids[i] = sendreq.PeekID([]byte(m.Body))
+		}
+		s.track(ids, 1)
 		out, err := inst.Invoke(ctx, payload)
 		s.track(ids, -1)
 		var resp events.SQSEventResponse
@@ -299,17 +302,8 @@ func (s *Stack) invokePostback(ctx context.Context, payload []byte) ([]byte, err
 	return inst.Invoke(ctx, payload)
 }
 
-// track counts request ids in flight; it takes messages or ids.
-func (s *Stack) track(items any, d int) []string {
-	var ids []string
-	switch v := items.(type) {
-	case []fakesqs.Message:
-		for _, m := range v {
-			ids = append(ids, sendreq.PeekID([]byte(m.Body)))
-		}
-	case []string:
-		ids = v
-	}
+// track counts request ids in flight.
+func (s *Stack) track(ids []string, d int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range ids {
@@ -317,7 +311,6 @@ func (s *Stack) track(items any, d int) []string {
 			delete(s.inFlight, id)
 		}
 	}
-	return ids
 }
 
 // InFlight lists the request ids in sender invocations under way.
