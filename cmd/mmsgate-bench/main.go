@@ -26,15 +26,15 @@ import (
 
 	"github.com/mmsgate/mmsgate/pkg/applog"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
-	"github.com/mmsgate/mmsgate/pkg/localenv"
-	"github.com/mmsgate/mmsgate/pkg/rie"
+	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/rie"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sender"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
-	"github.com/mmsgate/mmsgate/pkg/sim"
+	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
-	"github.com/mmsgate/mmsgate/pkg/soak"
-	"github.com/mmsgate/mmsgate/pkg/stack"
+	"github.com/mmsgate/mmsgate/internal/soak"
+	"github.com/mmsgate/mmsgate/internal/stack"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -114,7 +114,7 @@ func goBench() []row {
 		return m
 	}
 	cpu := metrics("./pkg/skycore", "BenchmarkValidateEncodeParse", "20000x")
-	simm := metrics("./pkg/sim", "BenchmarkAPI", "3s")
+	simm := metrics("./internal/sim", "BenchmarkAPI", "3s")
 	pb := metrics("./pkg/postback", "BenchmarkHandle", "20000x")
 	return []row{
 		{"validate + encode + parse, per message", "≤ 20 µs, ≤ 40 allocs",

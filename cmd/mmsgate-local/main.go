@@ -24,10 +24,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/mmsgate/mmsgate/pkg/delivery"
-	"github.com/mmsgate/mmsgate/pkg/localenv"
+	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
-	"github.com/mmsgate/mmsgate/pkg/sim"
-	"github.com/mmsgate/mmsgate/pkg/stack"
+	"github.com/mmsgate/mmsgate/internal/sim"
+	"github.com/mmsgate/mmsgate/internal/stack"
 )
 
 func main() {

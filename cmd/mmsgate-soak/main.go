@@ -1,4 +1,4 @@
-// Command mmsgate-soak runs the reliability soak (pkg/soak) and prints its
+// Command mmsgate-soak runs the reliability soak (internal/soak) and prints its
 // summary; it exits 1 when an invariant breaks.
 package main
 
@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mmsgate/mmsgate/pkg/soak"
-	"github.com/mmsgate/mmsgate/pkg/stack"
+	"github.com/mmsgate/mmsgate/internal/soak"
+	"github.com/mmsgate/mmsgate/internal/stack"
 )
 
 func main() {

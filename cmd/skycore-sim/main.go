@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mmsgate/mmsgate/pkg/sim"
+	"github.com/mmsgate/mmsgate/internal/sim"
 )
 
 func main() {

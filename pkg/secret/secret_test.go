@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
-	"github.com/mmsgate/mmsgate/pkg/fakesecrets"
+	"github.com/mmsgate/mmsgate/internal/fakesecrets"
 )
 
 // setup runs the real SDK client against fakesecrets.

@@ -20,10 +20,10 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/applog"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
-	"github.com/mmsgate/mmsgate/pkg/localenv"
+	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
-	"github.com/mmsgate/mmsgate/pkg/sim"
+	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )

@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/mmsgate/mmsgate/pkg/localenv"
+	"github.com/mmsgate/mmsgate/internal/localenv"
 )
 
 // TestHostileRequests: fields at and past their limits, control

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mmsgate/mmsgate/pkg/localenv"
+	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 

@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mmsgate/mmsgate/pkg/loopback"
+	"github.com/mmsgate/mmsgate/internal/loopback"
 )
 
 // Instance is one running emulator with its function.

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mmsgate/mmsgate/pkg/loopback"
+	"github.com/mmsgate/mmsgate/internal/loopback"
 )
 
 // Server is a running dynalite.

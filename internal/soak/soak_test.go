@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mmsgate/mmsgate/pkg/stack"
+	"github.com/mmsgate/mmsgate/internal/stack"
 )
 
 // TestSoak is the short soak of `make test`: 500 requests through the real
