@@ -24,17 +24,17 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/mmsgate/mmsgate/pkg/applog"
-	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/rie"
+	"github.com/mmsgate/mmsgate/internal/sim"
+	"github.com/mmsgate/mmsgate/internal/soak"
+	"github.com/mmsgate/mmsgate/internal/stack"
+	"github.com/mmsgate/mmsgate/pkg/applog"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sender"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
-	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
-	"github.com/mmsgate/mmsgate/internal/soak"
-	"github.com/mmsgate/mmsgate/internal/stack"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 

@@ -23,12 +23,12 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/mmsgate/mmsgate/internal/apigw"
-	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/internal/dynalite"
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/rie"
-	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/internal/sim"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
 )
 
 // RIEPackage is the pinned emulator (a tool directive in go.mod).

@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/internal/fakesecrets"
+	"github.com/mmsgate/mmsgate/pkg/apperr"
 )
 
 // setup runs the real SDK client against fakesecrets.
