@@ -145,7 +145,7 @@ func senderThroughput(ctx context.Context, faked bool) []row {
 			Store: store.New(env.DynamoDBDirect(), localenv.Table, 0), Events: delivery.NewPublisher(q, env.EventsQueueURL), Queue: q,
 			Log: applog.New(bytes.NewBuffer(nil))}
 		if faked {
-			deps.Store, deps.Events = newMemRecords(), memEvents{}
+			deps.Events = memEvents{} // records: see memdb (pending)
 		}
 		h := sender.NewHandler(sender.Config{Policy: sendreq.Policy{DefaultFrom: "60856"}, Concurrency: conc, CallTimeout: 5 * time.Second}, deps)
 		mk := func(tag string) events.SQSEvent {
@@ -195,55 +195,6 @@ func senderThroughput(ctx context.Context, faked bool) []row {
 		}
 	}
 	return rows
-}
-
-// memRecords is the idempotency table in memory, with the store's
-// conditional semantics, for the faked run.
-type memRecords struct {
-	mu sync.Mutex
-	m  map[string]*store.Message
-}
-
-func newMemRecords() *memRecords { return &memRecords{m: map[string]*store.Message{}} }
-
-func (r *memRecords) Claim(_ context.Context, id, owner string, lease time.Time) (bool, *store.Message, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m, ok := r.m[id]
-	if ok && !(m.State == store.StateRetry || m.State == store.StateInProgress && m.LeaseUntil.Before(time.Now())) {
-		c := *m
-		return false, &c, nil
-	}
-	r.m[id] = &store.Message{ID: id, State: store.StateInProgress, Owner: owner, LeaseUntil: lease}
-	return true, nil, nil
-}
-
-func (r *memRecords) set(id string, f func(m *store.Message)) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if m, ok := r.m[id]; ok {
-		f(m)
-	}
-	return nil
-}
-
-func (r *memRecords) Accept(_ context.Context, id string, o store.Outcome) error {
-	return r.set(id, func(m *store.Message) {
-		m.State, m.TrackingID, m.PendingEvent = store.StateAccepted, o.TrackingID, "accepted"
-	})
-}
-func (r *memRecords) Reject(_ context.Context, id string, o store.Outcome) error {
-	return r.set(id, func(m *store.Message) { m.State, m.Code, m.PendingEvent = store.StateRejected, o.Code, "rejected" })
-}
-func (r *memRecords) Release(_ context.Context, id, _, code string) error {
-	return r.set(id, func(m *store.Message) { m.State, m.Code = store.StateRetry, code })
-}
-func (r *memRecords) Link(context.Context, string, string) error { return nil }
-func (r *memRecords) EventSent(_ context.Context, id string) error {
-	return r.set(id, func(m *store.Message) { m.PendingEvent = "" })
-}
-func (r *memRecords) ReleaseEvent(_ context.Context, id string) error {
-	return r.set(id, func(m *store.Message) { m.LeaseUntil = time.Time{} })
 }
 
 type memEvents struct{}

@@ -1,6 +1,6 @@
-// Package apperr defines mmsgate's one coded error type, the table that
-// classifies every Skycore code into retry, permanent or config, and the one
-// table that maps a code to an HTTP status.
+// Package apperr defines mmsgate's one coded error type, its classes, and
+// the one table that maps a code to an HTTP status. What each Skycore code
+// means lives with the vendor, in pkg/skycore.
 package apperr
 
 import (
@@ -25,31 +25,29 @@ const (
 	CodeMalformed    Code = "MALFORMED"     // postback that can never be processed
 	CodeUnavailable  Code = "UNAVAILABLE"   // a dependency (DynamoDB, SQS, Secrets Manager) failed
 	CodeBusy         Code = "BUSY"          // the same item is being processed elsewhere right now
+	CodeConflict     Code = "CONFLICT"      // a record already says something else (a tracking id linked to another id)
+	CodeStore        Code = "STORE"         // DynamoDB refuses the call for good (validation, access, missing table)
+	CodeInDoubt      Code = "INDOUBT"       // a call that may have reached Skycore: waiting for its postback
 )
 
 // HTTPCode is the code for an unusable HTTP answer with the given status,
 // for example HTTP_500.
 func HTTPCode(status int) Code { return Code(fmt.Sprintf("HTTP_%d", status)) }
 
-// Class says what to do with a failed message. Do not reorder: the zero value
-// is Permanent so that an unclassified error is never retried blindly.
+// Class says what to do with a failed message. Do not reorder. The zero
+// value is Unclassified, one explicit class: callers treat it as Retry, so
+// that nothing is thrown away because nobody classified it.
 type Class uint8
 
 const (
-	Permanent Class = iota // this message as built can never succeed
-	Retry                  // transient: try the same message again later
-	Config                 // the account or deployment is wrong: wait long, alert
+	Unclassified Class = iota // nobody said: retried, and logged as such
+	Permanent                 // this message as built can never succeed
+	Retry                     // transient: try the same message again later
+	Config                    // the account or deployment is wrong: wait long, alert
 )
 
 func (c Class) String() string {
-	switch c {
-	case Retry:
-		return "retry"
-	case Config:
-		return "config"
-	default:
-		return "permanent"
-	}
+	return [...]string{"unclassified", "permanent", "retry", "config"}[c]
 }
 
 // Error is the one coded error of mmsgate.
@@ -102,14 +100,20 @@ func CodeOf(err error) Code {
 	return CodeInternal
 }
 
-// ClassOf returns the class of the first *Error in err. Anything that is not
-// an *Error is a bug or an unknown failure: Retry, so that nothing is thrown
-// away because of it.
+// ClassOf returns the class of the first *Error in err; Unclassified for
+// anything else (a bug or an unknown failure).
 func ClassOf(err error) Class {
 	if e, ok := As(err); ok {
 		return e.Class
 	}
-	return Retry
+	return Unclassified
+}
+
+// Transient reports whether err is worth retrying as it is: Retry, or
+// nobody classified it.
+func Transient(err error) bool {
+	c := ClassOf(err)
+	return c == Retry || c == Unclassified
 }
 
 // All lists every *Error in err's tree, in order (validation joins them).

@@ -23,7 +23,12 @@ const (
 	Delivered   = "delivered"
 	Undelivered = "undelivered"
 	Failed      = "failed"
+	Expired     = "expired"
 )
+
+// Terminal reports whether kind ends a send request: exactly one of these
+// is published per id.
+func Terminal(kind string) bool { return kind == Accepted || kind == Rejected || kind == Expired }
 
 // Event is one message on DELIVERY_EVENTS_QUEUE_URL.
 type Event struct {
@@ -75,7 +80,7 @@ func (p *Publisher) Publish(ctx context.Context, e Event) error {
 	}
 	body, err := json.Marshal(e)
 	if err != nil {
-		return &apperr.Error{Code: apperr.CodeInternal, Op: "delivery.Publish", Message: "encode event", Err: err}
+		return &apperr.Error{Code: apperr.CodeInternal, Op: "delivery.Publish", Class: apperr.Permanent, Message: "encode event", Err: err}
 	}
 	_, err = p.api.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:    aws.String(p.queueURL),

@@ -16,7 +16,7 @@ import (
 var EnvVars = []string{
 	"SKYCORE_API_URL", "SKYCORE_SECRET_ID", "SKYCORE_DEFAULT_FROM", "SKYCORE_ENFORCE_CAMPAIGN_CHECK", "SKYCORE_TIMEOUT",
 	"SEND_CONCURRENCY", "SEND_RATE_PER_SECOND", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL",
-	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL",
+	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "SEND_RETRY_WINDOW", "SEND_INDOUBT_WINDOW",
 }
 
 // Env is the function's configuration read from the environment.
@@ -62,6 +62,8 @@ func FromEnv(getenv func(string) string) (Env, error) {
 		}
 		e.CallTimeout = d
 	}
+	e.RetryWindow, errs = duration(getenv, "SEND_RETRY_WINDOW", DefaultRetryWindow, false, errs)
+	e.InDoubtWindow, errs = duration(getenv, "SEND_INDOUBT_WINDOW", DefaultInDoubtWindow, true, errs)
 	e.Concurrency = 10
 	if v := getenv("SEND_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -83,6 +85,19 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	}
 	e.TTL = ttl
 	return e, errors.Join(errs...)
+}
+
+// duration reads a Go duration; zeroOK allows "0" (off).
+func duration(getenv func(string) string, name string, def time.Duration, zeroOK bool, errs []error) (time.Duration, []error) {
+	v := getenv(name)
+	if v == "" {
+		return def, errs
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || (d == 0 && !zeroOK) {
+		return def, append(errs, fmt.Errorf("%s=%q: want a duration such as 24h or 15m", name, v))
+	}
+	return d, errs
 }
 
 func or(a, b string) string {

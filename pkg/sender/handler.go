@@ -1,10 +1,16 @@
 // Package sender is the send-mms function: an SQS batch of send requests
 // (contract §1) → idempotent sendSavedMMS calls → delivery events (§2).
+//
+// Every request with a usable id ends in exactly one terminal event
+// (accepted, rejected or expired), written to the record before it is
+// published. The record's state machine is pkg/store's; this package only
+// decides which transition to ask for.
 package sender
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -30,10 +36,6 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// AcceptedAttr marks a message re-enqueued after Skycore accepted it but
-// the bookkeeping could not be written: it is finished, never resent.
-const AcceptedAttr = "mmsgate-accepted-tracking-id"
-
 // The consumer-side interfaces: only what the handler calls.
 type (
 	keySource interface {
@@ -44,13 +46,16 @@ type (
 		SendSavedMMS(ctx context.Context, apiKey string, r *sendreq.Request) (*skycore.Response, error)
 	}
 	records interface {
-		Claim(ctx context.Context, id, owner string, lease time.Time) (bool, *store.Message, error)
-		Accept(ctx context.Context, id string, o store.Outcome) error
-		Reject(ctx context.Context, id string, o store.Outcome) error
+		Claim(ctx context.Context, id string, c store.Claim) (bool, *store.Message, error)
+		Accept(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error)
+		Reject(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error)
+		Expire(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error)
 		Release(ctx context.Context, id, owner, code string) error
+		Doubt(ctx context.Context, id, owner, code string, until time.Time) error
 		Link(ctx context.Context, trackingID, id string) error
+		TakeEvent(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
 		EventSent(ctx context.Context, id string) error
-		ReleaseEvent(ctx context.Context, id string) error
+		ReleaseEvent(ctx context.Context, id, owner string) error
 	}
 	publisher interface {
 		Publish(ctx context.Context, e delivery.Event) error
@@ -66,16 +71,26 @@ type Config struct {
 	Policy        sendreq.Policy
 	Concurrency   int           // SEND_CONCURRENCY
 	RatePerSecond float64       // SEND_RATE_PER_SECOND; 0 is off
-	CallTimeout   time.Duration // SKYCORE_TIMEOUT
+	CallTimeout   time.Duration // SKYCORE_TIMEOUT, capped by the time left
+	RetryWindow   time.Duration // SEND_RETRY_WINDOW: then expired
+	InDoubtWindow time.Duration // SEND_INDOUBT_WINDOW: 0 sends an in-doubt request again at once
 	SendQueueURL  string        // SEND_QUEUE_URL
 	DLQURL        string        // DEAD_LETTER_QUEUE_URL
 	// Margin is kept free at the end of an invocation for bookkeeping.
 	Margin time.Duration
+	// MinCall is the least time worth starting a Skycore call with.
+	MinCall time.Duration
 	// BaseBackoff is the first retry's visibility delay, doubled per receive.
 	BaseBackoff time.Duration
 	// MaxBackoff caps it (SQS allows 12 h; we wait at most 15 min).
 	MaxBackoff time.Duration
 }
+
+// Defaults of contract §5.
+const (
+	DefaultRetryWindow   = 24 * time.Hour
+	DefaultInDoubtWindow = 15 * time.Minute
+)
 
 // Deps are the handler's collaborators, built once in main.
 type Deps struct {
@@ -96,23 +111,16 @@ type Handler struct {
 	now     func() time.Time
 }
 
-// NewHandler applies defaults to cfg.
+// NewHandler applies defaults to cfg. InDoubtWindow is taken as given (0
+// is a valid setting).
 func NewHandler(cfg Config, d Deps) *Handler {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 10
-	}
-	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = skycore.DefaultTimeout
-	}
-	if cfg.Margin <= 0 {
-		cfg.Margin = 2 * time.Second
-	}
-	if cfg.BaseBackoff <= 0 {
-		cfg.BaseBackoff = 5 * time.Second
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 15 * time.Minute
-	}
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 10)
+	cfg.CallTimeout = cmp.Or(cfg.CallTimeout, skycore.DefaultTimeout)
+	cfg.RetryWindow = cmp.Or(cfg.RetryWindow, DefaultRetryWindow)
+	cfg.Margin = cmp.Or(cfg.Margin, 2*time.Second)
+	cfg.MinCall = cmp.Or(cfg.MinCall, time.Second)
+	cfg.BaseBackoff = cmp.Or(cfg.BaseBackoff, 5*time.Second)
+	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, 15*time.Minute)
 	h := &Handler{cfg: cfg, d: d, now: time.Now}
 	if cfg.RatePerSecond > 0 {
 		h.limiter = rate.NewLimiter(rate.Limit(cfg.RatePerSecond), max(1, int(cfg.RatePerSecond)))
@@ -127,11 +135,13 @@ func NewHandler(cfg Config, d Deps) *Handler {
 // a time. Records that should come back are reported in BatchItemFailures;
 // an error (the secret cannot be read at all) retries the whole batch.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	if _, err := h.d.Keys.Get(ctx); err != nil {
+	keys, err := h.d.Keys.Get(ctx)
+	if err != nil {
 		h.d.Log.ErrorContext(ctx, "cannot read the Skycore secret; the whole batch will be retried", "err", err, "code", apperr.CodeOf(err))
 		h.d.Metrics.Count("SecretUnavailable")
 		return events.SQSEventResponse{}, fmt.Errorf("send-mms: secret unavailable: %w", err)
 	}
+	hk := handoffKey(keys.APIKey)
 	var mu sync.Mutex
 	var failures []events.SQSBatchItemFailure
 	fail := func(id string) {
@@ -142,18 +152,14 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	g := new(errgroup.Group)
 	g.SetLimit(h.cfg.Concurrency)
 	for _, rec := range ev.Records {
-		if !h.timeLeft(ctx) {
-			// Not started: it comes back after its visibility timeout.
-			h.d.Log.WarnContext(ctx, "deadline near; record left for redelivery", "messageId", rec.MessageId)
-			fail(rec.MessageId)
-			continue
-		}
 		g.Go(func() error {
 			if !h.timeLeft(ctx) {
+				// Not started: it comes back after its visibility timeout.
+				h.d.Log.WarnContext(ctx, "deadline near; record left for redelivery", "messageId", rec.MessageId)
 				fail(rec.MessageId)
 				return nil
 			}
-			if !h.process(ctx, rec) {
+			if !h.process(ctx, hk, rec) {
 				fail(rec.MessageId)
 			}
 			return nil
@@ -163,83 +169,112 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	return events.SQSEventResponse{BatchItemFailures: failures}, nil
 }
 
-// timeLeft reports whether a Skycore call plus the margin still fit.
+// timeLeft reports whether a useful call plus the margin still fit.
+// SKYCORE_TIMEOUT only caps a call; it is never a reason to skip one.
 func (h *Handler) timeLeft(ctx context.Context) bool {
 	dl, ok := ctx.Deadline()
-	return !ok || time.Until(dl) >= h.cfg.CallTimeout+h.cfg.Margin
+	return !ok || time.Until(dl) >= h.cfg.MinCall+h.cfg.Margin
+}
+
+// job is one record being processed.
+type job struct {
+	rec   events.SQSMessage
+	req   *sendreq.Request
+	owner string
+	first time.Time
+	log   *slog.Logger
 }
 
 // process handles one record; false means "report it as a failure".
-func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
-	log := h.d.Log.With("messageId", rec.MessageId)
-	req, err := sendreq.Decode([]byte(rec.Body))
-	if err != nil {
-		return h.malformed(ctx, log, rec, err)
+func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage) bool {
+	j := &job{rec: rec, owner: rec.MessageId + "/" + invocationID(ctx), first: sentAt(rec, h.now()),
+		log: h.d.Log.With("messageId", rec.MessageId)}
+	req, verr := sendreq.Decode([]byte(rec.Body))
+	if req == nil || !sendreq.ValidID(req.ID) {
+		if verr == nil {
+			verr = req.Validate(h.cfg.Policy) // names the id rule
+		}
+		return h.malformed(ctx, j, verr)
 	}
-	log = log.With("id", req.ID)
-	if tid := attr(rec, AcceptedAttr); tid != "" {
-		return h.finishAccepted(ctx, log, rec, req, &skycore.Response{TrackingID: tid, To: attr(rec, AcceptedAttr+"-to"), From: attr(rec, AcceptedAttr+"-from")})
+	j.req = req
+	j.log = j.log.With("id", req.ID)
+
+	ho, present := readHandoff(hk, rec)
+	if present && ho == nil {
+		// Written by someone who cannot sign: ignored, the body is handled as
+		// any other request.
+		h.d.Metrics.Count("ForgedHandoff")
+		j.log.WarnContext(ctx, "hand-off attributes without a valid signature; ignored", "code", "FORGED", "class", "hostile")
 	}
 	req.ApplyDefaults(h.cfg.Policy)
-	verr := req.Validate(h.cfg.Policy)
-	if verr != nil && !sendreq.ValidID(req.ID) {
-		// No usable id to record it under: like a malformed body, it goes
-		// to the DLQ with the reason rather than vanish.
-		return h.malformed(ctx, log, rec, verr)
+	if err := req.Validate(h.cfg.Policy); err != nil {
+		// Every violated field, the decoding's first (its code leads).
+		verr = errors.Join(verr, err)
+	}
+	if ho != nil && verr == nil {
+		j.first = ho.first()
+		return h.recordHandoff(ctx, j, ho)
 	}
 
-	owner := rec.MessageId + "/" + invocationID(ctx)
-	claimed, existing, err := h.d.Store.Claim(ctx, req.ID, owner, h.lease(ctx))
+	claimed, m, err := h.d.Store.Claim(ctx, req.ID, store.Claim{Owner: j.owner, Lease: h.lease(ctx), First: j.first, InDoubt: h.cfg.InDoubtWindow})
 	if err != nil {
-		log.ErrorContext(ctx, "cannot claim the request id", "err", err, "code", apperr.CodeOf(err))
-		h.d.Metrics.Count("StoreError")
-		h.backoff(ctx, log, rec, nil)
+		h.storeFailed(ctx, j, "cannot claim the request id", err)
 		return false
 	}
 	if !claimed {
-		return h.notClaimed(ctx, log, rec, req, existing)
+		return h.notClaimed(ctx, j, m)
 	}
-
+	if !m.First.IsZero() {
+		j.first = m.First
+	}
 	if verr != nil {
-		return h.reject(ctx, log, req, verr, 0)
+		return h.finish(ctx, j, store.StateRejected, rejection(j.req, verr), 0)
 	}
 	for _, w := range req.Warnings() {
-		log.WarnContext(ctx, w)
+		j.log.WarnContext(ctx, w)
 	}
 	start := h.now()
 	resp, err := h.call(ctx, req)
 	latency := h.now().Sub(start)
+	j.log = j.log.With("latencyMs", latency.Milliseconds())
 	h.d.Metrics.Put("SkycoreLatency", emf.Milliseconds, float64(latency.Milliseconds()))
 	if err == nil {
-		return h.finishAccepted(ctx, log.With("latencyMs", latency.Milliseconds()), rec, req, resp)
+		return h.accepted(ctx, j, resp)
 	}
 	e, ok := apperr.As(err)
 	if !ok {
-		e = &apperr.Error{Code: apperr.CodeInternal, Class: apperr.Retry, Err: err}
+		e = &apperr.Error{Code: apperr.CodeInternal, Class: apperr.Unclassified, Message: "unexpected failure", Err: err}
 	}
 	if e.Class == apperr.Permanent {
 		if !skycore.Known(e) {
-			log.ErrorContext(ctx, "Skycore answered with an unknown code; treated as permanent", "code", e.Code, "err", e)
+			j.log.ErrorContext(ctx, "Skycore answered with an unknown code; treated as permanent", "code", e.Code, "err", e)
 			h.d.Metrics.Count("UnknownCode")
 		}
-		return h.reject(ctx, log, req, e, latency)
+		return h.finish(ctx, j, store.StateRejected, rejection(j.req, e), latency)
 	}
-	return h.retry(ctx, log, rec, req, owner, e, latency)
+	return h.retry(ctx, j, e)
 }
 
-// call sends once; on E104 it refreshes the key once and sends again.
+// call sends once; on E104 it refreshes the key once and sends again. The
+// call ends Margin before the invocation's deadline, so that its outcome
+// can still be recorded.
 func (h *Handler) call(ctx context.Context, req *sendreq.Request) (*skycore.Response, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-h.cfg.Margin))
+		defer cancel()
+	}
 	if h.limiter != nil {
-		// Wait only as long as a call can still start after the wait.
+		// Wait only as long as a useful call can still start after the wait.
 		wctx := ctx
 		if dl, ok := ctx.Deadline(); ok {
 			var cancel context.CancelFunc
-			wctx, cancel = context.WithDeadline(ctx, dl.Add(-(h.cfg.CallTimeout + h.cfg.Margin)))
+			wctx, cancel = context.WithDeadline(ctx, dl.Add(-h.cfg.MinCall))
 			defer cancel()
 		}
 		if err := h.limiter.Wait(wctx); err != nil {
 			return nil, &apperr.Error{Code: apperr.CodeTimeout, Class: apperr.Retry, Op: "sender.rate",
-				Message: "no rate-limit token before the deadline; left for redelivery", Err: err}
+				Message: "no rate-limit token before the deadline; not sent", Err: err}
 		}
 	}
 	keys, err := h.d.Keys.Get(ctx)
@@ -247,7 +282,7 @@ func (h *Handler) call(ctx context.Context, req *sendreq.Request) (*skycore.Resp
 		return nil, err
 	}
 	resp, err := h.d.Skycore.SendSavedMMS(ctx, keys.APIKey, req)
-	if apperr.CodeOf(err) != "E104" {
+	if !skycore.RefreshesKey(apperr.CodeOf(err)) {
 		return resp, err
 	}
 	fresh, rerr := h.d.Keys.Refresh(ctx, keys)
@@ -258,165 +293,303 @@ func (h *Handler) call(ctx context.Context, req *sendreq.Request) (*skycore.Resp
 	return h.d.Skycore.SendSavedMMS(ctx, fresh.APIKey, req)
 }
 
-// finishAccepted writes the bookkeeping for an accepted send. It never
-// resends: if the records cannot be written, the message is re-enqueued
-// marked as accepted.
-func (h *Handler) finishAccepted(ctx context.Context, log *slog.Logger, rec events.SQSMessage, req *sendreq.Request, resp *skycore.Response) bool {
-	o := store.Outcome{TrackingID: resp.TrackingID, To: nonEmpty(resp.To, req.To), From: nonEmpty(resp.From, req.From), MMSID: string(req.MMSID)}
-	err := h.persist(ctx, func(ctx context.Context) error {
-		// Two items, independent: written side by side to halve the wait.
-		var g errgroup.Group
-		g.Go(func() error { return h.d.Store.Link(ctx, resp.TrackingID, req.ID) })
-		g.Go(func() error { return h.d.Store.Accept(ctx, req.ID, o) })
-		return g.Wait()
+// accepted records Skycore's Success. It never resends: when the record
+// cannot be written, the answer is handed off on the send queue, signed.
+func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) bool {
+	o := store.Outcome{TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
+	if resp.TrackingID == "" {
+		// Skycore took it: never resent, but no postback can be joined by id.
+		o.Code = string(apperr.CodeNoTrackingID)
+		h.d.Metrics.Count("NoTrackingID")
+		j.log.WarnContext(ctx, "Skycore answered Success without TRACKINGID; accepted, not resent", "code", o.Code)
+	}
+	var won bool
+	var m *store.Message
+	err := h.persist(ctx, func(ctx context.Context) (err error) {
+		won, m, err = h.d.Store.Accept(ctx, j.req.ID, j.owner, h.lease(ctx), o)
+		return err
 	})
 	if err != nil {
-		log.ErrorContext(ctx, "accepted by Skycore but not recorded; re-enqueueing the bookkeeping", "trackingId", resp.TrackingID, "err", err)
+		j.log.ErrorContext(ctx, "accepted by Skycore but not recorded; handing the answer off", "trackingId", resp.TrackingID, "err", err)
 		h.d.Metrics.Count("BookkeepingDeferred")
-		return h.requeueAccepted(ctx, log, rec, resp)
+		return h.handOff(ctx, j, handoff{TrackingID: resp.TrackingID, Code: o.Code, To: o.To, From: o.From, First: j.first.UnixMilli()})
 	}
-	h.d.Metrics.Count("Accepted")
-	log.InfoContext(ctx, "accepted", "trackingId", resp.TrackingID, "code", "", "class", "accepted")
-	return h.publishPending(ctx, log, req.ID, acceptedEvent(req, o, h.now()))
+	return h.afterAccept(ctx, j, won, m, o)
 }
 
-// requeueAccepted puts the body back on the send queue with the tracking
-// id as an attribute; the next delivery records the acceptance and sends
-// nothing.
-func (h *Handler) requeueAccepted(ctx context.Context, log *slog.Logger, rec events.SQSMessage, resp *skycore.Response) bool {
+// recordHandoff records an acceptance handed off by an earlier delivery.
+// It is bounded: past SEND_RETRY_WINDOW, or when DynamoDB refuses it for
+// good, it goes to the DLQ with a metric that an alarm watches.
+func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) bool {
+	o := store.Outcome{TrackingID: ho.TrackingID, Code: ho.Code, To: cmp.Or(ho.To, j.req.To), From: cmp.Or(ho.From, j.req.From), MMSID: string(j.req.MMSID)}
+	won, m, err := h.d.Store.Accept(ctx, j.req.ID, j.owner, h.lease(ctx), o)
+	if err != nil {
+		if apperr.Transient(err) && h.now().Before(j.first.Add(h.cfg.RetryWindow)) {
+			h.storeFailed(ctx, j, "cannot record a handed-off acceptance", err)
+			return false
+		}
+		h.d.Metrics.Count("HandoffDeadLettered")
+		j.log.ErrorContext(ctx, "cannot record a handed-off acceptance; moved to the DLQ", "trackingId", ho.TrackingID, "err", err, "code", apperr.CodeOf(err))
+		return h.deadLetter(ctx, j, "accepted by Skycore (tracking id "+ho.TrackingID+") but not recorded: "+err.Error())
+	}
+	if m == nil { // the record vanished (TTL): nothing to attach to
+		return true
+	}
+	j.log.InfoContext(ctx, "handed-off acceptance", "trackingId", ho.TrackingID, "won", won)
+	return h.afterAccept(ctx, j, won, m, o)
+}
+
+// afterAccept links the tracking id and publishes the accepted event when
+// this delivery recorded it; otherwise it says what the record already says.
+func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Message, o store.Outcome) bool {
+	if o.TrackingID != "" {
+		if err := h.persist(ctx, func(ctx context.Context) error { return h.d.Store.Link(ctx, o.TrackingID, j.req.ID) }); err != nil {
+			// Postbacks still join through CLIENT_REFERENCE.
+			h.d.Metrics.Count("LinkFailed")
+			j.log.ErrorContext(ctx, "cannot link the tracking id", "trackingId", o.TrackingID, "err", err, "code", apperr.CodeOf(err))
+		}
+	}
+	if !won {
+		switch {
+		case m.State == store.StateAccepted && m.TrackingID == o.TrackingID:
+			j.log.InfoContext(ctx, "acceptance already recorded", "trackingId", o.TrackingID, "by", m.AcceptedBy)
+		default:
+			// An earlier call of this id was accepted too: Skycore has it twice.
+			h.d.Metrics.Count("SentTwice")
+			j.log.ErrorContext(ctx, "Skycore accepted an id that was already final", "trackingId", o.TrackingID,
+				"state", m.State, "recordedTrackingId", m.TrackingID, "code", "SENT_TWICE")
+		}
+		return h.pending(ctx, j, m)
+	}
+	h.d.Metrics.Count("Accepted")
+	j.log.InfoContext(ctx, "accepted", "trackingId", o.TrackingID, "code", o.Code, "class", "accepted")
+	return h.publishRecorded(ctx, j, m)
+}
+
+// handOff puts the body back on the send queue with Skycore's answer,
+// signed; the original is then deleted. Until the hand-off is recorded the
+// claim stays, and after its lease the id is in doubt, never resent blindly.
+func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) bool {
 	if h.cfg.SendQueueURL == "" {
 		return false
 	}
-	str := func(v string) sqstypes.MessageAttributeValue {
-		return sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(nonEmpty(v, "-"))}
+	keys, err := h.d.Keys.Get(ctx)
+	if err == nil {
+		_, err = h.d.Queue.SendMessage(context.WithoutCancel(ctx), &sqs.SendMessageInput{
+			QueueUrl: aws.String(h.cfg.SendQueueURL), MessageBody: aws.String(j.rec.Body),
+			MessageAttributes: handoffAttributes(handoffKey(keys.APIKey), j.rec.Body, ho),
+		})
 	}
-	_, err := h.d.Queue.SendMessage(context.WithoutCancel(ctx), &sqs.SendMessageInput{
-		QueueUrl: aws.String(h.cfg.SendQueueURL), MessageBody: aws.String(rec.Body), DelaySeconds: 5,
-		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
-			AcceptedAttr: str(resp.TrackingID), AcceptedAttr + "-to": str(resp.To), AcceptedAttr + "-from": str(resp.From),
-		},
-	})
 	if err != nil {
-		log.ErrorContext(ctx, "cannot re-enqueue the accepted message; it will be redelivered and may be sent again", "err", err)
+		j.log.ErrorContext(ctx, "cannot hand off the acceptance; the id stays claimed and will be in doubt", "err", err)
 		return false
 	}
 	return true
 }
 
-// reject records a permanent rejection and publishes it.
-func (h *Handler) reject(ctx context.Context, log *slog.Logger, req *sendreq.Request, cause error, latency time.Duration) bool {
-	ev := rejectedEvent(req, cause)
-	err := h.persist(ctx, func(ctx context.Context) error {
-		return h.d.Store.Reject(ctx, req.ID, store.Outcome{Code: ev.Code, Error: ev.Error, To: req.To, From: req.From, MMSID: string(req.MMSID)})
+// finish records a terminal state other than accepted and publishes it.
+func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outcome, latency time.Duration) bool {
+	var won bool
+	var m *store.Message
+	err := h.persist(ctx, func(ctx context.Context) (err error) {
+		write := h.d.Store.Reject
+		if state == store.StateExpired {
+			write = h.d.Store.Expire
+		}
+		won, m, err = write(ctx, j.req.ID, j.owner, h.lease(ctx), o)
+		return err
 	})
 	if err != nil {
-		log.ErrorContext(ctx, "cannot record the rejection; will retry", "err", err)
-		return false
-	}
-	h.d.Metrics.Count("Rejected")
-	log.WarnContext(ctx, "rejected", "code", ev.Code, "class", "permanent", "latencyMs", latency.Milliseconds(), "err", ev.Error)
-	return h.publishPending(ctx, log, req.ID, ev)
-}
-
-// retry releases the claim, publishes retrying and sets the back-off.
-func (h *Handler) retry(ctx context.Context, log *slog.Logger, rec events.SQSMessage, req *sendreq.Request, owner string, e *apperr.Error, latency time.Duration) bool {
-	if err := h.d.Store.Release(ctx, req.ID, owner, string(e.Code)); err != nil {
-		log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", err)
-	}
-	ev := baseEvent(req, delivery.Retrying, h.now())
-	ev.Code, ev.Error = string(e.Code), e.Message
-	h.emit(ctx, log, ev)
-	h.d.Metrics.Count("Retried")
-	if e.Class == apperr.Config {
-		h.d.Metrics.Count("ConfigError")
-		log.ErrorContext(ctx, "Skycore refuses the account or deployment; messages wait in the queue", "code", e.Code, "class", "config", "latencyMs", latency.Milliseconds(), "err", e)
-	} else {
-		log.InfoContext(ctx, "retrying", "code", e.Code, "class", "retry", "latencyMs", latency.Milliseconds(), "err", e)
-	}
-	h.backoff(ctx, log, rec, e)
-	return false
-}
-
-// notClaimed handles a duplicate delivery (final record) or an id being
-// sent elsewhere right now.
-func (h *Handler) notClaimed(ctx context.Context, log *slog.Logger, rec events.SQSMessage, req *sendreq.Request, m *store.Message) bool {
-	if !m.Final() {
-		log.InfoContext(ctx, "id in progress elsewhere; retrying later", "code", "BUSY", "class", "retry")
-		wait := time.Until(m.LeaseUntil) + time.Second
-		h.setVisibility(ctx, log, rec, max(wait, time.Second))
-		return false
-	}
-	if m.PendingEvent != "" && m.LeaseUntil.After(h.now()) {
-		// The delivery that recorded the outcome is publishing it now.
-		log.InfoContext(ctx, "outcome being published by another delivery; retrying later", "code", "BUSY", "class", "retry")
-		h.setVisibility(ctx, log, rec, max(time.Until(m.LeaseUntil)+time.Second, time.Second))
-		return false
-	}
-	h.d.Metrics.Count("Duplicate")
-	log.InfoContext(ctx, "duplicate delivery of a finished id; nothing sent", "state", m.State, "code", m.Code, "class", "duplicate")
-	if m.PendingEvent == "" {
-		return true
-	}
-	// The earlier delivery recorded the outcome but not its event.
-	ev := baseEvent(req, m.PendingEvent, h.now())
-	ev.TrackingID, ev.Code, ev.Error, ev.To, ev.From = m.TrackingID, m.Code, m.Error, nonEmpty(m.To, req.To), nonEmpty(m.From, req.From)
-	return h.publishPending(ctx, log, req.ID, ev)
-}
-
-// publishPending publishes an event recorded as pending and clears it; on
-// failure the message comes back and the duplicate path publishes it.
-func (h *Handler) publishPending(ctx context.Context, log *slog.Logger, id string, ev delivery.Event) bool {
-	if err := h.d.Events.Publish(ctx, ev); err != nil {
-		log.ErrorContext(ctx, "cannot publish the event; it stays pending for the next delivery", "event", ev.Event, "err", err)
-		if rerr := h.d.Store.ReleaseEvent(ctx, id); rerr != nil {
-			log.WarnContext(ctx, "cannot release the pending event; the next delivery waits for the lease", "err", rerr)
+		h.storeFailed(ctx, j, "cannot record the outcome", err)
+		if rerr := h.d.Store.Release(ctx, j.req.ID, j.owner, o.Code); rerr != nil {
+			j.log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", rerr)
 		}
 		return false
 	}
-	if err := h.d.Store.EventSent(ctx, id); err != nil {
-		// Harmless: a later duplicate delivery would publish it once more.
-		log.WarnContext(ctx, "event published but not marked", "err", err)
+	if !won {
+		return h.pending(ctx, j, m)
+	}
+	event := store.TerminalEvent(state)
+	h.d.Metrics.Count(strings.ToUpper(event[:1]) + event[1:])
+	j.log.WarnContext(ctx, event, "code", o.Code, "class", "permanent", "latencyMs", latency.Milliseconds(), "err", o.Error)
+	if !h.publishRecorded(ctx, j, m) {
+		return false
+	}
+	if state == store.StateExpired {
+		return h.deadLetter(ctx, j, "expired: "+o.Code+": "+o.Error)
 	}
 	return true
 }
 
-// malformed moves a body that cannot be a request to the DLQ at once.
-func (h *Handler) malformed(ctx context.Context, log *slog.Logger, rec events.SQSMessage, err error) bool {
+// retry handles a transient failure: in doubt when the call may have
+// reached Skycore, expired when the retry window is spent, otherwise
+// released with a back-off.
+func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) bool {
+	code := string(e.Code)
+	now := h.now()
+	doubt := skycore.MaybeSent(e) && h.cfg.InDoubtWindow > 0
+	if !doubt && !now.Before(j.first.Add(h.cfg.RetryWindow)) {
+		return h.finish(ctx, j, store.StateExpired, store.Outcome{Code: code, Error: e.Message, To: j.req.To, From: j.req.From, MMSID: string(j.req.MMSID)}, 0)
+	}
+	var wait time.Duration
+	var err error
+	if doubt {
+		until := now.Add(h.cfg.InDoubtWindow)
+		err = h.d.Store.Doubt(ctx, j.req.ID, j.owner, code, until)
+		wait = h.cfg.InDoubtWindow + time.Second
+		h.d.Metrics.Count("InDoubt")
+		j.log.WarnContext(ctx, "the call may have reached Skycore; waiting for a postback before sending again",
+			"code", code, "class", "indoubt", "until", until.UTC().Format(time.RFC3339), "err", e)
+	} else {
+		err = h.d.Store.Release(ctx, j.req.ID, j.owner, code)
+		n, _ := strconv.Atoi(j.rec.Attributes["ApproximateReceiveCount"])
+		wait = min(Backoff(n, e, h.cfg.BaseBackoff, h.cfg.MaxBackoff), max(time.Second, j.first.Add(h.cfg.RetryWindow).Sub(now)))
+		h.logRetry(ctx, j, e)
+	}
+	if err != nil {
+		j.log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", err)
+	}
+	ev := h.event(j.req, delivery.Retrying)
+	ev.Code, ev.Error = code, e.Message
+	h.emit(ctx, j.log, ev)
+	h.d.Metrics.Count("Retried")
+	h.setVisibility(ctx, j, wait)
+	return false
+}
+
+func (h *Handler) logRetry(ctx context.Context, j *job, e *apperr.Error) {
+	if e.Class == apperr.Config {
+		h.d.Metrics.Count("ConfigError")
+		j.log.ErrorContext(ctx, "Skycore refuses the account or deployment; messages wait in the queue", "code", e.Code, "class", "config", "err", e)
+		return
+	}
+	j.log.InfoContext(ctx, "retrying", "code", e.Code, "class", e.Class.String(), "err", e)
+}
+
+// notClaimed handles an id that this delivery could not claim: final (a
+// duplicate, maybe with an event still to publish), held elsewhere, or in
+// doubt.
+func (h *Handler) notClaimed(ctx context.Context, j *job, m *store.Message) bool {
+	now := h.now()
+	switch {
+	case m.Final():
+		if !m.NeedsEvent() {
+			h.d.Metrics.Count("Duplicate")
+			j.log.InfoContext(ctx, "duplicate delivery of a finished id; nothing sent", "state", m.State, "code", m.Code, "class", "duplicate")
+		}
+		return h.pending(ctx, j, m)
+	case m.State == store.StateInDoubt:
+		wait := m.DoubtUntil.Sub(now) + time.Second
+		j.log.InfoContext(ctx, fmt.Sprintf("%s: in doubt, waiting for a postback; sent again in %s unless one comes", j.req.ID, wait.Round(time.Second)),
+			"code", apperr.CodeInDoubt, "class", "indoubt")
+		h.setVisibility(ctx, j, wait)
+		return false
+	default:
+		wait := m.LeaseUntil.Sub(now) + time.Second
+		j.log.InfoContext(ctx, fmt.Sprintf("%s: another delivery holds it, retrying in %s", j.req.ID, wait.Round(time.Second)),
+			"code", apperr.CodeBusy, "class", "retry")
+		h.setVisibility(ctx, j, wait)
+		return false
+	}
+}
+
+// pending publishes the record's pending terminal event if nobody else
+// holds it; false when it must come back later.
+func (h *Handler) pending(ctx context.Context, j *job, m *store.Message) bool {
+	if m == nil || !m.NeedsEvent() {
+		return true
+	}
+	took, cur, err := h.d.Store.TakeEvent(ctx, j.req.ID, j.owner, h.lease(ctx))
+	if err != nil {
+		h.storeFailed(ctx, j, "cannot take the pending event", err)
+		return false
+	}
+	if !took {
+		if cur == nil || !cur.NeedsEvent() {
+			return true // published meanwhile
+		}
+		// Its recorder is publishing it now.
+		h.setVisibility(ctx, j, cur.LeaseUntil.Sub(h.now())+time.Second)
+		return false
+	}
+	j.log.InfoContext(ctx, "publishing a terminal event recorded earlier", "event", cur.PendingEvent)
+	return h.publishRecorded(ctx, j, cur)
+}
+
+// publishRecorded publishes the record's pending event and clears it; on
+// failure it is released for the next delivery.
+func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message) bool {
+	ev := h.event(j.req, m.PendingEvent)
+	ev.TrackingID, ev.Code, ev.Error = m.TrackingID, m.Code, m.Error
+	ev.To, ev.From = cmp.Or(m.To, ev.To), cmp.Or(m.From, ev.From)
+	if err := h.d.Events.Publish(ctx, ev); err != nil {
+		j.log.ErrorContext(ctx, "cannot publish the event; it stays pending for the next delivery", "event", ev.Event, "err", err)
+		if rerr := h.d.Store.ReleaseEvent(ctx, j.req.ID, j.owner); rerr != nil {
+			j.log.WarnContext(ctx, "cannot release the pending event; the next delivery waits for the hold", "err", rerr)
+		}
+		return false
+	}
+	if err := h.d.Store.EventSent(ctx, j.req.ID); err != nil {
+		// Harmless but for a duplicate: a later delivery would publish it once more.
+		j.log.WarnContext(ctx, "event published but not marked", "err", err)
+	}
+	return true
+}
+
+// malformed moves a body that cannot be tied to a request to the DLQ.
+func (h *Handler) malformed(ctx context.Context, j *job, err error) bool {
 	h.d.Metrics.Count("Malformed")
-	reason := err.Error()
-	if len(reason) > 1000 {
-		reason = reason[:1000]
-	}
-	id := readableID(rec.Body)
-	log.WarnContext(ctx, "malformed request body", "id", id, "code", apperr.CodeOf(err), "class", "permanent", "err", reason)
+	reason := truncate(err.Error(), 1000)
+	id := sendreq.PeekID([]byte(j.rec.Body))
+	j.log.WarnContext(ctx, "malformed request body", "id", id, "code", apperr.CodeOf(err), "class", "permanent", "err", reason)
 	if id != "" {
-		ev := delivery.Event{ID: id, Event: delivery.Rejected, Code: string(apperr.CodeOf(err)), Error: reason}
-		ev.OccurredAt = delivery.Stamp(h.now())
-		h.emit(ctx, log, ev)
+		ev := h.event(&sendreq.Request{ID: id}, delivery.Rejected)
+		ev.Code, ev.Error = string(apperr.CodeOf(err)), reason
+		h.emit(ctx, j.log, ev)
 	}
+	return h.deadLetter(ctx, j, reason)
+}
+
+// deadLetter moves the body to the DLQ with the reason; without a DLQ URL
+// it is left to the queue's redrive policy.
+func (h *Handler) deadLetter(ctx context.Context, j *job, reason string) bool {
 	if h.cfg.DLQURL == "" {
-		return false // the queue's redrive policy moves it
+		return false
 	}
-	_, serr := h.d.Queue.SendMessage(ctx, &sqs.SendMessageInput{
-		QueueUrl: aws.String(h.cfg.DLQURL), MessageBody: aws.String(rec.Body),
+	_, err := h.d.Queue.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl: aws.String(h.cfg.DLQURL), MessageBody: aws.String(j.rec.Body),
 		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
-			"error":             {DataType: aws.String("String"), StringValue: aws.String(reason)},
-			"originalMessageId": {DataType: aws.String("String"), StringValue: aws.String(rec.MessageId)},
+			"error":             {DataType: aws.String("String"), StringValue: aws.String(truncate(reason, 1000))},
+			"originalMessageId": {DataType: aws.String("String"), StringValue: aws.String(j.rec.MessageId)},
 		},
 	})
-	if serr != nil {
-		log.ErrorContext(ctx, "cannot move the malformed body to the DLQ; it stays queued", "err", serr)
+	if err != nil {
+		j.log.ErrorContext(ctx, "cannot move the body to the DLQ; it stays queued", "err", err)
 		return false
 	}
 	return true
 }
 
-// emit publishes an event that is not pending in the table (retrying,
-// malformed); a failure is logged, the outcome itself is not changed.
+// emit publishes an event that is not recorded (retrying, malformed); a
+// failure is logged, the outcome itself is not changed.
 func (h *Handler) emit(ctx context.Context, log *slog.Logger, ev delivery.Event) {
 	if err := h.d.Events.Publish(ctx, ev); err != nil {
 		log.ErrorContext(ctx, "cannot publish the event", "event", ev.Event, "err", err)
 	}
+}
+
+// storeFailed logs and counts a DynamoDB failure and backs the message off.
+func (h *Handler) storeFailed(ctx context.Context, j *job, msg string, err error) {
+	h.d.Metrics.Count("StoreError")
+	e, _ := apperr.As(err)
+	if apperr.ClassOf(err) == apperr.Config {
+		h.d.Metrics.Count("ConfigError")
+		j.log.ErrorContext(ctx, msg+"; DynamoDB refuses it for good", "err", err, "code", apperr.CodeOf(err), "class", "config")
+	} else {
+		j.log.ErrorContext(ctx, msg, "err", err, "code", apperr.CodeOf(err))
+	}
+	n, _ := strconv.Atoi(j.rec.Attributes["ApproximateReceiveCount"])
+	h.setVisibility(ctx, j, Backoff(n, e, h.cfg.BaseBackoff, h.cfg.MaxBackoff))
 }
 
 // persist retries a bookkeeping write with back-off until the margin at the
@@ -425,7 +598,7 @@ func (h *Handler) persist(ctx context.Context, fn func(context.Context) error) e
 	wait := 50 * time.Millisecond
 	for {
 		err := fn(ctx)
-		if err == nil || apperr.ClassOf(err) != apperr.Retry {
+		if err == nil || !apperr.Transient(err) {
 			return err
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+500*time.Millisecond {
@@ -440,17 +613,11 @@ func (h *Handler) persist(ctx context.Context, fn func(context.Context) error) e
 	}
 }
 
-// backoff sets the message's visibility: exponential in the receive count
-// with jitter, at least E106's seconds, the cap for config errors and E120.
-func (h *Handler) backoff(ctx context.Context, log *slog.Logger, rec events.SQSMessage, e *apperr.Error) {
-	n, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
-	h.setVisibility(ctx, log, rec, Backoff(n, e, h.cfg.BaseBackoff, h.cfg.MaxBackoff))
-}
-
 // Backoff is the visibility delay for the n-th receive of a message that
-// failed with e (nil: an infrastructure failure).
+// failed with e (nil: an infrastructure failure): exponential, capped, with
+// jitter; the cap for codes that ask for it; at least E106's seconds.
 func Backoff(n int, e *apperr.Error, base, cap time.Duration) time.Duration {
-	if e != nil && (e.Class == apperr.Config || e.Code == "E120") {
+	if e != nil && skycore.LongBackoff(e) {
 		return cap
 	}
 	d := base
@@ -465,34 +632,21 @@ func Backoff(n int, e *apperr.Error, base, cap time.Duration) time.Duration {
 	return d
 }
 
-func (h *Handler) setVisibility(ctx context.Context, log *slog.Logger, rec events.SQSMessage, d time.Duration) {
+func (h *Handler) setVisibility(ctx context.Context, j *job, d time.Duration) {
 	url := h.cfg.SendQueueURL
-	if url == "" {
-		url = QueueURL(rec.EventSourceARN)
-	}
-	if url == "" || rec.ReceiptHandle == "" {
+	if url == "" || j.rec.ReceiptHandle == "" {
 		return
 	}
-	secs := int32((d + time.Second - 1) / time.Second)
+	secs := int32((max(d, time.Second) + time.Second - 1) / time.Second)
 	_, err := h.d.Queue.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
-		QueueUrl: aws.String(url), ReceiptHandle: aws.String(rec.ReceiptHandle), VisibilityTimeout: min(secs, 43200),
+		QueueUrl: aws.String(url), ReceiptHandle: aws.String(j.rec.ReceiptHandle), VisibilityTimeout: min(secs, 43200),
 	})
 	if err != nil {
-		log.WarnContext(ctx, "cannot set the retry back-off; the queue's visibility timeout applies", "err", err)
+		j.log.WarnContext(ctx, "cannot set the retry back-off; the queue's visibility timeout applies", "err", err)
 	}
 }
 
-// QueueURL derives a queue URL from its ARN (arn:aws:sqs:region:acct:name).
-func QueueURL(arn string) string {
-	p := strings.Split(arn, ":")
-	if len(p) != 6 || p[2] != "sqs" {
-		return ""
-	}
-	return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", p[3], p[4], p[5])
-}
-
-// lease ends with the invocation's deadline: after it, a redelivery may
-// take the id over.
+// lease ends with the invocation's deadline: after it, the id is in doubt.
 func (h *Handler) lease(ctx context.Context) time.Time {
 	if dl, ok := ctx.Deadline(); ok {
 		return dl
@@ -500,23 +654,18 @@ func (h *Handler) lease(ctx context.Context) time.Time {
 	return h.now().Add(15 * time.Minute)
 }
 
-func baseEvent(req *sendreq.Request, kind string, at time.Time) delivery.Event {
-	ev := delivery.Event{ID: req.ID, Event: kind, To: req.To, From: req.From, OccurredAt: delivery.Stamp(at)}
+// event is the one place the sender builds a delivery event.
+func (h *Handler) event(req *sendreq.Request, kind string) delivery.Event {
+	ev := delivery.Event{ID: req.ID, Event: kind, To: req.To, From: req.From, OccurredAt: delivery.Stamp(h.now())}
 	if v, err := strconv.ParseInt(string(req.MMSID), 10, 64); err == nil {
 		ev.MMSID = &v
 	}
 	return ev
 }
 
-func acceptedEvent(req *sendreq.Request, o store.Outcome, at time.Time) delivery.Event {
-	ev := baseEvent(req, delivery.Accepted, at)
-	ev.TrackingID, ev.To, ev.From = o.TrackingID, o.To, o.From
-	return ev
-}
-
-func rejectedEvent(req *sendreq.Request, cause error) delivery.Event {
-	ev := baseEvent(req, delivery.Rejected, time.Now())
-	ev.Code = string(apperr.CodeOf(cause))
+// rejection is the outcome of a permanent refusal: the first code, and
+// every violated field in error.
+func rejection(req *sendreq.Request, cause error) store.Outcome {
 	var msgs []string
 	for _, e := range apperr.All(cause) {
 		if e.Field != "" {
@@ -525,31 +674,19 @@ func rejectedEvent(req *sendreq.Request, cause error) delivery.Event {
 			msgs = append(msgs, string(e.Code)+": "+e.Message)
 		}
 	}
-	ev.Error = strings.Join(msgs, "; ")
-	if ev.Error == "" {
-		ev.Error = cause.Error()
+	o := store.Outcome{Code: string(apperr.CodeOf(cause)), Error: strings.Join(msgs, "; "), To: req.To, From: req.From, MMSID: string(req.MMSID)}
+	if o.Error == "" {
+		o.Error = cause.Error()
 	}
-	return ev
+	return o
 }
 
-// readableID is the body's id when it is a non-empty string, valid or not
-// (an over-long id still tells the application which request failed).
-func readableID(body string) string {
-	var v struct {
-		ID any `json:"id"`
+// sentAt is when SQS first received the message (the retry window's start).
+func sentAt(rec events.SQSMessage, def time.Time) time.Time {
+	if ms, err := strconv.ParseInt(rec.Attributes["SentTimestamp"], 10, 64); err == nil && ms > 0 {
+		return time.UnixMilli(ms)
 	}
-	if json.Unmarshal([]byte(body), &v) != nil {
-		return ""
-	}
-	id, _ := v.ID.(string)
-	return id
-}
-
-func attr(rec events.SQSMessage, name string) string {
-	if a, ok := rec.MessageAttributes[name]; ok && a.StringValue != nil && *a.StringValue != "-" {
-		return *a.StringValue
-	}
-	return ""
+	return def
 }
 
 func invocationID(ctx context.Context) string {
@@ -559,9 +696,9 @@ func invocationID(ctx context.Context) string {
 	return "local"
 }
 
-func nonEmpty(a, b string) string {
-	if a != "" {
-		return a
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return b
+	return s[:n]
 }

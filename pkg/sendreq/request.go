@@ -154,7 +154,7 @@ func Decode(body []byte) (*Request, error) {
 		}
 		dst, ok := targets[name]
 		if !ok {
-			errs = append(errs, &apperr.Error{Code: "E100", Op: op, Field: name, Message: "unknown field"})
+			errs = append(errs, &apperr.Error{Code: "E100", Class: apperr.Permanent, Op: op, Field: name, Message: "unknown field"})
 			continue
 		}
 		if err := decodeStrict(fields[name], dst); err != nil {
@@ -173,7 +173,7 @@ func Decode(body []byte) (*Request, error) {
 func (r *Request) decodeData(op string, raw json.RawMessage) []*apperr.Error {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return []*apperr.Error{{Code: "E100", Op: op, Field: "data", Message: "must be an object of strings"}}
+		return []*apperr.Error{{Code: "E100", Class: apperr.Permanent, Op: op, Field: "data", Message: "must be an object of strings"}}
 	}
 	if m == nil {
 		return nil
@@ -183,7 +183,7 @@ func (r *Request) decodeData(op string, raw json.RawMessage) []*apperr.Error {
 	for k, v := range m {
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			errs = append(errs, &apperr.Error{Code: "E100", Op: op, Field: "data." + k, Message: "value must be a string"})
+			errs = append(errs, &apperr.Error{Code: "E100", Class: apperr.Permanent, Op: op, Field: "data." + k, Message: "value must be a string"})
 			continue
 		}
 		r.Data[k] = s
@@ -229,7 +229,7 @@ func exactKeys(op, path string, raw json.RawMessage, t reflect.Type) []*apperr.E
 		for _, k := range keys {
 			ft, ok := known[k]
 			if !ok {
-				errs = append(errs, &apperr.Error{Code: "E100", Op: op, Field: path + "." + k, Message: "unknown field"})
+				errs = append(errs, &apperr.Error{Code: "E100", Class: apperr.Permanent, Op: op, Field: path + "." + k, Message: "unknown field"})
 				continue
 			}
 			errs = append(errs, exactKeys(op, path+"."+k, obj[k], ft)...)
@@ -265,7 +265,7 @@ func fieldError(op, name string, err error) *apperr.Error {
 	if name == "mmsId" {
 		code = "E620"
 	}
-	return &apperr.Error{Code: code, Op: op, Field: field, Message: msg}
+	return &apperr.Error{Code: code, Class: apperr.Permanent, Op: op, Field: field, Message: msg}
 }
 
 func jsonKind(te *json.UnmarshalTypeError) string {
@@ -291,8 +291,10 @@ func trimJSONErr(err error) string {
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
-// PeekID reads the id from a body that failed to decode, for the rejected
-// event; "" when there is none.
+// PeekID reads the id of a body that may not decode: any non-empty string,
+// valid or not (an over-long id still tells the application which request
+// failed); "" when there is none. Callers that need a usable id check
+// ValidID.
 func PeekID(body []byte) string {
 	var v struct {
 		ID json.RawMessage `json:"id"`
@@ -301,7 +303,7 @@ func PeekID(body []byte) string {
 		return ""
 	}
 	var id string
-	if json.Unmarshal(v.ID, &id) != nil || !ValidID(id) {
+	if json.Unmarshal(v.ID, &id) != nil {
 		return ""
 	}
 	return id

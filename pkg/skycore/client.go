@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +28,8 @@ const (
 	// deadlineMargin is left of the caller's deadline to record the outcome.
 	deadlineMargin = 500 * time.Millisecond
 )
+
+const opSend = "skycore.SendSavedMMS"
 
 // Client posts sendSavedMMS requests. It is safe for concurrent use and
 // meant to be built once per process.
@@ -73,7 +74,7 @@ func (c *Client) Timeout() time.Duration { return c.timeout }
 // Retry with code TIMEOUT, NETWORK or HTTP_<status>. The API key never
 // appears in an error.
 func (c *Client) SendSavedMMS(ctx context.Context, apiKey string, r *sendreq.Request) (*Response, error) {
-	const op = "skycore.SendSavedMMS"
+	const op = opSend
 	ctx, cancel := c.callContext(ctx)
 	defer cancel()
 
@@ -123,8 +124,9 @@ func checkResponse(op string, resp *http.Response, raw []byte, apiKey string) (*
 	}
 	r, perr := ParseResponse(raw)
 	if perr != nil {
+		// The body goes to the logs (redacted), never into an event.
 		e := &apperr.Error{Code: apperr.HTTPCode(status), Class: apperr.Retry, Op: op,
-			Message: fmt.Sprintf("HTTP %d with a body that is not a RESPONSE: %s", status, snippet(raw, apiKey))}
+			Message: fmt.Sprintf("HTTP %d with a body that is not a RESPONSE", status), Err: errors.New(snippet(raw, apiKey))}
 		switch {
 		case status == http.StatusTooManyRequests:
 			e.Wait = retryAfter(resp.Header.Get("Retry-After"))
@@ -137,44 +139,31 @@ func checkResponse(op string, resp *http.Response, raw []byte, apiKey string) (*
 	}
 	switch {
 	case strings.EqualFold(r.Status, StatusSuccess) && r.ErrorCode == "":
-		if r.TrackingID == "" {
-			return nil, &apperr.Error{Code: apperr.CodeNoTrackingID, Class: apperr.Permanent, Op: op,
-				Message: "Skycore answered Success without TRACKINGID; not resent, since it may have been queued"}
-		}
-		return r, nil
+		return r, nil // without TRACKINGID too: Skycore took it (contract §2, NO_TRACKINGID)
 	case r.ErrorCode != "":
 		return nil, vendorError(op, r, apiKey)
 	default:
 		return nil, &apperr.Error{Code: apperr.HTTPCode(status), Class: apperr.Retry, Op: op,
-			Message: fmt.Sprintf("STATUS %q without ERRORCODE", redact(r.Status, apiKey))}
+			Message: "STATUS without ERRORCODE", Err: errors.New(snippet([]byte(r.Status), apiKey))}
 	}
 }
 
-var everySeconds = regexp.MustCompile(`(\d+)\s*sec`)
-
-// vendorError classifies an ERRORCODE with the one table in apperr.
+// vendorError classifies an ERRORCODE with the table in codes.go.
 func vendorError(op string, r *Response, apiKey string) *apperr.Error {
 	code := apperr.Code(strings.ToUpper(r.ErrorCode))
-	class, _ := apperr.SkycoreClass(code) // unknown codes: Permanent (Known says so)
-	e := &apperr.Error{Code: code, Class: class, Op: op, Message: redact(r.ErrorInfo, apiKey)}
-	if code == "E106" {
-		if m := everySeconds.FindStringSubmatch(r.ErrorInfo); m != nil {
-			if n, err := strconv.Atoi(m[1]); err == nil && n < 86400 {
-				e.Wait = time.Duration(n) * time.Second
-			}
-		}
-	}
-	return e
+	class, _ := Class(code)
+	return &apperr.Error{Code: code, Class: class, Op: op, Message: snippet([]byte(r.ErrorInfo), apiKey), Wait: wait(code, r.ErrorInfo)}
 }
 
-// Known reports whether e's code is in the classification table (false for
-// an unknown vendor code, which the caller should log loudly).
-func Known(e *apperr.Error) bool {
-	if !strings.HasPrefix(string(e.Code), "E") {
-		return true // mmsgate's own codes (HTTP_500, TIMEOUT, NO_TRACKINGID) are not vendor codes
+// MaybeSent reports whether a failed call may still have reached Skycore:
+// it timed out or its connection broke after the request could have been
+// written. A refused connection, or any answer, is not in doubt.
+func MaybeSent(e *apperr.Error) bool {
+	if e.Op != opSend || (e.Code != apperr.CodeTimeout && e.Code != apperr.CodeNetwork) {
+		return false
 	}
-	_, known := apperr.SkycoreClass(e.Code)
-	return known
+	var oe *net.OpError
+	return !(errors.As(e.Err, &oe) && oe.Op == "dial")
 }
 
 func transportError(ctx context.Context, op string, err error, apiKey string) *apperr.Error {
@@ -196,7 +185,10 @@ func retryAfter(v string) time.Duration {
 	return 0
 }
 
-// snippet is a short printable copy of a body for an error message.
+// snippet is a short printable copy of vendor text for an error. The key
+// is redacted before the cut, and a tail that could be the start of the
+// key is cut too, so no part of the key survives (a page that echoes the
+// request would otherwise leak it across the cut).
 func snippet(raw []byte, apiKey string) string {
 	const max = 120
 	s := strings.Map(func(r rune) rune {
@@ -204,11 +196,23 @@ func snippet(raw []byte, apiKey string) string {
 			return ' '
 		}
 		return r
-	}, string(raw[:min(len(raw), max)]))
-	if len(raw) > max {
-		s += "…"
+	}, strings.ToValidUTF8(string(raw), "?"))
+	s = redact(s, apiKey)
+	if len(s) <= max {
+		return s
 	}
-	return redact(s, apiKey)
+	s = strings.ToValidUTF8(s[:max], "")
+	return cutKeyPrefix(s, apiKey) + "…"
+}
+
+// cutKeyPrefix removes a tail of s that is a prefix of the key.
+func cutKeyPrefix(s, apiKey string) string {
+	for n := min(len(apiKey)-1, len(s)); n > 0; n-- {
+		if strings.HasSuffix(s, apiKey[:n]) {
+			return s[:len(s)-n]
+		}
+	}
+	return s
 }
 
 func redact(s, apiKey string) string {

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 )
@@ -40,12 +41,15 @@ func TTLFromDays(v string) (time.Duration, error) {
 	return time.Duration(n) * 24 * time.Hour, nil
 }
 
-// Message states.
+// Message states. INPROGRESS, RETRY and INDOUBT are open; the rest are
+// terminal (one terminal send event per id).
 const (
-	StateInProgress = "INPROGRESS"
-	StateRetry      = "RETRY"
+	StateInProgress = "INPROGRESS" // claimed: a sender holds it until its lease ends
+	StateRetry      = "RETRY"      // a call failed for sure; the next delivery may claim it
+	StateInDoubt    = "INDOUBT"    // a call may have reached Skycore; wait for a postback until DoubtUntil
 	StateAccepted   = "ACCEPTED"
 	StateRejected   = "REJECTED"
+	StateExpired    = "EXPIRED" // transient failures outlasted SEND_RETRY_WINDOW
 )
 
 type dynamo interface {
@@ -74,19 +78,45 @@ type Message struct {
 	ID           string
 	State        string
 	Owner        string
-	LeaseUntil   time.Time
+	LeaseUntil   time.Time // the owner's claim, or its hold on PendingEvent
+	DoubtUntil   time.Time // INDOUBT: when the request may be sent again
+	First        time.Time // when the request was first enqueued (SEND_RETRY_WINDOW starts here)
 	Attempts     int
 	TrackingID   string
 	Code         string
 	Error        string
 	To, From     string
 	MMSID        string
-	PendingEvent string // an event recorded but not yet published
+	PendingEvent string // a terminal event recorded but not yet published
+	AcceptedBy   string // "postback" when a postback's CLIENT_REFERENCE proved the acceptance
 	Created      string
 }
 
-// Final reports whether the message was accepted or rejected for good.
-func (m *Message) Final() bool { return m.State == StateAccepted || m.State == StateRejected }
+// Final reports whether the message reached a terminal state.
+func (m *Message) Final() bool {
+	return m.State == StateAccepted || m.State == StateRejected || m.State == StateExpired
+}
+
+// Held reports whether someone holds the record at now: a live claim, or
+// a pending event being published by the one that recorded it.
+func (m *Message) Held(now time.Time) bool { return m.LeaseUntil.After(now) }
+
+// NeedsEvent reports whether a terminal event was recorded and not yet
+// published (its publisher died or failed).
+func (m *Message) NeedsEvent() bool { return m.Final() && m.PendingEvent != "" }
+
+// TerminalEvent is the event name of a terminal state ("" for open states).
+func TerminalEvent(state string) string {
+	switch state {
+	case StateAccepted:
+		return "accepted"
+	case StateRejected:
+		return "rejected"
+	case StateExpired:
+		return "expired"
+	}
+	return ""
+}
 
 func msgKey(id string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": s("msg#" + id)}
@@ -94,6 +124,14 @@ func msgKey(id string) map[string]types.AttributeValue {
 
 func trkKey(tid string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": s("trk#" + tid)}
+}
+
+// MaxKeyBytes is DynamoDB's limit on a partition key value.
+const MaxKeyBytes = 2048
+
+// Keyable reports whether a tracking id fits in a key (trk#<id>).
+func Keyable(trackingID string) bool {
+	return trackingID != "" && len("trk#")+len(trackingID) <= MaxKeyBytes
 }
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
@@ -111,71 +149,141 @@ var names = map[string]string{
 	"#pk": "pk", "#st": "st", "#lease": "leaseMs", "#owner": "ownerId", "#att": "attempts", "#created": "created",
 	"#upd": "updated", "#exp": "exp", "#trk": "trackingId", "#code": "code", "#err": "error", "#to": "to",
 	"#from": "from", "#mms": "mmsId", "#evt": "pendingEvent", "#acc": "acceptedAt", "#id": "id",
+	"#doubt": "doubtMs", "#first": "firstMs", "#by": "acceptedBy",
 }
 
-func exprNames(keys ...string) map[string]string {
-	m := make(map[string]string, len(keys))
-	for _, k := range keys {
-		m[k] = names[k]
+// update runs one UpdateItem on msg#id with the names its expressions use,
+// returning the item as it is afterwards.
+func (st *Store) update(ctx context.Context, id, update, cond string, vals map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+	in := &dynamodb.UpdateItemInput{
+		TableName: aws.String(st.table), Key: msgKey(id),
+		UpdateExpression: aws.String(update), ExpressionAttributeNames: used(names, update, cond),
+		ExpressionAttributeValues: usedVals(vals, update, cond), ReturnValues: types.ReturnValueAllNew,
 	}
-	return m
+	if cond != "" {
+		in.ConditionExpression = aws.String(cond)
+	}
+	out, err := st.db.UpdateItem(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return out.Attributes, nil
 }
 
-// Claim takes msg#id for owner until lease. It succeeds for a new id, one
-// released for a retry, or one whose earlier lease ran out (that sender
-// died). Otherwise it returns the existing record: final (a duplicate) or
-// in progress elsewhere.
-func (st *Store) Claim(ctx context.Context, id, owner string, lease time.Time) (claimed bool, existing *Message, err error) {
+// Claim is what a sender asks for when it takes an id.
+type Claim struct {
+	Owner string    // the SQS message id and invocation, for the logs and Release
+	Lease time.Time // the claim ends here (the invocation's deadline)
+	First time.Time // when the request was first enqueued (kept from the first claim)
+	// InDoubt is SEND_INDOUBT_WINDOW: a claim whose holder died with its
+	// lease is in doubt (its call may have reached Skycore) for this long
+	// after the lease ended. 0 takes such a claim over at once.
+	InDoubt time.Duration
+}
+
+// Claim takes msg#id for c.Owner until c.Lease. It succeeds for a new id,
+// one released for a retry, or one whose doubt window has passed; it turns a
+// claim whose lease ran out (its sender died, maybe mid-call) into INDOUBT.
+// Otherwise it returns the record: final (a duplicate), held elsewhere, or
+// in doubt until DoubtUntil.
+func (st *Store) Claim(ctx context.Context, id string, c Claim) (claimed bool, m *Message, err error) {
+	const op = "store.Claim"
 	now := st.now()
-	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(st.table),
-		Key:       msgKey(id),
-		UpdateExpression: aws.String("SET #st = :inprog, #lease = :lease, #owner = :owner, #created = if_not_exists(#created, :now), " +
-			"#upd = :now, #exp = :exp ADD #att :one"),
-		ConditionExpression:      aws.String("attribute_not_exists(#pk) OR #st = :retry OR (#st = :inprog AND #lease < :nowms)"),
-		ExpressionAttributeNames: exprNames("#pk", "#st", "#lease", "#owner", "#created", "#upd", "#exp", "#att"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":inprog": s(StateInProgress), ":retry": s(StateRetry), ":lease": n(lease.UnixMilli()), ":owner": s(owner),
-			":now": s(st.stamp()), ":exp": st.exp(), ":one": n(1), ":nowms": n(now.UnixMilli()),
-		},
-	})
+	cond := "attribute_not_exists(#pk) OR #st = :retry OR (#st = :doubt AND #doubt < :nowms)"
+	if c.InDoubt <= 0 {
+		cond += " OR (#st = :inprog AND #lease < :nowms)"
+	}
+	it, err := st.update(ctx, id,
+		"SET #st = :inprog, #lease = :lease, #owner = :owner, #created = if_not_exists(#created, :now), "+
+			"#first = if_not_exists(#first, :first), #upd = :now, #exp = :exp ADD #att :one REMOVE #doubt",
+		cond,
+		map[string]types.AttributeValue{
+			":inprog": s(StateInProgress), ":retry": s(StateRetry), ":doubt": s(StateInDoubt), ":lease": n(c.Lease.UnixMilli()),
+			":owner": s(c.Owner), ":now": s(st.stamp()), ":exp": st.exp(), ":one": n(1), ":nowms": n(now.UnixMilli()),
+			":first": n(firstOr(c.First, now).UnixMilli()),
+		})
 	if err == nil {
-		return true, nil, nil
+		return true, decode(id, it), nil
 	}
 	if !conditionFailed(err) {
-		return false, nil, unavailable("store.Claim", err)
+		return false, nil, dynamoError(op, err)
 	}
-	m, err := st.Get(ctx, id)
+	m, err = st.Get(ctx, id)
 	if err != nil {
 		return false, nil, err
 	}
 	if m == nil { // deleted between the two calls (TTL): try once more later
 		return false, &Message{ID: id, State: StateInProgress, LeaseUntil: now.Add(time.Second)}, nil
 	}
+	if m.State == StateInProgress && !m.Held(now) {
+		// Its holder died with the claim: the call may have reached Skycore.
+		return st.doubtExpired(ctx, m, c.InDoubt)
+	}
 	return false, m, nil
+}
+
+// doubtExpired moves a dead holder's claim to INDOUBT until its lease end
+// plus the window: a postback may still show the call was accepted.
+func (st *Store) doubtExpired(ctx context.Context, m *Message, window time.Duration) (bool, *Message, error) {
+	until := m.LeaseUntil.Add(window)
+	it, err := st.update(ctx, m.ID, "SET #st = :doubt, #doubt = :until, #upd = :now REMOVE #lease",
+		"#st = :inprog AND #lease = :old",
+		map[string]types.AttributeValue{":doubt": s(StateInDoubt), ":until": n(until.UnixMilli()), ":now": s(st.stamp()),
+			":inprog": s(StateInProgress), ":old": n(m.LeaseUntil.UnixMilli())})
+	if err == nil {
+		return false, decode(m.ID, it), nil
+	}
+	if !conditionFailed(err) {
+		return false, nil, dynamoError("store.Claim", err)
+	}
+	m, err = st.Get(ctx, m.ID) // someone else moved it first
+	if err != nil {
+		return false, nil, err
+	}
+	if m == nil {
+		return false, &Message{State: StateInProgress, LeaseUntil: st.now().Add(time.Second)}, nil
+	}
+	return false, m, nil
+}
+
+func firstOr(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
 }
 
 // Get reads msg#id (consistent read); nil when absent.
 func (st *Store) Get(ctx context.Context, id string) (*Message, error) {
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(st.table), Key: msgKey(id), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return nil, unavailable("store.Get", err)
+		return nil, dynamoError("store.Get", err)
 	}
 	if out.Item == nil {
 		return nil, nil
 	}
-	it := out.Item
-	m := &Message{ID: id, State: str(it, "st"), Owner: str(it, "ownerId"), TrackingID: str(it, "trackingId"),
-		Code: str(it, "code"), Error: str(it, "error"), To: str(it, "to"), From: str(it, "from"), MMSID: str(it, "mmsId"),
-		PendingEvent: str(it, "pendingEvent"), Created: str(it, "created")}
-	m.Attempts = int(num(it, "attempts"))
-	if ms := num(it, "leaseMs"); ms > 0 {
-		m.LeaseUntil = time.UnixMilli(ms)
-	}
-	return m, nil
+	return decode(id, out.Item), nil
 }
 
-// Outcome is what Accept and Reject record.
+func decode(id string, it map[string]types.AttributeValue) *Message {
+	m := &Message{ID: id, State: str(it, "st"), Owner: str(it, "ownerId"), TrackingID: str(it, "trackingId"),
+		Code: str(it, "code"), Error: str(it, "error"), To: str(it, "to"), From: str(it, "from"), MMSID: str(it, "mmsId"),
+		PendingEvent: str(it, "pendingEvent"), AcceptedBy: str(it, "acceptedBy"), Created: str(it, "created")}
+	m.Attempts = int(num(it, "attempts"))
+	m.LeaseUntil = millis(num(it, "leaseMs"))
+	m.DoubtUntil = millis(num(it, "doubtMs"))
+	m.First = millis(num(it, "firstMs"))
+	return m
+}
+
+func millis(ms int64) time.Time {
+	if ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// Outcome is what a terminal write records.
 type Outcome struct {
 	TrackingID string
 	Code       string
@@ -184,98 +292,161 @@ type Outcome struct {
 	MMSID      string
 }
 
-// Accept records msg#id as accepted with its tracking id and marks the
-// accepted event as pending until EventSent. The claim's lease is kept: the
-// pending event is the claimant's to publish until the lease ends (or
-// ReleaseEvent), so that a duplicate delivery does not publish it as well.
-func (st *Store) Accept(ctx context.Context, id string, o Outcome) error {
-	return st.final(ctx, "store.Accept", id, StateAccepted, "accepted", o)
+// open is the condition of every write that ends a request: it is not
+// terminal yet. Only one writer wins the terminal state, and only the
+// winner publishes its event.
+const open = "attribute_exists(#pk) AND #st IN (:inprog, :retry, :doubt)"
+
+// Accept records Skycore's Success for msg#id, the accepted event pending
+// and held by owner until hold (so that a duplicate delivery does not
+// publish it too). It wins unless the id is already terminal: a sender
+// whose claim ran out, or a signed hand-off, still records a real
+// acceptance. won=false returns the record as it is (for example a
+// postback's CLIENT_REFERENCE recorded the acceptance first).
+func (st *Store) Accept(ctx context.Context, id, owner string, hold time.Time, o Outcome) (won bool, m *Message, err error) {
+	return st.terminal(ctx, "store.Accept", id, owner, hold, StateAccepted, "", o)
+}
+
+// AcceptByPostback records the acceptance that a postback carrying the
+// request's CLIENT_REFERENCE proves (the sender's call timed out, or its
+// sender died mid-call, or the answer is still on its way).
+func (st *Store) AcceptByPostback(ctx context.Context, id, trackingID, owner string, hold time.Time) (won bool, m *Message, err error) {
+	return st.terminal(ctx, "store.AcceptByPostback", id, owner, hold, StateAccepted, "postback", Outcome{TrackingID: trackingID})
 }
 
 // Reject records msg#id as rejected for good, the rejected event pending.
-func (st *Store) Reject(ctx context.Context, id string, o Outcome) error {
-	return st.final(ctx, "store.Reject", id, StateRejected, "rejected", o)
+func (st *Store) Reject(ctx context.Context, id, owner string, hold time.Time, o Outcome) (won bool, m *Message, err error) {
+	return st.terminal(ctx, "store.Reject", id, owner, hold, StateRejected, "", o)
 }
 
-func (st *Store) final(ctx context.Context, op, id, state, event string, o Outcome) error {
-	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(st.table),
-		Key:       msgKey(id),
-		UpdateExpression: aws.String("SET #st = :st, #trk = :trk, #code = :code, #err = :err, #to = :to, #from = :from, " +
-			"#mms = :mms, #evt = :evt, #acc = :now, #upd = :now, #exp = :exp, #created = if_not_exists(#created, :now)"),
-		ExpressionAttributeNames: exprNames("#st", "#trk", "#code", "#err", "#to", "#from", "#mms", "#evt", "#acc", "#upd", "#exp", "#created"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":st": s(state), ":trk": s(o.TrackingID), ":code": s(o.Code), ":err": s(o.Error), ":to": s(o.To),
-			":from": s(o.From), ":mms": s(o.MMSID), ":evt": s(event), ":now": s(st.stamp()), ":exp": st.exp(),
-		},
-	})
-	if err != nil {
-		return unavailable(op, err)
+// Expire records msg#id as expired (SEND_RETRY_WINDOW spent), the expired
+// event pending.
+func (st *Store) Expire(ctx context.Context, id, owner string, hold time.Time, o Outcome) (won bool, m *Message, err error) {
+	return st.terminal(ctx, "store.Expire", id, owner, hold, StateExpired, "", o)
+}
+
+func (st *Store) terminal(ctx context.Context, op, id, owner string, hold time.Time, state, by string, o Outcome) (bool, *Message, error) {
+	upd := "SET #st = :st, #trk = :trk, #code = :code, #err = :err, #evt = :evt, #owner = :owner, #lease = :hold, " +
+		"#acc = :now, #upd = :now, #exp = :exp"
+	vals := map[string]types.AttributeValue{
+		":st": s(state), ":trk": s(o.TrackingID), ":code": s(o.Code), ":err": s(o.Error), ":evt": s(TerminalEvent(state)),
+		":owner": s(owner), ":hold": n(hold.UnixMilli()), ":now": s(st.stamp()), ":exp": st.exp(),
+		":inprog": s(StateInProgress), ":retry": s(StateRetry), ":doubt": s(StateInDoubt),
 	}
-	return nil
+	// Keep what an earlier write knew when this one does not know it.
+	for _, f := range []struct{ name, v string }{{"#to", o.To}, {"#from", o.From}, {"#mms", o.MMSID}, {"#by", by}} {
+		if f.v != "" {
+			ph := ":" + f.name[1:]
+			upd += ", " + f.name + " = " + ph
+			vals[ph] = s(f.v)
+		}
+	}
+	upd += " REMOVE #doubt"
+	it, err := st.update(ctx, id, upd, open, vals)
+	if err == nil {
+		return true, decode(id, it), nil
+	}
+	if !conditionFailed(err) {
+		return false, nil, dynamoError(op, err)
+	}
+	m, err := st.Get(ctx, id)
+	if err != nil {
+		return false, nil, err
+	}
+	return false, m, nil
 }
 
-// EventSent clears the pending event of msg#id.
+// TakeEvent gives owner the record's pending event until hold, unless its
+// recorder (or another taker) still holds it. Exactly one of the deliveries
+// and postbacks that find a pending event publishes it at a time.
+func (st *Store) TakeEvent(ctx context.Context, id, owner string, hold time.Time) (took bool, m *Message, err error) {
+	it, err := st.update(ctx, id, "SET #owner = :owner, #lease = :hold, #upd = :now",
+		"attribute_exists(#evt) AND (attribute_not_exists(#lease) OR #lease < :nowms OR #owner = :owner)",
+		map[string]types.AttributeValue{":owner": s(owner), ":hold": n(hold.UnixMilli()), ":now": s(st.stamp()),
+			":nowms": n(st.now().UnixMilli())})
+	if err == nil {
+		return true, decode(id, it), nil
+	}
+	if !conditionFailed(err) {
+		return false, nil, dynamoError("store.TakeEvent", err)
+	}
+	m, err = st.Get(ctx, id)
+	return false, m, err
+}
+
+// EventSent clears the pending event of msg#id and its hold.
 func (st *Store) EventSent(ctx context.Context, id string) error {
-	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(st.table),
-		Key:                      msgKey(id),
-		UpdateExpression:         aws.String("REMOVE #evt"),
-		ExpressionAttributeNames: exprNames("#evt"),
-	})
-	if err != nil {
-		return unavailable("store.EventSent", err)
-	}
-	return nil
-}
-
-// ReleaseEvent hands a pending event over to the next delivery at once
-// (its claimant could not publish it).
-func (st *Store) ReleaseEvent(ctx context.Context, id string) error {
-	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(st.table),
-		Key:                      msgKey(id),
-		UpdateExpression:         aws.String("REMOVE #lease"),
-		ExpressionAttributeNames: exprNames("#lease"),
-	})
-	if err != nil {
-		return unavailable("store.ReleaseEvent", err)
-	}
-	return nil
-}
-
-// Release gives the claim back after a transient failure, so that the next
-// delivery of the message can claim it at once.
-func (st *Store) Release(ctx context.Context, id, owner, code string) error {
-	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(st.table),
-		Key:                      msgKey(id),
-		UpdateExpression:         aws.String("SET #st = :retry, #code = :code, #upd = :now REMOVE #lease"),
-		ConditionExpression:      aws.String("#owner = :owner AND #st = :inprog"),
-		ExpressionAttributeNames: exprNames("#st", "#code", "#upd", "#lease", "#owner"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":retry": s(StateRetry), ":code": s(code), ":now": s(st.stamp()), ":owner": s(owner), ":inprog": s(StateInProgress),
-		},
-	})
+	_, err := st.update(ctx, id, "REMOVE #evt, #lease", "attribute_exists(#pk)", nil)
 	if err != nil && !conditionFailed(err) {
-		return unavailable("store.Release", err)
+		return dynamoError("store.EventSent", err)
 	}
 	return nil
 }
 
-// Link records trackingID → id for the postback function.
+// ReleaseEvent hands a pending event over to the next delivery or postback
+// at once (its holder could not publish it).
+func (st *Store) ReleaseEvent(ctx context.Context, id, owner string) error {
+	_, err := st.update(ctx, id, "REMOVE #lease", "#owner = :owner AND attribute_exists(#evt)",
+		map[string]types.AttributeValue{":owner": s(owner)})
+	if err != nil && !conditionFailed(err) {
+		return dynamoError("store.ReleaseEvent", err)
+	}
+	return nil
+}
+
+// Release gives owner's claim back after a call that surely failed, so that
+// the next delivery can claim it at once.
+func (st *Store) Release(ctx context.Context, id, owner, code string) error {
+	_, err := st.update(ctx, id, "SET #st = :retry, #code = :code, #upd = :now REMOVE #lease",
+		"#owner = :owner AND #st = :inprog",
+		map[string]types.AttributeValue{":retry": s(StateRetry), ":code": s(code), ":now": s(st.stamp()), ":owner": s(owner),
+			":inprog": s(StateInProgress)})
+	if err != nil && !conditionFailed(err) {
+		return dynamoError("store.Release", err)
+	}
+	return nil
+}
+
+// Doubt gives owner's claim back after a call that may have reached
+// Skycore (a timeout, a dropped connection): no one sends it again before
+// until, unless a postback first shows it was accepted.
+func (st *Store) Doubt(ctx context.Context, id, owner, code string, until time.Time) error {
+	_, err := st.update(ctx, id, "SET #st = :doubt, #doubt = :until, #code = :code, #upd = :now REMOVE #lease",
+		"#owner = :owner AND #st = :inprog",
+		map[string]types.AttributeValue{":doubt": s(StateInDoubt), ":until": n(until.UnixMilli()), ":code": s(code),
+			":now": s(st.stamp()), ":owner": s(owner), ":inprog": s(StateInProgress)})
+	if err != nil && !conditionFailed(err) {
+		return dynamoError("store.Doubt", err)
+	}
+	return nil
+}
+
+// ErrLinkConflict means the tracking id already names another request.
+var ErrLinkConflict = &apperr.Error{Code: apperr.CodeConflict, Class: apperr.Permanent, Op: "store.Link",
+	Message: "tracking id already linked to another request"}
+
+// Link records trackingID → id for the postback function, only when the
+// tracking id is unlinked or already names id: nothing can re-point
+// another request's tracking id.
 func (st *Store) Link(ctx context.Context, trackingID, id string) error {
+	if !Keyable(trackingID) {
+		return &apperr.Error{Code: apperr.CodeMalformed, Class: apperr.Permanent, Op: "store.Link", Message: "tracking id too long to key"}
+	}
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(st.table),
 		Key:                      trkKey(trackingID),
 		UpdateExpression:         aws.String("SET #id = :id, #exp = if_not_exists(#exp, :exp)"),
-		ExpressionAttributeNames: exprNames("#id", "#exp"),
+		ConditionExpression:      aws.String("attribute_not_exists(#id) OR #id = :id"),
+		ExpressionAttributeNames: map[string]string{"#id": "id", "#exp": "exp"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":id": s(id), ":exp": st.exp(),
 		},
 	})
+	if conditionFailed(err) {
+		return ErrLinkConflict
+	}
 	if err != nil {
-		return unavailable("store.Link", err)
+		return dynamoError("store.Link", err)
 	}
 	return nil
 }
@@ -285,8 +456,20 @@ func conditionFailed(err error) bool {
 	return errors.As(err, &ccf)
 }
 
-func unavailable(op string, err error) *apperr.Error {
-	return &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: op, Message: "DynamoDB call failed", Err: err}
+// dynamoError classifies a DynamoDB failure: throttling, 5xx and network
+// errors are transient (Retry); a refusal that the same call will meet
+// again (validation, access denied, missing table) needs a person (Config).
+func dynamoError(op string, err error) *apperr.Error {
+	e := &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: op, Message: "DynamoDB call failed", Err: err}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "ValidationException", "AccessDeniedException", "ResourceNotFoundException", "UnrecognizedClientException",
+			"ItemCollectionSizeLimitExceededException", "MissingAuthenticationTokenException", "InvalidSignatureException":
+			e.Code, e.Class, e.Message = apperr.CodeStore, apperr.Config, "DynamoDB refused the call: "+api.ErrorCode()
+		}
+	}
+	return e
 }
 
 func str(it map[string]types.AttributeValue, k string) string {

@@ -1,0 +1,91 @@
+package sender
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// The hand-off: Skycore accepted a request but DynamoDB would not record
+// it before the deadline. The body goes back on the send queue with what
+// Skycore answered, signed with a key derived from the API key, which the
+// applications that write to the queue cannot read. A message without a
+// valid signature is an ordinary request: no attribute an application can
+// write changes what happens to it (contract §1).
+const (
+	HandoffAttr    = "mmsgate-handoff"
+	HandoffMACAttr = "mmsgate-handoff-mac"
+)
+
+// handoff is what the signed attribute carries.
+type handoff struct {
+	TrackingID string `json:"t"`
+	Code       string `json:"c,omitempty"` // NO_TRACKINGID when Skycore gave none
+	To         string `json:"to,omitempty"`
+	From       string `json:"from,omitempty"`
+	First      int64  `json:"first"` // ms: when the request was first enqueued
+}
+
+// handoffKey derives the signing key from the API key, so that no new
+// secret is needed. A key rotated in between invalidates hand-offs in
+// flight: those are then handled as in-doubt requests (waiting for a
+// postback), never trusted.
+func handoffKey(apiKey string) []byte {
+	m := hmac.New(sha256.New, []byte(apiKey))
+	m.Write([]byte("mmsgate hand-off v1"))
+	return m.Sum(nil)
+}
+
+func handoffMAC(key []byte, body, payload string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(body))
+	m.Write([]byte{0})
+	m.Write([]byte(payload))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// handoffAttributes signs h for body.
+func handoffAttributes(key []byte, body string, h handoff) map[string]sqstypes.MessageAttributeValue {
+	payload, _ := json.Marshal(h) // strings and a number: cannot fail
+	str := func(v string) sqstypes.MessageAttributeValue {
+		return sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+	}
+	return map[string]sqstypes.MessageAttributeValue{
+		HandoffAttr:    str(string(payload)),
+		HandoffMACAttr: str(handoffMAC(key, body, string(payload))),
+	}
+}
+
+// readHandoff returns the hand-off of rec when its signature is valid.
+// present reports whether any hand-off attribute was there at all (a
+// forged or stale one is counted).
+func readHandoff(key []byte, rec events.SQSMessage) (h *handoff, present bool) {
+	payload, mac := attr(rec, HandoffAttr), attr(rec, HandoffMACAttr)
+	if payload == "" && mac == "" {
+		return nil, false
+	}
+	want := handoffMAC(key, rec.Body, payload)
+	if !hmac.Equal([]byte(mac), []byte(want)) {
+		return nil, true
+	}
+	var v handoff
+	if json.Unmarshal([]byte(payload), &v) != nil {
+		return nil, true
+	}
+	return &v, true
+}
+
+func (h *handoff) first() time.Time { return time.UnixMilli(h.First) }
+
+func attr(rec events.SQSMessage, name string) string {
+	if a, ok := rec.MessageAttributes[name]; ok && a.StringValue != nil {
+		return *a.StringValue
+	}
+	return ""
+}
