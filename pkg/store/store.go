@@ -163,6 +163,9 @@ func (st *Store) update(ctx context.Context, id, update, cond string, vals map[s
 	if cond != "" {
 		in.ConditionExpression = aws.String(cond)
 	}
+	if len(in.ExpressionAttributeValues) == 0 { // DynamoDB refuses an empty map
+		in.ExpressionAttributeValues = nil
+	}
 	out, err := st.db.UpdateItem(ctx, in)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,248 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go"
+
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// clock is a settable time for the store under test.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time               { return c.t }
+func (c *clock) add(d time.Duration)          { c.t = c.t.Add(d) }
+func (c *clock) in(d time.Duration) time.Time { return c.t.Add(d) }
+
+func withClock(t *testing.T) (*store.Store, *clock) {
+	t.Helper()
+	st := setup(t)
+	c := &clock{t: time.Now().Truncate(time.Millisecond)}
+	st.SetClock(c.now)
+	return st, c
+}
+
+func mustClaim(t *testing.T, st *store.Store, id string, c store.Claim) *store.Message {
+	t.Helper()
+	ok, m, err := st.Claim(context.Background(), id, c)
+	if err != nil || !ok {
+		t.Fatalf("Claim(%s, %s) = %v, %+v, %v; want claimed", id, c.Owner, ok, m, err)
+	}
+	return m
+}
+
+func TestClaimLifecycle(t *testing.T) {
+	st, c := withClock(t)
+	ctx := context.Background()
+	first := c.in(-time.Hour)
+	m := mustClaim(t, st, "m1", store.Claim{Owner: "a", Lease: c.in(time.Minute), First: first, InDoubt: time.Minute})
+	if !m.First.Equal(first) || m.Attempts != 1 || m.State != store.StateInProgress {
+		t.Fatalf("claimed record = %+v", m)
+	}
+	if ok, m, _ := st.Claim(ctx, "m1", store.Claim{Owner: "b", Lease: c.in(time.Minute)}); ok || m.State != store.StateInProgress || m.Owner != "a" {
+		t.Fatalf("second claim = %v, %+v; want held by a", ok, m)
+	}
+	if err := st.Release(ctx, "m1", "b", "E503"); err != nil { // not the owner: no effect
+		t.Fatal(err)
+	}
+	if ok, _, _ := st.Claim(ctx, "m1", store.Claim{Owner: "b", Lease: c.in(time.Minute)}); ok {
+		t.Fatal("a release by someone else freed the claim")
+	}
+	if err := st.Release(ctx, "m1", "a", "E503"); err != nil {
+		t.Fatal(err)
+	}
+	// The retry keeps the first enqueue time, whatever the new claim says.
+	m = mustClaim(t, st, "m1", store.Claim{Owner: "b", Lease: c.in(time.Minute), First: c.now()})
+	if !m.First.Equal(first) || m.Attempts != 2 {
+		t.Fatalf("retry claim = %+v; want the first time kept and 2 attempts", m)
+	}
+	won, m, err := st.Accept(ctx, "m1", "b", c.in(time.Minute), store.Outcome{TrackingID: "T9", To: "1"})
+	if err != nil || !won || m.State != store.StateAccepted || m.PendingEvent != "accepted" {
+		t.Fatalf("Accept = %v, %+v, %v", won, m, err)
+	}
+	ok, m, _ := st.Claim(ctx, "m1", store.Claim{Owner: "c", Lease: c.in(time.Hour)})
+	if ok || !m.Final() || m.TrackingID != "T9" || !m.NeedsEvent() {
+		t.Fatalf("claim of an accepted id = %v, %+v", ok, m)
+	}
+	// A second acceptance (a duplicate's, a hand-off's) does not win again.
+	if won, m, _ := st.Accept(ctx, "m1", "c", c.in(time.Minute), store.Outcome{TrackingID: "T9"}); won || m.TrackingID != "T9" {
+		t.Fatalf("second Accept = %v, %+v; want lost", won, m)
+	}
+	if won, _, _ := st.Reject(ctx, "m1", "c", c.in(time.Minute), store.Outcome{Code: "E110"}); won {
+		t.Fatal("a rejection overwrote an acceptance")
+	}
+}
+
+func TestDeadClaimantIsInDoubt(t *testing.T) {
+	tests := map[string]struct {
+		window    time.Duration
+		wantDoubt bool
+	}{
+		"window on: in doubt, not taken over": {window: 15 * time.Minute, wantDoubt: true},
+		"window 0: taken over at once":        {window: 0},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			st, c := withClock(t)
+			ctx := context.Background()
+			lease := c.in(30 * time.Second)
+			mustClaim(t, st, "d1", store.Claim{Owner: "dead", Lease: lease, InDoubt: tt.window})
+			c.add(time.Minute) // the holder died; its lease ran out
+			ok, m, err := st.Claim(ctx, "d1", store.Claim{Owner: "next", Lease: c.in(time.Minute), InDoubt: tt.window})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.wantDoubt {
+				if !ok {
+					t.Fatalf("Claim = %+v; want taken over", m)
+				}
+				return
+			}
+			if ok || m.State != store.StateInDoubt || !m.DoubtUntil.Equal(lease.Add(tt.window)) {
+				t.Fatalf("Claim = %v, %+v; want INDOUBT until %v", ok, m, lease.Add(tt.window))
+			}
+			c.add(tt.window - 2*time.Minute) // still inside the window
+			if ok, _, _ := st.Claim(ctx, "d1", store.Claim{Owner: "next", Lease: c.in(time.Minute), InDoubt: tt.window}); ok {
+				t.Fatal("claimed inside the doubt window")
+			}
+			c.add(2 * time.Minute)
+			mustClaim(t, st, "d1", store.Claim{Owner: "next", Lease: c.in(time.Minute), InDoubt: tt.window})
+		})
+	}
+}
+
+func TestPostbackReconcilesInDoubt(t *testing.T) {
+	st, c := withClock(t)
+	ctx := context.Background()
+	mustClaim(t, st, "r1", store.Claim{Owner: "s", Lease: c.in(time.Minute), InDoubt: time.Minute})
+	if err := st.Doubt(ctx, "r1", "s", "TIMEOUT", c.in(15*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	won, m, err := st.AcceptByPostback(ctx, "r1", "TX", "postback/1", c.in(30*time.Second))
+	if err != nil || !won || m.State != store.StateAccepted || m.TrackingID != "TX" || m.AcceptedBy != "postback" || m.Code != "TIMEOUT" && m.Code != "" {
+		t.Fatalf("AcceptByPostback = %v, %+v, %v", won, m, err)
+	}
+	// The sender's late Success for the same call finds it recorded.
+	if won, m, _ := st.Accept(ctx, "r1", "s", c.in(time.Minute), store.Outcome{TrackingID: "TX"}); won || m.TrackingID != "TX" {
+		t.Fatalf("sender's Accept = %v, %+v; want lost to the postback", won, m)
+	}
+	// And nothing claims it again.
+	c.add(time.Hour)
+	if ok, _, _ := st.Claim(ctx, "r1", store.Claim{Owner: "x", Lease: c.in(time.Minute), InDoubt: time.Minute}); ok {
+		t.Fatal("an id accepted by postback was claimed again")
+	}
+	// A postback for a finished request does not win.
+	if won, _, _ := st.AcceptByPostback(ctx, "r1", "TY", "postback/2", c.in(time.Minute)); won {
+		t.Fatal("a second postback acceptance won")
+	}
+	// Nor for an id nobody sent.
+	if won, m, err := st.AcceptByPostback(ctx, "nobody", "TZ", "postback/3", c.in(time.Minute)); won || m != nil || err != nil {
+		t.Fatalf("AcceptByPostback(nobody) = %v, %+v, %v", won, m, err)
+	}
+}
+
+func TestPendingEventHasOnePublisher(t *testing.T) {
+	st, c := withClock(t)
+	ctx := context.Background()
+	mustClaim(t, st, "p1", store.Claim{Owner: "rec", Lease: c.in(time.Minute)})
+	if won, _, err := st.Expire(ctx, "p1", "rec", c.in(time.Minute), store.Outcome{Code: "E503"}); !won || err != nil {
+		t.Fatalf("Expire = %v, %v", won, err)
+	}
+	if took, _, _ := st.TakeEvent(ctx, "p1", "dup", c.in(time.Minute)); took {
+		t.Fatal("a duplicate took the event its recorder holds")
+	}
+	if took, _, _ := st.TakeEvent(ctx, "p1", "rec", c.in(time.Minute)); !took {
+		t.Fatal("the recorder cannot take its own event")
+	}
+	if err := st.ReleaseEvent(ctx, "p1", "dup"); err != nil { // not the holder: no effect
+		t.Fatal(err)
+	}
+	if took, _, _ := st.TakeEvent(ctx, "p1", "dup", c.in(time.Minute)); took {
+		t.Fatal("a release by someone else freed the event")
+	}
+	if err := st.ReleaseEvent(ctx, "p1", "rec"); err != nil {
+		t.Fatal(err)
+	}
+	took, m, err := st.TakeEvent(ctx, "p1", "dup", c.in(time.Minute))
+	if !took || err != nil || m.PendingEvent != "expired" {
+		t.Fatalf("TakeEvent after release = %v, %+v, %v", took, m, err)
+	}
+	if err := st.EventSent(ctx, "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if took, m, _ := st.TakeEvent(ctx, "p1", "late", c.in(time.Minute)); took || m.NeedsEvent() {
+		t.Fatalf("TakeEvent after EventSent = %v, %+v", took, m)
+	}
+	// A holder that died: its hold runs out and another takes over.
+	mustClaim(t, st, "p2", store.Claim{Owner: "rec", Lease: c.in(time.Minute)})
+	st.Reject(ctx, "p2", "rec", c.in(time.Minute), store.Outcome{Code: "E110"})
+	c.add(2 * time.Minute)
+	if took, _, _ := st.TakeEvent(ctx, "p2", "dup", c.in(time.Minute)); !took {
+		t.Fatal("an expired hold was not taken over")
+	}
+}
+
+func TestLinkNeverRepoints(t *testing.T) {
+	st := setup(t)
+	ctx := context.Background()
+	if err := st.Link(ctx, "T1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Link(ctx, "T1", "a"); err != nil {
+		t.Fatalf("relinking to the same id = %v", err)
+	}
+	if err := st.Link(ctx, "T1", "b"); !errors.Is(err, store.ErrLinkConflict) {
+		t.Fatalf("Link to another id = %v, want ErrLinkConflict", err)
+	}
+	long := string(make([]byte, store.MaxKeyBytes))
+	if err := st.Link(ctx, long, "a"); apperr.CodeOf(err) != apperr.CodeMalformed {
+		t.Fatalf("Link of an unkeyable tracking id = %v", err)
+	}
+	if store.Keyable(long) || !store.Keyable("T1") || store.Keyable("") {
+		t.Error("Keyable")
+	}
+}
+
+// failing is a DynamoDB that answers every call with err.
+type failing struct{ err error }
+
+func (f failing) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return nil, f.err
+}
+
+func (f failing) GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return nil, f.err
+}
+
+func TestDynamoDBErrorClasses(t *testing.T) {
+	tests := map[string]struct {
+		err  error
+		want apperr.Class
+	}{
+		"throttled":        {&smithy.GenericAPIError{Code: "ThrottlingException"}, apperr.Retry},
+		"capacity":         {&smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}, apperr.Retry},
+		"5xx":              {&smithy.GenericAPIError{Code: "InternalServerError", Fault: smithy.FaultServer}, apperr.Retry},
+		"network":          {errors.New("connection reset by peer"), apperr.Retry},
+		"validation":       {&smithy.GenericAPIError{Code: "ValidationException"}, apperr.Config},
+		"access denied":    {&smithy.GenericAPIError{Code: "AccessDeniedException"}, apperr.Config},
+		"table is missing": {&smithy.GenericAPIError{Code: "ResourceNotFoundException"}, apperr.Config},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			st := store.New(failing{tt.err}, "t", 0)
+			_, _, err := st.Claim(context.Background(), "x", store.Claim{Owner: "o", Lease: time.Now().Add(time.Minute)})
+			if got := apperr.ClassOf(err); got != tt.want {
+				t.Errorf("Claim error class = %s, want %s (%v)", got, tt.want, err)
+			}
+			if !errors.Is(err, tt.err) {
+				t.Errorf("the cause is lost: %v", err)
+			}
+		})
+	}
+}
