@@ -128,4 +128,3 @@ func (s *Server) Close() error {
 	s.cmd.Wait()
 	return nil
 }
-
