@@ -48,8 +48,9 @@ func TestCodeAndClassOf(t *testing.T) {
 	}{
 		"coded":   {&Error{Code: "E113", Class: Retry}, "E113", Retry},
 		"wrapped": {fmt.Errorf("x: %w", &Error{Code: "E110", Class: Permanent}), "E110", Permanent},
-		"plain":   {errors.New("x"), CodeInternal, Retry},
-		"joined":  {Join([]*Error{{Code: "E621"}, {Code: "E620"}}), "E621", Permanent},
+		"plain":   {errors.New("x"), CodeInternal, Unclassified},
+		"bare":    {&Error{Code: "E1"}, "E1", Unclassified},
+		"joined":  {Join([]*Error{Invalid("E621", "to", "x"), Invalid("E620", "mmsId", "y")}), "E621", Permanent},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -78,10 +79,31 @@ func TestAllAndJoin(t *testing.T) {
 }
 
 func TestClassString(t *testing.T) {
-	for c, want := range map[Class]string{Permanent: "permanent", Retry: "retry", Config: "config"} {
+	for c, want := range map[Class]string{Unclassified: "unclassified", Permanent: "permanent", Retry: "retry", Config: "config"} {
 		if c.String() != want {
 			t.Errorf("%d.String() = %q, want %q", c, c.String(), want)
 		}
+	}
+}
+
+// TestTransient: what nobody classified is retried, like Retry; nothing
+// else is.
+func TestTransient(t *testing.T) {
+	tests := map[string]struct {
+		err  error
+		want bool
+	}{
+		"retry":        {&Error{Class: Retry}, true},
+		"unclassified": {errors.New("x"), true},
+		"permanent":    {&Error{Class: Permanent}, false},
+		"config":       {&Error{Class: Config}, false},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := Transient(tt.err); got != tt.want {
+				t.Errorf("Transient(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -363,8 +363,8 @@ func TestDynamoDBThrottling(t *testing.T) {
 			t.Fatalf("invoke = %+v, %v; want the message re-enqueued and deleted", resp, err)
 		}
 		requeued := hs.env.SQS.Drain(localenv.SendQueue)
-		if len(requeued) != 1 || requeued[0].Attributes[AcceptedAttr].StringValue == nil {
-			t.Fatalf("send queue = %+v, want the message back with %s", requeued, AcceptedAttr)
+		if len(requeued) != 1 || requeued[0].Attributes[HandoffMACAttr].StringValue == nil {
+			t.Fatalf("send queue = %+v, want the message back with a signed %s", requeued, HandoffAttr)
 		}
 		hs.env.Proxy.ThrottleMatching("", 0)
 		// The re-enqueued message as the next invocation sees it.
@@ -413,18 +413,20 @@ func TestEventPublishFailsAfterAcceptance(t *testing.T) {
 }
 
 func TestMalformedBodies(t *testing.T) {
-	t.Run("unknown field: DLQ and rejected event", func(t *testing.T) {
+	t.Run("unknown field: rejected through the claim, once, no DLQ", func(t *testing.T) {
 		hs := newHarness(t, nil, nil)
-		resp, err := hs.invoke(t, context.Background(), loadEvent(t, "unknown-field"))
-		if err != nil || len(resp.BatchItemFailures) != 0 {
-			t.Fatalf("invoke = %+v, %v", resp, err)
+		for range 2 { // the second delivery of a final id publishes nothing
+			resp, err := hs.invoke(t, context.Background(), loadEvent(t, "unknown-field"))
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("invoke = %+v, %v", resp, err)
+			}
 		}
-		if got := hs.kinds(t); !slices.Equal(got, []string{"typo-1:rejected:E100"}) {
-			t.Errorf("events = %v", got)
+		evs, _ := hs.env.DrainEvents()
+		if len(evs) != 1 || evs[0].ID != "typo-1" || evs[0].Event != "rejected" || evs[0].Code != "E100" || !strings.Contains(evs[0].Error, "subjet") {
+			t.Errorf("events = %+v, want one rejected E100 naming subjet", evs)
 		}
-		dlq := hs.env.SQS.Messages(localenv.SendDLQ)
-		if len(dlq) != 1 || !strings.Contains(*dlq[0].Attributes["error"].StringValue, "subjet") {
-			t.Errorf("DLQ = %+v", dlq)
+		if dlq := hs.env.SQS.Messages(localenv.SendDLQ); len(dlq) != 0 {
+			t.Errorf("DLQ = %+v, want nothing", dlq)
 		}
 	})
 	t.Run("no DLQ configured: left to the redrive policy", func(t *testing.T) {
@@ -527,29 +529,32 @@ func TestLogsHoldNoSecretsOrText(t *testing.T) {
 
 func TestFromEnv(t *testing.T) {
 	env := map[string]string{"SKYCORE_SECRET_ID": "s", "MESSAGES_TABLE": "t", "DELIVERY_EVENTS_QUEUE_URL": "q",
-		"SKYCORE_TIMEOUT": "7s", "SEND_CONCURRENCY": "3", "SEND_RATE_PER_SECOND": "2.5", "SKYCORE_ENFORCE_CAMPAIGN_CHECK": "true", "MESSAGES_TTL_DAYS": "7"}
+		"SKYCORE_TIMEOUT": "7s", "SEND_CONCURRENCY": "3", "SEND_RATE_PER_SECOND": "2.5", "SKYCORE_ENFORCE_CAMPAIGN_CHECK": "true", "MESSAGES_TTL_DAYS": "7",
+		"SEND_RETRY_WINDOW": "2h", "SEND_INDOUBT_WINDOW": "0"}
 	e, err := FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.CallTimeout != 7*time.Second || e.Concurrency != 3 || e.RatePerSecond != 2.5 || !e.Policy.EnforceCampaignCheck ||
-		e.APIURL != skycore.DefaultEndpoint || e.TTL != 7*24*time.Hour {
+		e.APIURL != skycore.DefaultEndpoint || e.TTL != 7*24*time.Hour || e.RetryWindow != 2*time.Hour || e.InDoubtWindow != 0 {
 		t.Errorf("FromEnv = %+v", e)
 	}
-	_, err = FromEnv(func(k string) string { return map[string]string{"SEND_CONCURRENCY": "0", "SKYCORE_TIMEOUT": "soon"}[k] })
-	for _, want := range []string{"SKYCORE_SECRET_ID", "MESSAGES_TABLE", "DELIVERY_EVENTS_QUEUE_URL", "SEND_CONCURRENCY", "SKYCORE_TIMEOUT"} {
+	e, err = FromEnv(func(k string) string {
+		if strings.HasPrefix(k, "SEND_") && strings.HasSuffix(k, "_WINDOW") {
+			return ""
+		}
+		return env[k]
+	})
+	if err != nil || e.RetryWindow != DefaultRetryWindow || e.InDoubtWindow != DefaultInDoubtWindow {
+		t.Errorf("defaults: %v, %v, %v", e.RetryWindow, e.InDoubtWindow, err)
+	}
+	_, err = FromEnv(func(k string) string {
+		return map[string]string{"SEND_CONCURRENCY": "0", "SKYCORE_TIMEOUT": "soon", "SEND_RETRY_WINDOW": "0", "SEND_INDOUBT_WINDOW": "-1m"}[k]
+	})
+	for _, want := range []string{"SKYCORE_SECRET_ID", "MESSAGES_TABLE", "DELIVERY_EVENTS_QUEUE_URL", "SEND_CONCURRENCY", "SKYCORE_TIMEOUT", "SEND_RETRY_WINDOW", "SEND_INDOUBT_WINDOW"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("FromEnv error %v does not name %s", err, want)
 		}
-	}
-}
-
-func TestQueueURL(t *testing.T) {
-	if got := QueueURL("arn:aws:sqs:eu-west-1:123456789012:send"); got != "https://sqs.eu-west-1.amazonaws.com/123456789012/send" {
-		t.Errorf("QueueURL = %q", got)
-	}
-	if got := QueueURL("nope"); got != "" {
-		t.Errorf("QueueURL(nope) = %q", got)
 	}
 }
 

@@ -102,7 +102,7 @@ func (m *MMSID) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes a plain positive integer as a number, anything else as
 // a string, so that decode → encode → decode is stable.
 func (m MMSID) MarshalJSON() ([]byte, error) {
-	if isPositiveInt(string(m)) {
+	if isPositiveInt(string(m)) && m[0] != '0' {
 		return []byte(m), nil
 	}
 	return json.Marshal(string(m))

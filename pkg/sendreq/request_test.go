@@ -84,12 +84,12 @@ func TestDecodeKeepsID(t *testing.T) {
 func TestPeekID(t *testing.T) {
 	tests := map[string]struct{ body, want string }{
 		"object":        {`{"id":"a-1","x":1}`, "a-1"},
-		"invalid id":    {`{"id":"a b"}`, ""},
+		"invalid id":    {`{"id":"a b"}`, "a b"}, // readable, so the rejected event can name it
 		"id not str":    {`{"id":5}`, ""},
 		"not JSON":      {`{"id":"a-1"`, ""},
 		"no id":         {`{"to":"1"}`, ""},
 		"array":         {`["id"]`, ""},
-		"too long id":   {`{"id":"` + strings.Repeat("a", 65) + `"}`, ""},
+		"too long id":   {`{"id":"` + strings.Repeat("a", 65) + `"}`, strings.Repeat("a", 65)},
 		"64 chars kept": {`{"id":"` + strings.Repeat("a", 64) + `"}`, strings.Repeat("a", 64)},
 	}
 	for name, tt := range tests {

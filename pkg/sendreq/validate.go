@@ -40,10 +40,14 @@ const (
 
 var dataKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 
-// ApplyDefaults fills FROM from the policy when the request has none.
+// ApplyDefaults fills FROM from the policy when the request has none and
+// drops an mmsId's leading zeros ("048211" is sent as 48211).
 func (r *Request) ApplyDefaults(p Policy) {
 	if r.From == "" {
 		r.From = p.DefaultFrom
+	}
+	if isPositiveInt(string(r.MMSID)) {
+		r.MMSID = MMSID(strings.TrimLeft(string(r.MMSID), "0"))
 	}
 }
 
@@ -76,6 +80,16 @@ func (v *validator) ok(s string, max int) bool {
 	return !bad && (max <= 0 || len(s) <= max || utf8.RuneCountInString(s) <= max)
 }
 
+// safe checks that a string can be carried by XML (E108, in any field,
+// before the field's own rule).
+func (v *validator) safe(field, s string) bool {
+	if i, r, bad := xmlUnsafe(s); bad {
+		v.add("E108", field, "character %U at offset %d cannot be carried by XML", r, i)
+		return false
+	}
+	return true
+}
+
 // text checks that a string can be carried by XML (E108) and is not over
 // max characters (E100). It reports whether both hold.
 func (v *validator) text(field, s string, max int) bool {
@@ -101,6 +115,7 @@ func (r *Request) validate(v *validator, p Policy) {
 	switch {
 	case r.To == "":
 		v.add("E621", "to", "is required")
+	case !v.safe("to", r.To):
 	case !digits(r.To) || len(r.To) < minToDigits || len(r.To) > maxToDigits:
 		v.add("E110", "to", "must be an international number of %d-%d digits, no + or spaces", minToDigits, maxToDigits)
 	}
@@ -108,11 +123,12 @@ func (r *Request) validate(v *validator, p Policy) {
 	switch {
 	case r.From == "":
 		v.add("E111", "from", "is required when SKYCORE_DEFAULT_FROM is not set")
+	case !v.safe("from", r.From):
 	case !digits(r.From) || len(r.From) > maxToDigits:
 		v.add("E111", "from", "must be digits (a short code or long code)")
 	}
 
-	if !isPositiveInt(string(r.MMSID)) {
+	if v.safe("mmsId", string(r.MMSID)) && !isPositiveInt(string(r.MMSID)) {
 		if r.MMSID == "" {
 			v.add("E620", "mmsId", "is required")
 		} else {
@@ -128,11 +144,11 @@ func (r *Request) validate(v *validator, p Policy) {
 		v.text("campaignRef", r.CampaignRef, MaxFreeText)
 	}
 
-	if r.OperatorID != "" && (!digits(r.OperatorID) || len(r.OperatorID) > maxOperatorDigits) {
+	if r.OperatorID != "" && v.safe("operatorId", r.OperatorID) && (!digits(r.OperatorID) || len(r.OperatorID) > maxOperatorDigits) {
 		v.add("E100", "operatorId", "must be digits")
 	}
 
-	if r.FromMask != "" && !validFromMask(r.FromMask) {
+	if r.FromMask != "" && v.safe("fromMask", r.FromMask) && !validFromMask(r.FromMask) {
 		v.add("E100", "fromMask", "must be 1-%d of A-Z a-z 0-9 _ -, not all digits", MaxFromMask)
 	}
 
@@ -180,6 +196,9 @@ func (r *Request) validateData(v *validator) {
 	}
 	first := len(v.errs)
 	for k, val := range r.Data {
+		if !v.safe("data."+k, k) {
+			continue
+		}
 		if !dataKey.MatchString(k) {
 			v.add("E100", "data."+k, "key must match %s", dataKey)
 			continue
@@ -237,13 +256,14 @@ func (c *VCard) validate(v *validator) {
 		return true
 	}
 	label := func(list string, i int, l string) {
-		if l != "" && l != "work" && l != "home" {
+		if l != "" && v.safe(indexed(list, i, "label"), l) && l != "work" && l != "home" {
 			v.add("E1516", indexed(list, i, "label"), "label must be work or home")
 		}
 	}
 	if entries("vcard.phones", len(c.Phones)) {
 		for i, p := range c.Phones {
 			switch {
+			case !v.safe(indexed("vcard.phones", i, "number"), p.Number):
 			case strings.TrimSpace(p.Number) == "":
 				v.add("E1507", indexed("vcard.phones", i, "number"), "phone number is blank")
 			case !digits(p.Number) || len(p.Number) > maxPhoneDigits:
@@ -254,7 +274,7 @@ func (c *VCard) validate(v *validator) {
 	}
 	if entries("vcard.emails", len(c.Emails)) {
 		for i, e := range c.Emails {
-			if !validEmail(e.ID) {
+			if v.safe(indexed("vcard.emails", i, "id"), e.ID) && !validEmail(e.ID) {
 				v.add("E1508", indexed("vcard.emails", i, "id"), "email address is invalid")
 			}
 			label("vcard.emails", i, e.Label)
@@ -271,7 +291,7 @@ func (c *VCard) validate(v *validator) {
 }
 
 func (v *validator) name(field, s string) {
-	if s != "" && !validName(s) {
+	if s != "" && v.safe(field, s) && !validName(s) {
 		v.add("E1515", field, "may hold only letters, digits, space and period")
 		return
 	}
@@ -310,10 +330,14 @@ func digits(s string) bool {
 	return true
 }
 
-// isPositiveInt accepts what fits Skycore's bigint MMSID: 1 to 19 digits,
-// no leading zero.
+// isPositiveInt accepts what fits Skycore's bigint MMSID: digits, leading
+// zeros allowed (they are dropped), 1 to 2^63-1.
 func isPositiveInt(s string) bool {
-	if !digits(s) || s[0] == '0' || len(s) > 19 {
+	if !digits(s) {
+		return false
+	}
+	s = strings.TrimLeft(s, "0")
+	if s == "" || len(s) > 19 {
 		return false
 	}
 	return len(s) < 19 || s <= "9223372036854775807"

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/mmsgate/mmsgate/pkg/apperr"
 )
 
 // base is a valid request that each case changes in one place.
@@ -160,4 +162,53 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRevisedRules: the contract revision's rules — an XML-illegal
+// character is E108 in every field, before the field's own rule; leading
+// zeros of mmsId are allowed and dropped.
+func TestRevisedRules(t *testing.T) {
+	tests := map[string]struct {
+		mod       func(r *Request)
+		wantCode  string // "" = valid
+		wantField string
+	}{
+		"leading zeros":       {func(r *Request) { r.MMSID = "048211" }, "", ""},
+		"only zeros":          {func(r *Request) { r.MMSID = "000" }, "E620", "mmsId"},
+		"zeros then too big":  {func(r *Request) { r.MMSID = "0009223372036854775808" }, "E620", "mmsId"},
+		"control in to":       {func(r *Request) { r.To = "1774\x01" }, "E108", "to"},
+		"control in from":     {func(r *Request) { r.From = "6\x02" }, "E108", "from"},
+		"control in email":    {func(r *Request) { r.VCard = &VCard{FirstName: "A", Emails: []Email{{ID: "a\x01@b.example"}}} }, "E108", "vcard.emails[0].id"},
+		"control in name":     {func(r *Request) { r.VCard = &VCard{FirstName: "A\x1b"} }, "E108", "vcard.firstName"},
+		"control in phone":    {func(r *Request) { r.VCard = &VCard{FirstName: "A", Phones: []Phone{{Number: "1\x00"}}} }, "E108", "vcard.phones[0].number"},
+		"control in label":    {func(r *Request) { r.VCard = &VCard{FirstName: "A", Phones: []Phone{{Number: "1", Label: "w\x01"}}} }, "E108", "vcard.phones[0].label"},
+		"control in data key": {func(r *Request) { r.Data = map[string]string{"a\x01": "v"} }, "E108", "data.a\x01"},
+		"control in operator": {func(r *Request) { r.OperatorID = "1\x01" }, "E108", "operatorId"},
+		"control in fromMask": {func(r *Request) { r.FromMask = "AC\x01" }, "E108", "fromMask"},
+		"plain bad email":     {func(r *Request) { r.VCard = &VCard{FirstName: "A", Emails: []Email{{ID: "nope"}}} }, "E1508", "vcard.emails[0].id"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := base()
+			tt.mod(r)
+			r.ApplyDefaults(Policy{})
+			err := r.Validate(Policy{})
+			if tt.wantCode == "" {
+				if err != nil {
+					t.Fatalf("Validate = %v, want valid", err)
+				}
+				return
+			}
+			all := apperr.All(err)
+			if len(all) == 0 || string(all[0].Code) != tt.wantCode || all[0].Field != tt.wantField {
+				t.Errorf("Validate = %v, want %s on %s first", err, tt.wantCode, tt.wantField)
+			}
+		})
+	}
+	r := base()
+	r.MMSID = "048211"
+	r.ApplyDefaults(Policy{})
+	if r.MMSID != "48211" {
+		t.Errorf("ApplyDefaults kept mmsId %q, want 48211", r.MMSID)
+	}
 }

@@ -106,7 +106,6 @@ func TestSendSavedMMSFailures(t *testing.T) {
 		{"retry E503", reply(failure("E503", "Internal error.")), "E503", apperr.Retry, 0},
 		{"unknown code is permanent", reply(failure("E9999", "Brand new")), "E9999", apperr.Permanent, 0},
 		{"lower-case code", reply(failure("e113", "throughput")), "E113", apperr.Retry, 0},
-		{"success without tracking id", reply(`<RESPONSE><STATUS>Success</STATUS><MMSID>1</MMSID></RESPONSE>`), apperr.CodeNoTrackingID, apperr.Permanent, 0},
 		{"status without code", reply(`<RESPONSE><STATUS>Failure</STATUS></RESPONSE>`), "HTTP_200", apperr.Retry, 0},
 		{"HTTP 500 empty", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }, "HTTP_500", apperr.Retry, 0},
 		{"HTTP 503 HTML", func(w http.ResponseWriter, r *http.Request) {
@@ -274,7 +273,7 @@ func TestClassificationTable(t *testing.T) {
 	want := map[apperr.Code]apperr.Class{
 		"E100": apperr.Config, "E101": apperr.Config, "E102": apperr.Config, "E103": apperr.Config, "E104": apperr.Config,
 		"E105": apperr.Config, "E106": apperr.Retry, "E107": apperr.Config, "E108": apperr.Permanent, "E109": apperr.Config,
-		"E110": apperr.Permanent, "E111": apperr.Config, "E112": apperr.Config, "E113": apperr.Retry, "E114": apperr.Permanent,
+		"E110": apperr.Permanent, "E111": apperr.Permanent, "E112": apperr.Config, "E113": apperr.Retry, "E114": apperr.Permanent,
 		"E115": apperr.Permanent, "E120": apperr.Retry, "E241": apperr.Permanent, "E503": apperr.Retry, "E618": apperr.Retry,
 		"E619": apperr.Permanent, "E620": apperr.Permanent, "E621": apperr.Permanent, "E622": apperr.Permanent,
 		"E623": apperr.Permanent, "E625": apperr.Permanent, "E626": apperr.Retry, "E627": apperr.Config,
@@ -293,7 +292,7 @@ func TestClassificationTable(t *testing.T) {
 			}
 		})
 	}
-	if n := len(apperr.SkycoreCodes()); n != len(want) {
+	if n := len(Codes()); n != len(want) {
 		t.Errorf("table has %d codes, test covers %d", n, len(want))
 	}
 }

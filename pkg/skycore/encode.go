@@ -83,26 +83,22 @@ func appendVCard(buf *bytes.Buffer, c *sendreq.VCard) {
 	buf.WriteString("</DYNAMICVCARD>")
 }
 
-// slideOrder lists the slides' indexes in slide order (insertion sort into
-// dst: at most 8 entries, no allocation).
-// appendEntries writes a vCard list: the outer element, and inside it one
-// element of the same name per entry with its value and optional LABEL.
-func appendEntries[T any](buf *bytes.Buffer, outer, key string, items []T, get func(T) (value, label string)) {
-	if len(items) == 0 {
-		return
-	}
-	open, closing := "<"+outer+">", "</"+outer+">"
-	buf.WriteString(open)
+// appendEntries writes a vCard list: one element per entry directly under
+// DYNAMICVCARD, with its value and optional LABEL (contract §1). This is
+// the one place that knows the nesting, the least certain part of the
+// vendor page.
+func appendEntries[T any](buf *bytes.Buffer, name, key string, items []T, get func(T) (value, label string)) {
 	for _, it := range items {
 		v, l := get(it)
-		buf.WriteString(open)
+		buf.WriteString("<" + name + ">")
 		elem(buf, key, v)
 		opt(buf, "LABEL", l)
-		buf.WriteString(closing)
+		buf.WriteString("</" + name + ">")
 	}
-	buf.WriteString(closing)
 }
 
+// slideOrder lists the slides' indexes in slide order (insertion sort into
+// dst: at most 8 entries, no allocation).
 func slideOrder(s []sendreq.Slide, dst []int) []int {
 	for i := range s {
 		dst = append(dst, i)

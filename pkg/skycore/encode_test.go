@@ -103,10 +103,10 @@ func TestContractShape(t *testing.T) {
 		VCard struct {
 			First  string   `xml:"NAME>FIRSTNAME"`
 			Last   string   `xml:"NAME>LASTNAME"`
-			Phones []string `xml:"PHONE>PHONE>NUMBER"`
-			Labels []string `xml:"PHONE>PHONE>LABEL"`
-			Emails []string `xml:"EMAIL>EMAIL>ID"`
-			Addrs  []string `xml:"PHYSICALADDRESS>PHYSICALADDRESS>ADDRESS"`
+			Phones []string `xml:"PHONE>NUMBER"`
+			Labels []string `xml:"PHONE>LABEL"`
+			Emails []string `xml:"EMAIL>ID"`
+			Addrs  []string `xml:"PHYSICALADDRESS>ADDRESS"`
 			Photo  string   `xml:"PHOTOURL"`
 		} `xml:"DYNAMICVCARD"`
 		Flags []string `xml:"DISABLEFALLBACKSMS"`

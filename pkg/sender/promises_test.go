@@ -1,0 +1,362 @@
+package sender
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/mmsgate/mmsgate/internal/fakesqs"
+	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/sim"
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
+	"github.com/mmsgate/mmsgate/pkg/skycore"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// The attacks of issue 12, one test each: every promise (no request lost,
+// none sent twice, one terminal event per id, nothing trusted from the
+// queue but the body) under outages, store failures and hostile writers.
+
+// record is one SQS record with a body, a message id and when it was sent.
+func record(t *testing.T, msgID, body string, sent time.Time) events.SQSEvent {
+	ev := withBody(t, body)
+	ev.Records[0].MessageId = msgID
+	ev.Records[0].Attributes = map[string]string{"SentTimestamp": strconv.FormatInt(sent.UnixMilli(), 10), "ApproximateReceiveCount": "1"}
+	return ev
+}
+
+// fromQueue turns a message the handler put on a queue into the record a
+// later invocation would get.
+func fromQueue(t *testing.T, m fakesqs.Message) events.SQSEvent {
+	ev := record(t, m.ID, m.Body, m.SentAt)
+	ev.Records[0].MessageAttributes = map[string]events.SQSMessageAttribute{}
+	for k, a := range m.Attributes {
+		ev.Records[0].MessageAttributes[k] = events.SQSMessageAttribute{DataType: a.DataType, StringValue: a.StringValue}
+	}
+	return ev
+}
+
+func (hs *harness) mustInvoke(t *testing.T, ctx context.Context, ev events.SQSEvent, wantFailures int) {
+	t.Helper()
+	resp, err := hs.invoke(t, ctx, ev)
+	if err != nil || len(resp.BatchItemFailures) != wantFailures {
+		t.Fatalf("invoke = %+v, %v; want %d failures", resp, err, wantFailures)
+	}
+}
+
+// TestRetryWindow: a transient failure is retried until SEND_RETRY_WINDOW
+// from the first enqueue is spent, then the request ends `expired` (one
+// terminal event) and its body goes to the DLQ; never silently.
+func TestRetryWindow(t *testing.T) {
+	body := `{"id":"out-1","to":"17745550503","mmsId":1000}` // the harness's sim answers E503 for ...0503
+	t.Run("inside the window: retrying, back-off bounded by the window's end", func(t *testing.T) {
+		hs := newHarness(t, nil, func(c *Config) { c.RetryWindow = time.Hour })
+		if _, err := hs.env.SQS.Send(localenv.SendQueue, body, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := hs.env.SQS.Receive(localenv.SendQueue, 1, time.Minute)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("receive = %v, %v", msgs, err)
+		}
+		ev := record(t, msgs[0].ID, body, time.Now().Add(-time.Hour+10*time.Second))
+		ev.Records[0].ReceiptHandle = msgs[0].ReceiptHandle
+		ev.Records[0].Attributes["ApproximateReceiveCount"] = "30" // the exponential part alone would wait 15 min
+		hs.mustInvoke(t, context.Background(), ev, 1)
+		if got := hs.kinds(t); !slices.Equal(got, []string{"out-1:retrying:E503"}) {
+			t.Errorf("events = %v", got)
+		}
+		if wait := time.Until(hs.env.SQS.Messages(localenv.SendQueue)[0].VisibleAt); wait > 12*time.Second {
+			t.Errorf("visible again in %v; want at most the ~10 s left of the window", wait)
+		}
+	})
+	t.Run("window spent: expired once, body in the DLQ", func(t *testing.T) {
+		hs := newHarness(t, nil, func(c *Config) { c.RetryWindow = time.Hour })
+		ev := record(t, "m-out", body, time.Now().Add(-2*time.Hour))
+		hs.mustInvoke(t, context.Background(), ev, 0)
+		hs.mustInvoke(t, context.Background(), ev, 0) // a duplicate of a final id: nothing
+		if got := hs.kinds(t); !slices.Equal(got, []string{"out-1:expired:E503"}) {
+			t.Errorf("events = %v, want exactly one expired", got)
+		}
+		dlq := hs.env.SQS.Messages(localenv.SendDLQ)
+		if len(dlq) != 1 || dlq[0].Body != body || !strings.Contains(*dlq[0].Attributes["error"].StringValue, "expired") {
+			t.Errorf("DLQ = %+v", dlq)
+		}
+		if n := hs.sim.Counts().Received["out-1"]; n != 1 {
+			t.Errorf("Skycore calls = %d, want 1 (the last try)", n)
+		}
+	})
+	t.Run("the first enqueue time survives retries", func(t *testing.T) {
+		hs := newHarness(t, nil, func(c *Config) { c.RetryWindow = time.Hour })
+		hs.mustInvoke(t, context.Background(), record(t, "m1", body, time.Now().Add(-50*time.Minute)), 1)
+		// A later copy claims to be new; the record remembers the first.
+		hs.mustInvoke(t, context.Background(), record(t, "m2", body, time.Now()), 1)
+		m, err := store.New(hs.env.DynamoDB(), localenv.Table, 0).Get(context.Background(), "out-1")
+		if err != nil || time.Since(m.First) < 49*time.Minute {
+			t.Fatalf("record = %+v, %v; want the first enqueue kept", m, err)
+		}
+	})
+}
+
+// TestAcceptedButUnrecordedNeverResent is the double send of issue 12 #2:
+// Skycore accepts, DynamoDB refuses the acceptance until the deadline, and
+// a duplicate copy is in flight. The answer is handed off, the duplicate
+// finds the id in doubt, and the id is sent once with one accepted event.
+func TestAcceptedButUnrecordedNeverResent(t *testing.T) {
+	hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = 10 * time.Minute })
+	body := `{"id":"book-2","to":"17743199144","mmsId":1000}`
+	hs.env.Proxy.ThrottleMatching(`"ACCEPTED"`, 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	hs.mustInvoke(t, ctx, record(t, "orig", body, time.Now()), 0)
+	handoffs := hs.env.SQS.Drain(localenv.SendQueue)
+	if len(handoffs) != 1 {
+		t.Fatalf("send queue = %+v, want the signed hand-off", handoffs)
+	}
+	hs.env.Proxy.ThrottleMatching("", 0)
+	dl, _ := ctx.Deadline()
+	time.Sleep(time.Until(dl) + 50*time.Millisecond) // the first claim's lease is over
+
+	// The duplicate comes first: the id is in doubt, not sent again.
+	hs.mustInvoke(t, context.Background(), record(t, "dup", body, time.Now()), 1)
+	if n := hs.sim.Counts().Received["book-2"]; n != 1 {
+		t.Fatalf("sent %d times after the duplicate, want 1", n)
+	}
+	// The hand-off, delivered twice at once, records it once.
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { hs.invoke(t, context.Background(), fromQueue(t, handoffs[0])) })
+	}
+	wg.Wait()
+	hs.mustInvoke(t, context.Background(), record(t, "dup", body, time.Now()), 0)
+	if n := hs.sim.Counts().Received["book-2"]; n != 1 {
+		t.Errorf("sent %d times, want 1", n)
+	}
+	if got := hs.kinds(t); !slices.Equal(got, []string{"book-2:accepted:"}) {
+		t.Errorf("events = %v, want one accepted", got)
+	}
+}
+
+// refusing is the real store, except that acceptances are refused for
+// good, as DynamoDB does with a ValidationException.
+type refusing struct{ *store.Store }
+
+func (r refusing) Accept(context.Context, string, string, time.Time, store.Outcome) (bool, *store.Message, error) {
+	return false, nil, &apperr.Error{Code: apperr.CodeStore, Class: apperr.Config, Op: "store.Accept", Message: "ValidationException"}
+}
+
+var _ records = refusing{}
+
+// TestHandoffLoopIsBounded: a permanent DynamoDB error after acceptance
+// does not loop through re-enqueues forever: the hand-off goes to the DLQ
+// with a metric, and Skycore is not called again.
+func TestHandoffLoopIsBounded(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	hs.h.d.Store = refusing{store.New(hs.env.DynamoDB(), localenv.Table, 0)}
+	body := `{"id":"perm-1","to":"17743199144","mmsId":1000}`
+	hs.mustInvoke(t, context.Background(), record(t, "orig", body, time.Now()), 0)
+	handoffs := hs.env.SQS.Drain(localenv.SendQueue)
+	if len(handoffs) != 1 {
+		t.Fatalf("send queue = %+v, want one hand-off", handoffs)
+	}
+	hs.mustInvoke(t, context.Background(), fromQueue(t, handoffs[0]), 0)
+	if q := hs.env.SQS.Messages(localenv.SendQueue); len(q) != 0 {
+		t.Errorf("re-enqueued again: %+v", q)
+	}
+	dlq := hs.env.SQS.Messages(localenv.SendDLQ)
+	if len(dlq) != 1 || !strings.Contains(*dlq[0].Attributes["error"].StringValue, "accepted by Skycore") {
+		t.Errorf("DLQ = %+v", dlq)
+	}
+	if !strings.Contains(hs.logs.String(), "HandoffDeadLettered") {
+		t.Error("no HandoffDeadLettered metric")
+	}
+	if n := hs.sim.Counts().Received["perm-1"]; n != 1 {
+		t.Errorf("sent %d times, want 1", n)
+	}
+}
+
+// TestForgedAttributes: no attribute an application can write changes what
+// happens to a request (issue 12 #3).
+func TestForgedAttributes(t *testing.T) {
+	str := func(v string) events.SQSMessageAttribute {
+		return events.SQSMessageAttribute{DataType: "String", StringValue: &v}
+	}
+	forge := func(ev events.SQSEvent, attrs map[string]string) events.SQSEvent {
+		ev.Records[0].MessageAttributes = map[string]events.SQSMessageAttribute{}
+		for k, v := range attrs {
+			ev.Records[0].MessageAttributes[k] = str(v)
+		}
+		return ev
+	}
+	t.Run("forged hand-off: sent as any request, with Skycore's tracking id", func(t *testing.T) {
+		hs := newHarness(t, nil, nil)
+		ev := forge(record(t, "f1", `{"id":"forged-1","to":"17743199144","mmsId":1000}`, time.Now()), map[string]string{
+			HandoffAttr: `{"t":"ATTACKER","first":1}`, HandoffMACAttr: strings.Repeat("0", 64),
+			"mmsgate-accepted-tracking-id": "ATTACKER", // the old, unsigned attribute
+		})
+		hs.mustInvoke(t, context.Background(), ev, 0)
+		evs, _ := hs.env.DrainEvents()
+		if len(evs) != 1 || evs[0].Event != "accepted" || evs[0].TrackingID == "ATTACKER" || hs.sim.Counts().Received["forged-1"] != 1 {
+			t.Errorf("events = %+v, Skycore calls %d", evs, hs.sim.Counts().Received["forged-1"])
+		}
+		if !strings.Contains(hs.logs.String(), "ForgedHandoff") {
+			t.Error("forgery not counted")
+		}
+	})
+	t.Run("forged acceptance of a rejected id: stays rejected", func(t *testing.T) {
+		hs := newHarness(t, nil, nil)
+		body := `{"id":"forged-2","to":"1","mmsId":1000}`
+		hs.mustInvoke(t, context.Background(), record(t, "r", body, time.Now()), 0)
+		hs.mustInvoke(t, context.Background(), forge(record(t, "f", body, time.Now()), map[string]string{
+			HandoffAttr: `{"t":"ATTACKER","first":1}`, HandoffMACAttr: "00"}), 0)
+		if got := hs.kinds(t); !slices.Equal(got, []string{"forged-2:rejected:E110"}) {
+			t.Errorf("events = %v", got)
+		}
+	})
+	t.Run("a genuine hand-off replayed onto another body is not trusted", func(t *testing.T) {
+		hs := newHarness(t, nil, nil)
+		hs.h.d.Store = refusingOnce(hs)
+		hs.mustInvoke(t, context.Background(), record(t, "orig", `{"id":"victim","to":"17743199144","mmsId":1000}`, time.Now()), 0)
+		handoffs := hs.env.SQS.Drain(localenv.SendQueue)
+		if len(handoffs) != 1 {
+			t.Fatalf("send queue = %+v", handoffs)
+		}
+		replay := fromQueue(t, handoffs[0])
+		replay.Records[0].Body = `{"id":"attacker","to":"17743199144","mmsId":1000}`
+		hs.mustInvoke(t, context.Background(), replay, 0)
+		evs, _ := hs.env.DrainEvents()
+		for _, e := range evs {
+			if e.ID == "attacker" && e.TrackingID == "" {
+				t.Errorf("event %+v", e)
+			}
+		}
+		if hs.sim.Counts().Received["attacker"] != 1 {
+			t.Error("the replayed body was not sent as its own request")
+		}
+	})
+}
+
+// refusingOnce refuses the first acceptance write for good, so that a
+// genuine hand-off is made.
+func refusingOnce(hs *harness) records {
+	st := store.New(hs.env.DynamoDB(), localenv.Table, 0)
+	return &onceRefusing{Store: st}
+}
+
+type onceRefusing struct {
+	*store.Store
+	mu   sync.Mutex
+	done bool
+}
+
+func (o *onceRefusing) Accept(ctx context.Context, id, owner string, hold time.Time, out store.Outcome) (bool, *store.Message, error) {
+	o.mu.Lock()
+	first := !o.done
+	o.done = true
+	o.mu.Unlock()
+	if first {
+		return false, nil, &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Config, Op: "store.Accept", Message: "refused"}
+	}
+	return o.Store.Accept(ctx, id, owner, hold, out)
+}
+
+// TestInDoubt: a call that timed out may have reached Skycore. It is not
+// sent again inside SEND_INDOUBT_WINDOW; after it (no postback came) it is;
+// with the window at 0 it is sent again at once.
+func TestInDoubt(t *testing.T) {
+	hang := func(c *sim.Config) {
+		c.Faults = []sim.Fault{{Kind: "hang", Count: 1, Match: sim.Match{ToSuffix: "9144"}}}
+	}
+	body := `{"id":"doubt-1","to":"17743199144","mmsId":1000}`
+	tests := map[string]struct {
+		window    time.Duration
+		wantCalls int // after the immediate redelivery
+	}{
+		"window on: not resent inside it": {window: 1500 * time.Millisecond, wantCalls: 1},
+		"window 0: resent at once":        {window: 0, wantCalls: 2},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			hs := newHarness(t, hang, func(c *Config) { c.InDoubtWindow, c.CallTimeout = tt.window, 300*time.Millisecond })
+			hs.mustInvoke(t, context.Background(), record(t, "m", body, time.Now()), 1)
+			resp, _ := hs.invoke(t, context.Background(), record(t, "m", body, time.Now()))
+			if n := hs.sim.Counts().Received["doubt-1"]; n != tt.wantCalls {
+				t.Fatalf("calls = %d, want %d (resp %+v)", n, tt.wantCalls, resp)
+			}
+			if tt.window == 0 {
+				return
+			}
+			time.Sleep(tt.window)
+			hs.mustInvoke(t, context.Background(), record(t, "m", body, time.Now()), 0)
+			if n := hs.sim.Counts().Received["doubt-1"]; n != 2 {
+				t.Errorf("calls after the window = %d, want 2", n)
+			}
+			if got := hs.kinds(t); !slices.Equal(got, []string{"doubt-1:accepted:", "doubt-1:retrying:TIMEOUT"}) {
+				t.Errorf("events = %v", got)
+			}
+		})
+	}
+}
+
+// TestCallTimeoutIsOnlyACap: SKYCORE_TIMEOUT longer than the time left
+// still calls (issue 12 #5: 28 s with a 30 s function failed every record).
+func TestCallTimeoutIsOnlyACap(t *testing.T) {
+	hs := newHarness(t, nil, func(c *Config) { c.CallTimeout = 28 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	hs.mustInvoke(t, ctx, record(t, "m", `{"id":"cap-1","to":"17743199144","mmsId":1000}`, time.Now()), 0)
+	if got := hs.kinds(t); !slices.Equal(got, []string{"cap-1:accepted:"}) {
+		t.Errorf("events = %v", got)
+	}
+}
+
+// TestVendorOutcomes: the contract's revised classes (issue 12 #6).
+func TestVendorOutcomes(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	tests := []struct{ body, want string }{
+		{`{"id":"e111","to":"17743199144","from":"12345","mmsId":1000}`, "e111:rejected:E111"},
+		{`{"id":"lead0","to":"17743199144","mmsId":"01000"}`, "lead0:accepted:"},
+		{`{"id":"e108","to":"17743199144","mmsId":1000,"vcard":{"firstName":"A","emails":[{"id":"a\u0001@b.example"}]}}`, "e108:rejected:E108"},
+	}
+	for i, tt := range tests {
+		hs.mustInvoke(t, context.Background(), record(t, fmt.Sprint("v", i), tt.body, time.Now()), 0)
+	}
+	got := hs.kinds(t)
+	for _, tt := range tests {
+		if !slices.Contains(got, tt.want) {
+			t.Errorf("events %v lack %s", got, tt.want)
+		}
+	}
+	if n := hs.sim.Counts().Received["e111"]; n != 1 {
+		t.Errorf("E111 sent %d times, want once (permanent)", n)
+	}
+	t.Run("Success without TRACKINGID: accepted, never resent", func(t *testing.T) {
+		calls := 0
+		hs.h.d.Skycore = apiFunc(func(context.Context, string, *sendreq.Request) (*skycore.Response, error) {
+			calls++
+			return &skycore.Response{Status: skycore.StatusSuccess}, nil
+		})
+		ev := record(t, "nt", `{"id":"nt-1","to":"17743199144","mmsId":1000}`, time.Now())
+		hs.mustInvoke(t, context.Background(), ev, 0)
+		hs.mustInvoke(t, context.Background(), ev, 0)
+		if got := hs.kinds(t); !slices.Equal(got, []string{"nt-1:accepted:NO_TRACKINGID"}) || calls != 1 {
+			t.Errorf("events = %v, calls = %d", got, calls)
+		}
+	})
+}
+
+// apiFunc is a Skycore client made of one function.
+type apiFunc func(ctx context.Context, apiKey string, r *sendreq.Request) (*skycore.Response, error)
+
+func (f apiFunc) SendSavedMMS(ctx context.Context, apiKey string, r *sendreq.Request) (*skycore.Response, error) {
+	return f(ctx, apiKey, r)
+}
+
+var _ api = apiFunc(nil)
