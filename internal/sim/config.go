@@ -2,7 +2,35 @@
 // vendor page describes it, the delivery postbacks of skycore-notes.md §5
 // with Skycore's retry rules, fault injection, and inspection endpoints
 // under /_sim/. It parses requests into a generic element tree and shares
-// no code with pkg/skycore, so an encoder bug shows up here as an error.
+// no code with pkg/skycore, so an encoder bug shows up here as an error
+// (the vCard's phones, emails and addresses must be one level deep, contract
+// §1; an entry nested twice is E100). Its rules are tested against the
+// vectors in pkg/sendreq/testdata/vendor-rules.json, as sendreq's are.
+//
+// Faults and disorder, each off by default (Config fields; cmd/skycore-sim
+// has a flag for each):
+//
+//   - Faults: per-request vendor errors (E106, E113, E120, E503, E618,
+//     E713) and transport faults (http500/502/503, reset, hang, truncate,
+//     html), by rate, count and match; none of these is a send.
+//   - accept-hang / accept-reset (Fault kinds): Skycore accepts and queues
+//     the message, then holds the answer past the caller's timeout (or for
+//     Delay) or drops the connection: the caller sees TIMEOUT or NETWORK
+//     although the postbacks come.
+//   - Outages (and StartOutage, PUT /_sim/outage): a window in which every
+//     call gets E503, an HTML 503, a reset, or a refused connection.
+//   - OmitClientReferenceRate: postbacks without CLIENT_REFERENCE.
+//   - EarlyPostbackRate: the first postback is delivered before the send's
+//     answer is written.
+//   - NoReceiptCarriers / SilentCarriers: carriers (SPIDs) that send no
+//     delivery receipt (N101 only) or no postback at all; the no-receipt
+//     and none scenarios do the same by message.
+//   - DuplicateRate / ReorderRate: postbacks delivered twice or out of
+//     order; postback retries follow Skycore's (RetryInterval, MaxRetries).
+//
+// GET /_sim/requests lists every call with its outcome: accepted says
+// whether Skycore queued the message (whatever the caller got back), so a
+// CLIENT_REFERENCE accepted twice is a message sent twice.
 package sim
 
 import (
@@ -41,7 +69,47 @@ type Config struct {
 	DuplicateRate float64 `json:"duplicateRate,omitempty"`
 	// ReorderRate sends a message's later postback first this often (0-1).
 	ReorderRate float64 `json:"reorderRate,omitempty"`
+	// OmitClientReferenceRate leaves CLIENT_REFERENCE out of this share of
+	// postbacks (0-1), as Skycore may: the receiver must join them through
+	// the tracking id alone. A postback's retries keep its choice.
+	OmitClientReferenceRate float64 `json:"omitClientReferenceRate,omitempty"`
+	// EarlyPostbackRate delivers the first postback of this share of
+	// accepted sends (0-1) before the send's HTTP answer is written: Skycore
+	// queued the message and its postback fired while the answer was still
+	// on its way. One attempt is made synchronously; a failed one is retried
+	// as usual.
+	EarlyPostbackRate float64 `json:"earlyPostbackRate,omitempty"`
+	// NoReceiptCarriers are SPIDs (see Carriers) that never send a delivery
+	// receipt: their messages get N101 and no final N102/E102/N202/E202.
+	NoReceiptCarriers []string `json:"noReceiptCarriers,omitempty"`
+	// SilentCarriers are SPIDs whose messages get no postback at all.
+	SilentCarriers []string `json:"silentCarriers,omitempty"`
+	// Outages are windows, counted from New, in which every API call fails
+	// the same way (see Outage); StartOutage opens one at run time.
+	Outages []Outage `json:"outages,omitempty"`
 }
+
+// Outage is a window in which Skycore is down for every call.
+type Outage struct {
+	// Kind is E503 (a Failure answer), http503 (an HTML 503 page), reset
+	// (the connection is dropped) or refused (nothing listens: the port is
+	// closed for the window and open connections are dropped; when the
+	// simulator was not started with Start, refused acts as reset).
+	Kind string `json:"kind"`
+	// Start is when the window opens, after New (config) or after the call
+	// (StartOutage).
+	Start Duration `json:"start,omitempty"`
+	// Length is how long it lasts.
+	Length Duration `json:"length"`
+}
+
+var outageKinds = map[string]bool{"E503": true, "http503": true, "reset": true, "refused": true}
+
+// Carriers are the SPIDs postbacks carry (APPENDIX E), one per TO number.
+func Carriers() []string { return append([]string(nil), carriers...) }
+
+// CarrierOf is the SPID the simulator's postbacks give to a TO number.
+func CarrierOf(to string) string { return carriers[hash(0, to)%uint64(len(carriers))] }
 
 // Account is one Skycore account.
 type Account struct {
@@ -114,6 +182,16 @@ func (c *Config) check() error {
 	}
 	if err := c.Scenarios.check(); err != nil {
 		return err
+	}
+	for _, o := range c.Outages {
+		if !outageKinds[o.Kind] || o.Length <= 0 {
+			return fmt.Errorf("config: outage %+v: want kind E503, http503, reset or refused and a length", o)
+		}
+	}
+	for _, r := range []float64{c.OmitClientReferenceRate, c.EarlyPostbackRate, c.DuplicateRate, c.ReorderRate} {
+		if r < 0 || r > 1 {
+			return fmt.Errorf("config: rate %v outside 0-1", r)
+		}
 	}
 	if c.MaxRetries < 0 {
 		return fmt.Errorf("config: maxRetries < 0")

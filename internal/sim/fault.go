@@ -9,8 +9,14 @@ import (
 // Fault is injected into matching requests before they are processed, so a
 // faulted request is never a send.
 type Fault struct {
-	// Kind is a vendor code (E106, E113, E120, E503, E618), http500,
-	// http502, http503, reset, hang, truncate or html.
+	// Kind is a vendor code (E106, E113, E120, E503, E618, E713), http500,
+	// http502, http503, reset, hang, truncate or html: the request is not
+	// processed, so it is never a send. Or accept-hang / accept-reset: the
+	// request is processed as usual and, when Skycore accepts it (records
+	// it, will send its postbacks), the answer is held for Delay (0: until
+	// the caller gives up) or the connection is dropped: the caller sees a
+	// timeout or a network error although the message was queued. A request
+	// Skycore refuses is answered at once.
 	Kind string `json:"kind"`
 	// Rate is the share of matching requests hit (0-1); 0 means all.
 	Rate float64 `json:"rate,omitempty"`
@@ -19,13 +25,20 @@ type Fault struct {
 	Match Match `json:"match"`
 	// Seconds is E106's X.
 	Seconds int `json:"seconds,omitempty"`
-	hits    int
+	// Delay is how long accept-hang holds the answer (0: until the caller
+	// goes away).
+	Delay Duration `json:"delay,omitempty"`
+	hits  int
 }
 
 var faultKinds = map[string]bool{
 	"E106": true, "E113": true, "E120": true, "E503": true, "E618": true, "E713": true,
 	"http500": true, "http502": true, "http503": true, "reset": true, "hang": true, "truncate": true, "html": true,
+	"accept-hang": true, "accept-reset": true,
 }
+
+// afterAccept reports whether the fault strikes after Skycore accepted.
+func (f *Fault) afterAccept() bool { return f.Kind == "accept-hang" || f.Kind == "accept-reset" }
 
 // Latency delays every answer: Fixed plus a uniform Jitter, or an
 // exponential distribution with mean Mean.

@@ -2,9 +2,11 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -12,10 +14,13 @@ import (
 type postback struct {
 	gen        int
 	trackingID string
-	ref        string
+	ref        string // as sent: "" when omitted
+	omitted    bool   // CLIENT_REFERENCE left out on purpose
 	code       string
 	body       []byte
 	redelivery bool
+	early      bool // delivered before the send's answer
+	at         time.Duration
 }
 
 // est is the offset in Skycore's documented timestamps.
@@ -24,26 +29,72 @@ var est = time.FixedZone("EST", -5*3600)
 // carriers are SPIDs from APPENDIX E, chosen per number.
 var carriers = []string{"0001470", "0001570", "0001890", "0001650"}
 
-// schedule queues the scenario's postbacks for an accepted message.
-func (s *Server) schedule(acct *Account, acc *result, tid, ref string, sc Scenario) {
+// final reports whether a postback code is a delivery receipt (the second
+// notification, which not every carrier sends).
+func final(code string) bool {
+	return code == "N102" || code == "E102" || code == "N202" || code == "E202"
+}
+
+// plan builds the scenario's postbacks for an accepted message, each with
+// its delay; carriers that send no receipt, or nothing, thin them out.
+func (s *Server) plan(acc *result, tid, ref string, sc Scenario) []*postback {
 	steps := scenarioSteps[sc]
+	spid := CarrierOf(acc.to)
 	s.mu.Lock()
-	url, delay, gen := s.cfg.PostbackURL, time.Duration(s.cfg.PostbackDelay), s.gen
-	reorder := len(steps) > 1 && s.cfg.ReorderRate > 0 && s.rng.Float64() < s.cfg.ReorderRate
-	s.mu.Unlock()
-	if url == "" || len(steps) == 0 {
-		return
+	defer s.mu.Unlock()
+	if slices.Contains(s.cfg.SilentCarriers, spid) {
+		return nil
 	}
-	spid := carriers[hash(0, acc.to)%uint64(len(carriers))]
+	if slices.Contains(s.cfg.NoReceiptCarriers, spid) {
+		steps = slices.DeleteFunc(slices.Clone(steps), func(st step) bool { return final(st.code) })
+	}
+	delay, gen := time.Duration(s.cfg.PostbackDelay), s.gen
+	reorder := len(steps) > 1 && s.cfg.ReorderRate > 0 && s.rng.Float64() < s.cfg.ReorderRate
+	var out []*postback
 	for i, st := range steps {
 		at := delay * time.Duration(i+1)
 		if reorder {
 			at = delay * time.Duration(len(steps)-i)
 		}
-		pb := &postback{gen: gen, trackingID: tid, ref: ref, code: st.code,
-			body: postbackXML(st, acc, tid, ref, spid, time.Now().Add(at))}
-		s.enqueue(pb, 0, at)
+		r := ref
+		omit := ref != "" && s.cfg.OmitClientReferenceRate > 0 && s.rng.Float64() < s.cfg.OmitClientReferenceRate
+		if omit {
+			r = ""
+		}
+		out = append(out, &postback{gen: gen, trackingID: tid, ref: r, omitted: omit, code: st.code, at: at,
+			body: postbackXML(st, acc, tid, r, spid, time.Now().Add(at))})
 	}
+	slices.SortStableFunc(out, func(a, b *postback) int { return cmp.Compare(a.at, b.at) })
+	return out
+}
+
+// schedule queues postbacks after their delays.
+func (s *Server) schedule(pbs []*postback) {
+	s.mu.Lock()
+	url := s.cfg.PostbackURL
+	s.mu.Unlock()
+	if url == "" {
+		return
+	}
+	for _, pb := range pbs {
+		s.enqueue(pb, 0, pb.at)
+	}
+}
+
+// deliverNow makes pb's first attempt in the caller's goroutine (a
+// postback that beats the send's answer); retries are scheduled as usual.
+func (s *Server) deliverNow(pb *postback) {
+	s.mu.Lock()
+	url := s.cfg.PostbackURL
+	if url != "" {
+		s.npending++
+	}
+	s.mu.Unlock()
+	if url == "" {
+		return
+	}
+	pb.early = true
+	s.deliver(pb, 0)
 }
 
 // postbackXML builds one notification in Skycore's documented shape.
@@ -118,7 +169,8 @@ func (s *Server) deliver(pb *postback, attempt int) {
 		return
 	}
 	rec := PostbackAttempt{Time: time.Now().UTC(), TrackingID: pb.trackingID, ClientReference: pb.ref,
-		Code: pb.code, Attempt: attempt, Redelivery: pb.redelivery}
+		Code: pb.code, Attempt: attempt, Redelivery: pb.redelivery, OmittedClientReference: pb.omitted,
+		BeforeAnswer: pb.early && attempt == 0 && !pb.redelivery}
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(pb.body))
 	if err == nil {
 		req.Header.Set("Content-Type", "text/xml")
@@ -147,7 +199,7 @@ func (s *Server) deliver(pb *postback, attempt int) {
 		s.enqueue(pb, attempt+1, retryIn)
 	case dup:
 		again := *pb
-		again.redelivery = true
+		again.redelivery, again.early = true, false
 		s.enqueue(&again, 0, 10*time.Millisecond)
 	}
 }

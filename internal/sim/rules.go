@@ -106,8 +106,8 @@ func (a *Account) check(req *node) (acc *accepted, f *failure, warnings []string
 		return nil, fail("E620"), warnings
 	}
 	id, err := strconv.ParseInt(idText, 10, 64)
-	if err != nil || id <= 0 {
-		return nil, fail("E241"), warnings
+	if err != nil || id <= 0 { // not a bigint id: as good as none
+		return nil, fail("E620"), warnings
 	}
 	tpl := a.template(id)
 	if tpl == nil {
@@ -234,23 +234,25 @@ func checkVCard(card *node) *failure {
 			return fail("E1511")
 		}
 	}
-	lists := []struct{ outer, value string }{{"PHONE", "NUMBER"}, {"EMAIL", "ID"}, {"PHYSICALADDRESS", "ADDRESS"}}
+	// Contract §1: each phone, email and address is one element directly
+	// under DYNAMICVCARD, repeated per entry, holding its value and LABEL.
+	// An entry holding anything else (a second level of PHONE, say) is
+	// refused, so that an encoder that nests them twice shows up here.
+	lists := []struct{ entry, value string }{{"PHONE", "NUMBER"}, {"EMAIL", "ID"}, {"PHYSICALADDRESS", "ADDRESS"}}
 	for _, l := range lists {
-		wrapper := card.all(l.outer)
-		if len(wrapper) > 1 {
-			return fail("E100")
-		}
-		if len(wrapper) == 0 {
-			continue
-		}
-		entries := wrapper[0].all(l.outer)
+		entries := card.all(l.entry)
 		if len(entries) > 4 {
-			return &failure{code: "E100", info: fmt.Sprintf("At most 4 %s entries are supported in the vCard.", strings.ToLower(l.outer))}
+			return &failure{code: "E100", info: fmt.Sprintf("At most 4 %s entries are supported in the vCard.", strings.ToLower(l.entry))}
 		}
 		for _, e := range entries {
+			for _, c := range e.Children {
+				if c.Name != l.value && c.Name != "LABEL" {
+					return &failure{code: "E100", info: fmt.Sprintf("Invalid request: DYNAMICVCARD/%s/%s.", l.entry, c.Name)}
+				}
+			}
 			v, _ := e.text(l.value)
 			v = strings.TrimSpace(v)
-			switch l.outer {
+			switch l.entry {
 			case "PHONE":
 				if v == "" {
 					return fail("E1507", v)

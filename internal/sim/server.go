@@ -39,6 +39,12 @@ type Request struct {
 	From            string            `json:"from,omitempty"`
 	Scenario        Scenario          `json:"scenario,omitempty"`
 	Warnings        []string          `json:"warnings,omitempty"`
+	// Accepted: Skycore queued the message (it has a tracking id and its
+	// postbacks are scheduled), whatever the caller got back: with an
+	// accept-hang or accept-reset fault the caller saw no answer.
+	Accepted bool `json:"accepted"`
+	// Carrier is the SPID of the accepted message's postbacks.
+	Carrier string `json:"carrier,omitempty"`
 }
 
 // PostbackAttempt is one POST of a postback to the receiver.
@@ -53,6 +59,11 @@ type PostbackAttempt struct {
 	Accepted        bool      `json:"accepted"`
 	Dropped         bool      `json:"dropped,omitempty"` // retries exhausted
 	Redelivery      bool      `json:"redelivery,omitempty"`
+	// OmittedClientReference: CLIENT_REFERENCE was left out on purpose
+	// (ClientReference is then "").
+	OmittedClientReference bool `json:"omittedClientReference,omitempty"`
+	// BeforeAnswer: this attempt was made before the send's answer.
+	BeforeAnswer bool `json:"beforeAnswer,omitempty"`
 }
 
 // Counts says how often each CLIENT_REFERENCE and TO was accepted (a send)
@@ -77,6 +88,11 @@ type Server struct {
 
 	onAccept func(Request)
 	slots    chan struct{} // postbacks in flight
+	outages  []window      // absolute outage windows
+	born     time.Time
+	listener net.Listener // nil when not started with Start
+	addr     string
+	refused  bool // the listener is closed for a refused outage
 
 	client *http.Client
 	ctx    context.Context
@@ -114,6 +130,10 @@ func New(cfg Config) (*Server, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		slots:    make(chan struct{}, cfg.PostbackConcurrency),
+		born:     time.Now(),
+	}
+	for _, o := range cfg.Outages {
+		s.addOutage(o, s.born)
 	}
 	s.resetCounts()
 	return s, nil
@@ -127,8 +147,11 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", err
 	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.mu.Lock()
+	s.listener, s.addr = l, l.Addr().String()
+	s.mu.Unlock()
 	go s.srv.Serve(l)
-	return "http://" + l.Addr().String(), nil
+	return "http://" + s.addr, nil
 }
 
 // Close stops the server, releases hanging requests and drops pending
@@ -181,6 +204,16 @@ func (s *Server) Handler() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	})
+	mux.HandleFunc("PUT /_sim/outage", func(w http.ResponseWriter, r *http.Request) {
+		var o Outage
+		if decodeJSON(w, r, &o) {
+			if err := s.StartOutage(o); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
 	mux.HandleFunc("PUT /_sim/postback-url", func(w http.ResponseWriter, r *http.Request) {
 		var v struct {
 			URL string `json:"url"`
@@ -219,6 +252,17 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		rec.MMSID = strings.TrimSpace(rec.Fields["MMSID"])
 	}
 
+	if kind := s.outageNow(); kind != "" {
+		rec.Fault, rec.Code = "outage-"+kind, "outage-"+kind
+		if kind == "E503" {
+			rec.Code = "E503"
+			rec.Info = fail("E503").info
+		}
+		s.record(rec)
+		s.injectOutage(w, r, kind)
+		return
+	}
+
 	s.mu.Lock()
 	latency := s.cfg.Latency.draw(s.rng)
 	fault := s.pickFault(rec)
@@ -230,7 +274,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		case <-s.ctx.Done():
 		}
 	}
-	if fault != nil {
+	if fault != nil && !fault.afterAccept() {
 		rec.Fault = fault.Kind
 		rec.Code = fault.Kind
 		if strings.HasPrefix(fault.Kind, "E") {
@@ -248,7 +292,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	f, acc, acct := s.process(tree, perr)
+	f, acc, _ := s.process(tree, perr)
 	if f != nil {
 		rec.Code, rec.Info = f.code, f.info
 		if acc != nil {
@@ -265,14 +309,48 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	tid := s.newTrackingID()
 	scenario := s.cfg.Scenarios.pick(s.cfg.Seed, acc.to, acc.mmsID, rec.ClientReference)
+	early := s.cfg.EarlyPostbackRate > 0 && s.rng.Float64() < s.cfg.EarlyPostbackRate
 	s.mu.Unlock()
 	rec.TrackingID, rec.From, rec.Scenario, rec.Warnings = tid, acc.from, scenario, acc.warnings
+	rec.Accepted, rec.Carrier = true, CarrierOf(acc.to)
+	if fault != nil {
+		rec.Fault = fault.Kind
+	}
 	s.record(rec)
 	s.mu.Lock()
 	hook := s.onAccept
 	s.mu.Unlock()
 	if hook != nil {
 		hook(rec) // before the answer is written: "accepted, not yet told"
+	}
+	pbs := s.plan(acc, tid, rec.ClientReference, scenario)
+	if early && len(pbs) > 0 {
+		first := pbs[0]
+		for _, pb := range pbs[1:] {
+			pb.at -= first.at
+		}
+		s.schedule(pbs[1:])
+		s.deliverNow(first)
+	} else {
+		s.schedule(pbs)
+	}
+
+	if fault != nil { // accepted, but the caller never hears it
+		if fault.Kind == "accept-reset" {
+			s.injectTransport(w, r, "reset")
+			return
+		}
+		wait := time.Duration(fault.Delay)
+		if wait <= 0 {
+			wait = 24 * time.Hour
+		}
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return
+		case <-s.ctx.Done():
+			return
+		}
 	}
 
 	var b bytes.Buffer
@@ -286,7 +364,6 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	b.WriteString("</RESPONSE>\n")
 	w.Header().Set("Content-Type", "text/xml; charset=UTF-8")
 	w.Write(b.Bytes())
-	s.schedule(acct, acc, tid, rec.ClientReference, scenario)
 }
 
 // outcome of process: a failure, or the accepted message and its account.
@@ -484,7 +561,7 @@ func (s *Server) record(rec Request) {
 	if rec.ClientReference != "" {
 		s.counts.Received[rec.ClientReference]++
 	}
-	if rec.Code == "" && rec.Fault == "" {
+	if rec.Accepted {
 		if rec.ClientReference != "" {
 			s.counts.Accepted[rec.ClientReference]++
 		}

@@ -129,11 +129,16 @@ func TestAPICodes(t *testing.T) {
 		{"vcard bad name", valid(vcard(el("NAME", el("FIRSTNAME", "A&amp;B")))), "E1515"},
 		{"vcard photo type", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "https://x.example/a.bmp"))), "E1502"},
 		{"vcard photo missing", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "https://gone.invalid/a.png"))), "E1511"},
-		{"vcard phone blank", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHONE", el("PHONE", el("NUMBER", " "))))), "E1507"},
-		{"vcard phone invalid", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHONE", el("PHONE", el("NUMBER", "1-800"))))), "E1506"},
-		{"vcard email invalid", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("EMAIL", el("EMAIL", el("ID", "nope"))))), "E1508"},
-		{"vcard label", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("EMAIL", el("EMAIL", el("ID", "a@b.co")+el("LABEL", "fax"))))), "E1516"},
-		{"vcard five phones", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHONE", strings.Repeat(el("PHONE", el("NUMBER", "1")), 5)))), "E100"},
+		{"vcard phone blank", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHONE", el("NUMBER", " ")))), "E1507"},
+		{"vcard phone invalid", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHONE", el("NUMBER", "1-800")))), "E1506"},
+		{"vcard email invalid", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("EMAIL", el("ID", "nope")))), "E1508"},
+		{"vcard label", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("EMAIL", el("ID", "a@b.co")+el("LABEL", "fax")))), "E1516"},
+		{"vcard five phones", valid(vcard(el("NAME", el("LASTNAME", "A")) + strings.Repeat(el("PHONE", el("NUMBER", "1")), 5))), "E100"},
+		{"vcard entries one level deep", valid(vcard(el("NAME", el("LASTNAME", "A")) + strings.Repeat(el("PHONE", el("NUMBER", "18005550100")+el("LABEL", "home")), 4) +
+			el("EMAIL", el("ID", "a@b.co")+el("LABEL", "work")) + el("PHYSICALADDRESS", el("ADDRESS", "1 Main St")+el("LABEL", "home")))), ""},
+		{"vcard phone nested twice", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHONE", el("PHONE", el("NUMBER", "18005550100"))))), "E100"},
+		{"vcard address nested twice", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHYSICALADDRESS", el("PHYSICALADDRESS", el("ADDRESS", "1 Main St"))))), "E100"},
+		{"mmsid not a number", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", key), el("TO", "17743199144"), el("FROM", "60856"), el("MMSID", "12ab")), "E620"},
 		{"two vcards", valid(vcard(el("NAME", el("LASTNAME", "A"))), vcard(el("NAME", el("LASTNAME", "B")))), "E100"},
 		{"doctype refused", `<!DOCTYPE x [<!ENTITY a "b">]>` + valid(), "E108"},
 	}
@@ -492,7 +497,7 @@ func TestClientAgainstSimulator(t *testing.T) {
 		{name: "hang", fault: &Fault{Kind: "hang"}, wantCode: apperr.CodeTimeout, wantClass: apperr.Retry},
 		{name: "unknown template", req: func(r *sendreq.Request) { r.MMSID = "5" }, wantCode: "E241", wantClass: apperr.Permanent},
 		{name: "encoding", req: func(r *sendreq.Request) { r.MMSID = "1009" }, wantCode: "E626", wantClass: apperr.Retry},
-		{name: "from not allowed", req: func(r *sendreq.Request) { r.From = "12345" }, wantCode: "E111", wantClass: apperr.Config},
+		{name: "from not allowed", req: func(r *sendreq.Request) { r.From = "12345" }, wantCode: "E111", wantClass: apperr.Permanent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -516,7 +521,7 @@ func TestClientAgainstSimulator(t *testing.T) {
 				}
 				got := s.Requests()[0]
 				if got.Warnings != nil || got.Fields["CUSTOMTEXT.VALUE"] != "a & b\nc" || got.Fields["DATA.FIRSTNAME"] != "Zoë" ||
-					got.Fields["DYNAMICVCARD.PHONE.PHONE.NUMBER"] != "18005550100" || got.ClientReference != "c-1" {
+					got.Fields["DYNAMICVCARD.PHONE.NUMBER"] != "18005550100" || got.ClientReference != "c-1" {
 					t.Errorf("simulator saw %+v", got)
 				}
 				return
