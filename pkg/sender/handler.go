@@ -230,6 +230,12 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if verr != nil {
 		return h.finish(ctx, j, store.StateRejected, rejection(j.req, verr), 0)
 	}
+	if m.Attempts > 1 && m.Code != "" && !h.now().Before(j.first.Add(h.cfg.RetryWindow)) {
+		// Failed before, and the window is spent (it may have waited in
+		// doubt past it): the last word is expired, not one more call.
+		return h.finish(ctx, j, store.StateExpired, store.Outcome{Code: m.Code, Error: "still failing when SEND_RETRY_WINDOW ran out",
+			To: req.To, From: req.From, MMSID: string(req.MMSID)}, 0)
+	}
 	for _, w := range req.Warnings() {
 		j.log.WarnContext(ctx, w)
 	}

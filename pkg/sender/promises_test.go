@@ -360,3 +360,24 @@ func (f apiFunc) SendSavedMMS(ctx context.Context, apiKey string, r *sendreq.Req
 }
 
 var _ api = apiFunc(nil)
+
+// TestInDoubtPastTheWindow: a request whose calls keep timing out waits in
+// doubt, and once SEND_RETRY_WINDOW is spent it ends expired instead of
+// looping through doubt windows until the queue's backstop drops it.
+func TestInDoubtPastTheWindow(t *testing.T) {
+	hang := func(c *sim.Config) { c.Faults = []sim.Fault{{Kind: "hang", Match: sim.Match{ToSuffix: "9144"}}} }
+	hs := newHarness(t, hang, func(c *Config) {
+		c.InDoubtWindow, c.CallTimeout, c.RetryWindow = 300*time.Millisecond, 300*time.Millisecond, time.Hour
+	})
+	body := `{"id":"doubt-2","to":"17743199144","mmsId":1000}`
+	sent := time.Now().Add(-time.Hour + 2*time.Second)
+	hs.mustInvoke(t, context.Background(), record(t, "m", body, sent), 1)
+	time.Sleep(2500 * time.Millisecond) // the doubt window and the retry window pass
+	hs.mustInvoke(t, context.Background(), record(t, "m", body, sent), 0)
+	if n := hs.sim.Counts().Received["doubt-2"]; n != 1 {
+		t.Errorf("calls = %d, want 1", n)
+	}
+	if got := hs.kinds(t); !slices.Equal(got, []string{"doubt-2:expired:TIMEOUT", "doubt-2:retrying:TIMEOUT"}) {
+		t.Errorf("events = %v", got)
+	}
+}
