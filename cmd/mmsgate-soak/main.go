@@ -1,5 +1,11 @@
 // Command mmsgate-soak runs the reliability soak (internal/soak) and prints its
-// summary; it exits 1 when an invariant breaks.
+// summary, whose last line is
+//
+//	soak: ids N, lost 0, sent twice 0, terminal events per id 1, forged acceptances 0, expired E, in-doubt reconciled R, resent after in-doubt window W
+//
+// after a line with the unjoined postback events and order violations; it
+// exits 1 when an invariant breaks. -indoubt-window 0 runs with
+// SEND_INDOUBT_WINDOW off, to measure what the window saves.
 package main
 
 import (
@@ -19,7 +25,11 @@ func main() {
 	n := flag.Int("n", 10000, "send requests")
 	seed := flag.Uint64("seed", 1, "seed")
 	kills := flag.Int("kills", 4, "sender crashes")
-	timeout := flag.Duration("timeout", 15*time.Minute, "give up after")
+	timeout := flag.Duration("timeout", 25*time.Minute, "give up after")
+	indoubt := flag.Duration("indoubt-window", 25*time.Second, "SEND_INDOUBT_WINDOW (0: off, an in-doubt request is sent again at once)")
+	outage := flag.Duration("outage", 0, "how long Skycore is down (default 80s for -n ≤ 1000, else 3m)")
+	refuse := flag.Duration("refuse-accept", 0, "how long DynamoDB refuses acceptance writes (default 8s)")
+	retryWindow := flag.Duration("retry-window", 0, "SEND_RETRY_WINDOW (default: outage + 100s + 30ms per request)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -39,7 +49,11 @@ func main() {
 	os.MkdirAll(".run", 0o755)
 	logs, _ := os.Create(".run/soak-functions.log")
 	defer logs.Close()
-	r, err := soak.Run(ctx, bins, soak.Options{N: *n, Seed: *seed, Kills: *kills, Timeout: *timeout, Progress: os.Stderr, Logs: logs})
+	if *outage == 0 && *n > 1000 {
+		*outage = 3 * time.Minute
+	}
+	r, err := soak.Run(ctx, bins, soak.Options{N: *n, Seed: *seed, Kills: *kills, Timeout: *timeout, Progress: os.Stderr, Logs: logs,
+		Outage: *outage, RefuseAccept: *refuse, RetryWindow: *retryWindow, InDoubtWindow: *indoubt, InDoubtOff: *indoubt == 0})
 	if r != nil {
 		r.Print(os.Stdout)
 	}
@@ -47,7 +61,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
-	if len(r.Violations) > 0 {
+	if r.Failed() {
 		os.Exit(1)
 	}
 }

@@ -1,9 +1,25 @@
 // Package soak turns mmsgate's promises into numbers: it drives many send
 // requests through the real bootstraps under the Runtime Interface
-// Emulator while the simulator injects faults, postbacks fail and repeat,
-// SQS delivers twice, the sender is killed mid-batch and DynamoDB
-// throttles; then it checks, from the simulator's records, the table and
-// the delivery events, that nothing was lost or sent twice.
+// Emulator while
+//
+//   - the simulator injects per-call faults, answers some accepted sends
+//     only after the sender's timeout (or drops the connection), goes down
+//     for longer than the sender's old back-off chain (E503, then HTML 503,
+//     then a closed port), leaves CLIENT_REFERENCE out of some postbacks,
+//     delivers some postbacks before the send's answer, and has a carrier
+//     that never sends receipts;
+//   - postbacks fail, repeat and reorder; SQS delivers twice;
+//   - the sender is killed mid-call and right after its claim;
+//   - DynamoDB throttles everything for a moment, and refuses every
+//     acceptance write for longer than one invocation while duplicates of
+//     the ids in flight are enqueued;
+//   - a hostile writer puts forged internal attributes and replayed bodies
+//     on the send queue;
+//
+// then it checks, from the simulator's records, the table and the delivery
+// events, every promise of contract §2: nothing lost, nothing sent twice,
+// exactly one terminal send event per id, no acceptance without a Skycore
+// acceptance, every postback event joined to its id and in order.
 package soak
 
 import (
@@ -24,6 +40,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
@@ -43,6 +60,22 @@ type Options struct {
 	Timeout   time.Duration // give up after (default 10 min)
 	Senders   int           // sender instances (default 2)
 	Postbacks int           // postback instances (default 2)
+	// Outage is how long Skycore is down, a third each E503, HTML 503 and
+	// refused connections (default 80 s: longer than the old 5-receive
+	// back-off chain of about 75 s).
+	Outage time.Duration
+	// RefuseAccept is how long DynamoDB refuses acceptance writes (default
+	// 8 s, longer than one 5 s invocation).
+	RefuseAccept time.Duration
+	// InDoubtWindow is SEND_INDOUBT_WINDOW (default 25 s); InDoubtOff sets
+	// it to 0 (an in-doubt request is sent again at once).
+	InDoubtWindow time.Duration
+	InDoubtOff    bool
+	// RetryWindow is SEND_RETRY_WINDOW (default: the outage plus the
+	// back-off that follows it plus time to work through N requests); ids
+	// aimed at the template that is always "still encoding" (E626) expire
+	// when it ends.
+	RetryWindow time.Duration
 }
 
 // Report is what the soak measured and found.
@@ -64,6 +97,25 @@ type Report struct {
 	Wall, P99Done                                 time.Duration
 	PeakRSSKiB                                    map[string]int64
 	Violations                                    []string
+
+	// The harsher faults, as exercised.
+	OutageCalls, AcceptFaults        int // calls in the outage; sends accepted but not answered
+	EarlyPostbacks, OmittedReference int // postback attempts before the answer; without CLIENT_REFERENCE
+	NoReceiptIDs                     int // accepted ids on the carrier that sends no receipt
+	AcceptRefused                    int64
+	InFlightDuplicates               int // bodies re-enqueued while acceptance writes were refused
+	Hostile                          int // forged or replayed messages put on the queue
+	InDoubtWindow, RetryWindow       time.Duration
+
+	// The invariants of the summary line.
+	MinTerminal, MaxTerminal int // terminal send events per id
+	Forged                   int // accepted without any Skycore acceptance
+	Expired                  int
+	Reconciled               int // accepted from a postback, one call
+	ResentAfterAccept        int // a call after an earlier accepted call
+	OrderViolations          int
+	RetryingLast             int
+	Misjoined                int // joined to the wrong id
 }
 
 // MsgsPerSec is requests over wall time.
@@ -89,15 +141,34 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	if o.Postbacks == 0 {
 		o.Postbacks = 3
 	}
+	if o.Outage == 0 {
+		o.Outage = 80 * time.Second
+	}
+	if o.RefuseAccept == 0 {
+		o.RefuseAccept = 8 * time.Second
+	}
+	if o.InDoubtWindow == 0 {
+		o.InDoubtWindow = 25 * time.Second
+	}
+	if o.InDoubtOff {
+		o.InDoubtWindow = 0
+	}
+	if o.RetryWindow == 0 {
+		// Back-off doubles from 5 s with jitter: a request that failed
+		// through the outage is tried again at most ~80 s after it ends.
+		o.RetryWindow = o.Outage + 100*time.Second + time.Duration(o.N)*30*time.Millisecond
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	rng := rand.New(rand.NewPCG(o.Seed, 0xfeed))
 
 	var pb5xx postbackFaults
 	s, err := stack.Start(ctx, bins, stack.Options{
-		Sim: simConfig(o.Seed), Timeout: 5 * time.Second, Visibility: 6 * time.Second, MaxReceive: 5, // as deployed
+		// The redrive limit is a backstop far above what the retry window needs.
+		Sim: simConfig(o.Seed), Timeout: 5 * time.Second, Visibility: 6 * time.Second, MaxReceive: 100,
 		Senders: o.Senders, Postbacks: o.Postbacks, BatchSize: 10, Logs: o.Logs,
-		SenderEnv:    []string{"SKYCORE_TIMEOUT=1s", "SEND_CONCURRENCY=10"},
+		SenderEnv: []string{"SKYCORE_TIMEOUT=1s", "SEND_CONCURRENCY=10",
+			"SEND_RETRY_WINDOW=" + o.RetryWindow.String(), "SEND_INDOUBT_WINDOW=" + o.InDoubtWindow.String()},
 		PostbackHTTP: pb5xx.wrap,
 	})
 	if err != nil {
@@ -105,8 +176,9 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	}
 	defer s.Close()
 
-	r := &Report{Faults: map[string]int{}, PeakRSSKiB: map[string]int64{}}
-	want := map[string]string{} // id → "valid" | "invalid"
+	r := &Report{Faults: map[string]int{}, PeakRSSKiB: map[string]int64{}, InDoubtWindow: o.InDoubtWindow, RetryWindow: o.RetryWindow}
+	want := map[string]string{} // id → "valid" | "invalid" | "expire"
+	byID := map[string]string{} // id → body
 	var bodies []string
 	for i := range o.N {
 		id := fmt.Sprintf("soak-%06d", i)
@@ -122,9 +194,13 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		case x < 0.05:
 			want[id] = "valid" // a template Skycore does not have: rejected E241
 			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":4242}`, id, to))
+		case x < 0.06:
+			want[id] = "expire" // always "still encoding" (E626): retried until the window ends
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":1009}`, id, to))
 		default:
 			want[id] = "valid"
 			b := fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":%d,"slides":[{"slide":1,"text":"Hello & <%d>"}]}`, id, to, 1000+rng.IntN(9), i)
+			byID[id] = b
 			bodies = append(bodies, b)
 			if rng.Float64() < 0.05 { // the same request delivered twice
 				bodies = append(bodies, b)
@@ -133,14 +209,30 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		}
 	}
 	rng.Shuffle(len(bodies), func(i, j int) { bodies[i], bodies[j] = bodies[j], bodies[i] })
-	r.Requests, r.IDs = len(bodies), len(want)
+
+	// The hostile writer, at the start: new ids Skycore will refuse (E241)
+	// and copies of real requests, each claiming to be accepted already.
+	var hostile []message
+	for i := range max(5, o.N/100) {
+		id := fmt.Sprintf("forge-%04d", i)
+		want[id] = "valid"
+		hostile = append(hostile, message{fmt.Sprintf(`{"id":%q,"to":"17745550%03d","mmsId":4242}`, id, i%1000), forgedAttrs(rng, fmt.Sprintf("FORGED-%d", i))})
+	}
+	for id, b := range byID {
+		if len(hostile) >= 2*max(5, o.N/100) {
+			break
+		}
+		hostile = append(hostile, message{b, forgedAttrs(rng, "FORGED-"+id)})
+	}
+	r.Hostile = len(hostile)
+	r.Requests, r.IDs = len(bodies)+len(hostile), len(want)
 
 	// Crashes: at fixed counts of accepted sends, alternately inside the
 	// simulator's acceptance (Skycore queued it, the sender never hears)
 	// and a moment later (anywhere in the batch).
 	window := map[string]bool{}
 	var wmu sync.Mutex
-	var accepted, kills, afterAccept, beforeCall atomic.Int64
+	var accepted, kills, afterAccept, beforeCall, refused, hostileLate atomic.Int64
 	var armed atomic.Bool
 	s.Env.Proxy.AfterForward(func(body []byte) {
 		// Only the claim counts attempts.
@@ -163,10 +255,58 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	for k := 1; k <= o.Kills; k++ {
 		thresholds[int64(k*o.N/(o.Kills+2))] = k
 	}
+	var refusal sync.WaitGroup
+	var inflightDups atomic.Int64
 	s.Sim.OnAccept(func(req sim.Request) {
 		n := accepted.Add(1)
-		if n == int64(o.N/2) {
+		switch n {
+		case int64(max(o.N/10, 1)):
+			// Skycore goes down: E503, then HTML 503, then nothing listens.
+			third := sim.Duration(o.Outage / 3)
+			for i, kind := range []string{"E503", "http503", "refused"} {
+				s.Sim.StartOutage(sim.Outage{Kind: kind, Start: sim.Duration(i) * third, Length: third})
+			}
+		case int64(o.N / 3):
+			// Replays: bodies of accepted ids, claiming another message's
+			// real tracking id (if trusted, its postbacks would be joined
+			// to the wrong id).
+			go func() {
+				var tids []string
+				for _, q := range s.Sim.Requests() {
+					if q.Accepted {
+						tids = append(tids, q.TrackingID)
+					}
+				}
+				sent := 0
+				for _, q := range s.Sim.Requests() {
+					if b, ok := byID[q.ClientReference]; ok && q.Accepted && sent < 20 && len(tids) > 0 {
+						s.Env.SQS.Send(localenv.SendQueue, b, forgedAttrs(rng2(n), tids[(sent*7+1)%len(tids)]), 0)
+						sent++
+					}
+				}
+				hostileLate.Add(int64(sent))
+			}()
+		case int64(o.N / 2):
 			go s.Env.Proxy.ThrottleFor(o.Throttle)
+		case int64(o.N * 6 / 10):
+			// DynamoDB refuses every acceptance write for longer than an
+			// invocation while copies of the ids in flight are enqueued.
+			refusal.Add(1)
+			go func() {
+				defer refusal.Done()
+				before := s.Env.Proxy.Throttled()
+				s.Env.Proxy.ThrottleMatching(acceptWrite, 1<<30)
+				for range 4 {
+					for _, id := range s.InFlight() {
+						if b, ok := byID[id]; ok && s.Enqueue(b) == nil {
+							inflightDups.Add(1)
+						}
+					}
+					time.Sleep(o.RefuseAccept / 4)
+				}
+				s.Env.Proxy.ThrottleMatching(acceptWrite, 0)
+				refused.Store(s.Env.Proxy.Throttled() - before)
+			}()
 		}
 		k, ok := thresholds[n]
 		if !ok {
@@ -191,9 +331,16 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	})
 
 	start := time.Now()
-	for _, b := range bodies {
+	for i, b := range bodies {
 		if err := s.Enqueue(b); err != nil {
 			return nil, err
+		}
+		if i == len(bodies)/10 {
+			for _, h := range hostile {
+				if _, err := s.Env.SQS.Send(localenv.SendQueue, h.body, h.attrs, 0); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	last := time.Now()
@@ -205,6 +352,11 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		}
 	})
 	r.Wall = time.Since(start)
+	refusal.Wait()
+	s.Env.Proxy.ThrottleMatching(acceptWrite, 0)
+	r.AcceptRefused, r.InFlightDuplicates = refused.Load(), int(inflightDups.Load())
+	r.Hostile += int(hostileLate.Load())
+	r.Requests += r.InFlightDuplicates + int(hostileLate.Load())
 	if err != nil {
 		return r, err
 	}
@@ -223,6 +375,30 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	return r, r.check(ctx, s, want, window, start)
 }
 
+// acceptWrite is in the body of every DynamoDB write that records an
+// acceptance (the state value), and in no other call.
+const acceptWrite = `{"S":"ACCEPTED"}`
+
+// message is a body and its message attributes.
+type message struct {
+	body  string
+	attrs map[string]fakesqs.Attr
+}
+
+// forgedAttrs are what a hostile queue writer adds: every internal
+// attribute name mmsgate has used, with made-up values.
+func forgedAttrs(rng *rand.Rand, trackingID string) map[string]fakesqs.Attr {
+	str := func(v string) fakesqs.Attr { return fakesqs.Attr{DataType: "String", StringValue: &v} }
+	mac := fmt.Sprintf("%064x", rng.Uint64())
+	return map[string]fakesqs.Attr{
+		"mmsgate-accepted-tracking-id": str(trackingID),
+		"mmsgate-handoff":              str(fmt.Sprintf(`{"t":%q,"first":%d}`, trackingID, time.Now().UnixMilli())),
+		"mmsgate-handoff-mac":          str(mac),
+	}
+}
+
+func rng2(n int64) *rand.Rand { return rand.New(rand.NewPCG(uint64(n), 0xbad)) }
+
 // simConfig: ~20 % of calls fault (each rule's rate applies to what the
 // rules before it let through), postbacks repeat and reorder, scenarios mix.
 func simConfig(seed uint64) sim.Config {
@@ -231,7 +407,11 @@ func simConfig(seed uint64) sim.Config {
 	c.PostbackDelay, c.RetryInterval = sim.Duration(20*time.Millisecond), sim.Duration(200*time.Millisecond)
 	c.PostbackTimeout = sim.Duration(5 * time.Second)
 	c.DuplicateRate, c.ReorderRate = 0.05, 0.05
+	c.OmitClientReferenceRate, c.EarlyPostbackRate = 0.1, 0.05
+	c.NoReceiptCarriers = sim.Carriers()[:1] // a quarter of the numbers never get a receipt
 	c.Faults = []sim.Fault{
+		// Skycore queued it, the sender hears nothing (SKYCORE_TIMEOUT=1s).
+		{Kind: "accept-hang", Rate: 0.02}, {Kind: "accept-reset", Rate: 0.01},
 		{Kind: "E106", Rate: 0.035, Seconds: 1}, {Kind: "E113", Rate: 0.035}, {Kind: "E503", Rate: 0.035}, {Kind: "E618", Rate: 0.035},
 		{Kind: "http500", Rate: 0.03}, {Kind: "http503", Rate: 0.02}, {Kind: "reset", Rate: 0.02}, {Kind: "hang", Rate: 0.01},
 	}
@@ -276,17 +456,29 @@ func (p *postbackFaults) wrap(next http.Handler) http.Handler {
 func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]string, window map[string]bool, started time.Time) error {
 	reqs := s.Sim.Requests()
 	r.SkycoreCalls = len(reqs)
-	sends := map[string]int{}
-	tracking := map[string]string{} // tracking id → CLIENT_REFERENCE
+	calls := map[string][]sim.Request{} // CLIENT_REFERENCE → its calls, in order
+	tracking := map[string]string{}     // tracking id → CLIENT_REFERENCE
+	noReceipt := map[string]bool{}
+	quiet := sim.Carriers()[0]
 	for _, q := range reqs {
+		switch {
+		case strings.HasPrefix(q.Fault, "outage-"):
+			r.OutageCalls++
+		case q.Fault == "accept-hang" || q.Fault == "accept-reset":
+			r.AcceptFaults++
+		}
 		if q.Fault != "" {
 			r.Faults[q.Fault]++
 		}
-		if q.Code == "" && q.Fault == "" {
-			sends[q.ClientReference]++
+		calls[q.ClientReference] = append(calls[q.ClientReference], q)
+		if q.Accepted {
 			tracking[q.TrackingID] = q.ClientReference
+			if q.Carrier == quiet {
+				noReceipt[q.ClientReference] = true
+			}
 		}
 	}
+	r.NoReceiptIDs = len(noReceipt)
 	for _, p := range s.Sim.Postbacks() {
 		r.PostbackAttempts++
 		if p.Redelivery {
@@ -295,21 +487,60 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 		if p.Dropped {
 			r.PostbacksDropped++
 		}
+		if p.BeforeAnswer {
+			r.EarlyPostbacks++
+		}
+		if p.OmittedClientReference {
+			r.OmittedReference++
+		}
 	}
+
+	// The delivery events, per id, in the order they were published.
+	rank := map[string]int{delivery.Sent: 1, delivery.Delivered: 2, delivery.Undelivered: 2, delivery.Failed: 2}
 	terminal := map[string]int{}
+	acceptedEvent := map[string]bool{}
+	expired := map[string]bool{}
+	lastSend := map[string]string{}
+	highest := map[string]int{}
+	var v []string
 	var done []time.Time
 	for _, e := range s.Events() {
 		switch e.Event {
-		case delivery.Accepted, delivery.Rejected:
+		case delivery.Accepted, delivery.Rejected, delivery.Expired:
 			terminal[e.ID]++
+			lastSend[e.ID] = e.Event
+			if e.Event == delivery.Accepted {
+				acceptedEvent[e.ID] = true
+			}
+			if e.Event == delivery.Expired {
+				expired[e.ID] = true
+			}
 			if at, err := time.Parse(delivery.TimeFormat, e.RecordedAt); err == nil && terminal[e.ID] == 1 {
 				done = append(done, at)
 			}
+		case delivery.Retrying:
+			lastSend[e.ID] = e.Event
 		case delivery.Sent, delivery.Delivered, delivery.Undelivered, delivery.Failed:
 			r.PostbackEvents++
-			if ref, ok := tracking[e.TrackingID]; !ok || ref != e.ID {
+			ref, issued := tracking[e.TrackingID]
+			switch {
+			case e.ID == "" && issued:
 				r.Unjoined++
+				continue
+			case issued && ref != e.ID:
+				r.Misjoined++
+				v = append(v, fmt.Sprintf("%s event for tracking id %s (%s's) published under %s", e.Event, e.TrackingID, ref, e.ID))
+				continue
 			}
+			if !acceptedEvent[e.ID] {
+				r.OrderViolations++
+				v = append(v, fmt.Sprintf("%s: %s event before its accepted event", e.ID, e.Event))
+			}
+			if rank[e.Event] < highest[e.ID] {
+				r.OrderViolations++
+				v = append(v, fmt.Sprintf("%s: %s after a later state", e.ID, e.Event))
+			}
+			highest[e.ID] = max(highest[e.ID], rank[e.Event])
 		}
 	}
 	dlq := map[string]bool{}
@@ -325,7 +556,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 
 	// The table's view, read concurrently.
 	st := store.New(s.Env.DynamoDB(), localenv.Table, 0)
-	states := map[string]string{}
+	records := map[string]*store.Message{}
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
@@ -338,7 +569,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 			mu.Lock()
 			defer mu.Unlock()
 			if m != nil {
-				states[id] = m.State
+				records[id] = m
 			}
 			return nil
 		})
@@ -347,48 +578,74 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 		return err
 	}
 
-	var v []string
 	ids := make([]string, 0, len(want))
 	for id := range want {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	r.MinTerminal, r.MaxTerminal = 1, 1
 	for _, id := range ids {
-		state := states[id]
-		switch {
-		case state == store.StateAccepted:
+		m := records[id]
+		state := ""
+		if m != nil {
+			state = m.State
+		}
+		switch state {
+		case store.StateAccepted:
 			r.Accepted++
-		case state == store.StateRejected:
+		case store.StateRejected:
 			r.Rejected++
-		case dlq[id]:
-		default:
+		}
+		n := terminal[id]
+		r.MinTerminal, r.MaxTerminal = min(r.MinTerminal, n), max(r.MaxTerminal, n)
+		if n == 0 {
 			r.Lost++
-			v = append(v, fmt.Sprintf("%s lost: table state %q, %d terminal events, not in the DLQ", id, state, terminal[id]))
-		}
-		if (state == store.StateAccepted || state == store.StateRejected) && terminal[id] == 0 {
-			v = append(v, fmt.Sprintf("%s is %s in the table but no terminal event was published", id, state))
-		}
-		if want[id] == "invalid" && sends[id] > 0 {
-			v = append(v, fmt.Sprintf("%s is invalid but reached Skycore", id))
-		}
-		if sends[id] > 1 {
-			r.SentTwice++
-			if window[id] {
-				r.SentTwiceInCrashWindow++
-			} else {
-				v = append(v, fmt.Sprintf("%s sent %d times outside any crash window", id, sends[id]))
-			}
-		}
-		if terminal[id] > 1 {
+			v = append(v, fmt.Sprintf("%s lost: table state %q, no terminal event, in the DLQ: %v", id, state, dlq[id]))
+		} else if n > 1 {
 			r.DuplicateTerminal++
 			if window[id] {
 				r.DuplicateTerminalInWindow++
-			} else {
-				v = append(v, fmt.Sprintf("%s has %d terminal events outside any crash window", id, terminal[id]))
+			}
+			v = append(v, fmt.Sprintf("%s has %d terminal events (crash window: %v)", id, n, window[id]))
+		}
+		if lastSend[id] == delivery.Retrying {
+			r.RetryingLast++
+			v = append(v, fmt.Sprintf("%s: retrying is its last send event", id))
+		}
+		if expired[id] {
+			r.Expired++
+			if want[id] != "expire" {
+				v = append(v, fmt.Sprintf("%s expired though Skycore could take it (retry window %s too short?)", id, r.RetryWindow))
 			}
 		}
-		if state == store.StateAccepted && sends[id] == 0 {
-			v = append(v, fmt.Sprintf("%s accepted in the table but never sent", id))
+		accepts, resent := 0, false
+		for _, q := range calls[id] {
+			if accepts > 0 {
+				resent = true
+			}
+			if q.Accepted {
+				accepts++
+			}
+		}
+		if want[id] == "invalid" && len(calls[id]) > 0 {
+			v = append(v, fmt.Sprintf("%s is invalid but reached Skycore", id))
+		}
+		if accepts > 1 {
+			r.SentTwice++
+			if window[id] {
+				r.SentTwiceInCrashWindow++
+			}
+			v = append(v, fmt.Sprintf("%s accepted by Skycore %d times (crash window: %v)", id, accepts, window[id]))
+		}
+		if resent {
+			r.ResentAfterAccept++
+		}
+		if accepts == 0 && (state == store.StateAccepted || acceptedEvent[id]) {
+			r.Forged++
+			v = append(v, fmt.Sprintf("%s accepted (table %q, event %v) without any Skycore acceptance", id, state, acceptedEvent[id]))
+		}
+		if state == store.StateAccepted && accepts == 1 && m.AcceptedBy == "postback" {
+			r.Reconciled++
 		}
 	}
 	if len(done) > 0 {
@@ -399,20 +656,34 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 		v = append(v, fmt.Sprintf("%d postbacks dropped by Skycore after its retries: delivery reports lost", r.PostbacksDropped))
 	}
 	if r.Unjoined > 0 {
-		v = append(v, fmt.Sprintf("%d postback events not joined to their id", r.Unjoined))
-	}
-	if r.Accepted+r.Rejected+len(dlq) < len(want) {
-		v = append(v, fmt.Sprintf("ids in %d ≠ accepted %d + rejected %d + DLQ %d", len(want), r.Accepted, r.Rejected, len(dlq)))
+		v = append(v, fmt.Sprintf("%d postback events for tracking ids mmsgate was given published with no id", r.Unjoined))
 	}
 	v = append(r.Violations, v...)
-	if len(v) > 20 {
-		v = append(v[:20], fmt.Sprintf("… and %d more", len(v)-20))
+	if len(v) > 30 {
+		v = append(v[:30], fmt.Sprintf("… and %d more", len(v)-30))
 	}
 	r.Violations = v
 	return nil
 }
 
-// Print writes the summary table.
+// Failed reports whether an invariant broke.
+func (r *Report) Failed() bool {
+	return len(r.Violations) > 0 || r.Lost > 0 || r.SentTwice > 0 || r.MinTerminal != 1 || r.MaxTerminal != 1 ||
+		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0
+}
+
+// Line is the summary's last line.
+func (r *Report) Line() string {
+	per := fmt.Sprint(r.MinTerminal)
+	if r.MinTerminal != r.MaxTerminal {
+		per = fmt.Sprintf("%d-%d", r.MinTerminal, r.MaxTerminal)
+	}
+	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d",
+		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept)
+}
+
+// Print writes the summary table; its last two lines are the postback
+// line and Line.
 func (r *Report) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
@@ -425,30 +696,38 @@ func (r *Report) Print(w io.Writer) {
 	row("requests (SQS messages)", r.Requests)
 	row("request ids", r.IDs)
 	row("malformed bodies (no id)", r.Malformed)
-	row("duplicate SQS deliveries", r.DuplicateDeliveries)
+	row("duplicate SQS deliveries", fmt.Sprintf("%d (+%d of ids in flight while acceptance writes were refused)", r.DuplicateDeliveries, r.InFlightDuplicates))
+	row("hostile messages (forged attributes, replays)", r.Hostile)
+	row("windows", fmt.Sprintf("SEND_RETRY_WINDOW %s, SEND_INDOUBT_WINDOW %s", r.RetryWindow, r.InDoubtWindow))
 	row("Skycore calls", r.SkycoreCalls)
 	row("faults injected", fmt.Sprintf("%d (%.1f %% of calls): %s", total, 100*float64(total)/float64(max(r.SkycoreCalls, 1)), strings.Join(faults, ", ")))
-	row("postback attempts", fmt.Sprintf("%d (%d answered 5xx once, %d redelivered)", r.PostbackAttempts, r.Postback5xx, r.PostbackRedeliveries))
+	row("Skycore outage", fmt.Sprintf("%d calls failed in it", r.OutageCalls))
+	row("accepted, never answered", r.AcceptFaults)
+	row("postback attempts", fmt.Sprintf("%d (%d answered 5xx once, %d redelivered, %d before the send's answer, %d without CLIENT_REFERENCE)",
+		r.PostbackAttempts, r.Postback5xx, r.PostbackRedeliveries, r.EarlyPostbacks, r.OmittedReference))
+	row("ids on a carrier without receipts", r.NoReceiptIDs)
 	row("sender kills", fmt.Sprintf("%d (%d right after Skycore accepted, %d right after the claim, before the call)", r.Kills, r.KilledAfterAccept, r.KilledBeforeCall))
-	row("DynamoDB calls throttled", r.Throttled)
-	row("accepted / rejected / in DLQ", fmt.Sprintf("%d / %d / %d (%d after 5 failed receives, the rest malformed)", r.Accepted, r.Rejected, r.DeadLetter, r.RetriesExhausted))
-	row("lost", r.Lost)
-	row("sent twice", fmt.Sprintf("%d (all in a crash window: %d)", r.SentTwice, r.SentTwiceInCrashWindow))
+	row("DynamoDB calls throttled", fmt.Sprintf("%d (%d acceptance writes refused)", r.Throttled, r.AcceptRefused))
+	row("accepted / rejected / in DLQ", fmt.Sprintf("%d / %d / %d (%d by the redrive backstop)", r.Accepted, r.Rejected, r.DeadLetter, r.RetriesExhausted))
+	row("sent twice", fmt.Sprintf("%d (in a crash window: %d)", r.SentTwice, r.SentTwiceInCrashWindow))
 	row("duplicate terminal events", fmt.Sprintf("%d (in a crash window: %d)", r.DuplicateTerminal, r.DuplicateTerminalInWindow))
-	row("postback events / not joined", fmt.Sprintf("%d / %d", r.PostbackEvents, r.Unjoined))
+	row("retrying as the last send event", r.RetryingLast)
+	row("postback events / joined to the wrong id", fmt.Sprintf("%d / %d", r.PostbackEvents, r.Misjoined))
 	row("postbacks dropped after Skycore's retries", r.PostbacksDropped)
 	row("wall time (99 % of ids final)", fmt.Sprintf("%s (%s)", r.Wall.Round(time.Millisecond), r.P99Done.Round(time.Millisecond)))
 	row("throughput", fmt.Sprintf("%.0f msgs/s overall, %.0f msgs/s to 99 %%", r.MsgsPerSec(), 0.99*float64(r.Requests)/max(r.P99Done.Seconds(), 0.001)))
 	row("peak RSS send-mms / postback", fmt.Sprintf("%.1f MiB / %.1f MiB", float64(r.PeakRSSKiB["send-mms"])/1024, float64(r.PeakRSSKiB["postback"])/1024))
-	if len(r.Violations) == 0 {
+	if !r.Failed() {
 		row("invariants", "all hold")
 	} else {
-		row("invariants", fmt.Sprintf("%d BROKEN", len(r.Violations)))
+		row("invariants", fmt.Sprintf("BROKEN (%d findings)", len(r.Violations)))
 	}
 	tw.Flush()
 	for _, v := range r.Violations {
 		fmt.Fprintln(w, "  -", v)
 	}
+	fmt.Fprintf(w, "soak: unjoined events %d, order violations %d\n", r.Unjoined, r.OrderViolations)
+	fmt.Fprintln(w, r.Line())
 }
 
 // JSON is the report for tools.
