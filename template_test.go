@@ -6,15 +6,20 @@ package mmsgate
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/awslabs/goformation/v7"
 	"github.com/awslabs/goformation/v7/intrinsics"
+	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mmsgate/mmsgate/pkg/postback"
@@ -66,11 +71,14 @@ func path(t *testing.T, m any, keys ...string) any {
 
 func TestTemplateParses(t *testing.T) {
 	// goformation rejects unknown properties; LoggingConfig is valid SAM it
-	// does not know, so it is checked below from the raw YAML instead.
+	// does not know (in Globals and in each function), so it is checked
+	// from the raw YAML instead.
 	b, _ := os.ReadFile("template.yaml")
-	re := regexp.MustCompile(`(?m)^    LoggingConfig:\n(      .*\n)+`)
+	for _, indent := range []string{"    ", "      "} {
+		b = regexp.MustCompile(`(?m)^`+indent+`LoggingConfig:\n(`+indent+`  .*\n)+`).ReplaceAll(b, nil)
+	}
 	tmp := t.TempDir() + "/template.yaml"
-	os.WriteFile(tmp, re.ReplaceAll(b, nil), 0o644)
+	os.WriteFile(tmp, b, 0o644)
 	// Ref: a parameter gives its default, a resource its logical id.
 	ref := func(_ string, input any, tpl any) any {
 		name, _ := input.(string)
@@ -112,7 +120,10 @@ func TestTemplateParses(t *testing.T) {
 	if _, err := tpl.GetDynamoDBTableWithName("MessagesTable"); err != nil {
 		t.Error(err)
 	}
-	if _, err := tpl.GetServerlessHttpApiWithName("PostbackApi"); err != nil {
+	if _, err := tpl.GetApiGatewayV2ApiWithName("PostbackApi"); err != nil {
+		t.Error(err)
+	}
+	if _, err := tpl.GetApiGatewayV2StageWithName("PostbackStage"); err != nil {
 		t.Error(err)
 	}
 }
@@ -134,6 +145,47 @@ func TestGlobals(t *testing.T) {
 	lc := g["LoggingConfig"].(map[string]any)
 	if lc["LogFormat"] != "JSON" || lc["ApplicationLogLevel"] == nil || lc["SystemLogLevel"] == nil {
 		t.Errorf("LoggingConfig = %v", lc)
+	}
+}
+
+// lambdaLevels ranks Lambda's log levels; a line passes the filter when its
+// level ranks at or above the configured one.
+var lambdaLevels = map[string]int{"TRACE": 0, "DEBUG": 1, "INFO": 2, "WARN": 3, "ERROR": 4, "FATAL": 5}
+
+// TestTemplateLogLevelKeepsMetrics: Lambda's application log filter reads
+// each line's "level" and counts a line without one as INFO. EMF metric
+// lines have none, so with the filter at WARN or ERROR every metric would
+// be dropped. Whatever LogLevel is deployed, metrics and the app's own lines
+// at that level must pass, and START/REPORT (system INFO) must be kept.
+func TestTemplateLogLevelKeepsMetrics(t *testing.T) {
+	m := raw(t)
+	lc := path(t, m, "Globals", "Function", "LoggingConfig").(map[string]any)
+	app, _ := lc["ApplicationLogLevel"].(string)
+	appRank, ok := lambdaLevels[app]
+	if !ok {
+		t.Fatalf("ApplicationLogLevel = %v, want a fixed level (not the LogLevel parameter)", lc["ApplicationLogLevel"])
+	}
+	emfRank := lambdaLevels["INFO"] // no "level" field
+	for _, l := range path(t, m, "Parameters", "LogLevel", "AllowedValues").([]any) {
+		if emfRank < appRank {
+			t.Errorf("LogLevel=%v: Lambda drops EMF lines (INFO) below ApplicationLogLevel %s", l, app)
+		}
+		if lambdaLevels[l.(string)] < appRank {
+			t.Errorf("LogLevel=%v: Lambda drops the app's %v lines below ApplicationLogLevel %s", l, l, app)
+		}
+	}
+	if sys, _ := lc["SystemLogLevel"].(string); lambdaLevels[sys] > lambdaLevels["INFO"] {
+		t.Errorf("SystemLogLevel = %v drops START/REPORT lines (INFO): no duration or memory", lc["SystemLogLevel"])
+	}
+	// The app filters by LOG_LEVEL, which pkg/applog prefers over
+	// AWS_LAMBDA_LOG_LEVEL (the ApplicationLogLevel above).
+	for _, fn := range []string{"SendMmsFunction", "PostbackFunction"} {
+		if v := path(t, function(t, m, fn), "Environment", "Variables", "LOG_LEVEL"); v != "LogLevel" {
+			t.Errorf("%s LOG_LEVEL = %v, want !Ref LogLevel", fn, v)
+		}
+		if own, _ := function(t, m, fn)["LoggingConfig"].(map[string]any); own["ApplicationLogLevel"] != nil {
+			t.Errorf("%s overrides ApplicationLogLevel", fn)
+		}
 	}
 }
 
@@ -178,7 +230,7 @@ func TestSendQueueAndEvent(t *testing.T) {
 		t.Errorf("SendQueue VisibilityTimeout %d < 6 × function timeout %d", vt, timeout)
 	}
 	rp := q["RedrivePolicy"].(map[string]any)
-	if rp["maxReceiveCount"] != 5 || !strings.Contains(rp["deadLetterTargetArn"].(string), "SendDeadLetterQueue") {
+	if !strings.Contains(rp["deadLetterTargetArn"].(string), "SendDeadLetterQueue") {
 		t.Errorf("RedrivePolicy = %v", rp)
 	}
 	if r := path(t, m, "Resources", "SendDeadLetterQueue", "Properties", "MessageRetentionPeriod"); r != 1209600 {
@@ -201,18 +253,12 @@ func TestSendQueueAndEvent(t *testing.T) {
 			t.Errorf("%s is not a parameter: %v", k, props[k])
 		}
 	}
-}
-
-func TestPostbackRouteAndAPI(t *testing.T) {
-	m := raw(t)
-	ev := path(t, function(t, m, "PostbackFunction"), "Events", "Postback").(map[string]any)
-	p := ev["Properties"].(map[string]any)
-	if ev["Type"] != "HttpApi" || p["Path"] != "/skycore/postbacks/{token}" || p["Method"] != "ANY" {
-		t.Errorf("postback event = %v", ev)
-	}
-	rs := path(t, m, "Resources", "PostbackApi", "Properties", "DefaultRouteSettings").(map[string]any)
-	if rs["ThrottlingBurstLimit"] == nil || rs["ThrottlingRateLimit"] == nil {
-		t.Errorf("HttpApi throttling = %v", rs)
+	// Lambda refuses a batch size over 10 with a zero batching window: a
+	// deploy with such a pair would fail half-way.
+	bs := path(t, m, "Parameters", props["BatchSize"].(string)).(map[string]any)
+	win := path(t, m, "Parameters", props["MaximumBatchingWindowInSeconds"].(string)).(map[string]any)
+	if mx, _ := bs["MaxValue"].(int); (mx == 0 || mx > 10) && win["MinValue"] != 1 {
+		t.Errorf("SendBatchSize MaxValue %v with a batching window MinValue %v: >10 with a 0 s window fails the deploy", bs["MaxValue"], win["MinValue"])
 	}
 }
 
@@ -231,48 +277,6 @@ func TestTable(t *testing.T) {
 	ks := p["KeySchema"].([]any)[0].(map[string]any)
 	if ks["AttributeName"] != "pk" || ks["KeyType"] != "HASH" {
 		t.Errorf("KeySchema = %v (pkg/store uses pk)", ks)
-	}
-}
-
-func TestPoliciesScoped(t *testing.T) {
-	m := raw(t)
-	allowed := map[string]bool{"SQSPollerPolicy": true, "SQSSendMessagePolicy": true, "DynamoDBCrudPolicy": true, "AWSSecretsManagerGetSecretValuePolicy": true}
-	want := map[string][]string{
-		"SendMmsFunction":  {"SQSPollerPolicy", "SQSSendMessagePolicy", "DynamoDBCrudPolicy", "AWSSecretsManagerGetSecretValuePolicy"},
-		"PostbackFunction": {"SQSSendMessagePolicy", "DynamoDBCrudPolicy", "AWSSecretsManagerGetSecretValuePolicy"},
-	}
-	for name, names := range want {
-		var got []string
-		for _, p := range function(t, m, name)["Policies"].([]any) {
-			pm, ok := p.(map[string]any)
-			if !ok {
-				t.Errorf("%s: managed policy %v is not scoped", name, p)
-				continue
-			}
-			for k, v := range pm {
-				if !allowed[k] {
-					t.Errorf("%s: unexpected policy %s", name, k)
-				}
-				for pk, pv := range v.(map[string]any) {
-					// A plain reference, or an !If [cond, a, b] of references.
-					refs := []any{pv}
-					if l, ok := pv.([]any); ok && len(l) == 3 {
-						refs = l[1:]
-					}
-					for _, r := range refs {
-						if s, _ := r.(string); s == "" || strings.Contains(s, "*") {
-							t.Errorf("%s: %s.%s = %v, want a resource of this stack", name, k, pk, pv)
-						}
-					}
-				}
-				got = append(got, k)
-			}
-		}
-		for _, n := range names {
-			if !slices.Contains(got, n) {
-				t.Errorf("%s lacks %s", name, n)
-			}
-		}
 	}
 }
 
@@ -378,6 +382,757 @@ func TestEveryEventIsRead(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		if !strings.Contains(tests.String(), `"`+name+`"`) {
 			t.Errorf("%s is read by no test", f)
+		}
+	}
+}
+
+// stmt is one IAM statement of a function's policies, with SAM policy
+// templates expanded and references flattened to names (stripTags turns
+// !Ref X into "X" and !GetAtt X.Arn into "X.Arn").
+type stmt struct {
+	Actions   []string
+	Resources []string
+	Condition map[string]any
+}
+
+// samTemplates are the policy templates this template may use, with the
+// actions SAM expands them to (samtranslator policy_templates.json).
+var samTemplates = map[string][]string{
+	"SQSPollerPolicy": {"sqs:ChangeMessageVisibility", "sqs:ChangeMessageVisibilityBatch", "sqs:DeleteMessage",
+		"sqs:DeleteMessageBatch", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"},
+	"SQSSendMessagePolicy":                  {"sqs:SendMessage*"},
+	"AWSSecretsManagerGetSecretValuePolicy": {"secretsmanager:GetSecretValue"},
+	"DynamoDBCrudPolicy": {"dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:Query",
+		"dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:ConditionCheckItem"},
+}
+
+// strs flattens a YAML value (string, list, !If [cond, a, b], !Sub [s, map])
+// into its strings.
+func strs(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, e := range v {
+			out = append(out, strs(e)...)
+		}
+		return out
+	case map[string]any:
+		var out []string
+		for _, e := range v {
+			out = append(out, strs(e)...)
+		}
+		return out
+	}
+	return nil
+}
+
+// statements lists every statement a function's Policies grant. SAM adds
+// AWSLambdaBasicExecutionRole, AWSXrayWriteOnlyAccess and, for the SQS
+// event, AWSLambdaSQSQueueExecutionRole: none touches DynamoDB or secrets.
+func statements(t *testing.T, m map[string]any, fn string) []stmt {
+	t.Helper()
+	var out []stmt
+	var add func(p any)
+	add = func(p any) {
+		switch p := p.(type) {
+		case []any: // !If [condition, policy, policy or AWS::NoValue]
+			if len(p) != 3 {
+				t.Fatalf("%s: policy %v", fn, p)
+			}
+			add(p[1])
+			add(p[2])
+		case string:
+			if p != "AWS::NoValue" {
+				t.Errorf("%s: managed policy %q (not scoped to this stack)", fn, p)
+			}
+		case map[string]any:
+			for k, v := range p {
+				if k == "Statement" {
+					for _, s := range v.([]any) {
+						sm := s.(map[string]any)
+						if sm["Effect"] != "Allow" {
+							continue
+						}
+						cond, _ := sm["Condition"].(map[string]any)
+						out = append(out, stmt{Actions: strs(sm["Action"]), Resources: strs(sm["Resource"]), Condition: cond})
+					}
+					continue
+				}
+				actions, ok := samTemplates[k]
+				if !ok {
+					t.Errorf("%s: unknown policy template %s", fn, k)
+					continue
+				}
+				out = append(out, stmt{Actions: actions, Resources: strs(v)})
+			}
+		}
+	}
+	for _, p := range function(t, m, fn)["Policies"].([]any) {
+		add(p)
+	}
+	return out
+}
+
+// allows reports whether an IAM action pattern (with * and ?) covers action.
+func allows(pattern, action string) bool {
+	re := "^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(strings.ToLower(pattern))) + "$"
+	return regexp.MustCompile(re).MatchString(strings.ToLower(action))
+}
+
+func (s stmt) grants(action string) bool {
+	return slices.ContainsFunc(s.Actions, func(a string) bool { return allows(a, action) })
+}
+
+// storeCalls lists the DynamoDB operations pkg/store calls on the table
+// (st.db.X), and the key prefixes it writes ("msg#" + id).
+func storeCalls(t *testing.T) (ops, prefixes []string) {
+	t.Helper()
+	files, _ := filepath.Glob("pkg/store/*.go")
+	call := regexp.MustCompile(`\bst\.db\.([A-Z]\w*)\(`)
+	prefix := regexp.MustCompile(`"([a-z]+#)"\s*\+`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mm := range call.FindAllStringSubmatch(string(b), -1) {
+			if !slices.Contains(ops, mm[1]) {
+				ops = append(ops, mm[1])
+			}
+		}
+		for _, mm := range prefix.FindAllStringSubmatch(string(b), -1) {
+			if !slices.Contains(prefixes, mm[1]) {
+				prefixes = append(prefixes, mm[1])
+			}
+		}
+	}
+	if len(ops) == 0 || len(prefixes) == 0 {
+		t.Fatalf("found no DynamoDB calls (%v) or key prefixes (%v) in pkg/store", ops, prefixes)
+	}
+	return ops, prefixes
+}
+
+// TestTemplateDynamoDBLeastPrivilege: each function may call on the table
+// exactly what pkg/store calls (GetItem, UpdateItem), never a wildcard, a
+// Scan, a Delete or a Batch, and only on items whose key starts with a
+// prefix the code uses (dynamodb:LeadingKeys, all values).
+func TestTemplateDynamoDBLeastPrivilege(t *testing.T) {
+	m := raw(t)
+	ops, prefixes := storeCalls(t)
+	forbidden := []string{"dynamodb:Scan", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:DeleteTable",
+		"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:PartiQLDelete", "dynamodb:UpdateTable",
+		"dynamodb:PutItem", "dynamodb:TransactWriteItems"}
+	wantKeys := map[string][]string{
+		"SendMmsFunction":  {"msg#*", "trk#*"},
+		"PostbackFunction": {"trk#*", "msg#*"}, // msg#: in-doubt reconciliation by CLIENT_REFERENCE
+	}
+	for fn, keys := range wantKeys {
+		t.Run(fn, func(t *testing.T) {
+			var granted []string
+			for _, s := range statements(t, m, fn) {
+				if !slices.ContainsFunc(s.Actions, func(a string) bool { return strings.HasPrefix(a, "dynamodb:") || a == "*" }) {
+					continue
+				}
+				for _, a := range s.Actions {
+					if strings.Contains(a, "*") {
+						t.Errorf("wildcard action %s", a)
+					}
+					granted = append(granted, strings.TrimPrefix(a, "dynamodb:"))
+				}
+				for _, f := range forbidden {
+					if s.grants(f) && !slices.Contains(ops, strings.TrimPrefix(f, "dynamodb:")) {
+						t.Errorf("grants %s, which pkg/store never calls", f)
+					}
+				}
+				if len(s.Resources) != 1 || s.Resources[0] != "MessagesTable.Arn" {
+					t.Errorf("DynamoDB resources %v, want only the table (no index, no other table)", s.Resources)
+				}
+				all, _ := s.Condition["ForAllValues:StringLike"].(map[string]any)
+				lk, ok := all["dynamodb:LeadingKeys"]
+				if !ok {
+					t.Errorf("no ForAllValues:StringLike dynamodb:LeadingKeys condition: %v", s.Condition)
+					continue
+				}
+				if got := strs(lk); !slices.Equal(got, keys) {
+					t.Errorf("LeadingKeys = %v, want %v", got, keys)
+				}
+			}
+			slices.Sort(granted)
+			want := slices.Clone(ops)
+			slices.Sort(want)
+			if !slices.Equal(granted, want) {
+				t.Errorf("DynamoDB actions = %v, want exactly what pkg/store calls: %v", granted, want)
+			}
+		})
+	}
+	// Every key prefix the code writes is allowed to the sender, which
+	// touches them all; the postback function is checked above.
+	for _, p := range prefixes {
+		if !slices.Contains(wantKeys["SendMmsFunction"], p+"*") {
+			t.Errorf("pkg/store writes %s… items, which no LeadingKeys condition allows", p)
+		}
+	}
+}
+
+// TestTemplateSecretSplit: the internet-facing postback function reads the
+// token's secret and cannot read the API key's (contract §4).
+func TestTemplateSecretSplit(t *testing.T) {
+	m := raw(t)
+	apiKey := []string{"SkycoreSecret", "ExistingApiKeySecretArn"}
+	token := []string{"PostbackSecret", "ExistingPostbackSecretArn"}
+	readable := func(fn string) []string {
+		var out []string
+		for _, s := range statements(t, m, fn) {
+			if s.grants("secretsmanager:GetSecretValue") {
+				out = append(out, s.Resources...)
+			}
+		}
+		return out
+	}
+	for fn, tc := range map[string]struct{ may, mayNot []string }{
+		"SendMmsFunction":  {apiKey, token},
+		"PostbackFunction": {token, apiKey},
+	} {
+		got := readable(fn)
+		for _, r := range got {
+			if strings.Contains(r, "*") || slices.ContainsFunc(tc.mayNot, func(n string) bool { return strings.Contains(r, n) }) {
+				t.Errorf("%s can read secret %q (resources %v)", fn, r, got)
+			}
+		}
+		for _, r := range tc.may {
+			if !slices.Contains(got, r) {
+				t.Errorf("%s cannot read %s (resources %v)", fn, r, got)
+			}
+		}
+	}
+	env := func(fn string) map[string]any {
+		return path(t, function(t, m, fn), "Environment", "Variables").(map[string]any)
+	}
+	if got := strs(env("SendMmsFunction")["SKYCORE_SECRET_ID"]); !slices.Contains(got, "SkycoreSecret") || !slices.Contains(got, "ExistingApiKeySecretArn") {
+		t.Errorf("sender SKYCORE_SECRET_ID = %v", got)
+	}
+	if got := strs(env("PostbackFunction")["POSTBACK_SECRET_ID"]); !slices.Contains(got, "PostbackSecret") || !slices.Contains(got, "ExistingPostbackSecretArn") {
+		t.Errorf("postback POSTBACK_SECRET_ID = %v", got)
+	}
+	if _, ok := env("PostbackFunction")["SKYCORE_SECRET_ID"]; ok {
+		t.Error("the postback function is given SKYCORE_SECRET_ID")
+	}
+	// The created token secret holds the token only.
+	gs := path(t, m, "Resources", "PostbackSecret", "Properties", "GenerateSecretString").(map[string]any)
+	var tmpl map[string]any
+	if err := json.Unmarshal([]byte(gs["SecretStringTemplate"].(string)), &tmpl); err != nil || len(tmpl) != 0 || gs["GenerateStringKey"] != "postback_token" || gs["ExcludePunctuation"] != true {
+		t.Errorf("PostbackSecret GenerateSecretString = %v (%v)", gs, err)
+	}
+}
+
+// TestTemplateApiKeySecretUnchanged: editing the API key secret's
+// GenerateSecretString makes CloudFormation generate a new value on the
+// next update, overwriting the API key operators put into it.
+func TestTemplateApiKeySecretUnchanged(t *testing.T) {
+	p := path(t, raw(t), "Resources", "SkycoreSecret", "Properties").(map[string]any)
+	want := map[string]any{
+		"SecretStringTemplate": `{"api_key": "PUT-THE-SKYCORE-API-KEY-HERE"}`,
+		"GenerateStringKey":    "postback_token", "PasswordLength": 40, "ExcludePunctuation": true,
+	}
+	if diff := cmp.Diff(want, p["GenerateSecretString"]); diff != "" || p["Name"] != "mmsgate/${Env}/skycore" {
+		t.Errorf("SkycoreSecret changed (-want +got):\n%s\nName = %v", diff, p["Name"])
+	}
+}
+
+// TestTemplateSecretArnParameters: an existing secret is given by its full
+// ARN: a name or a partial ARN would not match the IAM resource.
+func TestTemplateSecretArnParameters(t *testing.T) {
+	m := raw(t)
+	for _, name := range []string{"ExistingApiKeySecretArn", "ExistingPostbackSecretArn"} {
+		re := regexp.MustCompile(path(t, m, "Parameters", name, "AllowedPattern").(string))
+		for in, ok := range map[string]bool{
+			"": true, // the stack creates the secret
+			"arn:aws:secretsmanager:us-east-1:123456789012:secret:mmsgate/prod/skycore-AbC123":     true,
+			"arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:mmsgate/token-x9Y8z7": true,
+			"arn:aws:secretsmanager:us-east-1:123456789012:secret:mmsgate/prod/skycore":            false, // no random suffix
+			"mmsgate/prod/skycore": false, // a name
+			"arn:aws:secretsmanager:us-east-1:123456789012:secret:*":                        false,
+			"arn:aws:secretsmanager:us-east-1:123456789012:secret:mmsgate/prod/skycore-*":   false,
+			"arn:aws:ssm:us-east-1:123456789012:parameter/mmsgate-AbC123":                   false,
+			" arn:aws:secretsmanager:us-east-1:123456789012:secret:mmsgate/x-AbC123":        false,
+			"arn:aws:secretsmanager:us-east-1:12345678901:secret:mmsgate/prod/skycore-AbC1": false,
+		} {
+			if got := re.MatchString(in); got != ok {
+				t.Errorf("%s accepts %q = %v, want %v", name, in, got, ok)
+			}
+		}
+	}
+}
+
+// TestTemplateLogRetention: no log group keeps logs forever; each function
+// writes to its own group, the API's access log to a third.
+func TestTemplateLogRetention(t *testing.T) {
+	m := raw(t)
+	res := path(t, m, "Resources").(map[string]any)
+	if d := path(t, m, "Parameters", "LogRetentionDays", "Default"); d != 30 {
+		t.Errorf("LogRetentionDays default = %v, want 30", d)
+	}
+	groups := map[string]bool{}
+	for name, r := range res {
+		rm := r.(map[string]any)
+		if rm["Type"] != "AWS::Logs::LogGroup" {
+			continue
+		}
+		groups[name] = true
+		if ret := path(t, rm, "Properties", "RetentionInDays"); ret != "LogRetentionDays" {
+			t.Errorf("%s RetentionInDays = %v, want !Ref LogRetentionDays", name, ret)
+		}
+	}
+	used := map[string]string{}
+	for _, fn := range []string{"SendMmsFunction", "PostbackFunction"} {
+		g, _ := path(t, function(t, m, fn), "LoggingConfig", "LogGroup").(string)
+		if !groups[g] {
+			t.Errorf("%s LoggingConfig.LogGroup = %q, not a log group of this template", fn, g)
+		}
+		if other, dup := used[g]; dup {
+			t.Errorf("%s and %s share log group %s", fn, other, g)
+		}
+		used[g] = fn
+	}
+	dest := path(t, m, "Resources", "PostbackStage", "Properties", "AccessLogSettings", "DestinationArn").(string)
+	if !strings.Contains(dest, "${PostbackAccessLogGroup}") || !groups["PostbackAccessLogGroup"] || used["PostbackAccessLogGroup"] != "" {
+		t.Errorf("access log destination = %q, want its own log group", dest)
+	}
+}
+
+// TestTemplateDeletionPolicies: the data outlives the stack: the table, the
+// queues and the secrets are kept when the stack is deleted or a change
+// replaces them; the table cannot be deleted at all in prod.
+func TestTemplateDeletionPolicies(t *testing.T) {
+	m := raw(t)
+	kept := map[string]bool{"AWS::DynamoDB::Table": true, "AWS::SQS::Queue": true, "AWS::SecretsManager::Secret": true}
+	n := 0
+	for name, r := range path(t, m, "Resources").(map[string]any) {
+		rm := r.(map[string]any)
+		if !kept[rm["Type"].(string)] {
+			continue
+		}
+		n++
+		// RetainExceptOnCreate = Retain, except that a failed create's
+		// rollback deletes what it made (no leftover named secret).
+		if dp := rm["DeletionPolicy"]; dp != "Retain" && dp != "RetainExceptOnCreate" {
+			t.Errorf("%s DeletionPolicy = %v", name, dp)
+		}
+		if urp := rm["UpdateReplacePolicy"]; urp != "Retain" {
+			t.Errorf("%s UpdateReplacePolicy = %v", name, urp)
+		}
+	}
+	if n != 7 { // table, 4 queues, 2 secrets
+		t.Errorf("%d data resources, want 7", n)
+	}
+	dp := strs(path(t, m, "Resources", "MessagesTable", "Properties", "DeletionProtectionEnabled"))
+	cond := strs(path(t, m, "Conditions", "IsProd"))
+	if len(dp) != 1 || dp[0] != "IsProd" || !slices.Equal(cond, []string{"Env", "prod"}) ||
+		!slices.Contains(path(t, m, "Parameters", "Env", "AllowedValues").([]any), any("prod")) {
+		t.Errorf("DeletionProtectionEnabled = %v with IsProd = %v", dp, cond)
+	}
+	if v := path(t, m, "Resources", "MessagesTable", "Properties", "DeletionProtectionEnabled").([]any); v[1] != true || v[2] != false {
+		t.Errorf("DeletionProtectionEnabled = %v, want !If [IsProd, true, false]", v)
+	}
+}
+
+// contextVars are the HTTP API access-log variables that cannot carry the
+// token. $context.path, $context.routeKey (the real route's key holds the
+// token), $context.resourcePath and the like are not among them.
+var contextVars = []string{"$context.requestId", "$context.requestTime", "$context.identity.sourceIp",
+	"$context.httpMethod", "$context.protocol", "$context.status", "$context.responseLength",
+	"$context.responseLatency", "$context.integrationStatus", "$context.integrationLatency",
+	"$context.integrationErrorMessage", "$context.error.message", "$context.identity.userAgent"}
+
+// TestTemplateAccessLogHasNoToken: the access log is JSON made only of
+// variables that cannot hold the token (the last path segment).
+func TestTemplateAccessLogHasNoToken(t *testing.T) {
+	format := path(t, raw(t), "Resources", "PostbackStage", "Properties", "AccessLogSettings", "Format").(string)
+	var fields map[string]string
+	if err := json.Unmarshal([]byte(format), &fields); err != nil {
+		t.Fatalf("access log format is not JSON of strings: %v\n%s", err, format)
+	}
+	for k, v := range fields {
+		if !slices.Contains(contextVars, v) {
+			t.Errorf("access log field %s = %q, not a variable known to be free of the token", k, v)
+		}
+	}
+	for _, want := range []string{"$context.requestId", "$context.status", "$context.identity.sourceIp", "$context.integrationStatus"} {
+		if !slices.ContainsFunc(slices.Collect(maps.Values(fields)), func(v string) bool { return v == want }) {
+			t.Errorf("access log lacks %s", want)
+		}
+	}
+}
+
+// TestTemplatePostbackRoutes: the real token has its own route and
+// throttle; every other token falls into {token}, throttled apart, so that a
+// flood of wrong tokens cannot use the real route's capacity. The contract's
+// URL shape /skycore/postbacks/{token} serves both.
+func TestTemplatePostbackRoutes(t *testing.T) {
+	m := raw(t)
+	res := path(t, m, "Resources").(map[string]any)
+	routes := map[string]map[string]any{}
+	for name, r := range res {
+		if rm := r.(map[string]any); rm["Type"] == "AWS::ApiGatewayV2::Route" {
+			routes[name] = rm["Properties"].(map[string]any)
+		}
+	}
+	if len(routes) != 2 {
+		t.Fatalf("routes = %v, want the real token's and {token}", slices.Collect(maps.Keys(routes)))
+	}
+	real, other := routes["PostbackTokenRoute"], routes["PostbackOtherTokensRoute"]
+	if real == nil || other == nil {
+		t.Fatalf("routes = %v", slices.Collect(maps.Keys(routes)))
+	}
+	key := real["RouteKey"].([]any) // !Sub [string, {Secret: !If ...}]
+	if key[0] != "ANY /skycore/postbacks/{{resolve:secretsmanager:${Secret}:SecretString:postback_token}}" {
+		t.Errorf("real route key = %v", key[0])
+	}
+	if refs := strs(key[1]); !slices.Contains(refs, "PostbackSecret") || !slices.Contains(refs, "ExistingPostbackSecretArn") {
+		t.Errorf("real route resolves the token from %v", refs)
+	}
+	if op, _ := real["OperationName"].(string); !strings.Contains(op, "${PostbackTokenRevision}") {
+		t.Errorf("OperationName = %q: nothing forces the route to re-read a changed token", op)
+	}
+	if other["RouteKey"] != "ANY /skycore/postbacks/{token}" {
+		t.Errorf("catch-all route key = %v", other["RouteKey"])
+	}
+	for name, r := range routes {
+		if r["ApiId"] != "PostbackApi" || r["Target"] != "integrations/${PostbackIntegration}" {
+			t.Errorf("%s = %v", name, r)
+		}
+	}
+	integ := path(t, res, "PostbackIntegration", "Properties").(map[string]any)
+	if integ["IntegrationType"] != "AWS_PROXY" || integ["IntegrationUri"] != "PostbackFunction.Arn" || integ["PayloadFormatVersion"] != "2.0" {
+		t.Errorf("integration = %v", integ)
+	}
+	perm := path(t, res, "PostbackInvokePermission", "Properties").(map[string]any)
+	if perm["FunctionName"] != "PostbackFunction" || !strings.HasSuffix(perm["SourceArn"].(string), ":${PostbackApi}/*/*/skycore/postbacks/*") {
+		t.Errorf("permission = %v", perm)
+	}
+
+	st := path(t, res, "PostbackStage").(map[string]any)
+	for _, r := range []string{"PostbackTokenRoute", "PostbackOtherTokensRoute"} {
+		if !slices.Contains(strs(st["DependsOn"]), r) {
+			t.Errorf("PostbackStage does not depend on %s (its RouteSettings need the route)", r)
+		}
+	}
+	sp := st["Properties"].(map[string]any)
+	if sp["StageName"] != "$default" || sp["AutoDeploy"] != true {
+		t.Errorf("stage = %v", sp)
+	}
+	def := sp["DefaultRouteSettings"].(map[string]any)
+	wrong := path(t, sp, "RouteSettings", "ANY /skycore/postbacks/{token}").(map[string]any)
+	if def["ThrottlingRateLimit"] != "ApiThrottleRate" || def["ThrottlingBurstLimit"] != "ApiThrottleBurst" ||
+		wrong["ThrottlingRateLimit"] != "ApiWrongTokenThrottleRate" || wrong["ThrottlingBurstLimit"] != "ApiWrongTokenThrottleBurst" {
+		t.Errorf("throttles: default %v, {token} %v", def, wrong)
+	}
+	p := path(t, m, "Parameters").(map[string]any)
+	dflt := func(n string) int { return path(t, p, n, "Default").(int) }
+	if dflt("ApiWrongTokenThrottleRate") >= dflt("ApiThrottleRate") || dflt("ApiWrongTokenThrottleBurst") >= dflt("ApiThrottleBurst") {
+		t.Error("the wrong-token route is not throttled below the real one")
+	}
+	if u := path(t, m, "Outputs", "PostbackUrl", "Value").(string); !strings.HasSuffix(u, "/skycore/postbacks/") {
+		t.Errorf("PostbackUrl = %q, want it without the token", u)
+	}
+}
+
+// patternValues lists every duration string of the forms 0, Ns, Nm, Nh
+// (N < 100000) that pattern accepts, each parsed. The patterns only accept
+// these forms, so this is every value a deploy can set.
+func patternValues(t *testing.T, pattern string) map[string]time.Duration {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	out := map[string]time.Duration{}
+	cands := []string{"0", "", "1h30m", "1.5h", "24H", "-1h", "100ms", "1d"}
+	for n := 0; n < 100000; n++ {
+		for _, u := range []string{"s", "m", "h"} {
+			cands = append(cands, strconv.Itoa(n)+u)
+		}
+	}
+	for _, c := range cands {
+		if !re.MatchString(c) {
+			continue
+		}
+		d, err := time.ParseDuration(c)
+		if err != nil || d < 0 {
+			t.Errorf("pattern %s accepts %q, which the sender cannot parse: %v", pattern, c, err)
+		}
+		out[c] = d
+	}
+	return out
+}
+
+// TestTemplateRetryWindow: the sender retries by time (SEND_RETRY_WINDOW),
+// so the send queue's limits are backstops: the queue keeps a message well
+// past any allowed window, and maxReceiveCount stays above the receives the
+// back-off needs for it, so that SQS never dead-letters a request silently
+// while the sender is still retrying it.
+func TestTemplateRetryWindow(t *testing.T) {
+	m := raw(t)
+	p := path(t, m, "Parameters").(map[string]any)
+	windows := patternValues(t, path(t, p, "SendRetryWindow", "AllowedPattern").(string))
+	indoubt := patternValues(t, path(t, p, "SendIndoubtWindow", "AllowedPattern").(string))
+	defW, defD := windows[path(t, p, "SendRetryWindow", "Default").(string)], indoubt[path(t, p, "SendIndoubtWindow", "Default").(string)]
+	if defW != 24*time.Hour || defD != 15*time.Minute {
+		t.Errorf("defaults = %v, %v; want 24h, 15m (contract §5)", defW, defD)
+	}
+	if _, ok := indoubt["0"]; !ok {
+		t.Error(`SendIndoubtWindow refuses "0"`)
+	}
+	maxW, maxD := slices.Max(slices.Collect(maps.Values(windows))), slices.Max(slices.Collect(maps.Values(indoubt)))
+
+	q := path(t, m, "Resources", "SendQueue", "Properties").(map[string]any)
+	retention := time.Duration(q["MessageRetentionPeriod"].(int)) * time.Second
+	if retention < 2*(maxW+maxD) {
+		t.Errorf("SendQueue keeps messages %v, less than twice the longest window %v + in-doubt %v", retention, maxW, maxD)
+	}
+	// pkg/sender's back-off: 5 s doubling per receive up to 15 min, with
+	// jitter down to half: the fewest seconds between receives.
+	const base, capped = 5 * time.Second, 15 * time.Minute
+	receives := func(span time.Duration) int {
+		n, d := 0, base
+		for ; d < capped; d *= 2 {
+			span -= d / 2
+			n++
+		}
+		return n + int((span+capped/2-1)/(capped/2)) + 1
+	}
+	mrc := path(t, q, "RedrivePolicy", "maxReceiveCount").(int)
+	if need := receives(defW + defD); mrc < 4*need {
+		t.Errorf("maxReceiveCount %d < 4 × the %d receives the default window needs", mrc, need)
+	}
+	if need := receives(maxW + maxD); mrc < need {
+		t.Errorf("maxReceiveCount %d < the %d receives the longest window %v + %v needs", mrc, need, maxW, maxD)
+	}
+	env := path(t, function(t, m, "SendMmsFunction"), "Environment", "Variables").(map[string]any)
+	if env["SEND_RETRY_WINDOW"] != "SendRetryWindow" || env["SEND_INDOUBT_WINDOW"] != "SendIndoubtWindow" {
+		t.Errorf("sender windows = %v, %v", env["SEND_RETRY_WINDOW"], env["SEND_INDOUBT_WINDOW"])
+	}
+}
+
+// samconfig reads samconfig.toml: [section] tables of key = "string" or
+// key = """multi-line string""" with line-ending backslashes (TOML).
+func samconfig(t *testing.T) map[string]map[string]string {
+	t.Helper()
+	b, err := os.ReadFile("samconfig.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]string{"": {}}
+	var sec string
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		switch {
+		case l == "" || strings.HasPrefix(l, "#"):
+		case strings.HasPrefix(l, "["):
+			sec = strings.Trim(l, "[]")
+			out[sec] = map[string]string{}
+		default:
+			k, v, ok := strings.Cut(l, " = ")
+			if !ok {
+				t.Fatalf("samconfig.toml line %d: %q", i+1, l)
+			}
+			if v == `"""\` {
+				var sb strings.Builder
+				for i++; strings.TrimSpace(lines[i]) != `"""`; i++ {
+					sb.WriteString(strings.TrimSuffix(strings.TrimSpace(lines[i]), `\`))
+				}
+				v = sb.String()
+			} else if s, err := strconv.Unquote(v); err == nil {
+				v = s
+			}
+			out[sec][k] = v
+		}
+	}
+	return out
+}
+
+// overrides parses sam deploy's parameter_overrides (Key=value Key="value").
+func overrides(s string) map[string]string {
+	out := map[string]string{}
+	for _, mm := range regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S+)`).FindAllStringSubmatch(s, -1) {
+		out[mm[1]] = strings.Trim(mm[2], `"`)
+	}
+	return out
+}
+
+// paramError says why value is not allowed for the template parameter p.
+func paramError(p map[string]any, value string) string {
+	if av, ok := p["AllowedValues"].([]any); ok && !slices.ContainsFunc(av, func(a any) bool { return fmt.Sprint(a) == value }) {
+		return fmt.Sprintf("not one of %v", av)
+	}
+	if ap, ok := p["AllowedPattern"].(string); ok && !regexp.MustCompile("^(?:"+ap+")$").MatchString(value) {
+		return "does not match " + ap
+	}
+	if p["Type"] == "Number" {
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return "not a number"
+		}
+		if mn, ok := p["MinValue"].(int); ok && n < mn {
+			return fmt.Sprintf("below %d", mn)
+		}
+		if mx, ok := p["MaxValue"].(int); ok && n > mx {
+			return fmt.Sprintf("above %d", mx)
+		}
+	}
+	return ""
+}
+
+// TestSamconfigListsEveryParameter: sam deploy keeps the previous value of
+// any parameter it is not given, so each environment names every parameter,
+// with a value the template accepts; first creates that fail are deleted
+// rather than left in ROLLBACK_COMPLETE.
+func TestSamconfigListsEveryParameter(t *testing.T) {
+	m := raw(t)
+	params := path(t, m, "Parameters").(map[string]any)
+	for name, p := range params {
+		if d, ok := p.(map[string]any)["Default"]; ok {
+			if why := paramError(p.(map[string]any), fmt.Sprint(d)); why != "" {
+				t.Errorf("template: %s default %v %s", name, d, why)
+			}
+		}
+	}
+	cfg := samconfig(t)
+	for env, want := range map[string]string{"default": "dev", "prod": "prod"} {
+		t.Run(env, func(t *testing.T) {
+			dep := cfg[env+".deploy.parameters"]
+			if dep == nil {
+				t.Fatalf("no [%s.deploy.parameters]", env)
+			}
+			if dep["on_failure"] != "DELETE" {
+				t.Errorf("on_failure = %q, want DELETE", dep["on_failure"])
+			}
+			ov := overrides(dep["parameter_overrides"])
+			if ov["Env"] != want {
+				t.Errorf("Env = %q, want %q", ov["Env"], want)
+			}
+			for name := range params {
+				v, ok := ov[name]
+				if !ok {
+					t.Errorf("%s missing: an update would keep its previous value", name)
+					continue
+				}
+				if why := paramError(params[name].(map[string]any), v); why != "" {
+					t.Errorf("%s=%q %s", name, v, why)
+				}
+			}
+			for name := range ov {
+				if _, ok := params[name]; !ok {
+					t.Errorf("%s is not a template parameter (the deploy would fail)", name)
+				}
+			}
+		})
+	}
+}
+
+// TestWorkflows: CI deploys dev, then prod, with OIDC per environment, a
+// region that cannot be unset, a pinned SAM CLI and actions pinned by SHA;
+// the tests run once per push.
+func TestWorkflows(t *testing.T) {
+	read := func(name string) map[string]any {
+		b, err := os.ReadFile(".github/workflows/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w map[string]any
+		if err := yaml.Unmarshal(b, &w); err != nil {
+			t.Fatal(err)
+		}
+		if w["on"] == nil && w["true"] != nil { // YAML 1.1 reads `on` as true
+			w["on"] = w["true"]
+		}
+		return w
+	}
+	test, deploy := read("test.yml"), read("deploy.yml")
+	if _, ok := test["on"].(map[string]any)["push"]; ok {
+		t.Error("test.yml runs on push, and deploy.yml runs it again through workflow_call")
+	}
+	if _, ok := test["on"].(map[string]any)["workflow_call"]; !ok {
+		t.Error("test.yml cannot be called by deploy.yml")
+	}
+	if b := strs(path(t, deploy, "on", "push", "branches")); !slices.Equal(b, []string{"main"}) {
+		t.Errorf("deploy.yml branches = %v", b)
+	}
+	if path(t, deploy, "permissions", "id-token") != "write" {
+		t.Error("deploy.yml cannot get an OIDC token")
+	}
+	cfg := samconfig(t)
+	sha := regexp.MustCompile(`^[\w.-]+/[\w.-]+@[0-9a-f]{40}$`)
+	jobs := path(t, deploy, "jobs").(map[string]any)
+	var deployJobs []string
+	for name, j := range jobs {
+		jm := j.(map[string]any)
+		if u, ok := jm["uses"]; ok {
+			if u != "./.github/workflows/test.yml" {
+				t.Errorf("job %s uses %v", name, u)
+			}
+			continue
+		}
+		deployJobs = append(deployJobs, name)
+		env, _ := jm["environment"].(string)
+		if env == "" || strings.Contains(env, "${{") {
+			t.Errorf("job %s environment = %v, want a fixed one (the OIDC subject names it)", name, jm["environment"])
+		}
+		vars := jm["env"].(map[string]any)
+		ce, _ := vars["CONFIG_ENV"].(string)
+		sc := cfg[ce+".deploy.parameters"]
+		if sc == nil {
+			t.Errorf("job %s CONFIG_ENV = %q: no such samconfig environment", name, ce)
+			continue
+		}
+		if st := cfg[ce+".global.parameters"]["stack_name"]; vars["STACK"] != st {
+			t.Errorf("job %s STACK = %v, samconfig says %s", name, vars["STACK"], st)
+		}
+		var sawSam, sawCreds, sawDeploy, sawRollbackCheck bool
+		for _, s := range jm["steps"].([]any) {
+			sm := s.(map[string]any)
+			with, _ := sm["with"].(map[string]any)
+			if u, ok := sm["uses"].(string); ok {
+				if !sha.MatchString(u) {
+					t.Errorf("job %s: %s is not pinned by commit SHA", name, u)
+				}
+				switch {
+				case strings.HasPrefix(u, "aws-actions/setup-sam@"):
+					sawSam = true
+					if v, _ := with["version"].(string); !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(v) {
+						t.Errorf("job %s: setup-sam version = %v, want a pinned x.y.z", name, with["version"])
+					}
+				case strings.HasPrefix(u, "aws-actions/configure-aws-credentials@"):
+					sawCreds = true
+					if r := with["aws-region"]; r != sc["region"] {
+						t.Errorf("job %s: aws-region = %v, samconfig %s says %s", name, r, ce, sc["region"])
+					}
+				}
+			}
+			run, _ := sm["run"].(string)
+			sawDeploy = sawDeploy || strings.Contains(run, `sam deploy --config-env "$CONFIG_ENV"`)
+			sawRollbackCheck = sawRollbackCheck || strings.Contains(run, "ROLLBACK_COMPLETE")
+		}
+		if !sawSam || !sawCreds || !sawDeploy || !sawRollbackCheck {
+			t.Errorf("job %s: setup-sam %v, credentials %v, deploy %v, ROLLBACK_COMPLETE check %v", name, sawSam, sawCreds, sawDeploy, sawRollbackCheck)
+		}
+	}
+	slices.Sort(deployJobs)
+	if !slices.Equal(deployJobs, []string{"deploy-dev", "deploy-prod"}) {
+		t.Fatalf("deploy jobs = %v", deployJobs)
+	}
+	if n := strs(path(t, jobs, "deploy-prod", "needs")); !slices.Contains(n, "deploy-dev") {
+		t.Errorf("deploy-prod needs %v, want deploy-dev", n)
+	}
+	if n := strs(path(t, jobs, "deploy-dev", "needs")); !slices.Contains(n, "test") {
+		t.Errorf("deploy-dev needs %v, want test", n)
+	}
+	for _, j := range []string{"deploy-dev", "deploy-prod"} {
+		if e := path(t, jobs, j, "environment"); e != strings.TrimPrefix(j, "deploy-") {
+			t.Errorf("%s environment = %v", j, e)
 		}
 	}
 }
