@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -42,5 +43,34 @@ func TestLambdaLevelFallback(t *testing.T) {
 	New(&b).Warn("hidden")
 	if b.Len() != 0 {
 		t.Errorf("AWS_LAMBDA_LOG_LEVEL=ERROR let a WARN through: %s", b.String())
+	}
+}
+
+// TestLogLevelWinsOverLambdaLevel: template.yaml fixes Lambda's
+// ApplicationLogLevel (AWS_LAMBDA_LOG_LEVEL) at DEBUG so that EMF lines,
+// which have no level, always pass Lambda's filter; the deployed LogLevel
+// reaches the app as LOG_LEVEL and must be the one that filters.
+func TestLogLevelWinsOverLambdaLevel(t *testing.T) {
+	for _, tc := range []struct{ app, lambda, hidden, shown string }{
+		{"WARN", "DEBUG", "info", "warn"},
+		{"ERROR", "DEBUG", "warn", "error"},
+		{"INFO", "DEBUG", "debug", "info"},
+		{"DEBUG", "ERROR", "", "debug"},
+	} {
+		t.Setenv("LOG_LEVEL", tc.app)
+		t.Setenv("AWS_LAMBDA_LOG_LEVEL", tc.lambda)
+		var b bytes.Buffer
+		log := New(&b)
+		log.Debug("debug")
+		log.Info("info")
+		log.Warn("warn")
+		log.Error("error")
+		out := b.String()
+		if tc.hidden != "" && strings.Contains(out, `"message":"`+tc.hidden+`"`) {
+			t.Errorf("LOG_LEVEL=%s AWS_LAMBDA_LOG_LEVEL=%s: %s shown:\n%s", tc.app, tc.lambda, tc.hidden, out)
+		}
+		if !strings.Contains(out, `"message":"`+tc.shown+`"`) {
+			t.Errorf("LOG_LEVEL=%s AWS_LAMBDA_LOG_LEVEL=%s: %s hidden:\n%s", tc.app, tc.lambda, tc.shown, out)
+		}
 	}
 }
