@@ -21,8 +21,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
@@ -31,7 +29,8 @@ import (
 )
 
 func main() {
-	eventsPath := flag.String("events", "events/sqs", "SQS sample event file, or a folder of them")
+	eventsPath := flag.String("events", "events/sqs", "a file or a folder of *.json files: SQS events, bare requests, JSON arrays of requests, or JSON lines")
+	useMoto := flag.Bool("moto", true, "SQS and Secrets Manager from moto_server (false: the in-process stand-ins)")
 	quiet := flag.Bool("quiet", false, "no progress line")
 	invoke := flag.String("invoke", "", "run one function (send-mms or postback) on -event and print its answer")
 	event := flag.String("event", "", "event file for -invoke")
@@ -49,7 +48,7 @@ func main() {
 	default:
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		err = run(ctx, *eventsPath, *invoke, *event, *logFile, *quiet)
+		err = run(ctx, *eventsPath, *invoke, *event, *logFile, *quiet, *useMoto)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mmsgate-local:", err)
@@ -71,7 +70,7 @@ func simConfig() sim.Config {
 	return c
 }
 
-func run(ctx context.Context, eventsPath, invoke, event, logFile string, quiet bool) error {
+func run(ctx context.Context, eventsPath, invoke, event, logFile string, quiet, useMoto bool) error {
 	root, err := stack.Root()
 	if err != nil {
 		return err
@@ -95,8 +94,31 @@ func run(ctx context.Context, eventsPath, invoke, event, logFile string, quiet b
 		return err
 	}
 	defer logs.Close()
-	say("starting dynalite, the SQS and Secrets Manager stand-ins, the simulator and two emulators…")
-	s, err := stack.Start(ctx, bins, stack.Options{Sim: simConfig(), Logs: logs})
+	// Read the requests before starting anything: a bad file is a quick, clear error.
+	var bodies []string
+	files, err := eventFiles(eventsPath)
+	if err != nil && invoke == "" {
+		return err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		got, err := requestBodies(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		bodies = append(bodies, got...)
+	}
+	say("starting dynalite, moto (SQS, Secrets Manager), the simulator and two emulators…")
+	s, err := stack.Start(ctx, bins, stack.Options{Sim: simConfig(), Logs: &waitWriter{w: logs, say: say}, Moto: useMoto, MotoLog: ".run/moto.log",
+		Returned: func(ids []string) {
+			for _, id := range ids {
+				say("[wait] %s: handed back by the sender (batchItemFailures); it comes back when its visibility timeout ends", orDash(id))
+			}
+		},
+		RetryWindow: os.Getenv("SEND_RETRY_WINDOW"), InDoubtWindow: os.Getenv("SEND_INDOUBT_WINDOW")})
 	if err != nil {
 		return err
 	}
@@ -105,33 +127,19 @@ func run(ctx context.Context, eventsPath, invoke, event, logFile string, quiet b
 		return invokeOne(ctx, s, invoke, event)
 	}
 
-	files, err := eventFiles(eventsPath)
-	if err != nil {
-		return err
-	}
 	var ids []string
 	seen := map[string]bool{}
 	noID := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
+	for _, body := range bodies {
+		if err := s.Enqueue(body); err != nil {
 			return err
 		}
-		var ev events.SQSEvent
-		if err := json.Unmarshal(b, &ev); err != nil {
-			return fmt.Errorf("%s: not an SQS event: %w", f, err)
-		}
-		for _, r := range ev.Records {
-			if err := s.Enqueue(r.Body); err != nil {
-				return err
-			}
-			id := sendreq.PeekID([]byte(r.Body))
-			if id == "" {
-				noID++
-			} else if !seen[id] {
-				seen[id] = true
-				ids = append(ids, id)
-			}
+		id := sendreq.PeekID([]byte(body))
+		if id == "" {
+			noID++
+		} else if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
 		}
 	}
 	say("sending %d requests from %d event files (functions' logs in %s)…", len(ids)+noID, len(files), logFile)
@@ -163,7 +171,10 @@ func report(w io.Writer, ids []string, s *stack.Stack) error {
 	for _, e := range s.Events() {
 		byID[e.ID] = append(byID[e.ID], e)
 	}
-	dlq := s.Env.SQS.Messages(localenv.SendDLQ)
+	dlq, err := deadLetters(s)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tFINAL STATE\tTRACKING ID\tEVENTS")
 	unfinished := 0
@@ -180,7 +191,7 @@ func report(w io.Writer, ids []string, s *stack.Stack) error {
 		}
 		if state == "" {
 			for _, m := range dlq {
-				if sendreq.PeekID([]byte(m.Body)) == id {
+				if sendreq.PeekID([]byte(m.body)) == id {
 					state = "dead-letter"
 				}
 			}
@@ -191,15 +202,23 @@ func report(w io.Writer, ids []string, s *stack.Stack) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, state, orDash(tid), strings.Join(codes, " → "))
 	}
 	for _, m := range dlq {
-		if sendreq.PeekID([]byte(m.Body)) == "" {
-			reason := ""
-			if a, ok := m.Attributes["error"]; ok && a.StringValue != nil {
-				reason = *a.StringValue
-			}
-			fmt.Fprintf(tw, "(no id)\tdead-letter\t-\t%s\n", truncate(reason, 70))
+		if sendreq.PeekID([]byte(m.body)) == "" {
+			fmt.Fprintf(tw, "(no id)\tdead-letter\t-\t%s\n", truncate(m.reason, 70))
 		}
 	}
 	tw.Flush()
+	// Why each refused id was refused: every violated field, as the
+	// rejected (or expired) event's error names them.
+	for _, id := range ids {
+		for _, e := range byID[id] {
+			if (e.Event == delivery.Rejected || e.Event == "expired") && e.Error != "" {
+				fmt.Fprintf(w, "%s %s:\n", id, e.Event)
+				for _, part := range strings.Split(e.Error, "; ") {
+					fmt.Fprintf(w, "  - %s\n", part)
+				}
+			}
+		}
+	}
 	if unfinished > 0 {
 		return fmt.Errorf("%d of %d ids did not reach a final state", unfinished, len(ids))
 	}
@@ -210,7 +229,7 @@ func report(w io.Writer, ids []string, s *stack.Stack) error {
 // final is the last state the events say: the sender's outcome, refined by
 // the postbacks that followed it.
 func final(evs []delivery.Event) (state, trackingID string) {
-	rank := map[string]int{delivery.Retrying: 0, delivery.Accepted: 1, delivery.Rejected: 3, delivery.Sent: 2,
+	rank := map[string]int{delivery.Retrying: 0, delivery.Accepted: 1, delivery.Rejected: 3, "expired": 3, delivery.Sent: 2,
 		delivery.Delivered: 3, delivery.Undelivered: 3, delivery.Failed: 3}
 	best := -1
 	for _, e := range evs {
@@ -219,7 +238,7 @@ func final(evs []delivery.Event) (state, trackingID string) {
 		}
 		if r := rank[e.Event]; r > best && e.Event != delivery.Retrying {
 			best, state = r, e.Event
-			if e.Code != "" && (e.Event == delivery.Rejected || e.Event == delivery.Undelivered || e.Event == delivery.Failed) {
+			if e.Code != "" && (e.Event == delivery.Rejected || e.Event == "expired" || e.Event == delivery.Undelivered || e.Event == delivery.Failed) {
 				state += " (" + e.Code + ")"
 			}
 		}

@@ -23,8 +23,18 @@ type Server struct {
 	cmd *exec.Cmd
 }
 
+// Options of StartWith.
+type Options struct {
+	Path string // keep the data in this folder (default: in memory)
+	Bind string // listen address (default 127.0.0.1)
+	Port int    // 0: a free port
+}
+
 // Start runs node_modules/dynalite (installed by `make deps`) in memory.
-func Start(ctx context.Context) (*Server, error) {
+func Start(ctx context.Context) (*Server, error) { return StartWith(ctx, Options{}) }
+
+// StartWith runs dynalite as o says.
+func StartWith(ctx context.Context, o Options) (*Server, error) {
 	root, err := Root()
 	if err != nil {
 		return nil, err
@@ -33,12 +43,24 @@ func Start(ctx context.Context) (*Server, error) {
 	if _, err := os.Stat(cli); err != nil {
 		return nil, fmt.Errorf("dynalite is not installed (%s missing): run `make deps` (npm ci)", cli)
 	}
-	port, err := loopback.FreePort()
-	if err != nil {
-		return nil, err
+	port := o.Port
+	if port == 0 {
+		if port, err = loopback.FreePort(); err != nil {
+			return nil, err
+		}
 	}
-	cmd := exec.Command("node", cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+	if o.Bind == "" {
+		o.Bind = "127.0.0.1"
+	}
+	args := []string{cli, "--host", o.Bind, "--port", strconv.Itoa(port),
+		"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"}
+	if o.Path != "" {
+		if err := os.MkdirAll(o.Path, 0o755); err != nil {
+			return nil, err
+		}
+		args = append(args, "--path", o.Path)
+	}
+	cmd := exec.Command("node", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start dynalite: %w", err)

@@ -1,6 +1,10 @@
-// Package localenv starts the local stand-ins for AWS that mmsgate's tests
-// and `make run` use, and builds real SDK clients pointed at them:
-// dynalite (behind a fault proxy for throttling), fakesqs and fakesecrets.
+// Package localenv starts the local stand-ins for AWS that mmsgate's tests,
+// `make run` and `make dev` use, and builds real SDK clients pointed at
+// them: dynalite (behind a fault proxy for throttling) for DynamoDB, and
+// for SQS and Secrets Manager either moto's server (Options.Moto: both SQS
+// protocols, batches, SQS's validation; what `make run` and `make dev` use)
+// or the in-process fakesqs and fakesecrets, whose hooks (FailSend,
+// SetDown, non-destructive Messages) the handler tests and the soak drive.
 package localenv
 
 import (
@@ -24,6 +28,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/fakesecrets"
 	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/faultproxy"
+	"github.com/mmsgate/mmsgate/internal/moto"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -44,15 +49,25 @@ type Options struct {
 	PostbackToken string        // the secret's postback_token (default local-postback-token)
 	Visibility    time.Duration // the send queue's visibility timeout (default 30 s)
 	MaxReceive    int           // the send queue's redrive maxReceiveCount (default 5)
+	// Moto serves SQS and Secrets Manager from moto_server instead of
+	// fakesqs and fakesecrets (Env.SQS and Env.Secrets are then nil).
+	Moto bool
+	// Ports fixes the ports (0: a free one) and the bind address.
+	Ports Ports
+	// DynamoPath keeps dynalite's data in this folder across restarts.
+	DynamoPath string
+	// MotoLog is where moto_server's request log goes (default: discarded).
+	MotoLog string
 }
 
 // Env is a running set of stand-ins.
 type Env struct {
 	Dynalite  *dynalite.Server
 	Proxy     *faultproxy.Proxy
-	SQS       *fakesqs.Server
-	Secrets   *fakesecrets.Server
-	DynamoURL string // through the proxy
+	SQS       *fakesqs.Server     // nil with Options.Moto
+	Secrets   *fakesecrets.Server // nil with Options.Moto
+	Moto      *moto.Server        // with Options.Moto
+	DynamoURL string              // through the proxy
 	SQSURL    string
 	SecretURL string
 
@@ -63,7 +78,8 @@ type Env struct {
 
 // Ports fixes the stand-ins' ports (for `sam local`, whose env.json names
 // them); Bind is the address to listen on (default 127.0.0.1; 0.0.0.0 lets
-// Docker containers on Linux reach them).
+// Docker containers on Linux reach them). With moto, SQS and Secrets
+// Manager share one port (SQS's).
 type Ports struct {
 	Dynamo, SQS, Secrets int
 	Bind                 string
@@ -74,9 +90,15 @@ func StartFixed(ctx context.Context, p Ports) (*Env, error) {
 	return start(ctx, Options{}, &p)
 }
 
-// Start starts everything on free loopback ports and creates the table,
-// the queues and the secret.
-func Start(ctx context.Context, o Options) (*Env, error) { return start(ctx, o, nil) }
+// Start starts everything (on free loopback ports unless o.Ports says
+// otherwise) and creates the table, the queues and the secret.
+func Start(ctx context.Context, o Options) (*Env, error) {
+	if o.Ports != (Ports{}) {
+		p := o.Ports
+		return start(ctx, o, &p)
+	}
+	return start(ctx, o, nil)
+}
 
 func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 	if o.APIKey == "" {
@@ -103,7 +125,7 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 	}
 	// dynalite listens on a free port; the fault proxy in front of it is
 	// what clients use, on the fixed port when one is asked for.
-	if e.Dynalite, err = dynalite.Start(ctx); err != nil {
+	if e.Dynalite, err = dynalite.StartWith(ctx, dynalite.Options{Path: o.DynamoPath}); err != nil {
 		return nil, err
 	}
 	if e.Proxy, err = faultproxy.New(e.Dynalite.URL); err != nil {
@@ -114,21 +136,6 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
-	e.SQS = fakesqs.New()
-	if e.SQSURL, err = e.SQS.Start(addr(portOf(ports, "sqs"))); err != nil {
-		e.Close()
-		return nil, err
-	}
-	e.Secrets = fakesecrets.New()
-	if e.SecretURL, err = e.Secrets.Start(addr(portOf(ports, "secrets"))); err != nil {
-		e.Close()
-		return nil, err
-	}
-	e.PutSecret(o.APIKey, o.PostbackToken)
-	e.DLQURL = e.SQS.CreateQueue(SendDLQ, 30*time.Second, "", 0)
-	e.SendQueueURL = e.SQS.CreateQueue(SendQueue, o.Visibility, SendDLQ, o.MaxReceive)
-	e.EventsQueueURL = e.SQS.CreateQueue(EventQueue, 30*time.Second, "", 0)
-
 	e.AWS, err = config.LoadDefaultConfig(ctx, config.WithRegion(Region),
 		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local", Source: "localenv"}, nil
@@ -137,7 +144,37 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
-	if err := store.CreateTable(ctx, e.DynamoDB(), Table); err != nil {
+	if o.Moto {
+		mo := moto.Options{Port: portOf(ports, "sqs"), Log: o.MotoLog}
+		if ports != nil {
+			mo.Bind = ports.Bind
+		}
+		if e.Moto, err = moto.Start(ctx, mo); err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.SQSURL, e.SecretURL = e.Moto.URL, e.Moto.URL
+		if err := e.createMoto(ctx, o); err != nil {
+			e.Close()
+			return nil, err
+		}
+	} else {
+		e.SQS = fakesqs.New()
+		if e.SQSURL, err = e.SQS.Start(addr(portOf(ports, "sqs"))); err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.Secrets = fakesecrets.New()
+		if e.SecretURL, err = e.Secrets.Start(addr(portOf(ports, "secrets"))); err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.PutSecret(o.APIKey, o.PostbackToken)
+		e.DLQURL = e.SQS.CreateQueue(SendDLQ, 30*time.Second, "", 0)
+		e.SendQueueURL = e.SQS.CreateQueue(SendQueue, o.Visibility, SendDLQ, o.MaxReceive)
+		e.EventsQueueURL = e.SQS.CreateQueue(EventQueue, 30*time.Second, "", 0)
+	}
+	if err := store.CreateTable(ctx, e.DynamoDB(), Table); err != nil && !tableExists(err) {
 		e.Close()
 		return nil, fmt.Errorf("create table: %w", err)
 	}
@@ -151,10 +188,15 @@ func portOf(p *Ports, which string) int {
 	return map[string]int{"dynamo": p.Dynamo, "sqs": p.SQS, "secrets": p.Secrets}[which]
 }
 
-// PutSecret sets the Skycore secret (contract §4).
+// PutSecret sets the Skycore secret (contract §4): locally one secret
+// holds both keys, named by SKYCORE_SECRET_ID and POSTBACK_SECRET_ID.
 func (e *Env) PutSecret(apiKey, token string) {
 	b, _ := json.Marshal(map[string]string{"api_key": apiKey, "postback_token": token})
-	e.Secrets.Put(SecretID, string(b))
+	if e.Secrets != nil {
+		e.Secrets.Put(SecretID, string(b))
+		return
+	}
+	e.SecretsManager().PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{SecretId: aws.String(SecretID), SecretString: aws.String(string(b))})
 }
 
 // Close stops everything.
@@ -164,6 +206,9 @@ func (e *Env) Close() {
 	}
 	if e.SQS != nil {
 		e.SQS.Close()
+	}
+	if e.Moto != nil {
+		e.Moto.Close()
 	}
 	if e.Proxy != nil {
 		e.Proxy.Close()
@@ -200,12 +245,16 @@ func (e *Env) Environ() []string {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + e.DynamoURL, "AWS_ENDPOINT_URL_SQS=" + e.SQSURL,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + e.SecretURL,
 		"MESSAGES_TABLE=" + Table, "DELIVERY_EVENTS_QUEUE_URL=" + e.EventsQueueURL,
-		"SEND_QUEUE_URL=" + e.SendQueueURL, "DEAD_LETTER_QUEUE_URL=" + e.DLQURL, "SKYCORE_SECRET_ID=" + SecretID,
+		"SEND_QUEUE_URL=" + e.SendQueueURL, "DEAD_LETTER_QUEUE_URL=" + e.DLQURL,
+		"SKYCORE_SECRET_ID=" + SecretID, "POSTBACK_SECRET_ID=" + SecretID,
 	}
 }
 
 // DrainEvents removes and decodes every delivery event, oldest first.
 func (e *Env) DrainEvents() ([]delivery.Event, error) {
+	if e.SQS == nil {
+		return e.drainMoto(context.Background())
+	}
 	msgs := e.SQS.Drain(EventQueue)
 	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].SentAt.Before(msgs[j].SentAt) })
 	out := make([]delivery.Event, 0, len(msgs))

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/mmsgate/mmsgate/internal/apigw"
 	"github.com/mmsgate/mmsgate/internal/dynalite"
@@ -76,6 +78,27 @@ type Options struct {
 	MaxReceive   int                             // the send queue's redrive limit (default 5)
 	Logs         io.Writer                       // the functions' log lines (nil: discarded)
 	PostbackHTTP func(http.Handler) http.Handler // wraps the adapter (fault injection)
+
+	// Moto serves SQS and Secrets Manager from moto_server (`make run`,
+	// `make dev`); the send queue is then polled through the SQS API, as
+	// Lambda's event source mapping does.
+	Moto        bool
+	Ports       localenv.Ports // fixed stand-in ports (0: free ones)
+	DynamoPath  string         // keep DynamoDB's data here across restarts
+	AdapterAddr string         // the API Gateway adapter's address (default a free loopback port)
+	SimAddr     string         // the simulator's address (default a free loopback port)
+	MotoLog     string         // moto_server's log file
+	// KeepEvents leaves delivery events on their queue for an application
+	// to read (`make dev`); Events then reports nothing.
+	KeepEvents bool
+	// BatchWindow is the event source mapping's MaximumBatchingWindowInSeconds.
+	BatchWindow time.Duration
+	// Returned is told the request ids of the records a sender handed back
+	// (batchItemFailures): they come back after their visibility timeout.
+	Returned func(ids []string)
+	// RetryWindow and InDoubtWindow, when not "", become the sender's
+	// SEND_RETRY_WINDOW and SEND_INDOUBT_WINDOW.
+	RetryWindow, InDoubtWindow string
 }
 
 // Stack is a running system.
@@ -117,28 +140,39 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	}
 	s := &Stack{opts: o, Token: "local-postback-token", inFlight: map[string]int{}}
 	var err error
-	if s.Env, err = localenv.Start(ctx, localenv.Options{PostbackToken: s.Token, Visibility: o.Visibility, MaxReceive: o.MaxReceive}); err != nil {
+	if o.MaxReceive == 0 {
+		o.MaxReceive = 5
+	}
+	s.opts = o
+	if s.Env, err = localenv.Start(ctx, localenv.Options{PostbackToken: s.Token, Visibility: o.Visibility, MaxReceive: o.MaxReceive,
+		Moto: o.Moto, Ports: o.Ports, DynamoPath: o.DynamoPath, MotoLog: o.MotoLog}); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Stack, error) { s.Close(); return nil, err }
 
 	// The adapter first: the simulator needs its URL.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", or(o.AdapterAddr, "127.0.0.1:0"))
 	if err != nil {
-		return fail(err)
+		return fail(fmt.Errorf("API Gateway adapter: %w", err))
 	}
 	s.Adapter = "http://" + l.Addr().String()
 	o.Sim.PostbackURL = s.Adapter + "/skycore/postbacks/" + s.Token
 	if s.Sim, err = sim.New(o.Sim); err != nil {
 		return fail(err)
 	}
-	if s.SimURL, err = s.Sim.Start("127.0.0.1:0"); err != nil {
-		return fail(err)
+	if s.SimURL, err = s.Sim.Start(or(o.SimAddr, "127.0.0.1:0")); err != nil {
+		return fail(fmt.Errorf("simulator: %w", err))
 	}
 
 	common := s.Env.Environ()
 	senderEnv := append(append([]string{}, common...), "SKYCORE_API_URL="+s.SimURL+sim.APIPath, "SKYCORE_DEFAULT_FROM=60856",
 		"SKYCORE_TIMEOUT=5s", "LOG_LEVEL=INFO")
+	if o.RetryWindow != "" {
+		senderEnv = append(senderEnv, "SEND_RETRY_WINDOW="+o.RetryWindow)
+	}
+	if o.InDoubtWindow != "" {
+		senderEnv = append(senderEnv, "SEND_INDOUBT_WINDOW="+o.InDoubtWindow)
+	}
 	senderEnv = append(senderEnv, o.SenderEnv...)
 	for n := range o.Senders {
 		inst, err := rie.Start(ctx, "SendMmsFunction", rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Sender, Env: senderEnv, Timeout: o.Timeout, Logs: o.Logs})
@@ -186,6 +220,10 @@ func (s *Stack) Close() {
 
 // Enqueue puts one send request body on the send queue.
 func (s *Stack) Enqueue(body string) error {
+	if s.Env.SQS == nil {
+		_, err := s.Env.SQSClient().SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(s.Env.SendQueueURL), MessageBody: aws.String(body)})
+		return err
+	}
 	_, err := s.Env.SQS.Send(localenv.SendQueue, body, nil, 0)
 	return err
 }
@@ -207,7 +245,11 @@ func (s *Stack) Pump(ctx context.Context, progress func(Progress)) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.poll(ctx, inst, progress); err != nil {
+			poll := s.poll
+			if s.Env.SQS == nil {
+				poll = s.pollAPI
+			}
+			if err := poll(ctx, inst, progress); err != nil {
 				errs <- err
 			}
 		}()
@@ -339,6 +381,9 @@ func (s *Stack) KillSenders() int {
 func (s *Stack) PostbackInstances() []*rie.Instance { return s.postbacks }
 
 func (s *Stack) collect() {
+	if s.opts.KeepEvents {
+		return
+	}
 	evs, _ := s.Env.DrainEvents()
 	s.mu.Lock()
 	s.events = append(s.events, evs...)
@@ -355,3 +400,10 @@ func (s *Stack) Events() []delivery.Event {
 
 // Root is the repository root.
 func Root() (string, error) { return dynalite.Root() }
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

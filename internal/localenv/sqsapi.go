@@ -1,0 +1,242 @@
+package localenv
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+)
+
+// What works through the SQS and Secrets Manager APIs alone, so with moto.
+
+// createMoto creates the queues (the send queue redriving to its DLQ) and
+// the secret; both are idempotent, as CreateQueue is.
+func (e *Env) createMoto(ctx context.Context, o Options) error {
+	q := e.SQSClient()
+	create := func(name string, vis time.Duration, attrs map[string]string) (string, error) {
+		if attrs == nil {
+			attrs = map[string]string{}
+		}
+		attrs["VisibilityTimeout"] = strconv.Itoa(int(vis / time.Second))
+		out, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
+		if err != nil {
+			return "", fmt.Errorf("create queue %s: %w", name, err)
+		}
+		return *out.QueueUrl, nil
+	}
+	var err error
+	if e.DLQURL, err = create(SendDLQ, 30*time.Second, map[string]string{"MessageRetentionPeriod": "1209600"}); err != nil {
+		return err
+	}
+	arn, err := e.QueueARN(ctx, e.DLQURL)
+	if err != nil {
+		return err
+	}
+	if e.SendQueueURL, err = create(SendQueue, o.Visibility, map[string]string{
+		"RedrivePolicy": fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, arn, o.MaxReceive)}); err != nil {
+		return err
+	}
+	if e.EventsQueueURL, err = create(EventQueue, 30*time.Second, nil); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(map[string]string{"api_key": o.APIKey, "postback_token": o.PostbackToken})
+	_, err = e.SecretsManager().CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(SecretID), SecretString: aws.String(string(b))})
+	var exists *smtypes.ResourceExistsException
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("create secret: %w", err)
+	}
+	return nil
+}
+
+// QueueARN is a queue's ARN (GetQueueAttributes QueueArn).
+func (e *Env) QueueARN(ctx context.Context, url string) (string, error) {
+	out, err := e.SQSClient().GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameQueueArn}})
+	if err != nil {
+		return "", err
+	}
+	return out.Attributes["QueueArn"], nil
+}
+
+// Counts are a queue's approximate counters.
+type Counts struct {
+	Visible, InFlight, Delayed int
+}
+
+// Total is every message the queue holds.
+func (c Counts) Total() int { return c.Visible + c.InFlight + c.Delayed }
+
+// QueueCounts reads a queue's counters through GetQueueAttributes.
+func (e *Env) QueueCounts(ctx context.Context, url string) (Counts, error) {
+	out, err := e.SQSClient().GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
+	if err != nil {
+		return Counts{}, err
+	}
+	n := func(k string) int { v, _ := strconv.Atoi(out.Attributes[k]); return v }
+	return Counts{Visible: n("ApproximateNumberOfMessages"), InFlight: n("ApproximateNumberOfMessagesNotVisible"),
+		Delayed: n("ApproximateNumberOfMessagesDelayed")}, nil
+}
+
+// URL is a local queue's URL by name.
+func (e *Env) URL(name string) string {
+	switch name {
+	case SendQueue:
+		return e.SendQueueURL
+	case SendDLQ:
+		return e.DLQURL
+	case EventQueue:
+		return e.EventsQueueURL
+	}
+	return ""
+}
+
+// Received is one message as ReceiveMessage returns it.
+type Received = types.Message
+
+// ReceiveAll takes every visible message of a queue, hiding each for
+// hide (0: they stay visible; each is returned once), oldest first.
+func (e *Env) ReceiveAll(ctx context.Context, url string, hide time.Duration) ([]Received, error) {
+	q := e.SQSClient()
+	seen := map[string]bool{}
+	var out []Received
+	for {
+		r, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10,
+			VisibilityTimeout: int32(hide / time.Second), MessageAttributeNames: []string{"All"},
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll}})
+		if err != nil {
+			return out, err
+		}
+		fresh := 0
+		for _, m := range r.Messages {
+			if !seen[*m.MessageId] {
+				seen[*m.MessageId] = true
+				out = append(out, m)
+				fresh++
+			}
+		}
+		if fresh == 0 {
+			break
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return sentAt(out[i]) < sentAt(out[j]) })
+	return out, nil
+}
+
+func sentAt(m Received) int64 {
+	v, _ := strconv.ParseInt(m.Attributes["SentTimestamp"], 10, 64)
+	return v
+}
+
+// Delete deletes received messages (DeleteMessageBatch, 10 at a time).
+func (e *Env) Delete(ctx context.Context, url string, msgs []Received) error {
+	for i := 0; i < len(msgs); i += 10 {
+		var entries []types.DeleteMessageBatchRequestEntry
+		for j, m := range msgs[i:min(i+10, len(msgs))] {
+			entries = append(entries, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j)), ReceiptHandle: m.ReceiptHandle})
+		}
+		out, err := e.SQSClient().DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
+		if err != nil {
+			return err
+		}
+		if len(out.Failed) > 0 {
+			return fmt.Errorf("delete: %s", aws.ToString(out.Failed[0].Message))
+		}
+	}
+	return nil
+}
+
+// DecodeEvent checks and decodes one delivery event message.
+func DecodeEvent(m Received) (delivery.Event, error) {
+	var ev delivery.Event
+	if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &ev); err != nil {
+		return ev, fmt.Errorf("event %s: %w", aws.ToString(m.MessageId), err)
+	}
+	if a, ok := m.MessageAttributes["event"]; !ok || aws.ToString(a.StringValue) != ev.Event {
+		return ev, fmt.Errorf("event %s: attribute event does not match %q", aws.ToString(m.MessageId), ev.Event)
+	}
+	return ev, nil
+}
+
+func (e *Env) drainMoto(ctx context.Context) ([]delivery.Event, error) {
+	msgs, err := e.ReceiveAll(ctx, e.EventsQueueURL, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]delivery.Event, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := DecodeEvent(m)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ev)
+	}
+	return out, e.Delete(ctx, e.EventsQueueURL, msgs)
+}
+
+func tableExists(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "ResourceInUseException")
+}
+
+// saved is one message kept across a restart (make dev PERSIST=1).
+type saved struct {
+	Queue      string                                 `json:"queue"`
+	Body       string                                 `json:"body"`
+	Attributes map[string]types.MessageAttributeValue `json:"attributes,omitempty"`
+}
+
+// SaveQueues takes every message off the three queues (in flight ones
+// included once they are visible again: call it after the pollers stop)
+// and writes them to file. moto keeps queues in memory only.
+func (e *Env) SaveQueues(ctx context.Context, file string) (int, error) {
+	var all []saved
+	for _, name := range []string{SendQueue, SendDLQ, EventQueue} {
+		msgs, err := e.ReceiveAll(ctx, e.URL(name), 0)
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range msgs {
+			all = append(all, saved{Queue: name, Body: aws.ToString(m.Body), Attributes: m.MessageAttributes})
+		}
+	}
+	b, _ := json.MarshalIndent(all, "", " ")
+	return len(all), os.WriteFile(file, b, 0o644)
+}
+
+// LoadQueues puts back what SaveQueues wrote (receive counts start again).
+func (e *Env) LoadQueues(ctx context.Context, file string) (int, error) {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var all []saved
+	if err := json.Unmarshal(b, &all); err != nil {
+		return 0, fmt.Errorf("%s: %w", file, err)
+	}
+	for _, m := range all {
+		in := &sqs.SendMessageInput{QueueUrl: aws.String(e.URL(m.Queue)), MessageBody: aws.String(m.Body)}
+		if len(m.Attributes) > 0 {
+			in.MessageAttributes = m.Attributes
+		}
+		if _, err := e.SQSClient().SendMessage(ctx, in); err != nil {
+			return 0, err
+		}
+	}
+	return len(all), os.Remove(file)
+}
