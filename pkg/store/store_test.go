@@ -5,18 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
+// setup returns a store on memdb under -short (no Node needed) and on
+// dynalite otherwise; backends gives a test both.
 func setup(t *testing.T) *store.Store {
 	t.Helper()
-	env, err := localenv.Start(context.Background(), localenv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Close)
-	return store.New(env.DynamoDB(), localenv.Table, 0)
+	bs := backends(t)
+	return bs[len(bs)-1].st
 }
 
 // TestPostbackDecisions walks one tracking id through every decision.
