@@ -13,16 +13,27 @@ ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/build/$@
 FUZZTIME     ?= 30s
 EVENTS       ?= events/sqs
 STACK_ENV    ?= default
+PYTHON       ?= python3
+MOTO_VERSION    := 5.2.1
+CFNLINT_VERSION := 1.51.0
+PY_TOOLS     := $(BIN)/.python-tools-$(MOTO_VERSION)-$(CFNLINT_VERSION)
+SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench fuzz lint deps tools build invoke deploy sam-build sam-invoke sam-api stand-ins soak clean \
+.PHONY: run dev test bench fuzz lint deps tools clients build invoke deploy sam-build sam-invoke sam-api stand-ins soak clean \
         build-SendMmsFunction build-PostbackFunction
 
-## run: the whole system on one machine (simulator, dynalite, emulators), sample events in $(EVENTS)
-run: deps $(RIE)
+## run: the whole system on one machine (simulator, dynalite, moto, emulators); EVENTS= a file or folder of
+##      SQS events, bare requests, JSON arrays of requests or JSON lines (default events/sqs)
+run: deps tools $(RIE)
 	$(GO) run ./cmd/mmsgate-local -events $(EVENTS)
 
+## dev: mmsgate as a local service on fixed ports until Ctrl-C (PERSIST=1 keeps state in .run/dev-state)
+dev: deps tools $(RIE)
+	$(GO) build -o $(BIN)/mmsgate-local ./cmd/mmsgate-local
+	exec $(BIN)/mmsgate-local -dev $(if $(PERSIST),-persist .run/dev-state)
+
 ## test: every test, the ones that need local services included
-test: deps $(RIE)
+test: deps tools clients $(RIE)
 	$(GO) test -race -count=1 ./...
 	$(GO) run ./cmd/mmsgate-local -events events/sqs -quiet
 
@@ -42,8 +53,9 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test $$pkg -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME); \
 	  done; done
 
-## lint: gofmt, go vet, staticcheck, go mod tidy
-lint: $(STATICCHECK)
+## lint: gofmt, go vet, staticcheck, go mod tidy, cfn-lint (what `sam validate --lint` runs)
+lint: $(STATICCHECK) $(PY_TOOLS)
+	$(PYTHON) -m cfnlint template.yaml
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
@@ -54,7 +66,25 @@ deps: $(NODE_DEPS)
 $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts
 
-tools: $(RIE) $(STATICCHECK)
+tools: $(RIE) $(STATICCHECK) $(PY_TOOLS)
+
+# moto's server (SQS, Secrets Manager) and cfn-lint, pinned; pip only when missing.
+$(PY_TOOLS):
+	@mkdir -p $(BIN)
+	@if $(PYTHON) -c 'import sys, importlib.metadata as m, flask; sys.exit(m.version("moto") != "$(MOTO_VERSION)" or m.version("cfn-lint") != "$(CFNLINT_VERSION)")' 2>/dev/null; then :; else \
+	  echo "pip install moto[server]==$(MOTO_VERSION) cfn-lint==$(CFNLINT_VERSION)"; \
+	  $(PYTHON) -m pip install --quiet 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFNLINT_VERSION)'; fi
+	@touch $@
+
+## clients: Debian's AWS CLI and boto3 (SQS query protocol) for the client tests, through apt-get when
+##          it is there and they are not (the tests say why they skip otherwise)
+clients:
+	@if [ -x /usr/bin/aws ] && /usr/bin/python3 -c 'import boto3' 2>/dev/null; then :; \
+	elif command -v apt-get >/dev/null && { [ -z "$(SUDO)" ] || sudo -n true 2>/dev/null; }; then \
+	  echo "apt-get install awscli python3-boto3"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq awscli python3-boto3 >/dev/null \
+	    || echo "clients: apt-get could not install awscli python3-boto3; the client tests will skip"; \
+	else echo "clients: no apt-get (or no root); the Debian client tests will skip"; fi
 
 $(RIE): go.mod
 	$(GO) build -o $@ github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
@@ -81,7 +111,7 @@ deploy:
 	sam deploy --config-env $(STACK_ENV)
 
 ## stand-ins: the simulator and AWS stand-ins on env.json's fixed ports, for sam local (BIND=0.0.0.0 for Docker on Linux)
-stand-ins: deps
+stand-ins: deps tools
 	$(GO) run ./cmd/mmsgate-local -stand-ins
 
 ## sam-invoke / sam-api: the SAM CLI's local mode (needs Docker), pointed at local stand-ins by env.json

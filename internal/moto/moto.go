@@ -36,16 +36,24 @@ type Options struct {
 	Log  string // file for moto's own log lines (default: discarded)
 }
 
-// Binary finds moto_server: $MOTO_SERVER, then $PATH.
-func Binary() (string, error) {
+// Binary finds moto's server: $MOTO_SERVER, then moto_server on $PATH,
+// then `python3 -m moto.server` (pip may put its scripts off $PATH). It
+// returns the command line to run it.
+func Binary() ([]string, error) {
 	if p := os.Getenv("MOTO_SERVER"); p != "" {
-		return p, nil
+		return []string{p}, nil
 	}
-	p, err := exec.LookPath("moto_server")
-	if err != nil {
-		return "", errors.New("moto_server not found: run `make tools` (pip install 'moto[server]==" + Version + "')")
+	if p, err := exec.LookPath("moto_server"); err == nil {
+		return []string{p}, nil
 	}
-	return p, nil
+	py := os.Getenv("PYTHON")
+	if py == "" {
+		py = "python3"
+	}
+	if exec.Command(py, "-c", "import moto.server, flask").Run() == nil {
+		return []string{py, "-m", "moto.server"}, nil
+	}
+	return nil, errors.New("moto's server is not installed: run `make tools` (pip install 'moto[server]==" + Version + "')")
 }
 
 // Start runs moto_server and waits until it answers.
@@ -62,7 +70,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	cmd := exec.Command(bin, "-H", o.Bind, "-p", strconv.Itoa(o.Port))
+	cmd := exec.Command(bin[0], append(bin[1:], "-H", o.Bind, "-p", strconv.Itoa(o.Port))...)
 	// Its own process group, killed with us: Ctrl-C or a crash leaves no moto behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if o.Log != "" {
