@@ -24,6 +24,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/pkg/postback"
 	"github.com/mmsgate/mmsgate/pkg/sender"
+	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
 // raw is template.yaml as plain YAML, intrinsics kept as tagged nodes.
@@ -1134,5 +1135,138 @@ func TestWorkflows(t *testing.T) {
 		if e := path(t, jobs, j, "environment"); e != strings.TrimPrefix(j, "deploy-") {
 			t.Errorf("%s environment = %v", j, e)
 		}
+	}
+}
+
+// emittedMetrics lists the EMF metrics the functions write: name → whether
+// it carries dimensions besides Function (then only a SEARCH finds it).
+func emittedMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	call := regexp.MustCompile(`Metrics\.(?:Count|Put)\("(\w+)"([^\n]*)`)
+	filepath.WalkDir("pkg", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, mm := range call.FindAllStringSubmatch(string(b), -1) {
+			out[mm[1]] = out[mm[1]] || strings.Contains(mm[2], `, "`)
+		}
+		return nil
+	})
+	// pkg/sender counts each terminal send event under its own name
+	// (Metrics.Count of the capitalised store.TerminalEvent).
+	for _, st := range []string{store.StateAccepted, store.StateRejected, store.StateExpired} {
+		if e := store.TerminalEvent(st); e != "" {
+			if n := strings.ToUpper(e[:1]) + e[1:]; !out[n] {
+				out[n] = false
+			}
+		}
+	}
+	if len(out) < 5 {
+		t.Fatalf("found only %v in pkg", out)
+	}
+	return out
+}
+
+// TestTemplateMetricsAreEmitted: the dashboard and the alarms name only
+// metrics the code writes, with the dimensions it writes them with, so that
+// no widget stays empty and no alarm waits forever for data.
+func TestTemplateMetricsAreEmitted(t *testing.T) {
+	m := raw(t)
+	emitted := emittedMetrics(t)
+	fnDims := map[string]bool{}
+	for _, f := range []string{"functions/send-mms/main.go", "functions/postback/main.go"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mm := regexp.MustCompile(`emf\.New\([^,]+, "mmsgate", map\[string\]string\{"Function": "([\w-]+)"\}`).FindSubmatch(b)
+		if mm == nil {
+			t.Fatalf("%s: no emf.New(…, \"mmsgate\", {\"Function\": …})", f)
+		}
+		fnDims[string(mm[1])] = true
+	}
+	check := func(where, name string, dims []string) {
+		extra, ok := emitted[name]
+		switch {
+		case !ok:
+			t.Errorf("%s: metric %s is emitted nowhere in pkg/", where, name)
+		case extra:
+			t.Errorf("%s: %s is emitted with more dimensions than Function: only a SEARCH finds it", where, name)
+		case len(dims) != 2 || dims[0] != "Function" || !fnDims[dims[1]]:
+			t.Errorf("%s: %s dimensions %v, want Function = one of %v", where, name, dims, fnDims)
+		}
+	}
+	res := path(t, m, "Resources").(map[string]any)
+	alarms := 0
+	for name, r := range res {
+		rm := r.(map[string]any)
+		if rm["Type"] != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		p := rm["Properties"].(map[string]any)
+		if p["Namespace"] != "mmsgate" {
+			continue
+		}
+		alarms++
+		var dims []string
+		for _, d := range p["Dimensions"].([]any) {
+			dims = append(dims, d.(map[string]any)["Name"].(string), d.(map[string]any)["Value"].(string))
+		}
+		check(name, p["MetricName"].(string), dims)
+	}
+	if alarms < 2 {
+		t.Errorf("%d alarms on mmsgate metrics, want ConfigError and Expired at least", alarms)
+	}
+
+	body := path(t, res, "Dashboard", "Properties", "DashboardBody").(string) // !Sub text
+	var dash struct {
+		Widgets []struct {
+			Properties struct {
+				Title   string
+				Metrics [][]any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(regexp.MustCompile(`\$\{[^}]+\}`).ReplaceAllString(body, "x")), &dash); err != nil {
+		t.Fatalf("dashboard body is not JSON: %v", err)
+	}
+	named := map[string]bool{}
+	for _, w := range dash.Widgets {
+		for _, row := range w.Properties.Metrics {
+			if e, ok := row[0].(map[string]any); ok { // {"expression": "SEARCH(…)"}
+				for _, mm := range regexp.MustCompile(`\{mmsgate,([\w,]+)\} MetricName="(\w+)"`).FindAllStringSubmatch(e["expression"].(string), -1) {
+					if _, ok := emitted[mm[2]]; !ok {
+						t.Errorf("%q: SEARCH for %s, emitted nowhere", w.Properties.Title, mm[2])
+					}
+					named[mm[2]] = true
+				}
+				continue
+			}
+			if row[0] != "mmsgate" {
+				continue
+			}
+			var dims []string
+			for _, d := range row[2:] {
+				if s, ok := d.(string); ok {
+					dims = append(dims, s)
+				}
+			}
+			check(w.Properties.Title, row[1].(string), dims)
+			named[row[1].(string)] = true
+		}
+	}
+	// Issue 16's list: outcomes, latency, postbacks by kind.
+	for _, want := range []string{"Accepted", "Rejected", "Retried", "Expired", "SkycoreLatency", "Postbacks", "ConfigError"} {
+		if !named[want] {
+			t.Errorf("the dashboard does not show %s", want)
+		}
+	}
+	if !strings.Contains(body, "ApproximateAgeOfOldestMessage") || !strings.Contains(body, `"5xx"`) || !strings.Contains(body, `"Throttles"`) {
+		t.Error("the dashboard lacks the queue age, the API's 5xx or the Lambda throttles")
 	}
 }
