@@ -71,6 +71,10 @@ type Options struct {
 	// it to 0 (an in-doubt request is sent again at once).
 	InDoubtWindow time.Duration
 	InDoubtOff    bool
+	// BackoffBase and BackoffMax scale the sender's retry back-off
+	// (SEND_BACKOFF_BASE, SEND_BACKOFF_MAX; deployed 5 s doubling to 15 min)
+	// so that a run fits in minutes; defaults 1 s and 20 s.
+	BackoffBase, BackoffMax time.Duration
 	// RetryWindow is SEND_RETRY_WINDOW (default: the outage plus the
 	// back-off that follows it plus time to work through N requests); ids
 	// aimed at the template that is always "still encoding" (E626) expire
@@ -106,6 +110,7 @@ type Report struct {
 	InFlightDuplicates               int // bodies re-enqueued while acceptance writes were refused
 	Hostile                          int // forged or replayed messages put on the queue
 	InDoubtWindow, RetryWindow       time.Duration
+	Backoff                          string
 
 	// The invariants of the summary line.
 	MinTerminal, MaxTerminal int // terminal send events per id
@@ -153,9 +158,16 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	if o.InDoubtOff {
 		o.InDoubtWindow = 0
 	}
+	if o.BackoffBase == 0 {
+		o.BackoffBase = time.Second
+	}
+	if o.BackoffMax == 0 {
+		o.BackoffMax = 20 * time.Second
+	}
 	if o.RetryWindow == 0 {
-		// Back-off doubles from 5 s with jitter: a request that failed
-		// through the outage is tried again at most ~80 s after it ends.
+		// Back-off doubles to at most BackoffMax with jitter: a request that
+		// failed through the outage is tried again soon after it ends, and
+		// again after a stray fault.
 		o.RetryWindow = o.Outage + 100*time.Second + time.Duration(o.N)*30*time.Millisecond
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
@@ -168,7 +180,8 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		Sim: simConfig(o.Seed), Timeout: 5 * time.Second, Visibility: 6 * time.Second, MaxReceive: 100,
 		Senders: o.Senders, Postbacks: o.Postbacks, BatchSize: 10, Logs: o.Logs,
 		SenderEnv: []string{"SKYCORE_TIMEOUT=1s", "SEND_CONCURRENCY=10",
-			"SEND_RETRY_WINDOW=" + o.RetryWindow.String(), "SEND_INDOUBT_WINDOW=" + o.InDoubtWindow.String()},
+			"SEND_RETRY_WINDOW=" + o.RetryWindow.String(), "SEND_INDOUBT_WINDOW=" + o.InDoubtWindow.String(),
+			"SEND_BACKOFF_BASE=" + o.BackoffBase.String(), "SEND_BACKOFF_MAX=" + o.BackoffMax.String()},
 		PostbackHTTP: pb5xx.wrap,
 	})
 	if err != nil {
@@ -176,7 +189,8 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	}
 	defer s.Close()
 
-	r := &Report{Faults: map[string]int{}, PeakRSSKiB: map[string]int64{}, InDoubtWindow: o.InDoubtWindow, RetryWindow: o.RetryWindow}
+	r := &Report{Faults: map[string]int{}, PeakRSSKiB: map[string]int64{}, InDoubtWindow: o.InDoubtWindow, RetryWindow: o.RetryWindow,
+		Backoff: fmt.Sprintf("%s doubling to %s", o.BackoffBase, o.BackoffMax)}
 	want := map[string]string{} // id → "valid" | "invalid" | "expire"
 	byID := map[string]string{} // id → body
 	var bodies []string
@@ -698,7 +712,7 @@ func (r *Report) Print(w io.Writer) {
 	row("malformed bodies (no id)", r.Malformed)
 	row("duplicate SQS deliveries", fmt.Sprintf("%d (+%d of ids in flight while acceptance writes were refused)", r.DuplicateDeliveries, r.InFlightDuplicates))
 	row("hostile messages (forged attributes, replays)", r.Hostile)
-	row("windows", fmt.Sprintf("SEND_RETRY_WINDOW %s, SEND_INDOUBT_WINDOW %s", r.RetryWindow, r.InDoubtWindow))
+	row("windows", fmt.Sprintf("SEND_RETRY_WINDOW %s, SEND_INDOUBT_WINDOW %s, back-off %s", r.RetryWindow, r.InDoubtWindow, r.Backoff))
 	row("Skycore calls", r.SkycoreCalls)
 	row("faults injected", fmt.Sprintf("%d (%.1f %% of calls): %s", total, 100*float64(total)/float64(max(r.SkycoreCalls, 1)), strings.Join(faults, ", ")))
 	row("Skycore outage", fmt.Sprintf("%d calls failed in it", r.OutageCalls))
