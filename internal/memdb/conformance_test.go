@@ -222,8 +222,7 @@ func randomOps(table string, seed int64, count int) []op {
 			return k
 		}
 		attr := func() string { return pick("n1", "n2", "st", "ls", "tags") }
-		var atom func() string
-		atom = func() string {
+		atom := func() string {
 			switch r.Intn(10) {
 			case 0:
 				return pick("attribute_exists", "attribute_not_exists") + "(" + name(attr()) + ")"
