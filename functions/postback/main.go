@@ -28,13 +28,16 @@ func main() {
 		log.Error("bad configuration", "err", err)
 		os.Exit(1)
 	}
+	for _, w := range env.Warnings {
+		log.Warn(w)
+	}
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRetryMaxAttempts(5))
 	if err != nil {
 		log.Error("AWS configuration", "err", err)
 		os.Exit(1)
 	}
 	h := postback.NewHandler(postback.Deps{
-		Tokens:  secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL),
+		Tokens:  secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.PostbackToken),
 		Store:   store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
 		Events:  delivery.NewPublisher(sqs.NewFromConfig(cfg), env.EventsQueueURL),
 		Log:     log,

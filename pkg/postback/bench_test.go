@@ -22,16 +22,40 @@ type fakeTokens struct {
 func (f fakeTokens) Get(ctx context.Context) (secret.Values, error) { return f.GetFn(ctx) }
 
 type fakeRecords struct {
-	PostbackFn     func(ctx context.Context, tid, key string, rank int, state string, lease time.Duration) (store.Decision, store.Joined, error)
-	PostbackDoneFn func(ctx context.Context, tid, key string) error
+	PostbackFn         func(ctx context.Context, tid, key string, rank int, state, owner string, hold time.Time) (store.Decision, store.Joined, error)
+	PostbackDoneFn     func(ctx context.Context, tid, key, owner, settled string) error
+	PostbackReleaseFn  func(ctx context.Context, tid, owner string) error
+	GetFn              func(ctx context.Context, id string) (*store.Message, error)
+	AcceptByPostbackFn func(ctx context.Context, id, tid, owner string, hold time.Time) (bool, *store.Message, error)
+	TakeEventFn        func(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
+	EventSentFn        func(ctx context.Context, id string) error
+	ReleaseEventFn     func(ctx context.Context, id, owner string) error
+	LinkFn             func(ctx context.Context, tid, id string) error
 }
 
-func (f fakeRecords) Postback(ctx context.Context, tid, key string, rank int, state string, lease time.Duration) (store.Decision, store.Joined, error) {
-	return f.PostbackFn(ctx, tid, key, rank, state, lease)
+func (f fakeRecords) Postback(ctx context.Context, tid, key string, rank int, state, owner string, hold time.Time) (store.Decision, store.Joined, error) {
+	return f.PostbackFn(ctx, tid, key, rank, state, owner, hold)
 }
-func (f fakeRecords) PostbackDone(ctx context.Context, tid, key string) error {
-	return f.PostbackDoneFn(ctx, tid, key)
+func (f fakeRecords) PostbackDone(ctx context.Context, tid, key, owner, settled string) error {
+	return f.PostbackDoneFn(ctx, tid, key, owner, settled)
 }
+func (f fakeRecords) PostbackRelease(ctx context.Context, tid, owner string) error {
+	return f.PostbackReleaseFn(ctx, tid, owner)
+}
+func (f fakeRecords) Get(ctx context.Context, id string) (*store.Message, error) {
+	return f.GetFn(ctx, id)
+}
+func (f fakeRecords) AcceptByPostback(ctx context.Context, id, tid, owner string, hold time.Time) (bool, *store.Message, error) {
+	return f.AcceptByPostbackFn(ctx, id, tid, owner, hold)
+}
+func (f fakeRecords) TakeEvent(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error) {
+	return f.TakeEventFn(ctx, id, owner, hold)
+}
+func (f fakeRecords) EventSent(ctx context.Context, id string) error { return f.EventSentFn(ctx, id) }
+func (f fakeRecords) ReleaseEvent(ctx context.Context, id, owner string) error {
+	return f.ReleaseEventFn(ctx, id, owner)
+}
+func (f fakeRecords) Link(ctx context.Context, tid, id string) error { return f.LinkFn(ctx, tid, id) }
 
 type fakePublisher struct {
 	PublishFn func(context.Context, delivery.Event) error
@@ -52,16 +76,19 @@ func memRecords() fakeRecords {
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	return fakeRecords{
-		PostbackFn: func(_ context.Context, tid, key string, _ int, _ string, _ time.Duration) (store.Decision, store.Joined, error) {
+		// The hot path: a linked tracking id whose request is settled (no
+		// read of msg#).
+		PostbackFn: func(_ context.Context, tid, key string, _ int, _, _ string, _ time.Time) (store.Decision, store.Joined, error) {
 			mu.Lock()
 			defer mu.Unlock()
+			j := store.Joined{ID: "id-" + tid, Settled: true}
 			if seen[tid+key] {
-				return store.Duplicate, store.Joined{ID: "id-" + tid}, nil
+				return store.Duplicate, j, nil
 			}
 			seen[tid+key] = true
-			return store.Emit, store.Joined{ID: "id-" + tid}, nil
+			return store.Emit, j, nil
 		},
-		PostbackDoneFn: func(context.Context, string, string) error { return nil },
+		PostbackDoneFn: func(context.Context, string, string, string, string) error { return nil },
 	}
 }
 

@@ -7,20 +7,34 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// EnvVars lists every variable the postback function reads.
-var EnvVars = []string{"SKYCORE_SECRET_ID", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "LOG_LEVEL"}
+// EnvVars lists every variable the postback function reads. It reads the
+// token's secret only (POSTBACK_SECRET_ID), never the API key's.
+var EnvVars = []string{"POSTBACK_SECRET_ID", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "LOG_LEVEL"}
 
 // Env is the function's configuration.
 type Env struct {
 	SecretID, Table, EventsQueueURL string
 	TTL                             time.Duration
+	// Warnings are configuration problems that do not stop the function,
+	// for main to log.
+	Warnings []string
 }
 
-// FromEnv reads and checks the environment.
+// FromEnv reads and checks the environment. POSTBACK_SECRET_ID is
+// required; SKYCORE_SECRET_ID is accepted in its place, with a warning,
+// only while local stacks that predate the split still set it (deprecated:
+// it names the API key's secret, which the deployed postback role cannot
+// read).
 func FromEnv(getenv func(string) string) (Env, error) {
-	e := Env{SecretID: getenv("SKYCORE_SECRET_ID"), Table: getenv("MESSAGES_TABLE"), EventsQueueURL: getenv("DELIVERY_EVENTS_QUEUE_URL")}
+	e := Env{SecretID: getenv("POSTBACK_SECRET_ID"), Table: getenv("MESSAGES_TABLE"), EventsQueueURL: getenv("DELIVERY_EVENTS_QUEUE_URL")}
+	if e.SecretID == "" {
+		if old := getenv("SKYCORE_SECRET_ID"); old != "" {
+			e.SecretID = old
+			e.Warnings = append(e.Warnings, "POSTBACK_SECRET_ID is not set; using the deprecated SKYCORE_SECRET_ID (only its postback_token is read)")
+		}
+	}
 	var errs []error
-	for _, v := range [][2]string{{"SKYCORE_SECRET_ID", e.SecretID}, {"MESSAGES_TABLE", e.Table}, {"DELIVERY_EVENTS_QUEUE_URL", e.EventsQueueURL}} {
+	for _, v := range [][2]string{{"POSTBACK_SECRET_ID", e.SecretID}, {"MESSAGES_TABLE", e.Table}, {"DELIVERY_EVENTS_QUEUE_URL", e.EventsQueueURL}} {
 		if v[1] == "" {
 			errs = append(errs, errors.New(v[0]+" is required"))
 		}

@@ -1,12 +1,12 @@
 package postback
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -21,7 +21,6 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
 	"github.com/mmsgate/mmsgate/pkg/secret"
-	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -31,13 +30,22 @@ type (
 		Get(ctx context.Context) (secret.Values, error)
 	}
 	records interface {
-		Postback(ctx context.Context, trackingID, key string, rank int, state string, lease time.Duration) (store.Decision, store.Joined, error)
-		PostbackDone(ctx context.Context, trackingID, key string) error
+		Postback(ctx context.Context, trackingID, key string, rank int, state, owner string, hold time.Time) (store.Decision, store.Joined, error)
+		PostbackDone(ctx context.Context, trackingID, key, owner, settled string) error
+		PostbackRelease(ctx context.Context, trackingID, owner string) error
+		Get(ctx context.Context, id string) (*store.Message, error)
+		AcceptByPostback(ctx context.Context, id, trackingID, owner string, hold time.Time) (bool, *store.Message, error)
+		TakeEvent(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
+		EventSent(ctx context.Context, id string) error
+		ReleaseEvent(ctx context.Context, id, owner string) error
+		Link(ctx context.Context, trackingID, id string) error
 	}
 	publisher interface {
 		Publish(ctx context.Context, e delivery.Event) error
 	}
 )
+
+var _ records = (*store.Store)(nil)
 
 // kind is what a code means for the message.
 type kind struct {
@@ -57,8 +65,21 @@ var codes = map[string]kind{
 // notices are template-encoding postbacks: logged and counted, no event.
 var notices = map[string]bool{"N003": true, "N013": true, "E002": true, "E003": true, "E004": true, "E011": true, "E012": true, "E013": true}
 
-// claimLease is how long one invocation holds a postback it is emitting.
+// claimLease is how long one invocation holds a postback it is emitting
+// (the tracking id's emitter slot, or a request's pending event). It
+// outlasts the function's timeout (10 s), so a hold never ends while its
+// holder still runs.
 const claimLease = 30 * time.Second
+
+// JoinWindow is how long after the first postback of a tracking id that
+// nobody linked (and no usable CLIENT_REFERENCE) its postbacks are answered
+// 503, waiting for the sender's link; after it they go out with "id": "".
+const JoinWindow = 10 * time.Minute
+
+// defaultWaits are the short pauses within one invocation before a
+// postback that must wait (another holder, a link not written yet) is
+// answered 503: most such races last milliseconds.
+var defaultWaits = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}
 
 // Deps are the handler's collaborators, built once in main.
 type Deps struct {
@@ -71,8 +92,10 @@ type Deps struct {
 
 // Handler handles API Gateway HTTP API (payload 2.0) requests.
 type Handler struct {
-	d   Deps
-	now func() time.Time
+	d     Deps
+	now   func() time.Time
+	waits []time.Duration
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 // NewHandler returns a handler.
@@ -80,7 +103,19 @@ func NewHandler(d Deps) *Handler {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{d: d, now: time.Now}
+	return &Handler{d: d, now: time.Now, waits: defaultWaits, sleep: sleep}
+}
+
+// sleep waits d unless ctx ends first (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Handle answers one request. Its error is always nil: every outcome is a
@@ -117,8 +152,9 @@ func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		h.malformed(ctx, doc, err)
 		return nil // 200: a retry would not fix it
 	}
+	owner := "postback/" + requestID(ctx, req)
 	for _, n := range notes {
-		if err := h.one(ctx, n, doc); err != nil {
+		if err := h.one(ctx, n, doc, owner); err != nil {
 			return err
 		}
 	}
@@ -163,6 +199,11 @@ func (h *Handler) body(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
 	if len(raw) > MaxBody {
 		return nil, tooLarge
 	}
+	// Sniff: a body that starts with '<' (after whitespace and a BOM) is
+	// XML whatever its Content-Type says; otherwise the xml= form field.
+	if doc := trimXMLStart(raw); len(doc) > 0 && doc[0] == '<' {
+		return doc, nil
+	}
 	ct, _, _ := mime.ParseMediaType(header(req.Headers, "content-type"))
 	trimmed := strings.TrimSpace(string(raw[:min(len(raw), 8)]))
 	if ct == "application/x-www-form-urlencoded" || strings.HasPrefix(trimmed, "xml=") {
@@ -170,59 +211,23 @@ func (h *Handler) body(req events.APIGatewayV2HTTPRequest) ([]byte, error) {
 		if err != nil || form.Get("xml") == "" {
 			return nil, &apperr.Error{Code: apperr.CodeMalformed, Message: "form without an xml field"}
 		}
-		return []byte(form.Get("xml")), nil
+		return trimXMLStart([]byte(form.Get("xml"))), nil
 	}
 	return raw, nil
 }
 
-// one records and publishes one notification.
-func (h *Handler) one(ctx context.Context, n Notification, doc []byte) error {
-	log := h.d.Log.With("code", n.Code, "trackingId", n.TrackingID)
-	h.d.Metrics.Count("Postbacks", "Code", metricCode(n.Code))
-	if notices[n.Code] {
-		log.InfoContext(ctx, "template encoding notice", "mmsId", n.MMSID, "status", n.Status)
-		h.d.Metrics.Count("TemplateNotice", "Code", n.Code)
-		return nil
+// trimXMLStart drops leading whitespace and a UTF-8 byte order mark.
+func trimXMLStart(b []byte) []byte {
+	for {
+		switch {
+		case bytes.HasPrefix(b, []byte("\uFEFF")):
+			b = b[3:]
+		case len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n'):
+			b = b[1:]
+		default:
+			return b
+		}
 	}
-	k, known := codes[n.Code]
-	switch {
-	case !known:
-		h.malformed(ctx, doc, errors.New("unknown CODE "+strconvQuote(n.Code)))
-		return nil
-	case n.TrackingID == "":
-		h.malformed(ctx, doc, errors.New("no TRACKINGID"))
-		return nil
-	}
-	key := Key(n)
-	decision, joined, err := h.d.Store.Postback(ctx, n.TrackingID, key, k.rank, k.event, claimLease)
-	if err != nil {
-		log.ErrorContext(ctx, "cannot record the postback; Skycore will retry", "err", err)
-		return err
-	}
-	switch decision {
-	case store.Duplicate, store.History:
-		h.d.Metrics.Count("Duplicates")
-		log.InfoContext(ctx, "postback recorded without an event", "decision", decision.String())
-		return nil
-	case store.Busy:
-		log.InfoContext(ctx, "same postback in progress elsewhere; Skycore will retry")
-		return &apperr.Error{Code: apperr.CodeBusy, Message: "in progress"}
-	}
-	ev := Event(n, k.event)
-	ev.ID = joined.ID
-	if ev.ID == "" && sendreq.ValidID(n.ClientReference) {
-		ev.ID = n.ClientReference // the postback raced the sender's bookkeeping
-	}
-	if err := h.d.Events.Publish(ctx, ev); err != nil {
-		log.ErrorContext(ctx, "cannot publish the delivery event; Skycore will retry", "err", err)
-		return err
-	}
-	if err := h.d.Store.PostbackDone(ctx, n.TrackingID, key); err != nil {
-		// The event is out; a retry after the lease could publish it again.
-		log.WarnContext(ctx, "event published, not marked done", "err", err)
-	}
-	log.InfoContext(ctx, "delivery event", "id", ev.ID, "event", ev.Event)
-	return nil
 }
 
 // malformed logs a truncated, printable copy and counts it.

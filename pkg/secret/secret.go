@@ -1,6 +1,12 @@
-// Package secret loads mmsgate's Secrets Manager secret (contract §4) and
-// caches it: one fetch at a time, a 5-minute TTL, the stale value kept when
-// a refresh fails, and a forced refresh when Skycore rejects the key.
+// Package secret loads mmsgate's Secrets Manager secrets (contract §4) and
+// caches them: one fetch at a time, a 5-minute TTL, the stale value kept
+// when a refresh fails, and a forced refresh when Skycore rejects the key.
+//
+// Each function names the one field it reads: the sender the API key
+// (SKYCORE_SECRET_ID), the internet-facing postback function only the
+// token (POSTBACK_SECRET_ID). A secret may hold both (one local secret);
+// a cache keeps only its fields, so the postback function never holds
+// the API key even then.
 package secret
 
 import (
@@ -29,29 +35,69 @@ type Values struct {
 	PostbackToken string `json:"postback_token"`
 }
 
+// Field is one key of the secret's JSON.
+type Field string
+
+// The fields a function may need.
+const (
+	APIKey        Field = "api_key"        // the sender's
+	PostbackToken Field = "postback_token" // the postback function's
+)
+
+// keep returns v with only the fields in need (all when need is empty),
+// and the first needed field that is missing or empty.
+func keep(v Values, need []Field) (Values, Field) {
+	if len(need) == 0 {
+		if v.APIKey == "" && v.PostbackToken == "" {
+			return v, APIKey + " or " + PostbackToken
+		}
+		return v, ""
+	}
+	var out Values
+	var missing Field
+	for _, f := range need {
+		switch f {
+		case APIKey:
+			out.APIKey = v.APIKey
+			if v.APIKey == "" && missing == "" {
+				missing = f
+			}
+		case PostbackToken:
+			out.PostbackToken = v.PostbackToken
+			if v.PostbackToken == "" && missing == "" {
+				missing = f
+			}
+		}
+	}
+	return out, missing
+}
+
 type getter interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
 // Cache is safe for concurrent use.
 type Cache struct {
-	api getter
-	id  string
-	ttl time.Duration
-	now func() time.Time
-	sf  singleflight.Group
+	api  getter
+	id   string
+	ttl  time.Duration
+	need []Field
+	now  func() time.Time
+	sf   singleflight.Group
 
 	mu      sync.Mutex
 	val     Values
 	fetched time.Time
 }
 
-// New returns a cache of the secret id (SKYCORE_SECRET_ID).
-func New(api getter, id string, ttl time.Duration) *Cache {
+// New returns a cache of the secret id that requires and keeps the fields
+// in need (the sender APIKey, the postback function PostbackToken); with
+// none it keeps both and requires one of them.
+func New(api getter, id string, ttl time.Duration, need ...Field) *Cache {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	return &Cache{api: api, id: id, ttl: ttl, now: time.Now}
+	return &Cache{api: api, id: id, ttl: ttl, need: need, now: time.Now}
 }
 
 // Get returns the cached secret, fetching it when it is missing or older
@@ -97,7 +143,12 @@ func (c *Cache) fetch(ctx context.Context) (Values, error) {
 		var v Values
 		if out.SecretString == nil || json.Unmarshal([]byte(*out.SecretString), &v) != nil {
 			return Values{}, &apperr.Error{Code: apperr.CodeInternal, Class: apperr.Config, Op: op,
-				Message: "secret " + c.id + " is not JSON with api_key and postback_token"}
+				Message: "secret " + c.id + " is not a JSON object of strings"}
+		}
+		v, missing := keep(v, c.need)
+		if missing != "" {
+			return Values{}, &apperr.Error{Code: apperr.CodeInternal, Class: apperr.Config, Op: op,
+				Message: "secret " + c.id + " has no " + string(missing)}
 		}
 		c.mu.Lock()
 		c.val, c.fetched = v, c.now()

@@ -2,6 +2,7 @@ package secret
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -116,6 +117,51 @@ func TestErrors(t *testing.T) {
 			_, err := New(api, "s", time.Minute).Get(context.Background())
 			if err == nil || apperr.ClassOf(err) != tt.wantClass {
 				t.Errorf("Get error = %v (class %s), want class %s", err, apperr.ClassOf(err), tt.wantClass)
+			}
+		})
+	}
+}
+
+// TestFields: each function requires and keeps only the field it reads
+// (bug 2 of issue 13: the postback function must not hold the API key).
+func TestFields(t *testing.T) {
+	tests := []struct {
+		name      string
+		secret    string
+		need      []Field
+		want      Values
+		wantClass apperr.Class // 0: no error
+	}{
+		{"postback, token-only secret", `{"postback_token":"t1"}`, []Field{PostbackToken}, Values{PostbackToken: "t1"}, 0},
+		{"postback, shared local secret: the key is dropped", `{"api_key":"k1","postback_token":"t1"}`, []Field{PostbackToken}, Values{PostbackToken: "t1"}, 0},
+		{"postback, key-only secret", `{"api_key":"k1"}`, []Field{PostbackToken}, Values{}, apperr.Config},
+		{"postback, empty token", `{"postback_token":""}`, []Field{PostbackToken}, Values{}, apperr.Config},
+		{"sender, key-only secret", `{"api_key":"k1"}`, []Field{APIKey}, Values{APIKey: "k1"}, 0},
+		{"sender, shared local secret", `{"api_key":"k1","postback_token":"t1"}`, []Field{APIKey}, Values{APIKey: "k1"}, 0},
+		{"sender, token-only secret", `{"postback_token":"t1"}`, []Field{APIKey}, Values{}, apperr.Config},
+		{"no fields named: both kept", `{"api_key":"k1","postback_token":"t1"}`, nil, Values{APIKey: "k1", PostbackToken: "t1"}, 0},
+		{"no fields named, neither present", `{"other":"x"}`, nil, Values{}, apperr.Config},
+		{"not an object of strings", `{"api_key":5}`, []Field{APIKey}, Values{}, apperr.Config},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake, api := setup(t)
+			fake.Put("s", tt.secret)
+			got, err := New(api, "s", time.Minute, tt.need...).Get(context.Background())
+			if tt.wantClass != 0 {
+				if err == nil || apperr.ClassOf(err) != tt.wantClass {
+					t.Fatalf("Get() error = %v, want class %s", err, tt.wantClass)
+				}
+				if strings.Contains(err.Error(), "k1") || strings.Contains(err.Error(), "t1") {
+					t.Errorf("error shows a secret value: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("Get() = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

@@ -15,13 +15,15 @@ import (
 type Decision int
 
 const (
-	// Emit: publish the event, then call PostbackDone.
+	// Emit: this invocation holds the tracking id's emitter slot; publish
+	// the event, then call PostbackDone (or PostbackRelease on failure).
 	Emit Decision = iota
 	// History: recorded, but it does not advance the state: no event.
 	History
 	// Duplicate: this postback was processed already.
 	Duplicate
-	// Busy: the same postback is being processed elsewhere right now.
+	// Busy: this postback, or a lower one of the same tracking id, is
+	// being emitted elsewhere right now.
 	Busy
 )
 
@@ -32,74 +34,162 @@ func (d Decision) String() string {
 // Joined is what the tracking item says of the message.
 type Joined struct {
 	ID string // the request id, "" when no sender recorded this tracking id
+	// FirstSeen is when the first postback of this tracking id arrived.
+	FirstSeen time.Time
+	// Settled: msg#ID was seen final with no pending event, so no send
+	// event can still have to go out before this postback's.
+	Settled bool
 }
+
+// The tracking item trk#<T> holds, besides id (Link):
+//
+//   - rank, state: the highest state emitted so far (sent 1, final 2);
+//   - p_<key>: the postback advanced the state, its event not yet confirmed;
+//   - d_<key>: the postback is done (published, or history);
+//   - holder, hold: the one emitter slot of the tracking id (owner and the
+//     end of its hold, ms). One postback of a tracking id is emitted at a
+//     time, so two events of one tracking id never race each other to the
+//     queue;
+//   - firstMs: when the first postback arrived (the join window, §3 doc of
+//     pkg/postback);
+//   - settled: the id whose msg# record was seen final with no pending
+//     event (a final record never gets one again), so later postbacks skip
+//     reading it;
+//   - history: every postback key in arrival order.
+var trkNames = map[string]string{"#rank": "rank", "#state": "state", "#exp": "exp", "#upd": "updated", "#h": "history",
+	"#holder": "holder", "#hold": "hold", "#first": "firstMs", "#settled": "settled"}
 
 // Postback decides, atomically, what one postback does. key identifies
 // the postback (code, status, timestamp); rank orders states (sent 1,
-// final 2) so that a state never moves back. lease bounds how long an
-// emitter holds the postback before a retry may emit it instead.
+// final 2) so that a state never moves back. owner holds the tracking id's
+// emitter slot until hold when the answer is Emit.
 //
-// The three conditional updates: advance the state (Emit); resume an
-// advance whose event was never confirmed (Emit again); or record it as
-// history (History). A consistent read tells Duplicate from Busy.
-func (st *Store) Postback(ctx context.Context, trackingID, key string, rank int, state string, lease time.Duration) (Decision, Joined, error) {
+// The conditional updates, tried in turn: advance the state (Emit, only
+// while no one else holds the slot); resume an advance whose event was
+// never confirmed (Emit again, only while its rank is still the item's:
+// once a higher state was reached it is history, never published after
+// it); retire such a superseded advance (History); or record the postback
+// as history (History, only when the item's rank is at least its own). A
+// consistent read tells Duplicate from Busy.
+func (st *Store) Postback(ctx context.Context, trackingID, key string, rank int, state, owner string, hold time.Time) (Decision, Joined, error) {
 	const op = "store.Postback"
+	if !Keyable(trackingID) {
+		return 0, Joined{}, &apperr.Error{Code: apperr.CodeMalformed, Class: apperr.Permanent, Op: op, Message: "tracking id too long to key"}
+	}
 	now := st.now()
-	d, p, c, h := "#d", "#p", "#c", "#h"
-	nm := map[string]string{d: "d_" + key, p: "p_" + key, c: "c_" + key, h: "history", "#rank": "rank", "#state": "state",
-		"#exp": "exp", "#upd": "updated"}
+	nm := postbackNames(key)
 	vals := map[string]types.AttributeValue{
-		":r": n(int64(rank)), ":state": s(state), ":lease": n(now.Add(lease).UnixMilli()), ":one": n(1),
+		":r": n(int64(rank)), ":state": s(state), ":hold": n(hold.UnixMilli()), ":owner": s(owner), ":one": n(1),
 		":exp": st.exp(), ":now": s(st.stamp()), ":nowms": n(now.UnixMilli()),
 		":h": &types.AttributeValueMemberL{Value: []types.AttributeValue{s(key)}}, ":empty": &types.AttributeValueMemberL{},
 	}
+	const (
+		free   = "(attribute_not_exists(#hold) OR #hold < :nowms)"
+		common = "#first = if_not_exists(#first, :nowms), #exp = if_not_exists(#exp, :exp), #upd = :now"
+		hist   = "#h = list_append(if_not_exists(#h, :empty), :h)"
+	)
 	attempts := []struct {
 		update, cond string
 		decision     Decision
 	}{
-		{"SET #rank = :r, #state = :state, #c = :lease, #p = :one, #exp = if_not_exists(#exp, :exp), #upd = :now, #h = list_append(if_not_exists(#h, :empty), :h)",
-			"attribute_not_exists(#d) AND attribute_not_exists(#p) AND (attribute_not_exists(#rank) OR #rank < :r)", Emit},
-		{"SET #c = :lease, #upd = :now",
-			"attribute_exists(#p) AND attribute_not_exists(#d) AND (attribute_not_exists(#c) OR #c < :nowms)", Emit},
-		{"SET #d = :now, #exp = if_not_exists(#exp, :exp), #upd = :now, #h = list_append(if_not_exists(#h, :empty), :h)",
-			"attribute_not_exists(#d) AND attribute_not_exists(#p)", History},
+		{"SET #rank = :r, #state = :state, #p = :one, #holder = :owner, #hold = :hold, " + common + ", " + hist,
+			"attribute_not_exists(#d) AND attribute_not_exists(#p) AND (attribute_not_exists(#rank) OR #rank < :r) AND " + free, Emit},
+		{"SET #holder = :owner, #hold = :hold, " + common,
+			"attribute_exists(#p) AND attribute_not_exists(#d) AND #rank = :r AND " + free, Emit},
+		{"SET #d = :now, " + common + " REMOVE #p",
+			"attribute_exists(#p) AND attribute_not_exists(#d) AND #rank > :r", History},
+		{"SET #d = :now, " + common + ", " + hist,
+			"attribute_not_exists(#d) AND attribute_not_exists(#p) AND #rank >= :r", History},
 	}
 	for _, a := range attempts {
-		in := &dynamodb.UpdateItemInput{
+		out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName: aws.String(st.table), Key: trkKey(trackingID),
 			UpdateExpression: aws.String(a.update), ConditionExpression: aws.String(a.cond),
 			ExpressionAttributeNames: used(nm, a.update, a.cond), ExpressionAttributeValues: usedVals(vals, a.update, a.cond),
 			ReturnValues: types.ReturnValueAllNew,
-		}
-		out, err := st.db.UpdateItem(ctx, in)
+		})
 		if err == nil {
-			return a.decision, Joined{ID: str(out.Attributes, "id")}, nil
+			return a.decision, joined(out.Attributes), nil
 		}
 		if !conditionFailed(err) {
-			return 0, Joined{}, &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: op, Message: "DynamoDB call failed", Err: err}
+			return 0, Joined{}, dynamoError(op, err)
 		}
 	}
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(st.table), Key: trkKey(trackingID), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return 0, Joined{}, &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: op, Message: "DynamoDB call failed", Err: err}
+		return 0, Joined{}, dynamoError(op, err)
 	}
-	j := Joined{ID: str(out.Item, "id")}
 	if _, done := out.Item["d_"+key]; done {
-		return Duplicate, j, nil
+		return Duplicate, joined(out.Item), nil
 	}
-	return Busy, j, nil
+	return Busy, joined(out.Item), nil
 }
 
-// PostbackDone marks the postback's event as published.
-func (st *Store) PostbackDone(ctx context.Context, trackingID, key string) error {
+func postbackNames(key string) map[string]string {
+	nm := map[string]string{"#d": "d_" + key, "#p": "p_" + key}
+	for k, v := range trkNames {
+		nm[k] = v
+	}
+	return nm
+}
+
+func joined(it map[string]types.AttributeValue) Joined {
+	j := Joined{ID: str(it, "id"), FirstSeen: millis(num(it, "firstMs"))}
+	j.Settled = j.ID != "" && str(it, "settled") == j.ID
+	return j
+}
+
+// PostbackDone marks the postback's event as published and gives owner's
+// emitter slot back. settled, when not "", records that msg#settled is
+// final with no pending event (see Joined.Settled).
+func (st *Store) PostbackDone(ctx context.Context, trackingID, key, owner, settled string) error {
+	const op = "store.PostbackDone"
+	nm := postbackNames(key)
+	vals := map[string]types.AttributeValue{":now": s(st.stamp()), ":owner": s(owner), ":settled": s(settled)}
+	upd := "SET #d = :now"
+	if settled != "" {
+		upd += ", #settled = :settled"
+	}
+	// The slot is released only when it is still ours (a retry may hold it
+	// now, after our hold ran out).
+	for _, a := range []struct{ update, cond string }{
+		{upd + " REMOVE #p, #holder, #hold", "#holder = :owner"},
+		{upd + " REMOVE #p", ""},
+	} {
+		in := &dynamodb.UpdateItemInput{
+			TableName: aws.String(st.table), Key: trkKey(trackingID), UpdateExpression: aws.String(a.update),
+			ExpressionAttributeNames: used(nm, a.update, a.cond), ExpressionAttributeValues: usedVals(vals, a.update, a.cond),
+		}
+		if a.cond != "" {
+			in.ConditionExpression = aws.String(a.cond)
+		}
+		_, err := st.db.UpdateItem(ctx, in)
+		if err == nil {
+			return nil
+		}
+		if !conditionFailed(err) {
+			return dynamoError(op, err)
+		}
+	}
+	return nil
+}
+
+// PostbackRelease gives owner's emitter slot of trackingID back at once,
+// the postback's advance left pending: an invocation that answers 5xx
+// calls it so that a retry right after can resume (contract §3).
+func (st *Store) PostbackRelease(ctx context.Context, trackingID, owner string) error {
+	if !Keyable(trackingID) {
+		return nil
+	}
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(st.table), Key: trkKey(trackingID),
-		UpdateExpression:          aws.String("SET #d = :now REMOVE #p, #c"),
-		ExpressionAttributeNames:  map[string]string{"#d": "d_" + key, "#p": "p_" + key, "#c": "c_" + key},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": s(st.stamp())},
+		UpdateExpression:          aws.String("REMOVE #holder, #hold"),
+		ConditionExpression:       aws.String("#holder = :owner"),
+		ExpressionAttributeNames:  map[string]string{"#holder": "holder", "#hold": "hold"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": s(owner)},
 	})
-	if err != nil {
-		return &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "store.PostbackDone", Message: "DynamoDB call failed", Err: err}
+	if err != nil && !conditionFailed(err) {
+		return dynamoError("store.PostbackRelease", err)
 	}
 	return nil
 }

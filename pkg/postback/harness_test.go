@@ -1,0 +1,129 @@
+package postback
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/mmsgate/mmsgate/internal/fakesecrets"
+	"github.com/mmsgate/mmsgate/internal/fakesqs"
+	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/memdb"
+	"github.com/mmsgate/mmsgate/pkg/applog"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/secret"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// harness is the handler on local stand-ins: the SQS and Secrets Manager
+// fakes through the real SDK clients, and DynamoDB either in memory
+// (memdb, no emulator) or dynalite behind the fault proxy.
+type harness struct {
+	h        *Handler
+	store    *store.Store
+	logs     *localenv.Logs
+	sqs      *fakesqs.Server
+	secrets  *fakesecrets.Server
+	throttle func() // DynamoDB throttles every call from now on
+	base     time.Time
+	off      time.Duration // how far the handler's and the store's clock has moved
+}
+
+// newHarness runs on memdb: `go test -short ./pkg/postback/` needs no Node.
+func newHarness(t *testing.T) *harness { return newHarnessOn(t, false) }
+
+// newHarnessOn runs on dynalite (localenv) when dynalite is true.
+func newHarnessOn(t *testing.T, dynalite bool) *harness {
+	t.Helper()
+	ctx := context.Background()
+	hs := &harness{logs: &localenv.Logs{}, base: time.Now()}
+	var (
+		secrets *secretsmanager.Client
+		queue   *sqs.Client
+		events  string
+	)
+	if dynalite {
+		env, err := localenv.Start(ctx, localenv.Options{PostbackToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(env.Close)
+		hs.store = store.New(env.DynamoDB(), localenv.Table, 0)
+		hs.sqs, hs.secrets, secrets, queue, events = env.SQS, env.Secrets, env.SecretsManager(), env.SQSClient(), env.EventsQueueURL
+		hs.throttle = func() { env.Proxy.ThrottleFor(time.Hour) }
+	} else {
+		db := memdb.New()
+		if err := store.CreateTable(ctx, db, localenv.Table); err != nil {
+			t.Fatal(err)
+		}
+		hs.store = store.New(db, localenv.Table, 0)
+		hs.throttle = func() {
+			db.Fail(func(string, string) error {
+				return &types.ProvisionedThroughputExceededException{Message: aws.String("throttled")}
+			})
+		}
+		hs.sqs = fakesqs.New()
+		sqsURL, err := hs.sqs.Start("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hs.sqs.Close() })
+		events = hs.sqs.CreateQueue(localenv.EventQueue, 30*time.Second, "", 0)
+		hs.secrets = fakesecrets.New()
+		secURL, err := hs.secrets.Start("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hs.secrets.Close() })
+		hs.secrets.Put(localenv.SecretID, `{"api_key":"sim-api-key","postback_token":"`+token+`"}`)
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(localenv.Region),
+			config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+				return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, nil
+			})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queue = sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(sqsURL) })
+		secrets = secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(secURL) })
+	}
+	hs.h = NewHandler(Deps{
+		Tokens:  secret.New(secrets, localenv.SecretID, time.Minute, secret.PostbackToken),
+		Store:   hs.store,
+		Events:  delivery.NewPublisher(queue, events),
+		Log:     applog.New(hs.logs),
+		Metrics: emf.New(hs.logs, "mmsgate", map[string]string{"Function": "postback"}),
+	})
+	hs.h.waits = nil // answer 503 at once; TestShortWait covers the pauses
+	hs.h.now = hs.now
+	hs.store.SetClock(hs.now)
+	return hs
+}
+
+// drain removes and decodes every delivery event, oldest first.
+func (hs *harness) drain() ([]delivery.Event, error) {
+	msgs := hs.sqs.Drain(localenv.EventQueue)
+	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].SentAt.Before(msgs[j].SentAt) })
+	var out []delivery.Event
+	for _, m := range msgs {
+		var ev delivery.Event
+		if err := json.Unmarshal([]byte(m.Body), &ev); err != nil {
+			return out, fmt.Errorf("event %s: %w", m.ID, err)
+		}
+		if a, ok := m.Attributes["event"]; !ok || a.StringValue == nil || *a.StringValue != ev.Event {
+			return out, errors.New("event attribute does not match " + ev.Event)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
