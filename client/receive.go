@@ -20,6 +20,10 @@ type ReceiveAPI interface {
 
 var _ ReceiveAPI = (*sqs.Client)(nil)
 
+// deleteTimeout bounds the DeleteMessage of a handled event, which outlives
+// a cancelled ctx.
+const deleteTimeout = 10 * time.Second
+
 // Handler handles one delivery event. Returning nil deletes its message;
 // an error leaves it on the queue, to be received again after the queue's
 // visibility timeout (events are delivered at least once: handle an event
@@ -131,7 +135,11 @@ func (r *Receiver) handle(ctx context.Context, h Handler, m sqstypes.Message) er
 			return fail(err)
 		}
 	}
-	if _, err := r.API.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(r.QueueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+	// The event is handled: delete it even when ctx was cancelled meanwhile
+	// (a shutdown), or it would be handled again.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
+	defer cancel()
+	if _, err := r.API.DeleteMessage(dctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(r.QueueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
 		return fail(fmt.Errorf("delete: %w", err))
 	}
 	return nil
