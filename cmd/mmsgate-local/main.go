@@ -34,6 +34,18 @@ func main() {
 	quiet := flag.Bool("quiet", false, "no progress line")
 	invoke := flag.String("invoke", "", "run one function (send-mms or postback) on -event and print its answer")
 	event := flag.String("event", "", "event file for -invoke")
+	devMode := flag.Bool("dev", false, "run as a long-running local service on fixed ports until Ctrl-C (make dev)")
+	var dc devConfig
+	flag.StringVar(&dc.Bind, "bind", envOr("MMSGATE_BIND", "127.0.0.1"), "-dev: listen address ($MMSGATE_BIND; 0.0.0.0 for containers)")
+	flag.IntVar(&dc.SQSPort, "sqs-port", envInt("MMSGATE_SQS_PORT", 9324), "-dev: SQS and Secrets Manager (moto) port ($MMSGATE_SQS_PORT)")
+	flag.IntVar(&dc.DynamoPort, "dynamodb-port", envInt("MMSGATE_DYNAMODB_PORT", 8000), "-dev: DynamoDB port ($MMSGATE_DYNAMODB_PORT)")
+	flag.IntVar(&dc.SimPort, "sim-port", envInt("MMSGATE_SIM_PORT", 8099), "-dev: Skycore simulator port ($MMSGATE_SIM_PORT)")
+	flag.IntVar(&dc.APIPort, "api-port", envInt("MMSGATE_API_PORT", 3000), "-dev: postback HTTP API port ($MMSGATE_API_PORT)")
+	flag.IntVar(&dc.BatchSize, "batch-size", envInt("MMSGATE_BATCH_SIZE", 10), "-dev: the event source mapping's batch size")
+	flag.DurationVar(&dc.BatchWindow, "batch-window", 0, "-dev: the event source mapping's batching window")
+	flag.DurationVar(&dc.Timeout, "function-timeout", 30*time.Second, "-dev: the sender's timeout (the send queue's visibility is 6×)")
+	flag.StringVar(&dc.Persist, "persist", "", "-dev: keep DynamoDB and the queues' messages in this folder across restarts")
+	flag.DurationVar(&dc.StatusEvery, "status-every", time.Second, "-dev: how often the status line is refreshed")
 	standIns := flag.Bool("stand-ins", false, "serve the simulator and the AWS stand-ins on fixed ports for `sam local` (Ctrl-C stops)")
 	timeout := flag.Duration("timeout", 3*time.Minute, "give up after this long")
 	logFile := flag.String("logs", ".run/functions.log", "where the functions' log lines go")
@@ -43,6 +55,8 @@ func main() {
 	defer stop()
 	var err error
 	switch {
+	case *devMode:
+		err = dev(ctx, dc, os.Stdout)
 	case *standIns:
 		err = serveStandIns(ctx)
 	default:

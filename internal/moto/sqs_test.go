@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/mmsgate/mmsgate/internal/moto"
 )
@@ -252,7 +251,7 @@ func TestValidation(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			err := tc.call()
-			var api smithy.APIError
+			var api interface{ ErrorCode() string }
 			got := ""
 			if errors.As(err, &api) {
 				got = api.ErrorCode()
@@ -307,7 +306,7 @@ func TestWhereMotoDiffers(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			err := tc.call()
 			got := ""
-			var api smithy.APIError
+			var api interface{ ErrorCode() string }
 			if errors.As(err, &api) {
 				got = api.ErrorCode()
 			} else if err != nil {

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/sim"
+	"github.com/mmsgate/mmsgate/internal/stack"
+)
+
+// devConfig is `make dev`'s: fixed ports, each changeable by a flag or an
+// environment variable (flags win).
+type devConfig struct {
+	Bind                         string
+	SQSPort, DynamoPort, SimPort int
+	APIPort                      int
+	BatchSize                    int
+	BatchWindow                  time.Duration
+	Timeout                      time.Duration
+	Persist                      string // folder for state across restarts ("" = none)
+	StatusEvery                  time.Duration
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// dev runs mmsgate as a long-running local service until ctx ends (Ctrl-C).
+func dev(ctx context.Context, c devConfig, out io.Writer) error {
+	root, err := stack.Root()
+	if err != nil {
+		return err
+	}
+	if err := os.Chdir(root); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "building the bootstraps and the Runtime Interface Emulator…")
+	bins, err := stack.Build(ctx, root)
+	if err != nil {
+		return err
+	}
+	logDir := ".run/dev"
+	os.MkdirAll(logDir, 0o755)
+	logs, err := os.Create(filepath.Join(logDir, "functions.log"))
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	dynamoPath := ""
+	if c.Persist != "" {
+		dynamoPath = filepath.Join(c.Persist, "dynamodb")
+	}
+	host := c.Bind
+	if host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	simCfg := sim.Default()
+	s, err := stack.Start(ctx, bins, stack.Options{
+		Sim: simCfg, Logs: logs, Moto: true, MotoLog: filepath.Join(logDir, "moto.log"),
+		Ports:       localenv.Ports{SQS: c.SQSPort, Dynamo: c.DynamoPort, Bind: c.Bind},
+		DynamoPath:  dynamoPath,
+		AdapterAddr: fmt.Sprintf("%s:%d", c.Bind, c.APIPort), SimAddr: fmt.Sprintf("%s:%d", c.Bind, c.SimPort),
+		KeepEvents: true, BatchSize: c.BatchSize, BatchWindow: c.BatchWindow, Timeout: c.Timeout,
+		RetryWindow: os.Getenv("SEND_RETRY_WINDOW"), InDoubtWindow: os.Getenv("SEND_INDOUBT_WINDOW"),
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	stateFile := ""
+	if c.Persist != "" {
+		stateFile = filepath.Join(c.Persist, "queues.json")
+		n, err := s.Env.LoadQueues(ctx, stateFile)
+		if err != nil {
+			return fmt.Errorf("reload queues: %w", err)
+		}
+		if n > 0 {
+			fmt.Fprintf(out, "reloaded %d messages from %s\n", n, stateFile)
+		}
+	}
+	banner(out, s, c, host)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.Serve(ctx, nil) }()
+	tty := isTerminal(os.Stderr)
+	tick := time.NewTicker(c.StatusEvery)
+	defer tick.Stop()
+	last := ""
+	for {
+		select {
+		case err := <-serveErr:
+			if tty {
+				fmt.Fprintln(os.Stderr)
+			}
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+			return shutdown(s, stateFile, out)
+		case <-tick.C:
+			st, err := s.Status(ctx)
+			if err != nil {
+				continue
+			}
+			line := fmt.Sprintf("[mmsgate dev] send queue %d waiting, %d hidden · in flight %d · batches %d · delivery events %d · DLQ %d",
+				st.Send.Visible+st.Send.Delayed, st.Send.InFlight, st.InFlight, st.Batches, st.Events.Total(), st.DLQ.Total())
+			switch {
+			case tty:
+				fmt.Fprint(os.Stderr, "\r"+line+"\x1b[K")
+			case line != last:
+				fmt.Fprintln(os.Stderr, line)
+			}
+			last = line
+		}
+	}
+}
+
+// shutdown keeps the queues when asked; the deferred Close stops every
+// child process (moto, dynalite, the emulators and their functions).
+func shutdown(s *stack.Stack, stateFile string, out io.Writer) error {
+	fmt.Fprintln(out, "stopping…")
+	if stateFile == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, _ := s.Status(ctx)
+	n, err := s.Env.SaveQueues(ctx, stateFile)
+	if err != nil {
+		return fmt.Errorf("save queues: %w", err)
+	}
+	fmt.Fprintf(out, "kept %d messages in %s", n, stateFile)
+	if hidden := st.Send.InFlight + st.Events.InFlight + st.DLQ.InFlight; hidden > 0 {
+		fmt.Fprintf(out, " (%d were hidden by a receive and are not kept)", hidden)
+	}
+	fmt.Fprintln(out)
+	return nil
+}
+
+var bannerText = template.Must(template.New("banner").Parse(`
+mmsgate dev: the whole system as a local service. Ctrl-C stops everything.
+
+  SQS + Secrets Manager (moto)  {{.AWS}}
+  send queue                    {{.Send}}
+                                (batches of {{.Batch}}, window {{.Window}}, visibility {{.Visibility}}, DLQ after {{.MaxReceive}} receives)
+  delivery events queue         {{.Events}}   (left for your application)
+  dead-letter queue             {{.DLQ}}
+  DynamoDB (dynalite)           {{.Dynamo}}   table {{.Table}}{{if .Persist}}, kept in {{.Persist}}{{end}}
+  Skycore simulator             {{.Sim}}   API key sim-api-key
+  postback URL                  {{.Postback}}
+  secret                        {{.Secret}} (SKYCORE_SECRET_ID and POSTBACK_SECRET_ID)
+  logs                          .run/dev/functions.log, .run/dev/moto.log
+
+Any credentials and region work:
+  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={{.Region}}
+
+Send a request:
+  aws --endpoint-url {{.AWS}} sqs send-message --queue-url {{.Send}} \
+    --message-body '{"id":"hello-1","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"Hi"}]}'
+
+Read the delivery events (then delete each with its ReceiptHandle, as an application would):
+  aws --endpoint-url {{.AWS}} sqs receive-message --queue-url {{.Events}} \
+    --max-number-of-messages 10 --wait-time-seconds 10 --message-attribute-names All
+  aws --endpoint-url {{.AWS}} sqs delete-message --queue-url {{.Events}} --receipt-handle HANDLE
+
+Post a delivery report yourself (the simulator posts N101 and N102 for every accepted message):
+  curl -i -X POST {{.Postback}} -H 'Content-Type: text/xml' \
+    --data '<POSTBACK><CODE>N102</CODE><TRACKINGID>unknown-1</TRACKINGID><STATUS>Message Sent/Delivered</STATUS></POSTBACK>'
+
+Change the API key (the simulator knows only sim-api-key: others give E104, and requests wait):
+  aws --endpoint-url {{.AWS}} secretsmanager put-secret-value --secret-id {{.Secret}} \
+    --secret-string '{"api_key":"sim-api-key","postback_token":"local-postback-token"}'
+
+Look at the dead-letter queue:
+  aws --endpoint-url {{.AWS}} sqs receive-message --queue-url {{.DLQ}} --message-attribute-names All
+
+`))
+
+func banner(out io.Writer, s *stack.Stack, c devConfig, host string) {
+	bannerText.Execute(out, map[string]any{
+		"AWS": s.Env.SQSURL, "Send": s.Env.SendQueueURL, "Events": s.Env.EventsQueueURL, "DLQ": s.Env.DLQURL,
+		"Dynamo": s.Env.DynamoURL, "Table": localenv.Table, "Persist": c.Persist,
+		"Sim":      strings.Replace(s.SimURL, c.Bind, host, 1) + sim.APIPath,
+		"Postback": strings.Replace(s.Adapter, c.Bind, host, 1) + "/skycore/postbacks/" + s.Token,
+		"Secret":   localenv.SecretID, "Region": localenv.Region,
+		"Batch": c.BatchSize, "Window": c.BatchWindow, "Visibility": 6 * c.Timeout, "MaxReceive": 5,
+	})
+}

@@ -1,0 +1,304 @@
+// Package devtest drives `make dev` (mmsgate-local -dev) from the outside
+// with clients nobody here wrote: Debian's AWS CLI and boto3 (SQS's query
+// protocol), and the Node AWS SDK v3 with sqs-consumer (JSON protocol,
+// DeleteMessageBatch), then stops it with Ctrl-C and checks that no child
+// process survives.
+package devtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/mmsgate/mmsgate/internal/loopback"
+	"github.com/mmsgate/mmsgate/internal/moto"
+	"github.com/mmsgate/mmsgate/schema"
+)
+
+// dev is a running `mmsgate-local -dev`.
+type dev struct {
+	cmd                   *exec.Cmd
+	endpoint, send, event string
+	dlq, postback         string
+	out                   *bytes.Buffer
+	log                   *lockedBuffer // stderr: progress and status lines
+}
+
+func root(t *testing.T) string {
+	t.Helper()
+	r, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// startDev builds and starts the dev service on free ports and reads its
+// banner.
+func startDev(t *testing.T) *dev {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the dev service's process checks read /proc")
+	}
+	if _, err := moto.Binary(); err != nil {
+		t.Skip(err)
+	}
+	r := root(t)
+	bin := filepath.Join(t.TempDir(), "mmsgate-local")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mmsgate-local").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	args := []string{"-dev", "-status-every", "200ms"}
+	for _, f := range []string{"-sqs-port", "-dynamodb-port", "-sim-port", "-api-port"} {
+		p, err := loopback.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, f, strconv.Itoa(p))
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = r
+	stdout, _ := cmd.StdoutPipe()
+	d := &dev{cmd: cmd, out: &bytes.Buffer{}, log: &lockedBuffer{}}
+	cmd.Stderr = d.log
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dev service's stderr:\n%s", d.log)
+		}
+	})
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	field := func(line, label string) string {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), label); ok {
+			return strings.Fields(rest)[0]
+		}
+		return ""
+	}
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			l := sc.Text()
+			d.out.WriteString(l + "\n")
+			for label, dst := range map[string]*string{"SQS + Secrets Manager (moto)": &d.endpoint, "send queue": &d.send,
+				"delivery events queue": &d.event, "dead-letter queue": &d.dlq, "postback URL": &d.postback} {
+				if v := field(l, label); v != "" && *dst == "" {
+					*dst = v
+				}
+			}
+			if strings.HasPrefix(l, "Look at the dead-letter queue") {
+				ready <- nil
+			}
+		}
+		ready <- fmt.Errorf("the dev service ended before its banner:\n%s", d.out)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("no banner after 3 minutes:\n%s", d.out)
+	}
+	return d
+}
+
+// descendants lists every process under pid.
+func descendants(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			c, _ := strconv.Atoi(s)
+			out = append(out, c)
+			out = append(out, descendants(c)...)
+		}
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// A zombie ("Z") has exited; only its parent's wait is missing.
+	return err == nil && !regexp.MustCompile(`\) Z `).Match(b)
+}
+
+func TestDev(t *testing.T) {
+	d := startDev(t)
+	var wanted []string // id:event pairs the consumer must see
+
+	t.Run("Debian aws CLI sends (query protocol)", func(t *testing.T) {
+		const aws = "/usr/bin/aws"
+		if _, err := os.Stat(aws); err != nil {
+			t.Skip("Debian's awscli is not installed (make clients installs it where apt-get can): ", err)
+		}
+		cmd := exec.Command(aws, "--endpoint-url", d.endpoint, "sqs", "send-message", "--queue-url", d.send,
+			"--message-body", `{"id":"cli-1","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"Hi"}]}`)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_DEFAULT_REGION=us-east-1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte("MD5OfMessageBody")) {
+			t.Fatalf("aws sqs send-message: %v\n%s", err, out)
+		}
+		wanted = append(wanted, "cli-1:accepted", "cli-1:delivered")
+	})
+
+	t.Run("Debian boto3 sends a batch (query protocol)", func(t *testing.T) {
+		py := "/usr/bin/python3"
+		if exec.Command(py, "-c", "import boto3").Run() != nil {
+			t.Skip("Debian's python3-boto3 is not installed (make clients installs it where apt-get can)")
+		}
+		out, err := exec.Command(py, "testdata/send_boto3.py", d.endpoint, d.send, "boto-1", "boto-2").CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte(`"sent": 2`)) {
+			t.Fatalf("boto3 send_message_batch: %v\n%s", err, out)
+		}
+		t.Logf("%s", bytes.TrimSpace(out))
+		wanted = append(wanted, "boto-1:accepted", "boto-1:delivered", "boto-2:accepted", "boto-2:delivered")
+	})
+
+	t.Run("sqs-consumer reads the delivery events", func(t *testing.T) {
+		if len(wanted) == 0 {
+			t.Skip("nothing was sent")
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "node", append([]string{"testdata/consume.mjs", d.endpoint, d.event}, wanted...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("sqs-consumer: %v\n%s\n%s", err, out, stderr.Bytes())
+		}
+		s, err := schema.Load(schema.DeliveryEvent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for line := range bytes.Lines(out) {
+			var got struct {
+				Attr string          `json:"attr"`
+				Body json.RawMessage `json:"body"`
+			}
+			if err := json.Unmarshal(line, &got); err != nil {
+				t.Fatalf("consumer line %q: %v", line, err)
+			}
+			var ev struct{ Event string }
+			json.Unmarshal(got.Body, &ev)
+			if got.Attr != ev.Event {
+				t.Errorf("attribute event = %q, body event = %q", got.Attr, ev.Event)
+			}
+			if errs := s.Validate(got.Body); len(errs) > 0 {
+				t.Errorf("event %s breaks the schema: %q", got.Body, errs)
+			}
+			n++
+		}
+		t.Logf("sqs-consumer read %d events", n)
+		// It deleted what it handled (DeleteMessageBatch): nothing is left
+		// visible or in flight.
+		c := sqs.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: aws.CredentialsProviderFunc(
+			func(context.Context) (aws.Credentials, error) {
+				return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, nil
+			})},
+			func(o *sqs.Options) { o.BaseEndpoint = aws.String(d.endpoint) })
+		a, err := c.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(d.event),
+			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, h := a.Attributes["ApproximateNumberOfMessages"], a.Attributes["ApproximateNumberOfMessagesNotVisible"]; h != "0" {
+			t.Errorf("after sqs-consumer: %s visible, %s in flight; want none in flight (deleted)", v, h)
+		}
+	})
+
+	t.Run("put-secret-value and get-secret-value, as the README says", func(t *testing.T) {
+		aws := "/usr/bin/aws"
+		if _, err := os.Stat(aws); err != nil {
+			if aws, err = exec.LookPath("aws"); err != nil {
+				t.Skip("no AWS CLI")
+			}
+		}
+		env := append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_DEFAULT_REGION=us-east-1")
+		const value = `{"api_key":"sim-api-key","postback_token":"local-postback-token"}`
+		for _, args := range [][]string{
+			{"secretsmanager", "put-secret-value", "--secret-id", "mmsgate/skycore", "--secret-string", value},
+			{"secretsmanager", "describe-secret", "--secret-id", "mmsgate/skycore"},
+		} {
+			cmd := exec.Command(aws, append([]string{"--endpoint-url", d.endpoint}, args...)...)
+			cmd.Env = env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		cmd := exec.Command(aws, "--endpoint-url", d.endpoint, "secretsmanager", "get-secret-value", "--secret-id", "mmsgate/skycore",
+			"--query", "SecretString", "--output", "text")
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil || strings.TrimSpace(string(out)) != value {
+			t.Fatalf("get-secret-value = %q, %v; want %s", out, err, value)
+		}
+	})
+
+	t.Run("Ctrl-C stops every child process", func(t *testing.T) {
+		kids := descendants(d.cmd.Process.Pid)
+		if len(kids) < 5 { // dynalite, moto, two emulators and their functions
+			t.Errorf("only %d child processes before Ctrl-C: %v", len(kids), kids)
+		}
+		d.cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- d.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("exit after Ctrl-C: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("still running 20 s after Ctrl-C")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for _, pid := range kids {
+			for alive(pid) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if alive(pid) {
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				t.Errorf("process %d survived Ctrl-C: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+			}
+		}
+	})
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
