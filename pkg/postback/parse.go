@@ -1,6 +1,3 @@
-// Package postback is the postback function: Skycore's delivery postbacks
-// (skycore-notes.md §5) arriving through API Gateway → authenticated,
-// de-duplicated delivery events (contract §2-§3).
 package postback
 
 import (

@@ -263,7 +263,7 @@ func TestPostbackInterleavings(t *testing.T) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	runs := 100 // dynalite: ~8 s
 	if testing.Short() {
-		runs = 1000 // memdb: ~0.5 s
+		runs = 400 // memdb: ~1 s
 	}
 	for run := range runs {
 		tid := fmt.Sprint("T-prop-", run)
