@@ -37,7 +37,7 @@ func main() {
 	}
 	queue := sqs.NewFromConfig(cfg)
 	h := sender.NewHandler(env.Config, sender.Deps{
-		Keys:    secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL),
+		Keys:    secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.APIKey),
 		Skycore: skycore.New(env.APIURL, skycore.WithTimeout(env.CallTimeout)),
 		Store:   store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
 		Events:  delivery.NewPublisher(queue, env.EventsQueueURL),
