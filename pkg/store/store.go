@@ -1,14 +1,45 @@
-// Package store keeps mmsgate's records in one DynamoDB table (pk only):
+// Package store keeps mmsgate's records in one DynamoDB table (key pk),
+// changed only by conditional updates, so that every transition below has
+// exactly one winner. The state machine lives here, as methods on the
+// store and the record; the sender and the postback function only ask for
+// transitions.
 //
-//   - msg#<id>: the send request's idempotency record. A conditional write
-//     claims it with a lease that ends with the invocation's deadline;
-//     accepted and rejected are final, so one id is sent at most once.
-//   - trk#<trackingId>: the tracking id → id join written at acceptance, and
-//     the postbacks' de-duplication and state, changed only by conditional
-//     updates.
+// Items, their attributes and states:
 //
-// A second item rather than a GSI: a GSI is eventually consistent, and the
-// first postback can arrive milliseconds after acceptance.
+//	item               attribute       meaning
+//	msg#<id>           st              INPROGRESS (claimed by ownerId until leaseMs),
+//	  (the send                        RETRY (a call surely failed: claimable),
+//	  request)                         INDOUBT (a call may have reached Skycore: not
+//	                                   claimable before doubtMs unless a postback
+//	                                   accepts it), then one terminal state:
+//	                                   ACCEPTED, REJECTED or EXPIRED
+//	                   ownerId,leaseMs the claim, or the hold on pendingEvent
+//	                   firstMs         first enqueue (SEND_RETRY_WINDOW starts here)
+//	                   doubtMs         INDOUBT until
+//	                   attempts        claims so far
+//	                   trackingId,code,error,to,from,mmsId   the outcome
+//	                   pendingEvent    the terminal event, recorded, not yet published
+//	                   acceptedBy      "postback" when CLIENT_REFERENCE proved it
+//	                   created,updated,acceptedAt,exp        times; exp is the TTL
+//	trk#<trackingId>   id              the request (written once: never re-pointed)
+//	  (postbacks)      rank,state      highest state emitted (sent 1, final 2)
+//	                   p_<key>         a postback advanced the state, event unconfirmed
+//	                   d_<key>         a postback is done (published, or history)
+//	                   holder,hold     the one emitter slot of the tracking id
+//	                   firstMs         first postback (the join window)
+//	                   settled         msg#id seen final with nothing pending
+//	                   history         postback keys in arrival order
+//
+// Transitions of msg#<id>: Claim (new, RETRY, INDOUBT past doubtMs, or a dead
+// claim when the doubt window is 0) → INPROGRESS; a dead claim otherwise →
+// INDOUBT; Release → RETRY; Doubt → INDOUBT; Accept, AcceptByPostback,
+// Reject, Expire → terminal, only from an open state, with pendingEvent;
+// TakeEvent, ReleaseEvent, EventSent hand the pending event to exactly one
+// publisher at a time.
+//
+// A second item per tracking id rather than a GSI: a GSI is eventually
+// consistent, and the first postback can arrive milliseconds after
+// acceptance.
 package store
 
 import (
