@@ -418,7 +418,10 @@ func rng2(n int64) *rand.Rand { return rand.New(rand.NewPCG(uint64(n), 0xbad)) }
 func simConfig(seed uint64) sim.Config {
 	c := sim.Default()
 	c.Seed = int64(seed)
-	c.PostbackDelay, c.RetryInterval = sim.Duration(20*time.Millisecond), sim.Duration(200*time.Millisecond)
+	// Skycore's five retries (5 min apart) outlast any fault the soak
+	// injects; scaled down, they must still outlast the refused acceptance
+	// writes (8 s), or postbacks are dropped for the wrong reason.
+	c.PostbackDelay, c.RetryInterval = sim.Duration(20*time.Millisecond), sim.Duration(2500*time.Millisecond)
 	c.PostbackTimeout = sim.Duration(5 * time.Second)
 	c.DuplicateRate, c.ReorderRate = 0.05, 0.05
 	c.OmitClientReferenceRate, c.EarlyPostbackRate = 0.1, 0.05
