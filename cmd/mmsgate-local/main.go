@@ -21,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
@@ -46,6 +47,7 @@ func main() {
 	flag.DurationVar(&dc.Timeout, "function-timeout", 30*time.Second, "-dev: the sender's timeout (the send queue's visibility is 6×)")
 	flag.StringVar(&dc.Persist, "persist", "", "-dev: keep DynamoDB and the queues' messages in this folder across restarts")
 	flag.DurationVar(&dc.StatusEvery, "status-every", time.Second, "-dev: how often the status line is refreshed")
+	postbackURL := flag.String("postback-url", os.Getenv("POSTBACK_URL"), "-stand-ins: where the simulator posts delivery reports ($POSTBACK_URL; default none)")
 	standIns := flag.Bool("stand-ins", false, "serve the simulator and the AWS stand-ins on fixed ports for `sam local` (Ctrl-C stops)")
 	timeout := flag.Duration("timeout", 3*time.Minute, "give up after this long")
 	logFile := flag.String("logs", ".run/functions.log", "where the functions' log lines go")
@@ -58,7 +60,7 @@ func main() {
 	case *devMode:
 		err = dev(ctx, dc, os.Stdout)
 	case *standIns:
-		err = serveStandIns(ctx)
+		err = serveStandIns(ctx, *postbackURL)
 	default:
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
@@ -289,29 +291,46 @@ func invokeOne(ctx context.Context, s *stack.Stack, fn, event string) error {
 }
 
 // serveStandIns runs the simulator and the stand-ins on the ports env.json
-// names (host.docker.internal:8099, 8000, 9324, 4585).
-func serveStandIns(ctx context.Context) error {
-	env, err := localenv.StartFixed(ctx, localenv.Ports{Dynamo: 8000, SQS: 9324, Secrets: 4585, Bind: os.Getenv("BIND")})
+// names (host.docker.internal:8099, 8000, 9324, 4585): moto serves SQS and
+// Secrets Manager on 9324, and 4585 forwards to it for env.json's
+// AWS_ENDPOINT_URL_SECRETS_MANAGER. Queue URLs name moto's account
+// (123456789012); moto finds a queue by its name, so env.json's
+// 000000000000 URLs work too.
+func serveStandIns(ctx context.Context, postbackURL string) error {
+	bind := os.Getenv("BIND")
+	if bind == "" {
+		bind = "127.0.0.1"
+	}
+	env, err := localenv.Start(ctx, localenv.Options{Moto: true, MotoLog: ".run/stand-ins/moto.log",
+		Ports: localenv.Ports{Dynamo: 8000, SQS: 9324, Bind: bind}})
 	if err != nil {
 		return err
 	}
 	defer env.Close()
-	s, err := sim.New(simConfig())
+	secrets, err := faultproxy.New(env.Moto.URL)
 	if err != nil {
 		return err
 	}
-	bind := os.Getenv("BIND")
-	if bind == "" {
-		bind = "127.0.0.1"
+	secretsURL, err := secrets.Start(bind + ":4585")
+	if err != nil {
+		return fmt.Errorf("Secrets Manager on 4585: %w", err)
+	}
+	defer secrets.Close()
+	c := simConfig()
+	c.PostbackURL = postbackURL
+	s, err := sim.New(c)
+	if err != nil {
+		return err
 	}
 	base, err := s.Start(bind + ":8099")
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	fmt.Printf("simulator %s%s\nDynamoDB %s · SQS %s · Secrets Manager %s\nsecret %s, table %s, queues %s %s %s\nCtrl-C stops.\n",
-		base, sim.APIPath, env.DynamoURL, env.SQSURL, env.SecretURL, localenv.SecretID, localenv.Table,
-		localenv.SendQueue, localenv.SendDLQ, localenv.EventQueue)
+	fmt.Printf("simulator %s%s (postbacks to %s)\nDynamoDB %s · SQS and Secrets Manager (moto) %s · Secrets Manager also %s\n"+
+		"secret %s, table %s\nqueues %s\n       %s\n       %s\nstand-ins ready; Ctrl-C stops.\n",
+		base, sim.APIPath, orDash(postbackURL), env.DynamoURL, env.SQSURL, secretsURL, localenv.SecretID, localenv.Table,
+		env.SendQueueURL, env.DLQURL, env.EventsQueueURL)
 	<-ctx.Done()
 	return nil
 }
