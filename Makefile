@@ -55,7 +55,7 @@ fuzz:
 
 ## lint: gofmt, go vet, staticcheck, go mod tidy, cfn-lint (what `sam validate --lint` runs)
 lint: $(STATICCHECK) $(PY_TOOLS)
-	$(PYTHON) -m cfnlint template.yaml
+	$(BIN)/cfn-lint template.yaml
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
@@ -68,12 +68,22 @@ $(NODE_DEPS): package.json package-lock.json
 
 tools: $(RIE) $(STATICCHECK) $(PY_TOOLS)
 
-# moto's server (SQS, Secrets Manager) and cfn-lint, pinned; pip only when missing.
+# moto's server (SQS, Secrets Manager) and cfn-lint, pinned, as .bin/moto_server and
+# .bin/cfn-lint: from $(PYTHON) when it has them, else installed by pip (into a
+# virtualenv in .bin/venv where the system Python refuses pip, as Ubuntu 24.04's does).
+PY_CHECK := import sys, importlib.metadata as m, flask; sys.exit(m.version("moto") != "$(MOTO_VERSION)" or m.version("cfn-lint") != "$(CFNLINT_VERSION)")
+PY_PKGS  := 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFNLINT_VERSION)'
 $(PY_TOOLS):
 	@mkdir -p $(BIN)
-	@if $(PYTHON) -c 'import sys, importlib.metadata as m, flask; sys.exit(m.version("moto") != "$(MOTO_VERSION)" or m.version("cfn-lint") != "$(CFNLINT_VERSION)")' 2>/dev/null; then :; else \
-	  echo "pip install moto[server]==$(MOTO_VERSION) cfn-lint==$(CFNLINT_VERSION)"; \
-	  $(PYTHON) -m pip install --quiet 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFNLINT_VERSION)'; fi
+	@set -e; py=$$(command -v $(PYTHON)); \
+	if ! $$py -c '$(PY_CHECK)' 2>/dev/null; then \
+	  echo "pip install $(PY_PKGS)"; \
+	  if ! $$py -m pip install --quiet $(PY_PKGS) 2>/dev/null; then \
+	    $$py -m venv $(BIN)/venv && py=$(BIN)/venv/bin/python && $$py -m pip install --quiet $(PY_PKGS); fi; \
+	  $$py -c '$(PY_CHECK)'; fi; \
+	printf '#!/bin/sh\nexec %s -c "import sys; from moto.server import main; sys.argv[0] = \\"moto_server\\"; sys.exit(main())" "$$@"\n' "$$py" > $(BIN)/moto_server; \
+	printf '#!/bin/sh\nexec %s -c "import sys; from cfnlint.runner import main; sys.argv[0] = \\"cfn-lint\\"; sys.exit(main())" "$$@"\n' "$$py" > $(BIN)/cfn-lint; \
+	chmod +x $(BIN)/moto_server $(BIN)/cfn-lint
 	@touch $@
 
 ## clients: Debian's AWS CLI and boto3 (SQS query protocol) for the client tests, through apt-get when

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mmsgate/mmsgate/internal/dynalite"
 	"github.com/mmsgate/mmsgate/internal/loopback"
 )
 
@@ -36,12 +37,18 @@ type Options struct {
 	Log  string // file for moto's own log lines (default: discarded)
 }
 
-// Binary finds moto's server: $MOTO_SERVER, then moto_server on $PATH,
-// then `python3 -m moto.server` (pip may put its scripts off $PATH). It
-// returns the command line to run it.
+// Binary finds moto's server: $MOTO_SERVER, then the module's
+// .bin/moto_server (written by `make tools`, the pinned version), then
+// moto_server on $PATH, then python3's moto.server module. It returns the
+// command line to run it.
 func Binary() ([]string, error) {
 	if p := os.Getenv("MOTO_SERVER"); p != "" {
 		return []string{p}, nil
+	}
+	if root, err := dynalite.Root(); err == nil {
+		if p := filepath.Join(root, ".bin", "moto_server"); executable(p) {
+			return []string{p}, nil
+		}
 	}
 	if p, err := exec.LookPath("moto_server"); err == nil {
 		return []string{p}, nil
@@ -135,4 +142,9 @@ func (s *Server) Close() error {
 	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	s.cmd.Wait()
 	return nil
+}
+
+func executable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode()&0o111 != 0
 }
