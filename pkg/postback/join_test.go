@@ -66,7 +66,7 @@ func TestJoinRace(t *testing.T) {
 		{name: "CLIENT_REFERENCE of an in-doubt request: its accepted event first", steps: []step{
 			{do: func(t *testing.T) {
 				hs.store.Claim(ctx, "race-c", store.Claim{Owner: "sender", Lease: hs.now().Add(time.Minute)})
-				hs.store.Doubt(ctx, "race-c", "sender", "TIMEOUT", hs.now().Add(15*time.Minute))
+				hs.store.Doubt(ctx, "race-c", "sender", hs.now().Add(15*time.Minute), store.Outcome{Code: "TIMEOUT"})
 			}, body: pbXML("N101", "T-c", "race-c"), wantStatus: 200, want: []string{"race-c:accepted:", "race-c:sent:N101"}},
 			{body: pbXML("N102", "T-c", ""), wantStatus: 200, want: []string{"race-c:delivered:N102"}}, // linked now
 		}, after: func(t *testing.T) {
@@ -142,7 +142,7 @@ func TestAcceptedEventFields(t *testing.T) {
 	ctx := context.Background()
 	hs := newHarness(t)
 	hs.store.Claim(ctx, "race-x", store.Claim{Owner: "sender", Lease: hs.now().Add(time.Minute)})
-	hs.store.Doubt(ctx, "race-x", "sender", "TIMEOUT", hs.now().Add(15*time.Minute))
+	hs.store.Doubt(ctx, "race-x", "sender", hs.now().Add(15*time.Minute), store.Outcome{Code: "TIMEOUT"})
 	hs.invoke(t, post(pbXML("N101", "T-x", "race-x")))
 	evs, err := hs.drain()
 	if err != nil || len(evs) != 2 {
@@ -164,7 +164,7 @@ func TestJoinFailuresRelease(t *testing.T) {
 	ctx := context.Background()
 	hs := newHarness(t)
 	hs.store.Claim(ctx, "race-r", store.Claim{Owner: "sender", Lease: hs.now().Add(time.Minute)})
-	hs.store.Doubt(ctx, "race-r", "sender", "TIMEOUT", hs.now().Add(15*time.Minute))
+	hs.store.Doubt(ctx, "race-r", "sender", hs.now().Add(15*time.Minute), store.Outcome{Code: "TIMEOUT"})
 	var sends atomic.Int32
 	for _, failAt := range []int32{1, 2} { // from the accepted event on, then from the postback's own on
 		sends.Store(0)

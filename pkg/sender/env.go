@@ -17,6 +17,7 @@ var EnvVars = []string{
 	"SKYCORE_API_URL", "SKYCORE_SECRET_ID", "SKYCORE_DEFAULT_FROM", "SKYCORE_ENFORCE_CAMPAIGN_CHECK", "SKYCORE_TIMEOUT",
 	"SEND_CONCURRENCY", "SEND_RATE_PER_SECOND", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL",
 	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "SEND_RETRY_WINDOW", "SEND_INDOUBT_WINDOW",
+	"SEND_BACKOFF_BASE", "SEND_BACKOFF_MAX",
 }
 
 // Env is the function's configuration read from the environment.
@@ -64,6 +65,12 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	}
 	e.RetryWindow, errs = duration(getenv, "SEND_RETRY_WINDOW", DefaultRetryWindow, false, errs)
 	e.InDoubtWindow, errs = duration(getenv, "SEND_INDOUBT_WINDOW", DefaultInDoubtWindow, true, errs)
+	// The retry back-off: first delay, doubled per receive up to the cap.
+	e.BaseBackoff, errs = duration(getenv, "SEND_BACKOFF_BASE", DefaultBaseBackoff, false, errs)
+	e.MaxBackoff, errs = duration(getenv, "SEND_BACKOFF_MAX", DefaultMaxBackoff, false, errs)
+	if e.MaxBackoff > 12*time.Hour || e.BaseBackoff > e.MaxBackoff {
+		errs = append(errs, fmt.Errorf("SEND_BACKOFF_BASE=%s, SEND_BACKOFF_MAX=%s: want base ≤ max ≤ 12h (SQS's longest visibility)", e.BaseBackoff, e.MaxBackoff))
+	}
 	e.Concurrency = 10
 	if v := getenv("SEND_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)

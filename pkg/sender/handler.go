@@ -50,8 +50,8 @@ type (
 		Accept(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error)
 		Reject(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error)
 		Expire(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error)
-		Release(ctx context.Context, id, owner, code string) error
-		Doubt(ctx context.Context, id, owner, code string, until time.Time) error
+		Release(ctx context.Context, id, owner string, o store.Outcome) (bool, error)
+		Doubt(ctx context.Context, id, owner string, until time.Time, o store.Outcome) (bool, error)
 		Link(ctx context.Context, trackingID, id string) error
 		TakeEvent(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
 		EventSent(ctx context.Context, id string) error
@@ -90,6 +90,8 @@ type Config struct {
 const (
 	DefaultRetryWindow   = 24 * time.Hour
 	DefaultInDoubtWindow = 15 * time.Minute
+	DefaultBaseBackoff   = 5 * time.Second
+	DefaultMaxBackoff    = 15 * time.Minute
 )
 
 // Deps are the handler's collaborators, built once in main.
@@ -119,8 +121,8 @@ func NewHandler(cfg Config, d Deps) *Handler {
 	cfg.RetryWindow = cmp.Or(cfg.RetryWindow, DefaultRetryWindow)
 	cfg.Margin = cmp.Or(cfg.Margin, 2*time.Second)
 	cfg.MinCall = cmp.Or(cfg.MinCall, time.Second)
-	cfg.BaseBackoff = cmp.Or(cfg.BaseBackoff, 5*time.Second)
-	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, 15*time.Minute)
+	cfg.BaseBackoff = cmp.Or(cfg.BaseBackoff, DefaultBaseBackoff)
+	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, DefaultMaxBackoff)
 	h := &Handler{cfg: cfg, d: d, now: time.Now}
 	if cfg.RatePerSecond > 0 {
 		h.limiter = rate.NewLimiter(rate.Limit(cfg.RatePerSecond), max(1, int(cfg.RatePerSecond)))
@@ -178,11 +180,12 @@ func (h *Handler) timeLeft(ctx context.Context) bool {
 
 // job is one record being processed.
 type job struct {
-	rec   events.SQSMessage
-	req   *sendreq.Request
-	owner string
-	first time.Time
-	log   *slog.Logger
+	rec     events.SQSMessage
+	attempt int // the claim's attempt number
+	req     *sendreq.Request
+	owner   string
+	first   time.Time
+	log     *slog.Logger
 }
 
 // process handles one record; false means "report it as a failure".
@@ -227,6 +230,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if !m.First.IsZero() {
 		j.first = m.First
 	}
+	j.attempt = m.Attempts
 	if verr != nil {
 		return h.finish(ctx, j, store.StateRejected, rejection(j.req, verr), 0)
 	}
@@ -407,7 +411,8 @@ func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outc
 	})
 	if err != nil {
 		h.storeFailed(ctx, j, "cannot record the outcome", err)
-		if rerr := h.d.Store.Release(ctx, j.req.ID, j.owner, o.Code); rerr != nil {
+		o.Attempt = j.attempt
+		if _, rerr := h.d.Store.Release(ctx, j.req.ID, j.owner, o); rerr != nil {
 			j.log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", rerr)
 		}
 		return false
@@ -438,22 +443,30 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) bool {
 		return h.finish(ctx, j, store.StateExpired, store.Outcome{Code: code, Error: e.Message, To: j.req.To, From: j.req.From, MMSID: string(j.req.MMSID)}, 0)
 	}
 	var wait time.Duration
+	var applied bool
 	var err error
+	o := store.Outcome{Attempt: j.attempt, Code: code}
 	if doubt {
 		until := now.Add(h.cfg.InDoubtWindow)
-		err = h.d.Store.Doubt(ctx, j.req.ID, j.owner, code, until)
+		applied, err = h.d.Store.Doubt(ctx, j.req.ID, j.owner, until, o)
 		wait = h.cfg.InDoubtWindow + time.Second
 		h.d.Metrics.Count("InDoubt")
 		j.log.WarnContext(ctx, "the call may have reached Skycore; waiting for a postback before sending again",
 			"code", code, "class", "indoubt", "until", until.UTC().Format(time.RFC3339), "err", e)
 	} else {
-		err = h.d.Store.Release(ctx, j.req.ID, j.owner, code)
+		applied, err = h.d.Store.Release(ctx, j.req.ID, j.owner, o)
 		n, _ := strconv.Atoi(j.rec.Attributes["ApproximateReceiveCount"])
 		wait = min(Backoff(n, e, h.cfg.BaseBackoff, h.cfg.MaxBackoff), max(time.Second, j.first.Add(h.cfg.RetryWindow).Sub(now)))
 		h.logRetry(ctx, j, e)
 	}
 	if err != nil {
 		j.log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", err)
+	} else if !applied {
+		// The claim is no longer ours: a postback recorded the acceptance
+		// while the call was out, or our lease ran out. The record speaks;
+		// a retrying event now could follow the terminal one.
+		j.log.InfoContext(ctx, "claim no longer ours after the call; no retrying event", "code", code)
+		return false
 	}
 	ev := h.event(j.req, delivery.Retrying)
 	ev.Code, ev.Error = code, e.Message

@@ -3,11 +3,13 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/store"
@@ -48,23 +50,32 @@ func TestClaimLifecycle(t *testing.T) {
 	if ok, m, _ := st.Claim(ctx, "m1", store.Claim{Owner: "b", Lease: c.in(time.Minute)}); ok || m.State != store.StateInProgress || m.Owner != "a" {
 		t.Fatalf("second claim = %v, %+v; want held by a", ok, m)
 	}
-	if err := st.Release(ctx, "m1", "b", "E503"); err != nil { // not the owner: no effect
-		t.Fatal(err)
+	if applied, err := st.Release(ctx, "m1", "b", store.Outcome{Code: "E503"}); applied || err != nil { // not the owner: no effect
+		t.Fatalf("Release by another = %v, %v", applied, err)
 	}
 	if ok, _, _ := st.Claim(ctx, "m1", store.Claim{Owner: "b", Lease: c.in(time.Minute)}); ok {
 		t.Fatal("a release by someone else freed the claim")
 	}
-	if err := st.Release(ctx, "m1", "a", "E503"); err != nil {
-		t.Fatal(err)
+	if applied, err := st.Release(ctx, "m1", "a", store.Outcome{Attempt: 1, Code: "E503"}); !applied || err != nil {
+		t.Fatalf("Release by the owner = %v, %v", applied, err)
 	}
 	// The retry keeps the first enqueue time, whatever the new claim says.
 	m = mustClaim(t, st, "m1", store.Claim{Owner: "b", Lease: c.in(time.Minute), First: c.now()})
 	if !m.First.Equal(first) || m.Attempts != 2 {
 		t.Fatalf("retry claim = %+v; want the first time kept and 2 attempts", m)
 	}
-	won, m, err := st.Accept(ctx, "m1", "b", c.in(time.Minute), store.Outcome{TrackingID: "T9", To: "1"})
+	c.add(time.Second)
+	won, m, err := st.Accept(ctx, "m1", "b", c.in(time.Minute), store.Outcome{Attempt: 2, TrackingID: "T9", To: "1"})
 	if err != nil || !won || m.State != store.StateAccepted || m.PendingEvent != "accepted" {
 		t.Fatalf("Accept = %v, %+v, %v", won, m, err)
+	}
+	// The history: attempt 1 released with E503, attempt 2 accepted.
+	var steps []string
+	for _, h := range m.History {
+		steps = append(steps, fmt.Sprintf("%d:%s:%s:%s", h.Attempt, h.State, h.Code, h.TrackingID))
+	}
+	if diff := cmp.Diff([]string{"1:RETRY:E503:", "2:ACCEPTED::T9"}, steps); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
 	}
 	ok, m, _ := st.Claim(ctx, "m1", store.Claim{Owner: "c", Lease: c.in(time.Hour)})
 	if ok || !m.Final() || m.TrackingID != "T9" || !m.NeedsEvent() {
@@ -121,8 +132,8 @@ func TestPostbackReconcilesInDoubt(t *testing.T) {
 	st, c := withClock(t)
 	ctx := context.Background()
 	mustClaim(t, st, "r1", store.Claim{Owner: "s", Lease: c.in(time.Minute), InDoubt: time.Minute})
-	if err := st.Doubt(ctx, "r1", "s", "TIMEOUT", c.in(15*time.Minute)); err != nil {
-		t.Fatal(err)
+	if applied, err := st.Doubt(ctx, "r1", "s", c.in(15*time.Minute), store.Outcome{Attempt: 1, Code: "TIMEOUT"}); !applied || err != nil {
+		t.Fatalf("Doubt = %v, %v", applied, err)
 	}
 	won, m, err := st.AcceptByPostback(ctx, "r1", "TX", "postback/1", c.in(30*time.Second))
 	if err != nil || !won || m.State != store.StateAccepted || m.TrackingID != "TX" || m.AcceptedBy != "postback" || m.Code != "TIMEOUT" && m.Code != "" {
@@ -244,5 +255,26 @@ func TestDynamoDBErrorClasses(t *testing.T) {
 				t.Errorf("the cause is lost: %v", err)
 			}
 		})
+	}
+}
+
+// TestHistoryIsBounded: however many attempts, the record keeps the last
+// HistorySlots of them.
+func TestHistoryIsBounded(t *testing.T) {
+	st, c := withClock(t)
+	ctx := context.Background()
+	for i := 1; i <= 3*store.HistorySlots; i++ {
+		c.add(time.Second)
+		m := mustClaim(t, st, "h1", store.Claim{Owner: "o", Lease: c.in(time.Minute)})
+		if _, err := st.Release(ctx, "h1", "o", store.Outcome{Attempt: m.Attempts, Code: fmt.Sprint("E", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := st.Get(ctx, "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.History) != store.HistorySlots || m.History[0].Attempt != 2*store.HistorySlots+1 || m.History[len(m.History)-1].Code != fmt.Sprint("E", 3*store.HistorySlots) {
+		t.Errorf("history = %d steps from attempt %d; want the last %d", len(m.History), m.History[0].Attempt, store.HistorySlots)
 	}
 }

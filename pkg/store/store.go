@@ -46,6 +46,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -121,6 +122,7 @@ type Message struct {
 	PendingEvent string // a terminal event recorded but not yet published
 	AcceptedBy   string // "postback" when a postback's CLIENT_REFERENCE proved the acceptance
 	Created      string
+	History      []Step // the last HistorySlots attempts, oldest first
 }
 
 // Final reports whether the message reached a terminal state.
@@ -176,11 +178,21 @@ func (st *Store) exp() types.AttributeValue {
 }
 
 // names maps #x to x for every attribute an expression uses.
-var names = map[string]string{
+var names = withHistorySlots(map[string]string{
 	"#pk": "pk", "#st": "st", "#lease": "leaseMs", "#owner": "ownerId", "#att": "attempts", "#created": "created",
 	"#upd": "updated", "#exp": "exp", "#trk": "trackingId", "#code": "code", "#err": "error", "#to": "to",
 	"#from": "from", "#mms": "mmsId", "#evt": "pendingEvent", "#acc": "acceptedAt", "#id": "id",
 	"#doubt": "doubtMs", "#first": "firstMs", "#by": "acceptedBy",
+})
+
+// withHistorySlots adds the history ring's attribute names.
+func withHistorySlots(m map[string]string) map[string]string {
+	for i := range HistorySlots {
+		slot := historySlot(i, "sender")
+		m["#hs_"+slot] = slot
+	}
+	m["#hs_hpb"] = "hpb"
+	return m
 }
 
 // update runs one UpdateItem on msg#id with the names its expressions use,
@@ -307,6 +319,7 @@ func decode(id string, it map[string]types.AttributeValue) *Message {
 	m.LeaseUntil = millis(num(it, "leaseMs"))
 	m.DoubtUntil = millis(num(it, "doubtMs"))
 	m.First = millis(num(it, "firstMs"))
+	m.History = decodeHistory(it)
 	return m
 }
 
@@ -319,6 +332,7 @@ func millis(ms int64) time.Time {
 
 // Outcome is what a terminal write records.
 type Outcome struct {
+	Attempt    int // the claim's attempt number (Message.Attempts), for the history slot
 	TrackingID string
 	Code       string
 	Error      string
@@ -360,15 +374,22 @@ func (st *Store) Expire(ctx context.Context, id, owner string, hold time.Time, o
 }
 
 func (st *Store) terminal(ctx context.Context, op, id, owner string, hold time.Time, state, by string, o Outcome) (bool, *Message, error) {
+	if by == "" {
+		by = "sender"
+	}
 	upd := "SET #st = :st, #trk = :trk, #code = :code, #err = :err, #evt = :evt, #owner = :owner, #lease = :hold, " +
-		"#acc = :now, #upd = :now, #exp = :exp"
+		"#acc = :now, #upd = :now, #exp = :exp, " + st.historySet(o, by)
 	vals := map[string]types.AttributeValue{
 		":st": s(state), ":trk": s(o.TrackingID), ":code": s(o.Code), ":err": s(o.Error), ":evt": s(TerminalEvent(state)),
 		":owner": s(owner), ":hold": n(hold.UnixMilli()), ":now": s(st.stamp()), ":exp": st.exp(),
-		":inprog": s(StateInProgress), ":retry": s(StateRetry), ":doubt": s(StateInDoubt),
+		":inprog": s(StateInProgress), ":retry": s(StateRetry), ":doubt": s(StateInDoubt), ":h": st.historyEntry(o, state, by),
 	}
 	// Keep what an earlier write knew when this one does not know it.
-	for _, f := range []struct{ name, v string }{{"#to", o.To}, {"#from", o.From}, {"#mms", o.MMSID}, {"#by", by}} {
+	byAttr := by
+	if by == "sender" {
+		byAttr = ""
+	}
+	for _, f := range []struct{ name, v string }{{"#to", o.To}, {"#from", o.From}, {"#mms", o.MMSID}, {"#by", byAttr}} {
 		if f.v != "" {
 			ph := ":" + f.name[1:]
 			upd += ", " + f.name + " = " + ph
@@ -429,30 +450,85 @@ func (st *Store) ReleaseEvent(ctx context.Context, id, owner string) error {
 }
 
 // Release gives owner's claim back after a call that surely failed, so that
-// the next delivery can claim it at once.
-func (st *Store) Release(ctx context.Context, id, owner, code string) error {
-	_, err := st.update(ctx, id, "SET #st = :retry, #code = :code, #upd = :now REMOVE #lease",
-		"#owner = :owner AND #st = :inprog",
-		map[string]types.AttributeValue{":retry": s(StateRetry), ":code": s(code), ":now": s(st.stamp()), ":owner": s(owner),
-			":inprog": s(StateInProgress)})
-	if err != nil && !conditionFailed(err) {
-		return dynamoError("store.Release", err)
-	}
-	return nil
+// the next delivery can claim it at once. applied is false when the claim
+// is no longer owner's (its lease ran out, or a postback recorded the
+// acceptance meanwhile): the caller then has nothing to announce.
+func (st *Store) Release(ctx context.Context, id, owner string, o Outcome) (applied bool, err error) {
+	return st.giveBack(ctx, "store.Release", id, owner, StateRetry, time.Time{}, o)
 }
 
 // Doubt gives owner's claim back after a call that may have reached
 // Skycore (a timeout, a dropped connection): no one sends it again before
 // until, unless a postback first shows it was accepted.
-func (st *Store) Doubt(ctx context.Context, id, owner, code string, until time.Time) error {
-	_, err := st.update(ctx, id, "SET #st = :doubt, #doubt = :until, #code = :code, #upd = :now REMOVE #lease",
-		"#owner = :owner AND #st = :inprog",
-		map[string]types.AttributeValue{":doubt": s(StateInDoubt), ":until": n(until.UnixMilli()), ":code": s(code),
-			":now": s(st.stamp()), ":owner": s(owner), ":inprog": s(StateInProgress)})
-	if err != nil && !conditionFailed(err) {
-		return dynamoError("store.Doubt", err)
+func (st *Store) Doubt(ctx context.Context, id, owner string, until time.Time, o Outcome) (applied bool, err error) {
+	return st.giveBack(ctx, "store.Doubt", id, owner, StateInDoubt, until, o)
+}
+
+func (st *Store) giveBack(ctx context.Context, op, id, owner, state string, until time.Time, o Outcome) (bool, error) {
+	upd := "SET #st = :st, #code = :code, #upd = :now, " + st.historySet(o, "sender")
+	vals := map[string]types.AttributeValue{":st": s(state), ":code": s(o.Code), ":now": s(st.stamp()), ":owner": s(owner),
+		":inprog": s(StateInProgress), ":h": st.historyEntry(o, state, "sender")}
+	if state == StateInDoubt {
+		upd += ", #doubt = :until"
+		vals[":until"] = n(until.UnixMilli())
 	}
-	return nil
+	_, err := st.update(ctx, id, upd+" REMOVE #lease", "#owner = :owner AND #st = :inprog", vals)
+	if conditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, dynamoError(op, err)
+	}
+	return true, nil
+}
+
+// History is kept on the record in HistorySlots ring attributes h00..h19
+// (one per attempt, attempt mod 20) and hpb (an acceptance a postback
+// proved), so an item stays far below DynamoDB's 400 KB whatever happens.
+const HistorySlots = 20
+
+// Step is one entry of a record's history.
+type Step struct {
+	At         time.Time
+	Attempt    int
+	State      string // what the attempt ended in: RETRY, INDOUBT, ACCEPTED, ...
+	Code       string
+	TrackingID string
+	By         string // sender or postback
+}
+
+func historySlot(attempt int, by string) string {
+	if by == "postback" {
+		return "hpb"
+	}
+	return fmt.Sprintf("h%02d", attempt%HistorySlots)
+}
+
+func (st *Store) historySet(o Outcome, by string) string {
+	return "#hs_" + historySlot(o.Attempt, by) + " = :h"
+}
+
+func (st *Store) historyEntry(o Outcome, state, by string) types.AttributeValue {
+	return &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+		"at": n(st.now().UnixMilli()), "n": n(int64(o.Attempt)), "st": s(state), "code": s(o.Code), "trk": s(o.TrackingID), "by": s(by),
+	}}
+}
+
+func decodeHistory(it map[string]types.AttributeValue) []Step {
+	var out []Step
+	for k, v := range it {
+		if len(k) < 3 || k[0] != 'h' || !(k == "hpb" || k[1] >= '0' && k[1] <= '9') {
+			continue
+		}
+		m, ok := v.(*types.AttributeValueMemberM)
+		if !ok {
+			continue
+		}
+		out = append(out, Step{At: millis(num(m.Value, "at")), Attempt: int(num(m.Value, "n")), State: str(m.Value, "st"),
+			Code: str(m.Value, "code"), TrackingID: str(m.Value, "trk"), By: str(m.Value, "by")})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
 }
 
 // ErrLinkConflict means the tracking id already names another request.
