@@ -18,6 +18,8 @@ MOTO_VERSION    := 5.2.1
 CFNLINT_VERSION := 1.51.0
 PY_TOOLS     := $(BIN)/.python-tools-$(MOTO_VERSION)-$(CFNLINT_VERSION)
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# sam local on Linux: host.docker.internal (env.json's host) resolves only when added.
+SAM_LOCAL_FLAGS ?= $(if $(filter Linux,$(shell uname -s)),--add-host host.docker.internal:host-gateway)
 
 .PHONY: run dev test bench fuzz lint deps tools clients build invoke deploy sam-build sam-invoke sam-api stand-ins soak clean \
         build-SendMmsFunction build-PostbackFunction
@@ -128,9 +130,9 @@ stand-ins: deps tools
 sam-build:
 	sam build --build-in-source
 sam-invoke: sam-build
-	sam local invoke $(or $(FN),SendMmsFunction) -e $(or $(EVENT),events/sqs/batch-mixed.json) --env-vars env.json
+	sam local invoke $(or $(FN),SendMmsFunction) -e $(or $(EVENT),events/sqs/batch-mixed.json) --env-vars env.json $(SAM_LOCAL_FLAGS)
 sam-api: sam-build
-	sam local start-api --env-vars env.json
+	sam local start-api --env-vars env.json $(SAM_LOCAL_FLAGS)
 
 clean:
 	rm -rf .aws-sam .run
