@@ -108,7 +108,9 @@ func (e *Env) URL(name string) string {
 type Received = types.Message
 
 // ReceiveAll takes every visible message of a queue, hiding each for
-// hide (0: they stay visible; each is returned once), oldest first.
+// hide, oldest first. Each receive counts toward the queue's redrive; with
+// hide 0 the same messages may come back and end the walk early, so hide
+// should outlast the call (0 suits a queue of at most 10).
 func (e *Env) ReceiveAll(ctx context.Context, url string, hide time.Duration) ([]Received, error) {
 	q := e.SQSClient()
 	seen := map[string]bool{}
@@ -204,7 +206,7 @@ type saved struct {
 func (e *Env) SaveQueues(ctx context.Context, file string) (int, error) {
 	var all []saved
 	for _, name := range []string{SendQueue, SendDLQ, EventQueue} {
-		msgs, err := e.ReceiveAll(ctx, e.URL(name), 0)
+		msgs, err := e.ReceiveAll(ctx, e.URL(name), 5*time.Minute)
 		if err != nil {
 			return 0, err
 		}
