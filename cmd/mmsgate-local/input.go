@@ -81,15 +81,15 @@ func fromValue(v json.RawMessage, only bool) ([]string, error) {
 				}
 			}
 			if err := json.Unmarshal(v, &ev); err != nil {
-				return nil, fmt.Errorf("Records is not an SQS event's list of records: %v", err)
+				return nil, fmt.Errorf("the Records are not an SQS event's: %v", err)
 			}
 			var out []string
 			for i, r := range ev.Records {
 				if r.Body == nil {
-					return nil, fmt.Errorf("Records[%d] has no body: not an SQS event", i)
+					return nil, fmt.Errorf("record %d has no body: not an SQS event", i)
 				}
 				if r.EventSource != "" && r.EventSource != "aws:sqs" {
-					return nil, fmt.Errorf("Records[%d] comes from %s: want an SQS event", i, r.EventSource)
+					return nil, fmt.Errorf("record %d comes from %s: want an SQS event", i, r.EventSource)
 				}
 				out = append(out, *r.Body)
 			}

@@ -313,7 +313,7 @@ func serveStandIns(ctx context.Context, postbackURL string) error {
 	}
 	secretsURL, err := secrets.Start(bind + ":4585")
 	if err != nil {
-		return fmt.Errorf("Secrets Manager on 4585: %w", err)
+		return fmt.Errorf("secrets manager on 4585: %w", err)
 	}
 	defer secrets.Close()
 	c := simConfig()
