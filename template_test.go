@@ -529,8 +529,8 @@ func TestTemplateDynamoDBLeastPrivilege(t *testing.T) {
 		"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:PartiQLDelete", "dynamodb:UpdateTable",
 		"dynamodb:PutItem", "dynamodb:TransactWriteItems"}
 	wantKeys := map[string][]string{
-		"SendMmsFunction":  {"msg#*", "trk#*"},
-		"PostbackFunction": {"trk#*", "msg#*"}, // msg#: in-doubt reconciliation by CLIENT_REFERENCE
+		"SendMmsFunction":  {"msg#*", "trk#*", "sup#*"}, // sup#: the suppression list
+		"PostbackFunction": {"trk#*", "msg#*"},          // msg#: in-doubt reconciliation by CLIENT_REFERENCE
 	}
 	for fn, keys := range wantKeys {
 		t.Run(fn, func(t *testing.T) {

@@ -46,6 +46,7 @@ type Event struct {
 	AggregatorID string `json:"aggregatorId"`
 	Details      string `json:"details"`
 	Error        string `json:"error"`
+	Suppressed   bool   `json:"suppressed,omitempty"` // rejected from the suppression list, no Skycore call
 	OccurredAt   string `json:"occurredAt"`
 	RecordedAt   string `json:"recordedAt"`
 }

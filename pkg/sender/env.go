@@ -17,7 +17,7 @@ var EnvVars = []string{
 	"SKYCORE_API_URL", "SKYCORE_SECRET_ID", "SKYCORE_DEFAULT_FROM", "SKYCORE_ENFORCE_CAMPAIGN_CHECK", "SKYCORE_TIMEOUT",
 	"SEND_CONCURRENCY", "SEND_RATE_PER_SECOND", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL",
 	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "SEND_RETRY_WINDOW", "SEND_INDOUBT_WINDOW",
-	"SEND_BACKOFF_BASE", "SEND_BACKOFF_MAX",
+	"SEND_BACKOFF_BASE", "SEND_BACKOFF_MAX", "SUPPRESS_CODES", "SUPPRESS_TTL",
 }
 
 // Env is the function's configuration read from the environment.
@@ -65,6 +65,16 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	}
 	e.RetryWindow, errs = duration(getenv, "SEND_RETRY_WINDOW", DefaultRetryWindow, false, errs)
 	e.InDoubtWindow, errs = duration(getenv, "SEND_INDOUBT_WINDOW", DefaultInDoubtWindow, true, errs)
+	e.SuppressCodes = []string{"E110", "E114"}
+	if v, ok := lookup(getenv, "SUPPRESS_CODES"); ok {
+		e.SuppressCodes = nil
+		for _, c := range strings.Split(v, ",") {
+			if c = strings.ToUpper(strings.TrimSpace(c)); c != "" {
+				e.SuppressCodes = append(e.SuppressCodes, c)
+			}
+		}
+	}
+	e.SuppressTTL, errs = duration(getenv, "SUPPRESS_TTL", DefaultSuppressTTL, false, errs)
 	// The retry back-off: first delay, doubled per receive up to the cap.
 	e.BaseBackoff, errs = duration(getenv, "SEND_BACKOFF_BASE", DefaultBaseBackoff, false, errs)
 	e.MaxBackoff, errs = duration(getenv, "SEND_BACKOFF_MAX", DefaultMaxBackoff, false, errs)
@@ -92,6 +102,19 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	}
 	e.TTL = ttl
 	return e, errors.Join(errs...)
+}
+
+// lookup tells an unset variable from one set to "" ("none"): SUPPRESS_CODES
+// set to "-" or "none" turns suppression off.
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	if v == "" {
+		return "", false
+	}
+	if v == "-" || strings.EqualFold(v, "none") {
+		return "", true
+	}
+	return v, true
 }
 
 // duration reads a Go duration; zeroOK allows "0" (off).

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,8 @@ type (
 		TakeEvent(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
 		EventSent(ctx context.Context, id string) error
 		ReleaseEvent(ctx context.Context, id, owner string) error
+		Suppressed(ctx context.Context, key string) (*store.Suppression, error)
+		Suppress(ctx context.Context, key, code, id string, ttl time.Duration) error
 	}
 	publisher interface {
 		Publish(ctx context.Context, e delivery.Event) error
@@ -74,6 +77,10 @@ type Config struct {
 	CallTimeout   time.Duration // SKYCORE_TIMEOUT, capped by the time left
 	RetryWindow   time.Duration // SEND_RETRY_WINDOW: then expired
 	InDoubtWindow time.Duration // SEND_INDOUBT_WINDOW: 0 sends an in-doubt request again at once
+	// SuppressCodes are the Skycore codes that put a number on the
+	// suppression list (SUPPRESS_CODES); E715 suppresses per campaign.
+	SuppressCodes []string
+	SuppressTTL   time.Duration // SUPPRESS_TTL
 	SendQueueURL  string        // SEND_QUEUE_URL
 	DLQURL        string        // DEAD_LETTER_QUEUE_URL
 	// Margin is kept free at the end of an invocation for bookkeeping.
@@ -90,6 +97,7 @@ type Config struct {
 const (
 	DefaultRetryWindow   = 24 * time.Hour
 	DefaultInDoubtWindow = 15 * time.Minute
+	DefaultSuppressTTL   = 72 * time.Hour
 	DefaultBaseBackoff   = 5 * time.Second
 	DefaultMaxBackoff    = 15 * time.Minute
 )
@@ -121,6 +129,7 @@ func NewHandler(cfg Config, d Deps) *Handler {
 	cfg.RetryWindow = cmp.Or(cfg.RetryWindow, DefaultRetryWindow)
 	cfg.Margin = cmp.Or(cfg.Margin, 2*time.Second)
 	cfg.MinCall = cmp.Or(cfg.MinCall, time.Second)
+	cfg.SuppressTTL = cmp.Or(cfg.SuppressTTL, DefaultSuppressTTL)
 	cfg.BaseBackoff = cmp.Or(cfg.BaseBackoff, DefaultBaseBackoff)
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, DefaultMaxBackoff)
 	h := &Handler{cfg: cfg, d: d, now: time.Now}
@@ -240,6 +249,19 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		return h.finish(ctx, j, store.StateExpired, store.Outcome{Code: m.Code, Error: "still failing when SEND_RETRY_WINDOW ran out",
 			To: req.To, From: req.From, MMSID: string(req.MMSID)}, 0)
 	}
+	if sup, err := h.suppressed(ctx, req); err != nil {
+		h.storeFailed(ctx, j, "cannot read the suppression list", err)
+		if _, rerr := h.d.Store.Release(ctx, req.ID, j.owner, store.Outcome{Attempt: j.attempt, Code: string(apperr.CodeOf(err))}); rerr != nil {
+			j.log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", rerr)
+		}
+		return false
+	} else if sup != nil {
+		h.d.Metrics.Count("Suppressed")
+		return h.finish(ctx, j, store.StateRejected, store.Outcome{Code: sup.Code, Suppressed: true,
+			Error: fmt.Sprintf("%s: suppressed: %s was refused with %s at %s (request %s); no call until %s",
+				sup.Code, sup.Key, sup.Code, sup.At.UTC().Format(time.RFC3339), sup.ID, sup.Until.UTC().Format(time.RFC3339)),
+			To: req.To, From: req.From, MMSID: string(req.MMSID)}, 0)
+	}
 	for _, w := range req.Warnings() {
 		j.log.WarnContext(ctx, w)
 	}
@@ -260,9 +282,55 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 			j.log.ErrorContext(ctx, "Skycore answered with an unknown code; treated as permanent", "code", e.Code, "err", e)
 			h.d.Metrics.Count("UnknownCode")
 		}
+		h.suppress(ctx, j, e)
 		return h.finish(ctx, j, store.StateRejected, rejection(j.req, e), latency)
 	}
 	return h.retry(ctx, j, e)
+}
+
+// suppressionKeys are the keys a request is checked against: its number,
+// and its number within its campaign.
+func suppressionKeys(req *sendreq.Request) []string {
+	keys := []string{store.SuppressionKey(req.To, "")}
+	if req.CampaignRef != "" {
+		keys = append(keys, store.SuppressionKey(req.To, req.CampaignRef))
+	}
+	return keys
+}
+
+// suppressed returns the live suppression of the request's number, if any.
+func (h *Handler) suppressed(ctx context.Context, req *sendreq.Request) (*store.Suppression, error) {
+	if len(h.cfg.SuppressCodes) == 0 {
+		return nil, nil
+	}
+	for _, k := range suppressionKeys(req) {
+		if sup, err := h.d.Store.Suppressed(ctx, k); sup != nil || err != nil {
+			return sup, err
+		}
+	}
+	return nil, nil
+}
+
+// suppress puts the number on the suppression list when Skycore refused it
+// for a number-level reason; E715 (campaign-specific) only with the
+// request's campaign.
+func (h *Handler) suppress(ctx context.Context, j *job, e *apperr.Error) {
+	if !slices.Contains(h.cfg.SuppressCodes, string(e.Code)) {
+		return
+	}
+	key := store.SuppressionKey(j.req.To, "")
+	if e.Code == "E715" {
+		if j.req.CampaignRef == "" {
+			return
+		}
+		key = store.SuppressionKey(j.req.To, j.req.CampaignRef)
+	}
+	if err := h.d.Store.Suppress(ctx, key, string(e.Code), j.req.ID, h.cfg.SuppressTTL); err != nil {
+		j.log.WarnContext(ctx, "cannot record the suppression; the next request to this number will call Skycore", "err", err)
+		return
+	}
+	h.d.Metrics.Count("SuppressionAdded")
+	j.log.InfoContext(ctx, "number suppressed", "code", e.Code, "until", h.now().Add(h.cfg.SuppressTTL).UTC().Format(time.RFC3339))
 }
 
 // call sends once; on E104 it refreshes the key once and sends again. The
@@ -539,7 +607,7 @@ func (h *Handler) pending(ctx context.Context, j *job, m *store.Message) bool {
 // failure it is released for the next delivery.
 func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message) bool {
 	ev := h.event(j.req, m.PendingEvent)
-	ev.TrackingID, ev.Code, ev.Error = m.TrackingID, m.Code, m.Error
+	ev.TrackingID, ev.Code, ev.Error, ev.Suppressed = m.TrackingID, m.Code, m.Error, m.Suppressed
 	ev.To, ev.From = cmp.Or(m.To, ev.To), cmp.Or(m.From, ev.From)
 	if err := h.d.Events.Publish(ctx, ev); err != nil {
 		j.log.ErrorContext(ctx, "cannot publish the event; it stays pending for the next delivery", "event", ev.Event, "err", err)

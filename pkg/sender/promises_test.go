@@ -381,3 +381,54 @@ func TestInDoubtPastTheWindow(t *testing.T) {
 		t.Errorf("events = %v", got)
 	}
 }
+
+// TestSuppression: a number Skycore refused for good (E110) is rejected
+// locally, with the original code and suppressed, and no Skycore call;
+// lifting it restores sending. E715 suppresses per campaign only.
+func TestSuppression(t *testing.T) {
+	hs := newHarness(t, nil, func(c *Config) { c.SuppressCodes, c.SuppressTTL = []string{"E110", "E715"}, time.Hour })
+	calls := map[string]int{}
+	hs.h.d.Skycore = apiFunc(func(_ context.Context, _ string, r *sendreq.Request) (*skycore.Response, error) {
+		calls[r.ID]++
+		switch {
+		case r.To == "17745550110":
+			return nil, &apperr.Error{Code: "E110", Class: apperr.Permanent, Op: "skycore.SendSavedMMS", Message: "Invalid receiver number."}
+		case r.To == "17745550715" && r.CampaignRef == "c1":
+			return nil, &apperr.Error{Code: "E715", Class: apperr.Permanent, Op: "skycore.SendSavedMMS", Message: "opted out of campaign"}
+		}
+		return &skycore.Response{Status: skycore.StatusSuccess, TrackingID: "T-" + r.ID}, nil
+	})
+	send := func(id, to, campaign string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":1000,"campaignRef":%q}`, id, to, campaign)
+		hs.mustInvoke(t, context.Background(), record(t, id, body, time.Now()), 0)
+	}
+	send("s1", "17745550110", "c1")
+	send("s2", "17745550110", "c2") // suppressed: no call
+	send("s3", "17745550715", "c1")
+	send("s4", "17745550715", "c2") // another campaign: sent
+	send("s5", "17745550715", "c1") // same campaign: suppressed
+	evs, _ := hs.env.DrainEvents()
+	got := map[string]string{}
+	for _, e := range evs {
+		got[e.ID] = fmt.Sprintf("%s:%s:%v", e.Event, e.Code, e.Suppressed)
+	}
+	want := map[string]string{"s1": "rejected:E110:false", "s2": "rejected:E110:true", "s3": "rejected:E715:false",
+		"s4": "accepted::false", "s5": "rejected:E715:true"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: %q, want %q", id, got[id], w)
+		}
+	}
+	if calls["s2"] != 0 || calls["s5"] != 0 || calls["s4"] != 1 {
+		t.Errorf("Skycore calls = %v; suppressed requests must not call", calls)
+	}
+	st := store.New(hs.env.DynamoDB(), localenv.Table, 0)
+	if lifted, err := st.Lift(context.Background(), store.SuppressionKey("17745550110", "")); !lifted || err != nil {
+		t.Fatalf("Lift = %v, %v", lifted, err)
+	}
+	send("s6", "17745550110", "")
+	if calls["s6"] != 1 {
+		t.Errorf("after lifting, Skycore calls for s6 = %d, want 1", calls["s6"])
+	}
+}

@@ -121,6 +121,7 @@ type Message struct {
 	MMSID        string
 	PendingEvent string // a terminal event recorded but not yet published
 	AcceptedBy   string // "postback" when a postback's CLIENT_REFERENCE proved the acceptance
+	Suppressed   bool   // rejected locally from the suppression list
 	Created      string
 	History      []Step // the last HistorySlots attempts, oldest first
 }
@@ -182,7 +183,7 @@ var names = withHistorySlots(map[string]string{
 	"#pk": "pk", "#st": "st", "#lease": "leaseMs", "#owner": "ownerId", "#att": "attempts", "#created": "created",
 	"#upd": "updated", "#exp": "exp", "#trk": "trackingId", "#code": "code", "#err": "error", "#to": "to",
 	"#from": "from", "#mms": "mmsId", "#evt": "pendingEvent", "#acc": "acceptedAt", "#id": "id",
-	"#doubt": "doubtMs", "#first": "firstMs", "#by": "acceptedBy",
+	"#doubt": "doubtMs", "#first": "firstMs", "#by": "acceptedBy", "#supp": "suppressed",
 })
 
 // withHistorySlots adds the history ring's attribute names.
@@ -320,6 +321,9 @@ func decode(id string, it map[string]types.AttributeValue) *Message {
 	m.DoubtUntil = millis(num(it, "doubtMs"))
 	m.First = millis(num(it, "firstMs"))
 	m.History = decodeHistory(it)
+	if b, ok := it["suppressed"].(*types.AttributeValueMemberBOOL); ok {
+		m.Suppressed = b.Value
+	}
 	return m
 }
 
@@ -333,6 +337,7 @@ func millis(ms int64) time.Time {
 // Outcome is what a terminal write records.
 type Outcome struct {
 	Attempt    int // the claim's attempt number (Message.Attempts), for the history slot
+	Suppressed bool // rejected locally: the number is on the suppression list
 	TrackingID string
 	Code       string
 	Error      string
@@ -395,6 +400,10 @@ func (st *Store) terminal(ctx context.Context, op, id, owner string, hold time.T
 			upd += ", " + f.name + " = " + ph
 			vals[ph] = s(f.v)
 		}
+	}
+	if o.Suppressed {
+		upd += ", #supp = :supp"
+		vals[":supp"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
 	upd += " REMOVE #doubt"
 	it, err := st.update(ctx, id, upd, open, vals)
