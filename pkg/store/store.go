@@ -336,7 +336,7 @@ func millis(ms int64) time.Time {
 
 // Outcome is what a terminal write records.
 type Outcome struct {
-	Attempt    int // the claim's attempt number (Message.Attempts), for the history slot
+	Attempt    int  // the claim's attempt number (Message.Attempts), for the history slot
 	Suppressed bool // rejected locally: the number is on the suppression list
 	TrackingID string
 	Code       string
