@@ -24,6 +24,12 @@ const (
 	Undelivered = "undelivered"
 	Failed      = "failed"
 	Expired     = "expired"
+	// Unconfirmed: an accepted request got no final receipt (delivered,
+	// undelivered, failed) within RECEIPT_WINDOW; status is its last known
+	// state ("sent" or "accepted"). Published at most once per id, it is
+	// not terminal and not a rank: a receipt that comes later still
+	// produces its own event.
+	Unconfirmed = "unconfirmed"
 )
 
 // Terminal reports whether kind ends a send request: exactly one of these
