@@ -162,6 +162,32 @@ func TestDev(t *testing.T) {
 		wanted = append(wanted, "cli-1:accepted", "cli-1:delivered")
 	})
 
+	t.Run("SQS's own validation, through the query protocol", func(t *testing.T) {
+		const aws = "/usr/bin/aws"
+		if _, err := os.Stat(aws); err != nil {
+			t.Skip("Debian's awscli is not installed (make clients installs it where apt-get can)")
+		}
+		cases := map[string]struct {
+			args []string
+			want string // the SQS error code in the CLI's message
+		}{
+			"DelaySeconds 1000":      {[]string{"send-message", "--queue-url", d.send, "--message-body", "x", "--delay-seconds", "1000"}, "InvalidParameterValue"},
+			"MaxNumberOfMessages 50": {[]string{"receive-message", "--queue-url", d.send, "--max-number-of-messages", "50"}, "InvalidParameterValue"},
+			"unknown queue":          {[]string{"send-message", "--queue-url", d.endpoint + "/123456789012/nope", "--message-body", "x"}, "NonExistentQueue"},
+			"invalid receipt handle": {[]string{"delete-message", "--queue-url", d.send, "--receipt-handle", "nope"}, "ReceiptHandleIsInvalid"},
+		}
+		for name, c := range cases {
+			t.Run(name, func(t *testing.T) {
+				cmd := exec.Command(aws, append([]string{"--endpoint-url", d.endpoint, "sqs"}, c.args...)...)
+				cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_DEFAULT_REGION=us-east-1")
+				out, err := cmd.CombinedOutput()
+				if err == nil || !bytes.Contains(out, []byte(c.want)) {
+					t.Errorf("aws sqs %s: %v\n%s\nwant an error %s", c.args[0], err, out, c.want)
+				}
+			})
+		}
+	})
+
 	t.Run("Debian boto3 sends a batch (query protocol)", func(t *testing.T) {
 		py := "/usr/bin/python3"
 		if exec.Command(py, "-c", "import boto3").Run() != nil {
