@@ -1,0 +1,450 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// DefaultTable is the table's name when neither --table nor
+// MESSAGES_TABLE says otherwise (the local stand-ins' name).
+const DefaultTable = "mmsgate-messages"
+
+// Exit statuses of Run.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // unknown id, nothing to lift, an AWS error
+	ExitUsage   = 2
+)
+
+// CLI is the mmsgate command line with its surroundings.
+type CLI struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// Connect builds the AWS clients once the flags are known
+	// (ConnectAWS; tests give memdb and a fake SQS).
+	Connect func(ctx context.Context, g Global) (*Clients, error)
+	Now     func() time.Time
+}
+
+const usage = `mmsgate: look into and operate a running mmsgate (its DynamoDB table and SQS queues).
+
+Usage:
+  mmsgate [global flags] <command> [flags] [arguments]
+
+Commands:
+  status <id>                  what happened to one request: each attempt (time, outcome, code),
+                               the claim, acceptance and tracking id, the terminal state, postbacks
+  status --tracking <id>       the same, starting from Skycore's tracking id
+  suppress list                the numbers requests to which are rejected locally
+  suppress lift <number>       take a number off the list (--campaign C for a per-campaign entry)
+  redrive --dlq URL --to URL   move dead-letter messages back to the send queue (--dry-run lists them)
+  help [command]               this text, or a command's (so does -h after any command)
+
+Global flags (before or after the command):
+  --table NAME     the DynamoDB table (default $MESSAGES_TABLE, else mmsgate-messages)
+  --region REGION  the AWS region (default: the SDK's, from AWS_REGION or the profile;
+                   us-east-1 with --endpoint)
+  --endpoint URL   send every AWS call to this endpoint (local stand-ins); the SDK also reads
+                   AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SQS
+  --json           print one JSON document instead of text
+
+On AWS it uses the usual credential chain (environment, profile, SSO, instance or task role).
+Against ` + "`make dev`" + ` (DynamoDB on :8000, SQS on :9324) any credentials work, but some must be set:
+  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
+  mmsgate --endpoint http://127.0.0.1:8000 status hello-1
+  mmsgate --endpoint http://127.0.0.1:9324 redrive --dry-run \
+    --dlq http://127.0.0.1:9324/123456789012/mmsgate-send-dlq --to http://127.0.0.1:9324/123456789012/mmsgate-send
+or, for both services at once:
+  export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:9324
+
+Exit status: 0 done, 1 failed (unknown id, nothing to lift, an AWS error), 2 usage.
+`
+
+const statusUsage = `Usage: mmsgate status [flags] <id>
+       mmsgate status [flags] --tracking <trackingId>
+
+Prints what happened to one request, from its record (msg#<id>) and its tracking
+item (trk#<trackingId>): every attempt kept (the last 20) with its time, outcome
+and code; the claim owner and lease while a sender holds it; the in-doubt window
+(a call that may have reached Skycore is not sent again before it ends, unless a
+postback proves the acceptance); the acceptance and tracking id, by the sender or
+by a postback; the terminal state, an event recorded but not yet published, and
+suppression; then the tracking id's postbacks (done or pending) and the highest
+state reached. Times are UTC. --json prints the same as one JSON document (see
+ops.Report: every field always present, times RFC 3339 with milliseconds).
+Exit status 1 when the table has no such id.
+
+Flags:
+`
+
+const suppressUsage = `Usage: mmsgate suppress list
+       mmsgate suppress lift [--campaign C] <number>
+
+A request to a number that Skycore refused for good for a number-level reason
+(SUPPRESS_CODES) is rejected locally, with no Skycore call, until the entry ends
+(SUPPRESS_TTL). "list" prints the live entries (a Scan of the table, which the
+functions' roles cannot do); "lift" ends one now, so that the next request to the
+number is sent. An entry made for one campaign (E715) is lifted with --campaign.
+Exit status 1 when there is no live entry to lift.
+
+Flags:
+`
+
+const redriveUsage = `Usage: mmsgate redrive --dlq URL --to URL [--dry-run] [--max N] [--native [--rate N]]
+
+Moves messages from the dead-letter queue back to the send queue. Bodies get there
+two ways: the sender moves a body it can never process (not JSON, no usable id)
+with message attribute "error" (the reason) and "originalMessageId"; and the send
+queue's redrive policy moves a message received maxReceiveCount times without
+success (the sender kept failing). Each is listed with its request id, why it is
+there and when it was first sent.
+
+--dry-run lists what would move and changes nothing: each message is received
+once, hidden while the listing runs, then made visible again (its receive count
+goes up by one).
+
+By default each message is received, sent to --to with the same body and the
+message attributes an application set (not "error", "originalMessageId" or any
+mmsgate-* attribute), then deleted from the DLQ. This is at least once: if the
+command dies between the send and the delete, the message stays on the DLQ and a
+later run sends it again; the sender's idempotency on "id" absorbs the duplicate.
+A failed send deletes nothing and stops the run. Works against AWS and the local
+stand-ins alike.
+
+--native starts SQS's own move task (StartMessageMoveTask, AWS only), which moves
+every message as it is, attributes included; follow it with
+  aws sqs list-message-move-tasks --source-arn <the DLQ's ARN>
+
+A request whose id is already final (accepted, rejected, expired) is not sent
+again when redriven: the sender counts it as a duplicate. Send such a request
+again under a new id.
+
+Flags:
+`
+
+// Run runs one command line (without the program name) and returns the
+// exit status.
+func (c *CLI) Run(ctx context.Context, args []string) int {
+	if c.Getenv == nil {
+		c.Getenv = func(string) string { return "" }
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	g := Global{Table: c.Getenv("MESSAGES_TABLE")}
+	if g.Table == "" {
+		g.Table = DefaultTable
+	}
+	top := c.flags("mmsgate", usage, &g)
+	rest, err := parseArgs(top, args, false)
+	if err != nil {
+		return c.parseFailed(err)
+	}
+	if len(rest) == 0 {
+		fmt.Fprint(c.Stderr, usage)
+		return ExitUsage
+	}
+	cmd, rest := rest[0], rest[1:]
+	switch cmd {
+	case "help":
+		return c.help(rest)
+	case "status":
+		return c.status(ctx, &g, rest)
+	case "suppress":
+		return c.suppress(ctx, &g, rest)
+	case "redrive":
+		return c.redrive(ctx, &g, rest)
+	}
+	fmt.Fprintf(c.Stderr, "mmsgate: unknown command %q (mmsgate help lists them)\n", cmd)
+	return ExitUsage
+}
+
+// flags is a flag set with the global flags on it; it prints text and
+// its flags on -h.
+func (c *CLI) flags(name, text string, g *Global) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.Table, "table", g.Table, "the DynamoDB table ($MESSAGES_TABLE, else "+DefaultTable+")")
+	fs.StringVar(&g.Region, "region", g.Region, "the AWS region (default: the SDK's)")
+	fs.StringVar(&g.Endpoint, "endpoint", g.Endpoint, "one endpoint for every AWS call (local stand-ins)")
+	fs.BoolVar(&g.JSON, "json", g.JSON, "print JSON")
+	fs.Usage = func() {
+		fmt.Fprint(c.Stdout, text)
+		if name != "mmsgate" {
+			fs.SetOutput(c.Stdout)
+			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
+		}
+	}
+	return fs
+}
+
+// parseArgs parses the flags and returns the other arguments. With
+// interspersed, flags may come after arguments too (status order-1 --json);
+// without, the first argument ends the flags (the global flags end at the
+// command's name). "--" ends the flags.
+func parseArgs(fs *flag.FlagSet, args []string, interspersed bool) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if !interspersed {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+func (c *CLI) parseFailed(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	fmt.Fprintf(c.Stderr, "mmsgate: %v (-h for help)\n", err)
+	return ExitUsage
+}
+
+func (c *CLI) usageError(format string, args ...any) int {
+	fmt.Fprintf(c.Stderr, "mmsgate: "+format+" (-h for help)\n", args...)
+	return ExitUsage
+}
+
+func (c *CLI) failed(err error) int {
+	fmt.Fprintf(c.Stderr, "mmsgate: %v\n", err)
+	return ExitFailure
+}
+
+func (c *CLI) help(args []string) int {
+	text := map[string]string{"status": statusUsage, "suppress": suppressUsage, "redrive": redriveUsage}
+	if len(args) == 0 {
+		fmt.Fprint(c.Stdout, usage)
+		return ExitOK
+	}
+	t, ok := text[args[0]]
+	if !ok {
+		return c.usageError("no help for %q", args[0])
+	}
+	var g Global
+	fs := c.flags(args[0], t, &g)
+	c.subFlags(args[0], fs)
+	fs.Usage()
+	return ExitOK
+}
+
+// subFlags adds a command's own flags (to a throwaway set, for help).
+func (c *CLI) subFlags(cmd string, fs *flag.FlagSet) {
+	switch cmd {
+	case "status":
+		fs.String("tracking", "", "start from this tracking id instead of the request's id")
+	case "suppress":
+		fs.String("campaign", "", "lift: the entry of this campaignRef only")
+	case "redrive":
+		var o RedriveOptions
+		redriveFlags(fs, &o)
+	}
+}
+
+func (c *CLI) connect(ctx context.Context, g *Global) (*Clients, *store.Store, error) {
+	cl, err := c.Connect(ctx, *g)
+	if err != nil {
+		return nil, nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	return cl, store.New(cl.DB, g.Table, 0), nil
+}
+
+func (c *CLI) status(ctx context.Context, g *Global, args []string) int {
+	fs := c.flags("status", statusUsage, g)
+	tracking := fs.String("tracking", "", "start from this tracking id instead of the request's id")
+	pos, err := parseArgs(fs, args, true)
+	if err != nil {
+		return c.parseFailed(err)
+	}
+	switch {
+	case *tracking == "" && len(pos) != 1:
+		return c.usageError("status wants one id")
+	case *tracking != "" && len(pos) != 0:
+		return c.usageError("status wants an id or --tracking, not both")
+	}
+	_, st, err := c.connect(ctx, g)
+	if err != nil {
+		return c.failed(err)
+	}
+	var rep *Report
+	if *tracking != "" {
+		rep, err = StatusByTracking(ctx, st, *tracking, c.Now())
+	} else {
+		rep, err = Status(ctx, st, pos[0], c.Now())
+	}
+	if errors.Is(err, ErrNotFound) {
+		return c.failed(fmt.Errorf("%w in table %s", err, g.Table))
+	}
+	if err != nil {
+		return c.failed(err)
+	}
+	if g.JSON {
+		err = rep.WriteJSON(c.Stdout)
+	} else {
+		err = rep.WriteText(c.Stdout)
+	}
+	if err != nil {
+		return c.failed(err)
+	}
+	return ExitOK
+}
+
+func (c *CLI) suppress(ctx context.Context, g *Global, args []string) int {
+	fs := c.flags("suppress", suppressUsage, g)
+	campaign := fs.String("campaign", "", "lift: the entry of this campaignRef only")
+	pos, err := parseArgs(fs, args, true)
+	if err != nil {
+		return c.parseFailed(err)
+	}
+	if len(pos) == 0 {
+		return c.usageError("suppress wants list or lift")
+	}
+	switch {
+	case pos[0] == "list" && len(pos) == 1:
+		if *campaign != "" {
+			return c.usageError("--campaign is for lift")
+		}
+		cl, st, err := c.connect(ctx, g)
+		if err != nil {
+			return c.failed(err)
+		}
+		sups, err := Suppressions(ctx, st, cl.DB)
+		if err != nil {
+			return c.failed(err)
+		}
+		if err := WriteSuppressions(c.Stdout, sups, g.JSON); err != nil {
+			return c.failed(err)
+		}
+		return ExitOK
+	case pos[0] == "lift" && len(pos) == 2:
+		_, st, err := c.connect(ctx, g)
+		if err != nil {
+			return c.failed(err)
+		}
+		if err := Lift(ctx, st, pos[1], *campaign); err != nil {
+			return c.failed(err)
+		}
+		key := store.SuppressionKey(pos[1], *campaign)
+		if g.JSON {
+			fmt.Fprintf(c.Stdout, "{\"lifted\": %q}\n", key)
+		} else {
+			fmt.Fprintf(c.Stdout, "lifted %s: the next request to it is sent\n", key)
+		}
+		return ExitOK
+	case pos[0] == "lift":
+		return c.usageError("suppress lift wants one number")
+	}
+	return c.usageError("suppress wants list or lift <number>, not %q", strings.Join(pos, " "))
+}
+
+func redriveFlags(fs *flag.FlagSet, o *RedriveOptions) {
+	fs.StringVar(&o.DLQ, "dlq", "", "the dead-letter queue's URL (DEAD_LETTER_QUEUE_URL)")
+	fs.StringVar(&o.To, "to", "", "the send queue's URL (SEND_QUEUE_URL)")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "list what would move and why each is there; change nothing")
+	fs.IntVar(&o.Max, "max", 0, "move at most N messages (0: all)")
+	fs.BoolVar(&o.Native, "native", false, "start SQS's StartMessageMoveTask instead (AWS)")
+	fs.IntVar(&o.Rate, "rate", 0, "--native: messages per second (0: SQS's default)")
+	fs.DurationVar(&o.Visibility, "visibility", 2*time.Minute, "how long each received message stays hidden while it is handled")
+}
+
+func (c *CLI) redrive(ctx context.Context, g *Global, args []string) int {
+	fs := c.flags("redrive", redriveUsage, g)
+	var o RedriveOptions
+	redriveFlags(fs, &o)
+	pos, err := parseArgs(fs, args, true)
+	if err != nil {
+		return c.parseFailed(err)
+	}
+	switch {
+	case len(pos) != 0:
+		return c.usageError("redrive takes no arguments, only flags (got %q)", strings.Join(pos, " "))
+	case o.DLQ == "" || o.To == "":
+		return c.usageError("redrive wants --dlq and --to")
+	case o.DLQ == o.To:
+		return c.usageError("--dlq and --to are the same queue")
+	case o.Max < 0 || o.Rate < 0:
+		return c.usageError("--max and --rate cannot be negative")
+	case o.Native && o.Max > 0:
+		return c.usageError("--max does not apply to --native (SQS moves every message; --rate slows it)")
+	}
+	if g.Region == "" && g.Endpoint == "" {
+		g.Region = regionOfQueue(o.DLQ)
+	}
+	cl, err := c.Connect(ctx, *g)
+	if err != nil {
+		return c.failed(fmt.Errorf("AWS configuration: %w", err))
+	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', 0)
+	each := func(d Dead) {
+		if g.JSON {
+			return
+		}
+		verb := "moved"
+		if o.DryRun {
+			verb = "would move"
+		}
+		id := d.ID
+		if id == "" {
+			id = "(no usable id)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\tid %s\tsent %s\t%s\n", verb, d.MessageID, id, seconds(d.SentAt), d.Reason)
+		if d.OriginalMessageID != "" {
+			fmt.Fprintf(tw, "\t\t\t\toriginalMessageId %s\n", d.OriginalMessageID)
+		}
+	}
+	res, err := Redrive(ctx, cl.SQS, o, each)
+	tw.Flush()
+	if err != nil {
+		res.Error = err.Error()
+	}
+	if g.JSON {
+		if jerr := writeJSON(c.Stdout, res); jerr != nil && err == nil {
+			err = jerr
+		}
+	} else {
+		c.redriveSummary(res, o)
+	}
+	if err != nil {
+		return c.failed(err)
+	}
+	return ExitOK
+}
+
+func (c *CLI) redriveSummary(res *RedriveResult, o RedriveOptions) {
+	switch {
+	case res.Native:
+		fmt.Fprintf(c.Stdout, "started SQS move task %s from %s\nfollow it: aws sqs list-message-move-tasks --source-arn %s\n", res.TaskHandle, res.SourceARN, res.SourceARN)
+	case res.DryRun:
+		fmt.Fprintf(c.Stdout, "dry run: %d message(s) would move to %s; nothing changed\n", len(res.Messages), o.To)
+		if res.StillHidden > 0 {
+			fmt.Fprintf(c.Stdout, "%d message(s) could not be made visible again and stay hidden for up to %s\n", res.StillHidden, o.Visibility)
+		}
+	default:
+		fmt.Fprintf(c.Stdout, "moved %d message(s) to %s\n", res.Moved, o.To)
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
