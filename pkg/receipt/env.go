@@ -1,0 +1,67 @@
+package receipt
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// Window defaults and limits (RECEIPT_WINDOW).
+const (
+	DefaultWindow = 24 * time.Hour
+	// MaxWindow keeps every check well inside the receipt queue's 14 days
+	// of retention.
+	MaxWindow = 7 * 24 * time.Hour
+)
+
+// EnvVars lists every variable the receipt-check function reads;
+// template.yaml must declare each.
+var EnvVars = []string{"MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "RECEIPT_QUEUE_URL", "LOG_LEVEL"}
+
+// SchedulerEnvVars are the variables the sender and the postback function
+// read to schedule checks (Window).
+var SchedulerEnvVars = []string{"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL"}
+
+// Env is the receipt-check function's configuration.
+type Env struct {
+	Table, EventsQueueURL, QueueURL string
+	TTL                             time.Duration
+}
+
+// FromEnv reads and checks the receipt-check function's environment.
+func FromEnv(getenv func(string) string) (Env, error) {
+	e := Env{Table: getenv("MESSAGES_TABLE"), EventsQueueURL: getenv("DELIVERY_EVENTS_QUEUE_URL"), QueueURL: getenv("RECEIPT_QUEUE_URL")}
+	var errs []error
+	for _, v := range [][2]string{{"MESSAGES_TABLE", e.Table}, {"DELIVERY_EVENTS_QUEUE_URL", e.EventsQueueURL}, {"RECEIPT_QUEUE_URL", e.QueueURL}} {
+		if v[1] == "" {
+			errs = append(errs, errors.New(v[0]+" is required"))
+		}
+	}
+	ttl, err := store.TTLFromDays(getenv("MESSAGES_TTL_DAYS"))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	e.TTL = ttl
+	return e, errors.Join(errs...)
+}
+
+// Window reads the scheduling side's RECEIPT_WINDOW (default 24h, "0"
+// off, at most 7 days) and RECEIPT_QUEUE_URL. The window is 0 (off) when
+// the queue URL is not set, so that a stack without the receipt queue
+// (an older local setup) sends as before.
+func Window(getenv func(string) string) (window time.Duration, queueURL string, err error) {
+	window, queueURL = DefaultWindow, getenv("RECEIPT_QUEUE_URL")
+	if v := getenv("RECEIPT_WINDOW"); v != "" {
+		d, perr := time.ParseDuration(v)
+		if perr != nil || d < 0 || d > MaxWindow {
+			return 0, queueURL, fmt.Errorf("RECEIPT_WINDOW=%q: want 0 (off) or a duration such as 24h, at most %s", v, MaxWindow)
+		}
+		window = d
+	}
+	if queueURL == "" {
+		window = 0
+	}
+	return window, queueURL, nil
+}

@@ -1,0 +1,231 @@
+package receipt
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// The consumer-side interfaces: only what the handler calls.
+type (
+	records interface {
+		Get(ctx context.Context, id string) (*store.Message, error)
+		CheckReceipt(ctx context.Context, id, trackingID, owner string, hold time.Time) (store.ReceiptDecision, string, error)
+		ReceiptDone(ctx context.Context, id, trackingID, owner string) error
+		ReceiptRelease(ctx context.Context, id, trackingID, owner string) error
+	}
+	publisher interface {
+		Publish(ctx context.Context, e delivery.Event) error
+	}
+	queue interface {
+		ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	}
+)
+
+var (
+	_ records   = (*store.Store)(nil)
+	_ publisher = (*delivery.Publisher)(nil)
+	_ queue     = (*sqs.Client)(nil)
+	_ sender    = (*sqs.Client)(nil)
+)
+
+// seconds is the EMF unit of ReceiptCheckLate.
+const seconds = "Seconds"
+
+// Config is the handler's configuration; zero fields take the defaults.
+type Config struct {
+	QueueURL string // RECEIPT_QUEUE_URL: the visibility of a record that must come back
+	// MaxVisibility is the longest wait of a check not yet due: SQS allows
+	// 12 hours from the receive, so a minute less.
+	MaxVisibility time.Duration
+	// BusyMin, BusyMax bound the (jittered) wait when the tracking id's
+	// emitter slot is held.
+	BusyMin, BusyMax time.Duration
+	// RetryAfter is the wait after a store or publish failure.
+	RetryAfter time.Duration
+	// Hold is how long a check holds the emitter slot: longer than the
+	// function's timeout (10 s), so a hold never ends while its holder runs.
+	Hold time.Duration
+	// Margin is kept free at the end of an invocation: records not started
+	// by then come back after the queue's visibility timeout.
+	Margin time.Duration
+}
+
+// Deps are the handler's collaborators, built once in main.
+type Deps struct {
+	Store   records
+	Events  publisher
+	Queue   queue
+	Log     *slog.Logger
+	Metrics *emf.Metrics
+}
+
+// Handler handles SQS batches of checks. It is safe for concurrent use.
+type Handler struct {
+	cfg Config
+	d   Deps
+	now func() time.Time
+}
+
+// NewHandler applies the defaults.
+func NewHandler(cfg Config, d Deps) *Handler {
+	cfg.MaxVisibility = cmp.Or(cfg.MaxVisibility, 12*time.Hour-time.Minute)
+	cfg.BusyMin = cmp.Or(cfg.BusyMin, 5*time.Second)
+	cfg.BusyMax = max(cmp.Or(cfg.BusyMax, 30*time.Second), cfg.BusyMin)
+	cfg.RetryAfter = cmp.Or(cfg.RetryAfter, 30*time.Second)
+	cfg.Hold = cmp.Or(cfg.Hold, 30*time.Second)
+	cfg.Margin = cmp.Or(cfg.Margin, time.Second)
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{cfg: cfg, d: d, now: time.Now}
+}
+
+// Handle processes a batch, each record on its own; records that must
+// come back (not due yet, busy, failed) are batch item failures with
+// their visibility set to when they should.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var mu sync.Mutex
+	var failures []events.SQSBatchItemFailure
+	g := new(errgroup.Group)
+	g.SetLimit(10)
+	for _, rec := range ev.Records {
+		g.Go(func() error {
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < h.cfg.Margin {
+				h.d.Log.WarnContext(ctx, "deadline near; record left for redelivery", "messageId", rec.MessageId)
+			} else if h.process(ctx, rec) {
+				return nil
+			}
+			mu.Lock()
+			failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+			mu.Unlock()
+			return nil
+		})
+	}
+	g.Wait()
+	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+}
+
+// process handles one check; false means "report it as a failure" (its
+// visibility already says when it comes back).
+func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
+	log := h.d.Log.With("messageId", rec.MessageId)
+	c, due, err := Decode([]byte(rec.Body))
+	if err != nil {
+		// Only the sender and the postback function write here: a bug, and
+		// the same body would fail forever.
+		h.d.Metrics.Count("Malformed")
+		log.ErrorContext(ctx, "malformed receipt check; dropped", "err", err, "code", apperr.CodeMalformed)
+		return true
+	}
+	log = log.With("id", c.ID, "trackingId", c.TrackingID)
+	now := h.now()
+	if now.Before(due) {
+		h.setVisibility(ctx, log, rec, min(due.Sub(now), h.cfg.MaxVisibility))
+		return false
+	}
+	m, err := h.d.Store.Get(ctx, c.ID)
+	if err != nil {
+		return h.failed(ctx, log, rec, "cannot read the request", err)
+	}
+	switch {
+	case m != nil && m.NeedsEvent():
+		// Its accepted event is not out yet: unconfirmed never goes first.
+		log.InfoContext(ctx, "accepted event still pending; checking again soon")
+		h.setVisibility(ctx, log, rec, h.busyWait())
+		return false
+	case m != nil && m.State != store.StateAccepted:
+		log.WarnContext(ctx, "receipt check of a request that is not accepted; dropped", "state", m.State)
+		return true
+	}
+	owner := "receipt/" + rec.MessageId + "/" + invocationID(ctx)
+	d, status, err := h.d.Store.CheckReceipt(ctx, c.ID, c.TrackingID, owner, now.Add(h.cfg.Hold))
+	if err != nil {
+		return h.failed(ctx, log, rec, "cannot record the receipt check", err)
+	}
+	switch d {
+	case store.ReceiptBusy:
+		log.InfoContext(ctx, "tracking id being emitted elsewhere; checking again soon")
+		h.setVisibility(ctx, log, rec, h.busyWait())
+		return false
+	case store.ReceiptEmit:
+		return h.publish(ctx, log, rec, c, due, status, m, owner)
+	}
+	log.InfoContext(ctx, "receipt check done without an event", "decision", d.String())
+	return true
+}
+
+// publish sends the unconfirmed event this check won, then marks it.
+func (h *Handler) publish(ctx context.Context, log *slog.Logger, rec events.SQSMessage, c Check, due time.Time, status string, m *store.Message, owner string) bool {
+	ev := delivery.Event{ID: c.ID, Event: delivery.Unconfirmed, TrackingID: c.TrackingID, Status: status, OccurredAt: delivery.Stamp(due)}
+	if m != nil {
+		ev.To, ev.From = m.To, m.From
+		if v, err := strconv.ParseInt(m.MMSID, 10, 64); err == nil {
+			ev.MMSID = &v
+		}
+	}
+	if err := h.d.Events.Publish(ctx, ev); err != nil {
+		if rerr := h.d.Store.ReceiptRelease(context.WithoutCancel(ctx), c.ID, c.TrackingID, owner); rerr != nil {
+			log.WarnContext(ctx, "cannot release the receipt check; the retry waits for its hold", "err", rerr)
+		}
+		return h.failed(ctx, log, rec, "cannot publish the unconfirmed event", err)
+	}
+	if err := h.d.Store.ReceiptDone(ctx, c.ID, c.TrackingID, owner); err != nil {
+		// The event is out; a retry after the hold could publish it again.
+		log.WarnContext(ctx, "unconfirmed event published, not marked", "err", err)
+	}
+	late := h.now().Sub(due)
+	h.d.Metrics.Count("Unconfirmed")
+	h.d.Metrics.Put("ReceiptCheckLate", seconds, late.Seconds())
+	log.InfoContext(ctx, "delivery event", "event", ev.Event, "status", status, "lateMs", late.Milliseconds())
+	return true
+}
+
+// failed logs a store or queue failure and brings the record back after
+// RetryAfter.
+func (h *Handler) failed(ctx context.Context, log *slog.Logger, rec events.SQSMessage, msg string, err error) bool {
+	h.d.Metrics.Count("StoreError")
+	log.ErrorContext(ctx, msg+"; retrying", "err", err, "code", apperr.CodeOf(err))
+	h.setVisibility(ctx, log, rec, h.cfg.RetryAfter)
+	return false
+}
+
+// busyWait is a jittered wait between BusyMin and BusyMax.
+func (h *Handler) busyWait() time.Duration {
+	return h.cfg.BusyMin + rand.N(h.cfg.BusyMax-h.cfg.BusyMin+1)
+}
+
+func (h *Handler) setVisibility(ctx context.Context, log *slog.Logger, rec events.SQSMessage, d time.Duration) {
+	if h.cfg.QueueURL == "" || rec.ReceiptHandle == "" {
+		return
+	}
+	secs := int32((max(d, time.Second) + time.Second - 1) / time.Second)
+	_, err := h.d.Queue.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(h.cfg.QueueURL), ReceiptHandle: aws.String(rec.ReceiptHandle), VisibilityTimeout: min(secs, 43200),
+	})
+	if err != nil {
+		log.WarnContext(ctx, "cannot set the visibility; the queue's visibility timeout applies", "err", err)
+	}
+}
+
+func invocationID(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		return lc.AwsRequestID
+	}
+	return "local"
+}
