@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mmsgate/mmsgate/internal/memdb"
@@ -28,20 +29,37 @@ func (c *clock) now() time.Time               { return c.t }
 func (c *clock) at(d time.Duration)           { c.t = t0.Add(d) }
 func (c *clock) in(d time.Duration) time.Time { return c.t.Add(d) }
 
-// fixture is a table on memdb with a store whose clock the test moves.
+// tableAPI is what the store and `suppress list` call: memdb, or a
+// DynamoDB client.
+type tableAPI interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+}
+
+// fixture is a table with a store whose clock the test moves.
 type fixture struct {
-	db    *memdb.DB
+	db    tableAPI
+	mem   *memdb.DB // when db is memdb
 	st    *store.Store
 	clock *clock
 	sqs   *fakeSQS
 }
 
+// newFixture is a fixture on memdb.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	db := memdb.New()
 	if err := store.CreateTable(context.Background(), db, testTable); err != nil {
 		t.Fatal(err)
 	}
+	f := onTable(db)
+	f.mem = db
+	return f
+}
+
+// onTable is a fixture on a table that exists.
+func onTable(db tableAPI) *fixture {
 	f := &fixture{db: db, st: store.New(db, testTable, 0), clock: &clock{t: t0}, sqs: &fakeSQS{}}
 	f.st.SetClock(f.clock.now)
 	return f

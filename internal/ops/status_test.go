@@ -245,7 +245,7 @@ func TestStatusUnknown(t *testing.T) {
 
 func TestStatusStoreError(t *testing.T) {
 	f := newFixture(t)
-	f.db.Fail(func(op, key string) error { return fmt.Errorf("injected %s failure", op) })
+	f.mem.Fail(func(op, key string) error { return fmt.Errorf("injected %s failure", op) })
 	_, errOut, code := f.run(t, "status", "order-1")
 	if code != ops.ExitFailure || !strings.Contains(errOut, "injected GetItem failure") {
 		t.Errorf("status on a failing table = exit %d, stderr %q", code, errOut)
