@@ -44,7 +44,7 @@ Commands:
   status <id>                  what happened to one request: each attempt (time, outcome, code),
                                the claim, acceptance and tracking id, the terminal state, postbacks
   status --tracking <id>       the same, starting from Skycore's tracking id
-  suppress list                the numbers requests to which are rejected locally
+  suppress list                the suppression list: numbers whose requests are rejected locally
   suppress lift <number>       take a number off the list (--campaign C for a per-campaign entry)
   redrive --dlq URL --to URL   move dead-letter messages back to the send queue (--dry-run lists them)
   help [command]               this text, or a command's (so does -h after any command)
