@@ -16,6 +16,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/applog"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sender"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
@@ -37,13 +38,14 @@ func main() {
 	}
 	queue := sqs.NewFromConfig(cfg)
 	h := sender.NewHandler(env.Config, sender.Deps{
-		Keys:    secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.APIKey),
-		Skycore: skycore.New(env.APIURL, skycore.WithTimeout(env.CallTimeout)),
-		Store:   store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
-		Events:  delivery.NewPublisher(queue, env.EventsQueueURL),
-		Queue:   queue,
-		Log:     log,
-		Metrics: emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "send-mms"}),
+		Keys:     secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.APIKey),
+		Skycore:  skycore.New(env.APIURL, skycore.WithTimeout(env.CallTimeout)),
+		Store:    store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
+		Events:   delivery.NewPublisher(queue, env.EventsQueueURL),
+		Queue:    queue,
+		Receipts: receipt.NewScheduler(queue, env.ReceiptQueueURL), // off when env.ReceiptWindow is 0
+		Log:      log,
+		Metrics:  emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "send-mms"}),
 	})
 	lambda.Start(h.Handle)
 }

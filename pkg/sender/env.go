@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -18,6 +19,7 @@ var EnvVars = []string{
 	"SEND_CONCURRENCY", "SEND_RATE_PER_SECOND", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL",
 	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "SEND_RETRY_WINDOW", "SEND_INDOUBT_WINDOW",
 	"SEND_BACKOFF_BASE", "SEND_BACKOFF_MAX", "SUPPRESS_CODES", "SUPPRESS_TTL",
+	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL", // receipt checks (issue 15, pkg/receipt)
 }
 
 // Env is the function's configuration read from the environment.
@@ -28,6 +30,9 @@ type Env struct {
 	Table          string
 	TTL            time.Duration
 	EventsQueueURL string
+	// ReceiptQueueURL is RECEIPT_QUEUE_URL, where receipt checks are
+	// scheduled (Config.ReceiptWindow is 0 without it).
+	ReceiptQueueURL string
 }
 
 // FromEnv reads and checks the environment; every problem is reported.
@@ -95,6 +100,11 @@ func FromEnv(getenv func(string) string) (Env, error) {
 			errs = append(errs, fmt.Errorf("SEND_RATE_PER_SECOND=%q: want a number ≥ 0", v))
 		}
 		e.RatePerSecond = r
+	}
+	// Receipt checks (issue 15): RECEIPT_WINDOW, off without RECEIPT_QUEUE_URL.
+	var err error
+	if e.ReceiptWindow, e.ReceiptQueueURL, err = receipt.Window(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	ttl, err := store.TTLFromDays(getenv("MESSAGES_TTL_DAYS"))
 	if err != nil {

@@ -63,6 +63,11 @@ type (
 	publisher interface {
 		Publish(ctx context.Context, e delivery.Event) error
 	}
+	// receipts schedules the receipt check of an accepted request (issue
+	// 15, pkg/receipt); nil is off.
+	receipts interface {
+		Schedule(ctx context.Context, id, trackingID string, due time.Time) error
+	}
 	queue interface {
 		ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
 		SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
@@ -91,6 +96,10 @@ type Config struct {
 	BaseBackoff time.Duration
 	// MaxBackoff caps it (SQS allows 12 h; we wait at most 15 min).
 	MaxBackoff time.Duration
+	// ReceiptWindow is RECEIPT_WINDOW (issue 15): an accepted request with
+	// no final receipt by then gets one unconfirmed event (pkg/receipt);
+	// 0 is off.
+	ReceiptWindow time.Duration
 }
 
 // Defaults of contract §5.
@@ -109,8 +118,10 @@ type Deps struct {
 	Store   records
 	Events  publisher
 	Queue   queue
-	Log     *slog.Logger
-	Metrics *emf.Metrics
+	// Receipts schedules receipt checks (with Config.ReceiptWindow); nil is off.
+	Receipts receipts
+	Log      *slog.Logger
+	Metrics  *emf.Metrics
 }
 
 // Handler handles SQS batches. It is safe for concurrent use.
@@ -609,6 +620,18 @@ func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message)
 	ev := h.event(j.req, m.PendingEvent)
 	ev.TrackingID, ev.Code, ev.Error, ev.Suppressed = m.TrackingID, m.Code, m.Error, m.Suppressed
 	ev.To, ev.From = cmp.Or(m.To, ev.To), cmp.Or(m.From, ev.From)
+	// Receipt-check hook (issue 15): schedule the check before the accepted
+	// event goes out; if it cannot be scheduled the event stays pending, and
+	// the next delivery publishes it and schedules again (a duplicate check
+	// is harmless).
+	if err := h.scheduleReceipt(ctx, j, m); err != nil {
+		j.log.ErrorContext(ctx, "cannot schedule the receipt check; the accepted event stays pending for the next delivery", "err", err)
+		h.d.Metrics.Count("ReceiptScheduleFailed")
+		if rerr := h.d.Store.ReleaseEvent(ctx, j.req.ID, j.owner); rerr != nil {
+			j.log.WarnContext(ctx, "cannot release the pending event; the next delivery waits for the hold", "err", rerr)
+		}
+		return false
+	}
 	if err := h.d.Events.Publish(ctx, ev); err != nil {
 		j.log.ErrorContext(ctx, "cannot publish the event; it stays pending for the next delivery", "event", ev.Event, "err", err)
 		if rerr := h.d.Store.ReleaseEvent(ctx, j.req.ID, j.owner); rerr != nil {
@@ -621,6 +644,15 @@ func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message)
 		j.log.WarnContext(ctx, "event published but not marked", "err", err)
 	}
 	return true
+}
+
+// scheduleReceipt asks for the receipt check of an accepted request
+// (issue 15); nothing for other events or when checks are off.
+func (h *Handler) scheduleReceipt(ctx context.Context, j *job, m *store.Message) error {
+	if m.PendingEvent != delivery.Accepted || h.d.Receipts == nil || h.cfg.ReceiptWindow <= 0 {
+		return nil
+	}
+	return h.d.Receipts.Schedule(ctx, j.req.ID, m.TrackingID, h.now().Add(h.cfg.ReceiptWindow))
 }
 
 // malformed moves a body that cannot be tied to a request to the DLQ.
