@@ -17,6 +17,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
 	"github.com/mmsgate/mmsgate/pkg/postback"
+	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -36,10 +37,13 @@ func main() {
 		log.Error("AWS configuration", "err", err)
 		os.Exit(1)
 	}
+	queue := sqs.NewFromConfig(cfg)
 	h := postback.NewHandler(postback.Deps{
-		Tokens:  secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.PostbackToken),
-		Store:   store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
-		Events:  delivery.NewPublisher(sqs.NewFromConfig(cfg), env.EventsQueueURL),
+		Tokens: secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.PostbackToken),
+		Store:  store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
+		// Schedules receipt checks before accepted events (off when env.ReceiptWindow is 0).
+		Events: receipt.WithChecks(delivery.NewPublisher(queue, env.EventsQueueURL),
+			receipt.NewScheduler(queue, env.ReceiptQueueURL), env.ReceiptWindow),
 		Log:     log,
 		Metrics: emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "postback"}),
 	})

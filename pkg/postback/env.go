@@ -4,17 +4,24 @@ import (
 	"errors"
 	"time"
 
+	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
 // EnvVars lists every variable the postback function reads. It reads the
 // token's secret only (POSTBACK_SECRET_ID), never the API key's.
-var EnvVars = []string{"POSTBACK_SECRET_ID", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "LOG_LEVEL"}
+var EnvVars = []string{"POSTBACK_SECRET_ID", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "LOG_LEVEL",
+	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL"} // receipt checks (issue 15, pkg/receipt)
 
 // Env is the function's configuration.
 type Env struct {
 	SecretID, Table, EventsQueueURL string
 	TTL                             time.Duration
+	// ReceiptWindow and ReceiptQueueURL are RECEIPT_WINDOW (0 off, and 0
+	// without a queue) and RECEIPT_QUEUE_URL: the receipt check of an
+	// acceptance a postback proves (receipt.WithChecks).
+	ReceiptWindow   time.Duration
+	ReceiptQueueURL string
 	// Warnings are configuration problems that do not stop the function,
 	// for main to log.
 	Warnings []string
@@ -44,5 +51,8 @@ func FromEnv(getenv func(string) string) (Env, error) {
 		errs = append(errs, err)
 	}
 	e.TTL = ttl
+	if e.ReceiptWindow, e.ReceiptQueueURL, err = receipt.Window(getenv); err != nil {
+		errs = append(errs, err)
+	}
 	return e, errors.Join(errs...)
 }

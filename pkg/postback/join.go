@@ -15,6 +15,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -181,6 +182,16 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 // record, and clears it; on failure it is handed back at once.
 func (h *Handler) publishRecorded(ctx context.Context, m *store.Message, n Notification, owner string, log *slog.Logger) error {
 	ev := RecordEvent(m, n, h.now())
+	// Receipt-check hook (issue 15): schedule the check before the accepted
+	// event goes out; a failure is a publish failure (the event stays
+	// pending, 503, and the retry schedules again: a duplicate check is
+	// harmless).
+	if err := h.scheduleReceipt(ctx, ev); err != nil {
+		log.ErrorContext(ctx, "cannot schedule the receipt check; Skycore will retry", "id", m.ID, "err", err)
+		h.d.Metrics.Count("ReceiptScheduleFailed")
+		h.releaseEvent(ctx, m.ID, owner, log)
+		return err
+	}
 	if err := h.d.Events.Publish(ctx, ev); err != nil {
 		log.ErrorContext(ctx, "cannot publish the request's send event; Skycore will retry", "id", m.ID, "event", ev.Event, "err", err)
 		h.releaseEvent(ctx, m.ID, owner, log)
@@ -191,6 +202,24 @@ func (h *Handler) publishRecorded(ctx context.Context, m *store.Message, n Notif
 	}
 	log.InfoContext(ctx, "delivery event", "id", m.ID, "event", ev.Event)
 	return nil
+}
+
+// receiptScheduler is implemented by an Events publisher that schedules
+// receipt checks (receipt.WithChecks, wired in main with RECEIPT_WINDOW).
+type receiptScheduler interface {
+	ScheduleReceipt(ctx context.Context, id, trackingID string) error
+}
+
+var _ receiptScheduler = (*receipt.Checking)(nil)
+
+// scheduleReceipt asks for the receipt check of an accepted event (issue
+// 15); nothing for other events or when the publisher schedules none.
+func (h *Handler) scheduleReceipt(ctx context.Context, ev delivery.Event) error {
+	s, ok := h.d.Events.(receiptScheduler)
+	if !ok || ev.Event != delivery.Accepted {
+		return nil
+	}
+	return s.ScheduleReceipt(ctx, ev.ID, ev.TrackingID)
 }
 
 // RecordEvent is the pending send event of m (accepted, rejected, expired)
