@@ -73,6 +73,12 @@ type Config struct {
 	// postbacks (0-1), as Skycore may: the receiver must join them through
 	// the tracking id alone. A postback's retries keep its choice.
 	OmitClientReferenceRate float64 `json:"omitClientReferenceRate,omitempty"`
+	// ReferenceOnLostAnswers keeps CLIENT_REFERENCE on every postback of a
+	// send whose answer was lost (accept-hang, accept-reset, or a reference
+	// marked with Server.KeepReference): mmsgate reconciles such an in-doubt
+	// send only through a postback carrying it (contract §2); without one it
+	// is sent again after SEND_INDOUBT_WINDOW, a case its unit tests cover.
+	ReferenceOnLostAnswers bool `json:"referenceOnLostAnswers,omitempty"`
 	// EarlyPostbackRate delivers the first postback of this share of
 	// accepted sends (0-1) before the send's HTTP answer is written: Skycore
 	// queued the message and its postback fired while the answer was still

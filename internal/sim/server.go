@@ -87,6 +87,7 @@ type Server struct {
 	npending  int
 
 	onAccept func(Request)
+	keepRef  map[string]bool // references whose postbacks always carry them
 	slots    chan struct{} // postbacks in flight
 	outages  []window      // absolute outage windows
 	born     time.Time
@@ -322,6 +323,9 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if hook != nil {
 		hook(rec) // before the answer is written: "accepted, not yet told"
+	}
+	if fault != nil && fault.afterAccept() {
+		s.KeepReference(rec.ClientReference)
 	}
 	pbs := s.plan(acc, tid, rec.ClientReference, scenario)
 	if early && len(pbs) > 0 {
@@ -652,6 +656,19 @@ func (s *Server) SetLatency(l Latency) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cfg.Latency = l
+}
+
+// KeepReference marks sends whose answer the caller will not hear: with
+// ReferenceOnLostAnswers, their postbacks always carry CLIENT_REFERENCE.
+func (s *Server) KeepReference(refs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keepRef == nil {
+		s.keepRef = map[string]bool{}
+	}
+	for _, r := range refs {
+		s.keepRef[r] = true
+	}
 }
 
 // OnAccept calls f for every accepted request before its answer is sent

@@ -329,8 +329,10 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		wmu.Lock()
 		for _, id := range s.InFlight() {
 			window[id] = true
+			s.Sim.KeepReference(id)
 		}
 		window[req.ClientReference] = true
+		s.Sim.KeepReference(req.ClientReference)
 		wmu.Unlock()
 		if k%2 == 1 {
 			if s.KillSenders() > 0 {
@@ -425,6 +427,7 @@ func simConfig(seed uint64) sim.Config {
 	c.PostbackTimeout = sim.Duration(5 * time.Second)
 	c.DuplicateRate, c.ReorderRate = 0.05, 0.05
 	c.OmitClientReferenceRate, c.EarlyPostbackRate = 0.1, 0.05
+	c.ReferenceOnLostAnswers = true
 	c.NoReceiptCarriers = sim.Carriers()[:1] // a quarter of the numbers never get a receipt
 	c.Faults = []sim.Fault{
 		// Skycore queued it, the sender hears nothing (SKYCORE_TIMEOUT=1s).
