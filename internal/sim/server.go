@@ -88,8 +88,8 @@ type Server struct {
 
 	onAccept func(Request)
 	keepRef  map[string]bool // references whose postbacks always carry them
-	slots    chan struct{} // postbacks in flight
-	outages  []window      // absolute outage windows
+	slots    chan struct{}   // postbacks in flight
+	outages  []window        // absolute outage windows
 	born     time.Time
 	listener net.Listener // nil when not started with Start
 	addr     string
