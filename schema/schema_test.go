@@ -140,19 +140,18 @@ func TestEventKinds(t *testing.T) {
 	for _, v := range s.Root()["properties"].(map[string]any)["event"].(map[string]any)["enum"].([]any) {
 		enum = append(enum, v.(string))
 	}
-	// Contract §2's table.
-	want := []string{"accepted", "rejected", "retrying", "expired", "sent", "delivered", "undelivered", "failed"}
-	if diff := cmp.Diff(want, enum); diff != "" {
-		t.Errorf("event enum differs from the contract (-want +got):\n%s", diff)
-	}
-	kinds := eventKinds(t)
-	if len(kinds) < 7 {
-		t.Fatalf("found only %v in pkg/delivery", kinds)
-	}
-	for _, k := range kinds {
+	// Contract §2's table, at least.
+	for _, k := range []string{"accepted", "rejected", "retrying", "expired", "sent", "delivered", "undelivered", "failed"} {
 		if !slices.Contains(enum, k) {
-			t.Errorf("pkg/delivery kind %q is not in the schema's enum", k)
+			t.Errorf("the contract's event %q is not in the schema's enum", k)
 		}
+	}
+	// Exactly the kinds pkg/delivery publishes.
+	kinds := eventKinds(t)
+	slices.Sort(kinds)
+	sorted := slices.Sorted(slices.Values(enum))
+	if diff := cmp.Diff(kinds, sorted); diff != "" {
+		t.Errorf("pkg/delivery's kinds (-) differ from the schema's enum (+):\n%s", diff)
 	}
 }
 
