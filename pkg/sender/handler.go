@@ -607,7 +607,10 @@ func (h *Handler) pending(ctx context.Context, j *job, m *store.Message) bool {
 			return true // published meanwhile
 		}
 		// Its recorder is publishing it now.
-		h.setVisibility(ctx, j, cur.LeaseUntil.Sub(h.now())+time.Second)
+		wait := cur.LeaseUntil.Sub(h.now()) + time.Second
+		j.log.InfoContext(ctx, fmt.Sprintf("%s: its %s event is being published by another delivery; checking again in %s",
+			j.req.ID, cur.PendingEvent, wait.Round(time.Second)), "code", apperr.CodeBusy, "class", "retry")
+		h.setVisibility(ctx, j, wait)
 		return false
 	}
 	j.log.InfoContext(ctx, "publishing a terminal event recorded earlier", "event", cur.PendingEvent)
