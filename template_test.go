@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mmsgate/mmsgate/pkg/postback"
+	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/sender"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -102,7 +103,7 @@ func TestTemplateParses(t *testing.T) {
 		t.Fatalf("goformation: %v", err)
 	}
 	fns := tpl.GetAllServerlessFunctionResources()
-	for _, name := range []string{"SendMmsFunction", "PostbackFunction"} {
+	for _, name := range functionNames {
 		fn, ok := fns[name]
 		if !ok {
 			t.Errorf("function %s missing", name)
@@ -180,7 +181,7 @@ func TestTemplateLogLevelKeepsMetrics(t *testing.T) {
 	}
 	// The app filters by LOG_LEVEL, which pkg/applog prefers over
 	// AWS_LAMBDA_LOG_LEVEL (the ApplicationLogLevel above).
-	for _, fn := range []string{"SendMmsFunction", "PostbackFunction"} {
+	for _, fn := range functionNames {
 		if v := path(t, function(t, m, fn), "Environment", "Variables", "LOG_LEVEL"); v != "LogLevel" {
 			t.Errorf("%s LOG_LEVEL = %v, want !Ref LogLevel", fn, v)
 		}
@@ -190,13 +191,17 @@ func TestTemplateLogLevelKeepsMetrics(t *testing.T) {
 	}
 }
 
+// functionNames are the template's Lambda functions.
+var functionNames = []string{"SendMmsFunction", "PostbackFunction", "ReceiptCheckFunction"}
+
 func function(t *testing.T, m map[string]any, name string) map[string]any {
 	return path(t, m, "Resources", name, "Properties").(map[string]any)
 }
 
 func TestFunctions(t *testing.T) {
 	m := raw(t)
-	for name, reads := range map[string][]string{"SendMmsFunction": sender.EnvVars, "PostbackFunction": postback.EnvVars} {
+	for name, reads := range map[string][]string{"SendMmsFunction": sender.EnvVars, "PostbackFunction": postback.EnvVars,
+		"ReceiptCheckFunction": receipt.EnvVars} {
 		t.Run(name, func(t *testing.T) {
 			p := function(t, m, name)
 			if meta := path(t, m, "Resources", name, "Metadata", "BuildMethod"); meta != "makefile" {
@@ -328,7 +333,7 @@ func TestEnvJSON(t *testing.T) {
 	for section, vars := range env {
 		fns := []string{section}
 		if section == "Parameters" {
-			fns = []string{"SendMmsFunction", "PostbackFunction"}
+			fns = functionNames
 		}
 		for v := range vars {
 			ok := false
@@ -531,6 +536,9 @@ func TestTemplateDynamoDBLeastPrivilege(t *testing.T) {
 	wantKeys := map[string][]string{
 		"SendMmsFunction":  {"msg#*", "trk#*", "sup#*"}, // sup#: the suppression list
 		"PostbackFunction": {"trk#*", "msg#*"},          // msg#: in-doubt reconciliation by CLIENT_REFERENCE
+		// trk#: the unconfirmed marker and emitter slot; msg#: the request's
+		// fields, and the marker when it has no tracking id.
+		"ReceiptCheckFunction": {"trk#*", "msg#*"},
 	}
 	for fn, keys := range wantKeys {
 		t.Run(fn, func(t *testing.T) {
@@ -690,7 +698,7 @@ func TestTemplateLogRetention(t *testing.T) {
 		}
 	}
 	used := map[string]string{}
-	for _, fn := range []string{"SendMmsFunction", "PostbackFunction"} {
+	for _, fn := range functionNames {
 		g, _ := path(t, function(t, m, fn), "LoggingConfig", "LogGroup").(string)
 		if !groups[g] {
 			t.Errorf("%s LoggingConfig.LogGroup = %q, not a log group of this template", fn, g)
@@ -728,8 +736,8 @@ func TestTemplateDeletionPolicies(t *testing.T) {
 			t.Errorf("%s UpdateReplacePolicy = %v", name, urp)
 		}
 	}
-	if n != 7 { // table, 4 queues, 2 secrets
-		t.Errorf("%d data resources, want 7", n)
+	if n != 9 { // table, 6 queues, 2 secrets
+		t.Errorf("%d data resources, want 9", n)
 	}
 	dp := strs(path(t, m, "Resources", "MessagesTable", "Properties", "DeletionProtectionEnabled"))
 	cond := strs(path(t, m, "Conditions", "IsProd"))
@@ -1179,7 +1187,7 @@ func TestTemplateMetricsAreEmitted(t *testing.T) {
 	m := raw(t)
 	emitted := emittedMetrics(t)
 	fnDims := map[string]bool{}
-	for _, f := range []string{"functions/send-mms/main.go", "functions/postback/main.go"} {
+	for _, f := range []string{"functions/send-mms/main.go", "functions/postback/main.go", "functions/receipt-check/main.go"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -1268,5 +1276,169 @@ func TestTemplateMetricsAreEmitted(t *testing.T) {
 	}
 	if !strings.Contains(body, "ApproximateAgeOfOldestMessage") || !strings.Contains(body, `"5xx"`) || !strings.Contains(body, `"Throttles"`) {
 		t.Error("the dashboard lacks the queue age, the API's 5xx or the Lambda throttles")
+	}
+}
+
+// TestTemplateReceiptCheck: the third function (issue 15) follows the
+// others' conventions (SQS event with ReportBatchItemFailures, its own
+// queue with a DLQ and an alarm on it), and the receipt queue's limits
+// are backstops for every window ReceiptWindow allows: it keeps a check
+// well past its due time, and maxReceiveCount is far above the receives
+// the longest window needs.
+func TestTemplateReceiptCheck(t *testing.T) {
+	m := raw(t)
+	p := path(t, m, "Parameters").(map[string]any)
+	windows := patternValues(t, path(t, p, "ReceiptWindow", "AllowedPattern").(string))
+	if d := windows[path(t, p, "ReceiptWindow", "Default").(string)]; d != receipt.DefaultWindow {
+		t.Errorf("ReceiptWindow default = %v, want %v", d, receipt.DefaultWindow)
+	}
+	if _, ok := windows["0"]; !ok {
+		t.Error(`ReceiptWindow refuses "0" (off)`)
+	}
+	for v := range windows {
+		if _, _, err := receipt.Window(func(k string) string { return map[string]string{"RECEIPT_WINDOW": v, "RECEIPT_QUEUE_URL": "q"}[k] }); err != nil {
+			t.Errorf("ReceiptWindow accepts %q, which the functions refuse: %v", v, err)
+		}
+	}
+	maxW := slices.Max(slices.Collect(maps.Values(windows)))
+
+	fn := function(t, m, "ReceiptCheckFunction")
+	timeout := path(t, m, "Globals", "Function", "Timeout").(int)
+	if ft, ok := fn["Timeout"].(int); ok {
+		timeout = ft
+	}
+	q := path(t, m, "Resources", "ReceiptCheckQueue", "Properties").(map[string]any)
+	if vt := q["VisibilityTimeout"].(int); vt < 6*timeout {
+		t.Errorf("ReceiptCheckQueue VisibilityTimeout %d < 6 × function timeout %d", vt, timeout)
+	}
+	if retention := time.Duration(q["MessageRetentionPeriod"].(int)) * time.Second; retention < 2*maxW {
+		t.Errorf("ReceiptCheckQueue keeps messages %v, less than twice the longest window %v", retention, maxW)
+	}
+	// pkg/receipt: delayed 15 min, then visibility waits of 12h less a
+	// minute, then the receive at due; busy and failed checks come back in
+	// 5-30 s.
+	receives := 1 + int((maxW-receipt.MaxDelay+(12*time.Hour-time.Minute)-1)/(12*time.Hour-time.Minute)) + 1
+	rp := q["RedrivePolicy"].(map[string]any)
+	if mrc := rp["maxReceiveCount"].(int); mrc < 20*receives {
+		t.Errorf("maxReceiveCount %d < 20 × the %d receives the longest window %v needs", mrc, receives, maxW)
+	}
+	if rp["deadLetterTargetArn"] != "ReceiptCheckDeadLetterQueue.Arn" {
+		t.Errorf("RedrivePolicy = %v", rp)
+	}
+	if r := path(t, m, "Resources", "ReceiptCheckDeadLetterQueue", "Properties", "MessageRetentionPeriod"); r != 1209600 {
+		t.Errorf("receipt DLQ retention = %v, want 14 days", r)
+	}
+	alarmed := false
+	for _, r := range path(t, m, "Resources").(map[string]any) {
+		rm := r.(map[string]any)
+		if rm["Type"] != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		ap := rm["Properties"].(map[string]any)
+		for _, d := range ap["Dimensions"].([]any) {
+			if d.(map[string]any)["Value"] == "ReceiptCheckDeadLetterQueue.QueueName" && ap["MetricName"] == "ApproximateNumberOfMessagesVisible" && ap["Threshold"] == 0 {
+				alarmed = true
+			}
+		}
+	}
+	if !alarmed {
+		t.Error("no alarm on the receipt DLQ's depth")
+	}
+
+	ev := path(t, fn, "Events", "ReceiptCheckQueue").(map[string]any)
+	props := ev["Properties"].(map[string]any)
+	if ev["Type"] != "SQS" || props["Queue"] != "ReceiptCheckQueue.Arn" {
+		t.Errorf("event = %v", ev)
+	}
+	if frt := strs(props["FunctionResponseTypes"]); !slices.Equal(frt, []string{"ReportBatchItemFailures"}) {
+		t.Errorf("FunctionResponseTypes = %v (without it a check not yet due deletes its whole batch)", frt)
+	}
+	if bs, _ := props["BatchSize"].(int); bs < 1 || bs > 10 {
+		t.Errorf("BatchSize = %v, want 1-10 (with a 0 s batching window)", props["BatchSize"])
+	}
+	if mc := path(t, props, "ScalingConfig", "MaximumConcurrency"); mc == nil {
+		t.Error("ScalingConfig.MaximumConcurrency missing")
+	}
+	if meta := path(t, m, "Resources", "ReceiptCheckFunction", "Metadata", "BuildMethod"); meta != "makefile" {
+		t.Errorf("BuildMethod = %v", meta)
+	}
+	env := func(fn string) map[string]any {
+		return path(t, function(t, m, fn), "Environment", "Variables").(map[string]any)
+	}
+	for _, f := range []string{"SendMmsFunction", "PostbackFunction"} {
+		if e := env(f); e["RECEIPT_WINDOW"] != "ReceiptWindow" || e["RECEIPT_QUEUE_URL"] != "ReceiptCheckQueue" {
+			t.Errorf("%s RECEIPT_WINDOW = %v, RECEIPT_QUEUE_URL = %v", f, e["RECEIPT_WINDOW"], e["RECEIPT_QUEUE_URL"])
+		}
+	}
+	if e := env("ReceiptCheckFunction"); e["RECEIPT_QUEUE_URL"] != "ReceiptCheckQueue" || e["DELIVERY_EVENTS_QUEUE_URL"] != "DeliveryEventsQueue" {
+		t.Errorf("ReceiptCheckFunction env = %v", e)
+	}
+}
+
+// TestTemplateReceiptQueueWriters: a message on the receipt queue makes
+// the check publish an event, so only the sender and postback roles may
+// send to it: no other function is granted it, and the queue policy denies
+// every other principal. The check itself may only receive, delete and
+// change the visibility of its checks, and send delivery events.
+func TestTemplateReceiptQueueWriters(t *testing.T) {
+	m := raw(t)
+	sends := map[string][]string{} // function → queues it may send to
+	for _, fn := range functionNames {
+		for _, s := range statements(t, m, fn) {
+			if !s.grants("sqs:SendMessage") {
+				continue
+			}
+			for _, r := range s.Resources {
+				if r == "*" || strings.Contains(r, "*") {
+					t.Errorf("%s may send to %q", fn, r)
+				}
+				sends[fn] = append(sends[fn], r)
+			}
+		}
+	}
+	var writers []string
+	for fn, qs := range sends {
+		if slices.ContainsFunc(qs, func(r string) bool { return strings.HasPrefix(r, "ReceiptCheckQueue.") }) {
+			writers = append(writers, fn)
+		}
+	}
+	slices.Sort(writers)
+	if !slices.Equal(writers, []string{"PostbackFunction", "SendMmsFunction"}) {
+		t.Errorf("functions that may send to ReceiptCheckQueue = %v, want the sender and the postback function", writers)
+	}
+	if got := sends["ReceiptCheckFunction"]; !slices.Equal(got, []string{"DeliveryEventsQueue.QueueName"}) {
+		t.Errorf("ReceiptCheckFunction may send to %v, want only the delivery events queue", got)
+	}
+	var pollsOwn bool
+	for _, s := range statements(t, m, "ReceiptCheckFunction") {
+		if s.grants("sqs:ChangeMessageVisibility") {
+			pollsOwn = slices.Equal(s.Resources, []string{"ReceiptCheckQueue.QueueName"})
+		}
+	}
+	if !pollsOwn {
+		t.Error("ReceiptCheckFunction cannot change the visibility of its own queue's messages (only)")
+	}
+
+	var policies []map[string]any
+	for _, r := range path(t, m, "Resources").(map[string]any) {
+		rm := r.(map[string]any)
+		if rm["Type"] == "AWS::SQS::QueuePolicy" && slices.Contains(strs(path(t, rm, "Properties", "Queues")), "ReceiptCheckQueue") {
+			policies = append(policies, rm["Properties"].(map[string]any))
+		}
+	}
+	if len(policies) != 1 {
+		t.Fatalf("%d queue policies on ReceiptCheckQueue, want 1", len(policies))
+	}
+	stmts := path(t, policies[0], "PolicyDocument", "Statement").([]any)
+	if len(stmts) != 1 {
+		t.Fatalf("queue policy statements = %v", stmts)
+	}
+	st := stmts[0].(map[string]any)
+	cond, _ := path(t, st, "Condition", "ArnNotEquals").(map[string]any)
+	roles := strs(cond["aws:PrincipalArn"])
+	slices.Sort(roles)
+	if st["Effect"] != "Deny" || st["Principal"] != "*" || !slices.ContainsFunc(strs(st["Action"]), func(a string) bool { return allows(a, "sqs:SendMessage") }) ||
+		!slices.Equal(roles, []string{"PostbackFunctionRole.Arn", "SendMmsFunctionRole.Arn"}) || st["Resource"] != "ReceiptCheckQueue.Arn" {
+		t.Errorf("queue policy = %v, want SendMessage denied to all but the sender's and the postback function's roles", st)
 	}
 }
