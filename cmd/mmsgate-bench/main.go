@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/internal/rie"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/soak"
@@ -145,7 +146,11 @@ func senderThroughput(ctx context.Context, faked bool) []row {
 			Store: store.New(env.DynamoDBDirect(), localenv.Table, 0), Events: delivery.NewPublisher(q, env.EventsQueueURL), Queue: q,
 			Log: applog.New(bytes.NewBuffer(nil))}
 		if faked {
-			deps.Events = memEvents{} // records: see memdb (pending)
+			// The records on the in-memory DynamoDB: the same store code,
+			// without dynalite's per-call cost.
+			db := memdb.New()
+			must(store.CreateTable(ctx, db, localenv.Table))
+			deps.Store, deps.Events = store.New(db, localenv.Table, 0), memEvents{}
 		}
 		h := sender.NewHandler(sender.Config{Policy: sendreq.Policy{DefaultFrom: "60856"}, Concurrency: conc, CallTimeout: 5 * time.Second}, deps)
 		mk := func(tag string) events.SQSEvent {
