@@ -255,8 +255,8 @@ func TestNoTrackingID(t *testing.T) {
 }
 
 // TestLateReceiptAfterUnconfirmed: a final receipt that comes after the
-// unconfirmed event still produces its own event, through the postback
-// handler on the same table; a second final receipt does not.
+// unconfirmed event still produces its own event; a second final receipt
+// does not (late_test.go does the same through the postback handler).
 func TestLateReceiptAfterUnconfirmed(t *testing.T) {
 	r := newRig(t)
 	r.accept(t, "late", "T-late", 20*time.Minute)

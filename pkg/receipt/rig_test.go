@@ -15,8 +15,6 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
-	"github.com/mmsgate/mmsgate/pkg/postback"
-	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -164,18 +162,10 @@ func (p *fakePublisher) kinds() []string {
 	return out
 }
 
-// fakeTokens is the postback function's secret.
-type fakeTokens struct {
-	get func(context.Context) (secret.Values, error)
-}
-
-func (f fakeTokens) Get(ctx context.Context) (secret.Values, error) { return f.get(ctx) }
-
-const pbToken = "tok"
-
 // rig is the receipt function on memdb with a fake queue and publisher,
-// the postback function beside it on the same table and publisher, and a
-// scheduler on the same queue.
+// and a scheduler on the same queue. Postbacks go through the store as the
+// postback function records them (late_test.go drives the real postback
+// handler).
 type rig struct {
 	clock *clock
 	st    *store.Store
@@ -183,7 +173,6 @@ type rig struct {
 	pub   *fakePublisher
 	h     *Handler
 	sched *Scheduler
-	pb    *postback.Handler
 }
 
 func newRig(t *testing.T) *rig {
@@ -201,10 +190,6 @@ func newRig(t *testing.T) *rig {
 	r.h.now = c.now
 	r.sched = NewScheduler(r.q, "receipt-queue")
 	r.sched.now = c.now
-	r.pb = postback.NewHandler(postback.Deps{
-		Tokens: fakeTokens{get: func(context.Context) (secret.Values, error) { return secret.Values{PostbackToken: pbToken}, nil }},
-		Store:  r.st, Events: r.pub,
-	})
 	return r
 }
 
@@ -237,18 +222,28 @@ func (r *rig) accept(t *testing.T, id, trackingID string, window time.Duration) 
 	r.pub.Publish(ctx, delivery.Event{ID: id, Event: delivery.Accepted, TrackingID: trackingID})
 }
 
-// postback sends one of Skycore's postbacks through the postback handler.
+// kinds of the postback codes the tests use: event and rank.
+var kinds = map[string]struct {
+	event string
+	rank  int
+}{"N101": {delivery.Sent, 1}, "N102": {delivery.Delivered, 2}, "E102": {delivery.Undelivered, 2}}
+
+// postback records one of Skycore's postbacks as the postback function
+// does (store.Postback, publish when it advances the state, PostbackDone).
 func (r *rig) postback(t *testing.T, code, trackingID string) {
 	t.Helper()
-	n := postback.Notification{Origin: "MMS_MT", Code: code, Status: "status of " + code, SentAs: "MMS", MMSID: "48211",
-		From: "60856", To: "17743199144", TrackingID: trackingID, Timestamp: "2026-11-24T16:02:11-05:00"}
-	resp, err := r.pb.Handle(context.Background(), events.APIGatewayV2HTTPRequest{
-		RawPath: "/skycore/postbacks/" + pbToken, PathParameters: map[string]string{"token": pbToken},
-		Headers: map[string]string{"content-type": "text/xml"}, Body: string(n.Marshal()),
-		RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST"}},
-	})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("postback %s %s: %d, %v", code, trackingID, resp.StatusCode, err)
+	ctx := context.Background()
+	k := kinds[code]
+	d, j, err := r.st.Postback(ctx, trackingID, code+"_k", k.rank, k.event, "pb-"+code, r.clock.now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d != store.Emit {
+		return
+	}
+	r.pub.Publish(ctx, delivery.Event{ID: j.ID, Event: k.event, TrackingID: trackingID, Code: code, Status: "status of " + code})
+	if err := r.st.PostbackDone(ctx, trackingID, code+"_k", "pb-"+code, ""); err != nil {
+		t.Fatal(err)
 	}
 }
 
