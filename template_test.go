@@ -358,7 +358,7 @@ func TestMakefileBuildTargets(t *testing.T) {
 			t.Errorf("Makefile lacks %q", def)
 		}
 	}
-	for fn, dir := range map[string]string{"SendMmsFunction": "send-mms", "PostbackFunction": "postback"} {
+	for fn, dir := range map[string]string{"SendMmsFunction": "send-mms", "PostbackFunction": "postback", "ReceiptCheckFunction": "receipt-check"} {
 		re := regexp.MustCompile(`(?m)^build-` + fn + `:\n\t\$\(LAMBDA_ENV\) \$\(GO\) build \$\(LAMBDA_FLAGS\) -o \$\(ARTIFACTS_DIR\)/bootstrap \./functions/` + dir + `$`)
 		if !re.MatchString(mk) {
 			t.Errorf("Makefile lacks build-%s building ./functions/%s into $(ARTIFACTS_DIR)/bootstrap", fn, dir)

@@ -21,11 +21,12 @@ const (
 	Delivered   = delivery.Delivered   // receipt: delivered to the handset (N102/N202, final)
 	Undelivered = delivery.Undelivered // receipt: not delivered (E102/E202, final)
 	Failed      = delivery.Failed      // receipt: failed (E101/E201, final)
+	Unconfirmed = delivery.Unconfirmed // no final receipt within RECEIPT_WINDOW; a late one still comes
 )
 
 // Kinds lists every event kind this client knows, in lifecycle order.
 func Kinds() []string {
-	return []string{Accepted, Rejected, Retrying, Expired, Sent, Delivered, Undelivered, Failed}
+	return []string{Accepted, Rejected, Retrying, Expired, Sent, Delivered, Undelivered, Failed, Unconfirmed}
 }
 
 // Event is one delivery event (contract §2), decoded from a message of the
@@ -83,7 +84,7 @@ func DecodeEvent(body []byte) (Event, error) {
 		return Event{}, fmt.Errorf("%w: data after the JSON object", ErrNotEvent)
 	}
 	switch e.Event {
-	case Accepted, Rejected, Retrying, Expired, Sent, Delivered, Undelivered, Failed:
+	case Accepted, Rejected, Retrying, Expired, Sent, Delivered, Undelivered, Failed, Unconfirmed:
 		return e, nil
 	case "":
 		return e, fmt.Errorf("%w: no \"event\" field", ErrUnknownKind)

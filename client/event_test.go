@@ -61,6 +61,7 @@ func TestDecodeEventKinds(t *testing.T) {
 		client.Delivered:   {final: true, receipt: true},
 		client.Undelivered: {final: true, receipt: true},
 		client.Failed:      {final: true, receipt: true},
+		client.Unconfirmed: {}, // neither: a late receipt may still come
 	}
 	if len(tests) != len(client.Kinds()) {
 		t.Fatalf("%d kinds tested, Kinds() has %d", len(tests), len(client.Kinds()))
@@ -110,7 +111,7 @@ func TestDecodeEventBadInput(t *testing.T) {
 		{name: "bad: event not a string", body: `{"event":1}`, want: client.ErrNotEvent},
 		{name: "bad: no event", body: `{"id":"a"}`, want: client.ErrUnknownKind},
 		{name: "bad: empty event", body: `{"id":"a","event":""}`, want: client.ErrUnknownKind},
-		{name: "bad: unknown kind", body: `{"id":"a","event":"unconfirmed"}`, want: client.ErrUnknownKind, wantKind: "unconfirmed"},
+		{name: "bad: unknown kind", body: `{"id":"a","event":"read"}`, want: client.ErrUnknownKind, wantKind: "read"},
 		{name: "bad: kind in upper case", body: `{"id":"a","event":"DELIVERED"}`, want: client.ErrUnknownKind, wantKind: "DELIVERED"},
 		{name: "ok: unknown extra fields ignored", body: `{"id":"a","event":"sent","carrier":{"name":"x"},"attempt":2}`},
 		{name: "ok: surrounding white space", body: " \n\t{\"event\":\"failed\"}\r\n "},

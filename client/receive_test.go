@@ -65,7 +65,7 @@ func TestReceiverPoll(t *testing.T) {
 		`{"id":"ok-1","event":"accepted","trackingId":"T1"}`,
 		`{"id":"boom","event":"delivered"}`, // the handler fails
 		`not json`,
-		`{"id":"new","event":"unconfirmed"}`,
+		`{"id":"new","event":"opened"}`,
 		`{"id":"ok-2","event":"rejected","code":"E110"}`,
 	}
 	handler := func(seen *[]string) client.Handler {
