@@ -39,6 +39,8 @@ const (
 	SendQueue  = "mmsgate-send"
 	SendDLQ    = "mmsgate-send-dlq"
 	EventQueue = "mmsgate-delivery-events"
+	// ReceiptQueue is the internal queue of delayed receipt checks.
+	ReceiptQueue = "mmsgate-receipt-check"
 	SecretID   = "mmsgate/skycore"
 	Region     = "us-east-1"
 )
@@ -71,7 +73,7 @@ type Env struct {
 	SQSURL    string
 	SecretURL string
 
-	SendQueueURL, DLQURL, EventsQueueURL string
+	SendQueueURL, DLQURL, EventsQueueURL, ReceiptQueueURL string
 
 	AWS aws.Config
 }
@@ -173,6 +175,7 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 		e.DLQURL = e.SQS.CreateQueue(SendDLQ, 30*time.Second, "", 0)
 		e.SendQueueURL = e.SQS.CreateQueue(SendQueue, o.Visibility, SendDLQ, o.MaxReceive)
 		e.EventsQueueURL = e.SQS.CreateQueue(EventQueue, 30*time.Second, "", 0)
+		e.ReceiptQueueURL = e.SQS.CreateQueue(ReceiptQueue, time.Minute, "", 0)
 	}
 	if err := store.CreateTable(ctx, e.DynamoDB(), Table); err != nil && !tableExists(err) {
 		e.Close()
@@ -245,7 +248,7 @@ func (e *Env) Environ() []string {
 		"AWS_ENDPOINT_URL_DYNAMODB=" + e.DynamoURL, "AWS_ENDPOINT_URL_SQS=" + e.SQSURL,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + e.SecretURL,
 		"MESSAGES_TABLE=" + Table, "DELIVERY_EVENTS_QUEUE_URL=" + e.EventsQueueURL,
-		"SEND_QUEUE_URL=" + e.SendQueueURL, "DEAD_LETTER_QUEUE_URL=" + e.DLQURL,
+		"SEND_QUEUE_URL=" + e.SendQueueURL, "DEAD_LETTER_QUEUE_URL=" + e.DLQURL, "RECEIPT_QUEUE_URL=" + e.ReceiptQueueURL,
 		"SKYCORE_SECRET_ID=" + SecretID, "POSTBACK_SECRET_ID=" + SecretID,
 	}
 }

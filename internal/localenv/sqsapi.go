@@ -52,6 +52,9 @@ func (e *Env) createMoto(ctx context.Context, o Options) error {
 	if e.EventsQueueURL, err = create(EventQueue, 30*time.Second, nil); err != nil {
 		return err
 	}
+	if e.ReceiptQueueURL, err = create(ReceiptQueue, time.Minute, nil); err != nil {
+		return err
+	}
 	b, _ := json.Marshal(map[string]string{"api_key": o.APIKey, "postback_token": o.PostbackToken})
 	_, err = e.SecretsManager().CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(SecretID), SecretString: aws.String(string(b))})
 	var exists *smtypes.ResourceExistsException
@@ -100,6 +103,8 @@ func (e *Env) URL(name string) string {
 		return e.DLQURL
 	case EventQueue:
 		return e.EventsQueueURL
+	case ReceiptQueue:
+		return e.ReceiptQueueURL
 	}
 	return ""
 }
