@@ -60,6 +60,9 @@ type Options struct {
 	DynamoPath string
 	// MotoLog is where moto_server's request log goes (default: discarded).
 	MotoLog string
+	// NoDynamo starts no DynamoDB (no Node needed): the caller brings its
+	// own, such as internal/memdb (`go test -short`). Env.Proxy is nil.
+	NoDynamo bool
 }
 
 // Env is a running set of stand-ins.
@@ -127,16 +130,18 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 	}
 	// dynalite listens on a free port; the fault proxy in front of it is
 	// what clients use, on the fixed port when one is asked for.
-	if e.Dynalite, err = dynalite.StartWith(ctx, dynalite.Options{Path: o.DynamoPath}); err != nil {
-		return nil, err
-	}
-	if e.Proxy, err = faultproxy.New(e.Dynalite.URL); err != nil {
-		e.Close()
-		return nil, err
-	}
-	if e.DynamoURL, err = e.Proxy.Start(addr(portOf(ports, "dynamo"))); err != nil {
-		e.Close()
-		return nil, err
+	if !o.NoDynamo {
+		if e.Dynalite, err = dynalite.StartWith(ctx, dynalite.Options{Path: o.DynamoPath}); err != nil {
+			return nil, err
+		}
+		if e.Proxy, err = faultproxy.New(e.Dynalite.URL); err != nil {
+			e.Close()
+			return nil, err
+		}
+		if e.DynamoURL, err = e.Proxy.Start(addr(portOf(ports, "dynamo"))); err != nil {
+			e.Close()
+			return nil, err
+		}
 	}
 	e.AWS, err = config.LoadDefaultConfig(ctx, config.WithRegion(Region),
 		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
@@ -176,6 +181,9 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 		e.SendQueueURL = e.SQS.CreateQueue(SendQueue, o.Visibility, SendDLQ, o.MaxReceive)
 		e.EventsQueueURL = e.SQS.CreateQueue(EventQueue, 30*time.Second, "", 0)
 		e.ReceiptQueueURL = e.SQS.CreateQueue(ReceiptQueue, time.Minute, "", 0)
+	}
+	if o.NoDynamo {
+		return e, nil
 	}
 	if err := store.CreateTable(ctx, e.DynamoDB(), Table); err != nil && !tableExists(err) {
 		e.Close()

@@ -15,10 +15,12 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/pkg/applog"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
@@ -29,10 +31,12 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// harness is the real handler with real SDK clients against dynalite,
-// fakesqs, fakesecrets and the simulator.
+// harness is the real handler with real SDK clients against fakesqs,
+// fakesecrets and the simulator, and the real store on dynalite, or on
+// internal/memdb under -short (no Node needed).
 type harness struct {
 	env  *localenv.Env
+	db   dynamoAPI
 	sim  *sim.Server
 	h    *Handler
 	keys *secret.Cache
@@ -42,11 +46,19 @@ type harness struct {
 func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
-	env, err := localenv.Start(ctx, localenv.Options{})
+	env, err := localenv.Start(ctx, localenv.Options{NoDynamo: testing.Short()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Close)
+	var db dynamoAPI = env.DynamoDB()
+	if testing.Short() {
+		mem := memdb.New()
+		if err := store.CreateTable(ctx, mem, localenv.Table); err != nil {
+			t.Fatal(err)
+		}
+		db = mem
+	}
 	sc := sim.Default()
 	sc.Faults = []sim.Fault{{Kind: "E503", Match: sim.Match{ToSuffix: "0503"}}}
 	if simCfg != nil {
@@ -72,13 +84,28 @@ func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harn
 	h := NewHandler(c, Deps{
 		Keys:    keys,
 		Skycore: skycore.New(base+sim.APIPath, skycore.WithTimeout(c.CallTimeout)),
-		Store:   store.New(env.DynamoDB(), localenv.Table, 0),
+		Store:   store.New(db, localenv.Table, 0),
 		Events:  delivery.NewPublisher(q, env.EventsQueueURL),
 		Queue:   q,
 		Log:     applog.New(logs),
 		Metrics: emf.New(logs, "mmsgate", map[string]string{"Function": "send-mms"}),
 	})
-	return &harness{env: env, sim: s, h: h, keys: keys, logs: logs}
+	return &harness{env: env, db: db, sim: s, h: h, keys: keys, logs: logs}
+}
+
+// dynamoAPI is what the store needs of DynamoDB.
+type dynamoAPI interface {
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// needsProxy skips a test that throttles DynamoDB through the fault proxy
+// in front of dynalite: it runs in the full suite, not under -short.
+func (hs *harness) needsProxy(t *testing.T) {
+	t.Helper()
+	if hs.env.Proxy == nil {
+		t.Skip("needs dynalite behind the fault proxy (not under -short)")
+	}
 }
 
 // invoke runs an event through lambda.NewHandler, the real JSON path.
@@ -166,7 +193,7 @@ func TestMixedBatch(t *testing.T) {
 		t.Errorf("simulator counts = %+v", c)
 	}
 	// The rejection names every violated field.
-	m, err := store.New(hs.env.DynamoDB(), localenv.Table, 0).Get(context.Background(), "mixed-rejected")
+	m, err := store.New(hs.db, localenv.Table, 0).Get(context.Background(), "mixed-rejected")
 	if err != nil || m == nil || m.State != store.StateRejected || !strings.Contains(m.Error, "mmsId") || !strings.Contains(m.Error, "E110 to") {
 		t.Errorf("rejected record = %+v, %v", m, err)
 	}
@@ -210,7 +237,7 @@ func TestAcceptedEventAndRecord(t *testing.T) {
 	if _, err := time.Parse(delivery.TimeFormat, e.RecordedAt); err != nil || !strings.HasSuffix(e.RecordedAt, "Z") {
 		t.Errorf("recordedAt %q: %v", e.RecordedAt, err)
 	}
-	m, _ := store.New(hs.env.DynamoDB(), localenv.Table, 0).Get(context.Background(), "order-8812-shipped")
+	m, _ := store.New(hs.db, localenv.Table, 0).Get(context.Background(), "order-8812-shipped")
 	if m.State != store.StateAccepted || m.TrackingID != e.TrackingID || m.PendingEvent != "" {
 		t.Errorf("record = %+v", m)
 	}
@@ -338,6 +365,7 @@ func TestSecretsManagerDownAtColdStart(t *testing.T) {
 func TestDynamoDBThrottling(t *testing.T) {
 	t.Run("absorbed by retries", func(t *testing.T) {
 		hs := newHarness(t, nil, nil)
+		hs.needsProxy(t)
 		hs.env.Proxy.ThrottleNext(2)
 		resp, err := hs.invoke(t, context.Background(), withBody(t, `{"id":"throttled","to":"17743199144","mmsId":1000}`))
 		if err != nil || len(resp.BatchItemFailures) != 0 {
@@ -349,6 +377,7 @@ func TestDynamoDBThrottling(t *testing.T) {
 	})
 	t.Run("claim throttled for long: retried later, nothing sent", func(t *testing.T) {
 		hs := newHarness(t, nil, nil)
+		hs.needsProxy(t)
 		hs.env.Proxy.ThrottleFor(time.Hour)
 		resp, err := hs.invoke(t, context.Background(), withBody(t, `{"id":"throttled-long","to":"17743199144","mmsId":1000}`))
 		if err != nil || len(resp.BatchItemFailures) != 1 {
@@ -360,6 +389,7 @@ func TestDynamoDBThrottling(t *testing.T) {
 	})
 	t.Run("bookkeeping throttled after acceptance: never resent", func(t *testing.T) {
 		hs := newHarness(t, nil, nil)
+		hs.needsProxy(t)
 		// Every write that records the acceptance is throttled for this invocation.
 		hs.env.Proxy.ThrottleMatching(`"ACCEPTED"`, 1000)
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)

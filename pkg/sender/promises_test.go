@@ -98,7 +98,7 @@ func TestRetryWindow(t *testing.T) {
 		hs.mustInvoke(t, context.Background(), record(t, "m1", body, time.Now().Add(-50*time.Minute)), 1)
 		// A later copy claims to be new; the record remembers the first.
 		hs.mustInvoke(t, context.Background(), record(t, "m2", body, time.Now()), 1)
-		m, err := store.New(hs.env.DynamoDB(), localenv.Table, 0).Get(context.Background(), "out-1")
+		m, err := store.New(hs.db, localenv.Table, 0).Get(context.Background(), "out-1")
 		if err != nil || time.Since(m.First) < 49*time.Minute {
 			t.Fatalf("record = %+v, %v; want the first enqueue kept", m, err)
 		}
@@ -111,6 +111,7 @@ func TestRetryWindow(t *testing.T) {
 // finds the id in doubt, and the id is sent once with one accepted event.
 func TestAcceptedButUnrecordedNeverResent(t *testing.T) {
 	hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = 10 * time.Minute })
+	hs.needsProxy(t)
 	body := `{"id":"book-2","to":"17743199144","mmsId":1000}`
 	hs.env.Proxy.ThrottleMatching(`"ACCEPTED"`, 1000)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -159,7 +160,7 @@ var _ records = refusing{}
 // with a metric, and Skycore is not called again.
 func TestHandoffLoopIsBounded(t *testing.T) {
 	hs := newHarness(t, nil, nil)
-	hs.h.d.Store = refusing{store.New(hs.env.DynamoDB(), localenv.Table, 0)}
+	hs.h.d.Store = refusing{store.New(hs.db, localenv.Table, 0)}
 	body := `{"id":"perm-1","to":"17743199144","mmsId":1000}`
 	hs.mustInvoke(t, context.Background(), record(t, "orig", body, time.Now()), 0)
 	handoffs := hs.env.SQS.Drain(localenv.SendQueue)
@@ -246,7 +247,7 @@ func TestForgedAttributes(t *testing.T) {
 // refusingOnce refuses the first acceptance write for good, so that a
 // genuine hand-off is made.
 func refusingOnce(hs *harness) records {
-	st := store.New(hs.env.DynamoDB(), localenv.Table, 0)
+	st := store.New(hs.db, localenv.Table, 0)
 	return &onceRefusing{Store: st}
 }
 
@@ -423,12 +424,63 @@ func TestSuppression(t *testing.T) {
 	if calls["s2"] != 0 || calls["s5"] != 0 || calls["s4"] != 1 {
 		t.Errorf("Skycore calls = %v; suppressed requests must not call", calls)
 	}
-	st := store.New(hs.env.DynamoDB(), localenv.Table, 0)
+	st := store.New(hs.db, localenv.Table, 0)
 	if lifted, err := st.Lift(context.Background(), store.SuppressionKey("17745550110", "")); !lifted || err != nil {
 		t.Fatalf("Lift = %v, %v", lifted, err)
 	}
 	send("s6", "17745550110", "")
 	if calls["s6"] != 1 {
 		t.Errorf("after lifting, Skycore calls for s6 = %d, want 1", calls["s6"])
+	}
+}
+
+// flakyAccept is the real store whose acceptance writes fail transiently
+// while down is set (DynamoDB refusing them for longer than an invocation).
+type flakyAccept struct {
+	*store.Store
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *flakyAccept) Accept(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return false, nil, &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "store.Accept", Message: "throttled"}
+	}
+	return f.Store.Accept(ctx, id, owner, hold, o)
+}
+
+func (f *flakyAccept) set(down bool) { f.mu.Lock(); f.down = down; f.mu.Unlock() }
+
+// TestHandoffWithDuplicatesInFlight is TestAcceptedButUnrecordedNeverResent
+// with the refusal injected in front of the store instead of the fault
+// proxy, so that it runs under -short too (memdb, no Node).
+func TestHandoffWithDuplicatesInFlight(t *testing.T) {
+	hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = 10 * time.Minute })
+	flaky := &flakyAccept{Store: store.New(hs.db, localenv.Table, 0), down: true}
+	hs.h.d.Store = flaky
+	body := `{"id":"book-3","to":"17743199144","mmsId":1000}`
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	hs.mustInvoke(t, ctx, record(t, "orig", body, time.Now()), 0)
+	handoffs := hs.env.SQS.Drain(localenv.SendQueue)
+	if len(handoffs) != 1 {
+		t.Fatalf("send queue = %+v, want the signed hand-off", handoffs)
+	}
+	dl, _ := ctx.Deadline()
+	time.Sleep(time.Until(dl) + 50*time.Millisecond)
+	// Duplicates while the store still refuses: in doubt, never sent again.
+	hs.mustInvoke(t, context.Background(), record(t, "dup", body, time.Now()), 1)
+	hs.mustInvoke(t, context.Background(), fromQueue(t, handoffs[0]), 1) // the hand-off cannot be recorded yet
+	flaky.set(false)
+	hs.mustInvoke(t, context.Background(), fromQueue(t, handoffs[0]), 0)
+	hs.mustInvoke(t, context.Background(), record(t, "dup", body, time.Now()), 0)
+	if n := hs.sim.Counts().Received["book-3"]; n != 1 {
+		t.Errorf("sent %d times, want 1", n)
+	}
+	if got := hs.kinds(t); !slices.Equal(got, []string{"book-3:accepted:"}) {
+		t.Errorf("events = %v, want one accepted", got)
 	}
 }
