@@ -41,8 +41,8 @@ const (
 	EventQueue = "mmsgate-delivery-events"
 	// ReceiptQueue is the internal queue of delayed receipt checks.
 	ReceiptQueue = "mmsgate-receipt-check"
-	SecretID   = "mmsgate/skycore"
-	Region     = "us-east-1"
+	SecretID     = "mmsgate/skycore"
+	Region       = "us-east-1"
 )
 
 // Options of Start.
