@@ -5,6 +5,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,6 +56,16 @@ type Event struct {
 	Suppressed   bool   `json:"suppressed,omitempty"` // rejected from the suppression list, no Skycore call
 	OccurredAt   string `json:"occurredAt"`
 	RecordedAt   string `json:"recordedAt"`
+}
+
+// MMSID is an event's mmsId from its decimal text; nil (omitted) when the
+// text is not a number.
+func MMSID(s string) *int64 {
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return nil
+	}
+	return &v
 }
 
 // TimeFormat is recordedAt's format: UTC, RFC 3339 with milliseconds.

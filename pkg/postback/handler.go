@@ -247,10 +247,7 @@ func Key(n Notification) string {
 func Event(n Notification, kind string) delivery.Event {
 	ev := delivery.Event{Event: kind, TrackingID: n.TrackingID, Code: n.Code, Status: n.Status, SentAs: n.SentAs,
 		To: n.To, From: n.From, SPID: n.SPID, Handset: n.Handset, AggregatorID: n.AggregatorID,
-		Details: n.StatusDetails, OccurredAt: n.Timestamp}
-	if v, err := strconv.ParseInt(n.MMSID, 10, 64); err == nil {
-		ev.MMSID = &v
-	}
+		Details: n.StatusDetails, OccurredAt: n.Timestamp, MMSID: delivery.MMSID(n.MMSID)}
 	return ev
 }
 

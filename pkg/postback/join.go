@@ -226,10 +226,10 @@ func (h *Handler) scheduleReceipt(ctx context.Context, ev delivery.Event) error 
 // as its record tells it; to, from and mmsId fall back to the postback's
 // when the record lacks them (an acceptance recorded from a postback).
 func RecordEvent(m *store.Message, n Notification, now time.Time) delivery.Event {
-	ev := delivery.Event{ID: m.ID, Event: m.PendingEvent, TrackingID: m.TrackingID, Code: m.Code, Error: m.Error,
-		To: cmp.Or(m.To, n.To), From: cmp.Or(m.From, n.From), OccurredAt: delivery.Stamp(now.UTC())}
-	if v, err := strconv.ParseInt(cmp.Or(m.MMSID, n.MMSID), 10, 64); err == nil {
-		ev.MMSID = &v
+	ev := m.Event(now)
+	ev.To, ev.From = cmp.Or(ev.To, n.To), cmp.Or(ev.From, n.From)
+	if ev.MMSID == nil {
+		ev.MMSID = delivery.MMSID(n.MMSID)
 	}
 	return ev
 }

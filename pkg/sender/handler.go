@@ -620,9 +620,11 @@ func (h *Handler) pending(ctx context.Context, j *job, m *store.Message) bool {
 // publishRecorded publishes the record's pending event and clears it; on
 // failure it is released for the next delivery.
 func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message) bool {
-	ev := h.event(j.req, m.PendingEvent)
-	ev.TrackingID, ev.Code, ev.Error, ev.Suppressed = m.TrackingID, m.Code, m.Error, m.Suppressed
-	ev.To, ev.From = cmp.Or(m.To, ev.To), cmp.Or(m.From, ev.From)
+	ev := m.Event(h.now())
+	ev.To, ev.From = cmp.Or(ev.To, j.req.To), cmp.Or(ev.From, j.req.From)
+	if ev.MMSID == nil {
+		ev.MMSID = delivery.MMSID(string(j.req.MMSID))
+	}
 	// Receipt-check hook (issue 15): schedule the check before the accepted
 	// event goes out; if it cannot be scheduled the event stays pending, and
 	// the next delivery publishes it and schedules again (a duplicate check
@@ -778,11 +780,8 @@ func (h *Handler) lease(ctx context.Context) time.Time {
 
 // event is the one place the sender builds a delivery event.
 func (h *Handler) event(req *sendreq.Request, kind string) delivery.Event {
-	ev := delivery.Event{ID: req.ID, Event: kind, To: req.To, From: req.From, OccurredAt: delivery.Stamp(h.now())}
-	if v, err := strconv.ParseInt(string(req.MMSID), 10, 64); err == nil {
-		ev.MMSID = &v
-	}
-	return ev
+	return delivery.Event{ID: req.ID, Event: kind, To: req.To, From: req.From, MMSID: delivery.MMSID(string(req.MMSID)),
+		OccurredAt: delivery.Stamp(h.now())}
 }
 
 // rejection is the outcome of a permanent refusal: the first code, and

@@ -56,6 +56,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
 // DefaultTTL is how long records are kept (the table's TTL attribute exp).
@@ -138,6 +139,16 @@ func (m *Message) Held(now time.Time) bool { return m.LeaseUntil.After(now) }
 // NeedsEvent reports whether a terminal event was recorded and not yet
 // published (its publisher died or failed).
 func (m *Message) NeedsEvent() bool { return m.Final() && m.PendingEvent != "" }
+
+// Event is the record's pending terminal event as the record tells it,
+// occurring at at. Fields the record does not know (an acceptance recorded
+// from a postback has no to/from/mmsId) are left for the caller to fill.
+// Every publisher of a recorded event builds it here, so a field added to
+// the record and the event is a change in this one place.
+func (m *Message) Event(at time.Time) delivery.Event {
+	return delivery.Event{ID: m.ID, Event: m.PendingEvent, TrackingID: m.TrackingID, Code: m.Code, Error: m.Error,
+		To: m.To, From: m.From, MMSID: delivery.MMSID(m.MMSID), Suppressed: m.Suppressed, OccurredAt: delivery.Stamp(at)}
+}
 
 // TerminalEvent is the event name of a terminal state ("" for open states).
 func TerminalEvent(state string) string {
