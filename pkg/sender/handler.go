@@ -431,22 +431,21 @@ func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) bool {
 // afterAccept links the tracking id and publishes the accepted event when
 // this delivery recorded it; otherwise it says what the record already says.
 func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Message, o store.Outcome) bool {
-	if o.TrackingID != "" {
-		if err := h.persist(ctx, func(ctx context.Context) error { return h.d.Store.Link(ctx, o.TrackingID, j.req.ID) }); err != nil {
-			// Postbacks still join through CLIENT_REFERENCE.
-			h.d.Metrics.Count("LinkFailed")
-			j.log.ErrorContext(ctx, "cannot link the tracking id", "trackingId", o.TrackingID, "err", err, "code", apperr.CodeOf(err))
-		}
-	}
 	if !won {
 		switch {
 		case m.State == store.StateAccepted && m.TrackingID == o.TrackingID:
 			j.log.InfoContext(ctx, "acceptance already recorded", "trackingId", o.TrackingID, "by", m.AcceptedBy)
 		default:
 			// An earlier call of this id was accepted too: Skycore has it twice.
+			// Link this tracking id as well, so its postbacks name the request.
 			h.d.Metrics.Count("SentTwice")
 			j.log.ErrorContext(ctx, "Skycore accepted an id that was already final", "trackingId", o.TrackingID,
 				"state", m.State, "recordedTrackingId", m.TrackingID, "code", "SENT_TWICE")
+			if o.TrackingID != "" {
+				if err := h.d.Store.Link(ctx, o.TrackingID, j.req.ID); err != nil {
+					j.log.WarnContext(ctx, "cannot link the second tracking id", "trackingId", o.TrackingID, "err", err)
+				}
+			}
 		}
 		return h.pending(ctx, j, m)
 	}
@@ -502,13 +501,7 @@ func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outc
 	event := store.TerminalEvent(state)
 	h.d.Metrics.Count(strings.ToUpper(event[:1]) + event[1:])
 	j.log.WarnContext(ctx, event, "code", o.Code, "class", "permanent", "latencyMs", latency.Milliseconds(), "err", o.Error)
-	if !h.publishRecorded(ctx, j, m) {
-		return false
-	}
-	if state == store.StateExpired {
-		return h.deadLetter(ctx, j, "expired: "+o.Code+": "+o.Error)
-	}
-	return true
+	return h.publishRecorded(ctx, j, m)
 }
 
 // retry handles a transient failure: in doubt when the call may have
@@ -625,24 +618,40 @@ func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message)
 	if ev.MMSID == nil {
 		ev.MMSID = delivery.MMSID(string(j.req.MMSID))
 	}
-	// Receipt-check hook (issue 15): schedule the check before the accepted
-	// event goes out; if it cannot be scheduled the event stays pending, and
-	// the next delivery publishes it and schedules again (a duplicate check
-	// is harmless).
-	if err := h.scheduleReceipt(ctx, j, m); err != nil {
-		j.log.ErrorContext(ctx, "cannot schedule the receipt check; the accepted event stays pending for the next delivery", "err", err)
-		h.d.Metrics.Count("ReceiptScheduleFailed")
+	// What must be done before the event goes out is redone by whichever
+	// delivery publishes it, so a crash between any two steps leaves it
+	// pending and the next delivery completes every step (each is
+	// idempotent): the tracking id's link, the receipt check (issue 15),
+	// an expired body's move to the DLQ.
+	keep := func(msg string, err error) bool {
+		j.log.ErrorContext(ctx, msg+"; the event stays pending for the next delivery", "event", ev.Event, "err", err)
 		if rerr := h.d.Store.ReleaseEvent(ctx, j.req.ID, j.owner); rerr != nil {
 			j.log.WarnContext(ctx, "cannot release the pending event; the next delivery waits for the hold", "err", rerr)
 		}
 		return false
 	}
-	if err := h.d.Events.Publish(ctx, ev); err != nil {
-		j.log.ErrorContext(ctx, "cannot publish the event; it stays pending for the next delivery", "event", ev.Event, "err", err)
-		if rerr := h.d.Store.ReleaseEvent(ctx, j.req.ID, j.owner); rerr != nil {
-			j.log.WarnContext(ctx, "cannot release the pending event; the next delivery waits for the hold", "err", rerr)
+	if m.PendingEvent == delivery.Accepted && m.TrackingID != "" {
+		err := h.persist(ctx, func(ctx context.Context) error { return h.d.Store.Link(ctx, m.TrackingID, j.req.ID) })
+		if errors.Is(err, store.ErrLinkConflict) {
+			// Another request holds this tracking id: never re-pointed.
+			h.d.Metrics.Count("LinkConflict")
+			j.log.ErrorContext(ctx, "tracking id already linked to another request", "trackingId", m.TrackingID, "code", apperr.CodeConflict)
+		} else if err != nil {
+			h.d.Metrics.Count("LinkFailed")
+			return keep("cannot link the tracking id", err)
 		}
-		return false
+	}
+	if err := h.scheduleReceipt(ctx, j, m); err != nil {
+		h.d.Metrics.Count("ReceiptScheduleFailed")
+		return keep("cannot schedule the receipt check", err)
+	}
+	if m.State == store.StateExpired {
+		if !h.deadLetter(ctx, j, "expired: "+m.Code+": "+m.Error) {
+			return keep("cannot move the expired body to the DLQ", errors.New("dead-letter queue unavailable"))
+		}
+	}
+	if err := h.d.Events.Publish(ctx, ev); err != nil {
+		return keep("cannot publish the event", err)
 	}
 	if err := h.d.Store.EventSent(ctx, j.req.ID); err != nil {
 		// Harmless but for a duplicate: a later delivery would publish it once more.

@@ -296,14 +296,14 @@ func trimJSONErr(err error) string {
 // failed); "" when there is none. Callers that need a usable id check
 // ValidID.
 func PeekID(body []byte) string {
-	var v struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(body, &v) != nil {
+	// A map, not a struct: encoding/json matches struct fields without
+	// regard to case, and "ID" must not name the request "id" names.
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
 		return ""
 	}
 	var id string
-	if json.Unmarshal(v.ID, &id) != nil {
+	if json.Unmarshal(fields["id"], &id) != nil {
 		return ""
 	}
 	return id

@@ -91,6 +91,7 @@ func TestPeekID(t *testing.T) {
 		"array":         {`["id"]`, ""},
 		"too long id":   {`{"id":"` + strings.Repeat("a", 65) + `"}`, strings.Repeat("a", 65)},
 		"64 chars kept": {`{"id":"` + strings.Repeat("a", 64) + `"}`, strings.Repeat("a", 64)},
+		"other case":    {`{"ID":"victim-1"}`, ""}, // only "id" names the request (Decode is exact too)
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
