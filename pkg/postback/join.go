@@ -58,7 +58,10 @@ func (h *Handler) try(ctx context.Context, n Notification, k kind, owner string,
 	key := Key(n)
 	decision, j, err := h.d.Store.Postback(ctx, n.TrackingID, key, k.rank, k.event, owner, h.now().Add(claimLease))
 	if err != nil {
+		// The write may have been applied with its answer lost: give back
+		// what it would hold, so a retry right after succeeds.
 		log.ErrorContext(ctx, "cannot record the postback; Skycore will retry", "err", err, "code", apperr.CodeOf(err))
+		h.release(ctx, n.TrackingID, owner, log)
 		return err, false
 	}
 	switch decision {
@@ -131,6 +134,7 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 		won, cur, err := h.d.Store.AcceptByPostback(ctx, id, n.TrackingID, owner, h.now().Add(claimLease))
 		if err != nil {
 			log.ErrorContext(ctx, "cannot record the acceptance a postback shows", "id", id, "err", err)
+			h.releaseEvent(ctx, id, owner, log) // applied with its answer lost: its hold goes
 			return "", err, false
 		}
 		if won {
@@ -152,10 +156,18 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 			return "", &apperr.Error{Code: apperr.CodeBusy, Message: "request record changed"}, true
 		}
 	}
+	if m.State == store.StateRejected || m.State == store.StateExpired {
+		// Skycore took a call of this id after all (an in-doubt call, before
+		// the request ended rejected or expired): the receipt still reaches
+		// the application under its id, counted, after its terminal event.
+		h.d.Metrics.Count("LateReceipt")
+		log.WarnContext(ctx, "receipt for a request that ended without acceptance", "id", id, "state", m.State)
+	}
 	if m.NeedsEvent() {
 		took, cur, err := h.d.Store.TakeEvent(ctx, id, owner, h.now().Add(claimLease))
 		if err != nil {
 			log.ErrorContext(ctx, "cannot take the request's pending event", "id", id, "err", err)
+			h.releaseEvent(ctx, id, owner, log) // applied with its answer lost: its hold goes
 			return "", err, false
 		}
 		switch {

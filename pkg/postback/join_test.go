@@ -75,15 +75,18 @@ func TestJoinRace(t *testing.T) {
 				t.Errorf("record = %+v, want accepted by postback with T-c, nothing pending", m)
 			}
 		}},
-		{name: "CLIENT_REFERENCE, the sender's answer still on its way (INPROGRESS)", steps: []step{
+		{name: "CLIENT_REFERENCE, the sender's answer still on its way (a live claim): 503 until the sender recorded it", steps: []step{
 			{do: func(t *testing.T) {
 				hs.store.Claim(ctx, "race-d", store.Claim{Owner: "sender", Lease: hs.now().Add(time.Minute)})
-			}, body: pbXML("N101", "T-d", "race-d"), wantStatus: 200, want: []string{"race-d:accepted:", "race-d:sent:N101"}},
-		}, after: func(t *testing.T) {
-			won, m, err := hs.store.Accept(ctx, "race-d", "sender", hs.now().Add(time.Minute), store.Outcome{TrackingID: "T-d"})
-			if err != nil || won || m.NeedsEvent() {
-				t.Errorf("the sender's late Accept = %v, %+v, %v; want lost, nothing pending", won, m, err)
-			}
+			}, body: pbXML("N101", "T-d", "race-d"), wantStatus: 503},
+			{do: func(t *testing.T) {
+				won, _, err := hs.store.Accept(ctx, "race-d", "sender", hs.now().Add(time.Minute), store.Outcome{TrackingID: "T-d"})
+				if err != nil || !won {
+					t.Fatalf("the sender's Accept = %v, %v; want won (the postback waited)", won, err)
+				}
+				hs.store.Link(ctx, "T-d", "race-d")
+				hs.store.EventSent(ctx, "race-d") // the sender published accepted
+			}, body: pbXML("N101", "T-d", "race-d"), wantStatus: 200, want: []string{"race-d:sent:N101"}},
 		}},
 		{name: "the sender recorded the acceptance, its accepted event not out yet: 503, no event", steps: []step{
 			{do: func(t *testing.T) { sender(t, "race-e", store.Outcome{TrackingID: "T-e"}, time.Minute) },

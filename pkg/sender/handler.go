@@ -514,6 +514,13 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) bool {
 	if !doubt && !now.Before(j.first.Add(h.cfg.RetryWindow)) {
 		return h.finish(ctx, j, store.StateExpired, store.Outcome{Code: code, Error: e.Message, To: j.req.To, From: j.req.From, MMSID: string(j.req.MMSID)}, 0)
 	}
+	// retrying goes out while the claim is still ours: no postback can
+	// record the acceptance before the claim is given back, so retrying can
+	// never follow an accepted event.
+	ev := h.event(j.req, delivery.Retrying)
+	ev.Code, ev.Error = code, e.Message
+	h.emit(ctx, j.log, ev)
+	h.d.Metrics.Count("Retried")
 	var wait time.Duration
 	var applied bool
 	var err error
@@ -534,16 +541,10 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) bool {
 	if err != nil {
 		j.log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", err)
 	} else if !applied {
-		// The claim is no longer ours: a postback recorded the acceptance
-		// while the call was out, or our lease ran out. The record speaks;
-		// a retrying event now could follow the terminal one.
-		j.log.InfoContext(ctx, "claim no longer ours after the call; no retrying event", "code", code)
+		// The claim is no longer ours (our lease ran out): the record speaks.
+		j.log.InfoContext(ctx, "claim no longer ours after the call", "code", code)
 		return false
 	}
-	ev := h.event(j.req, delivery.Retrying)
-	ev.Code, ev.Error = code, e.Message
-	h.emit(ctx, j.log, ev)
-	h.d.Metrics.Count("Retried")
 	h.setVisibility(ctx, j, wait)
 	return false
 }

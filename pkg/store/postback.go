@@ -84,7 +84,9 @@ func (st *Store) Postback(ctx context.Context, trackingID, key string, rank int,
 		":h": &types.AttributeValueMemberL{Value: []types.AttributeValue{s(key)}}, ":empty": &types.AttributeValueMemberL{},
 	}
 	const (
-		free   = "(attribute_not_exists(#hold) OR #hold < :nowms)"
+		// ours too: a write whose answer was lost, retried by the SDK or by
+		// this invocation, finds the slot it already holds.
+		free   = "(attribute_not_exists(#hold) OR #hold < :nowms OR #holder = :owner)"
 		common = "#first = if_not_exists(#first, :nowms), #exp = if_not_exists(#exp, :exp), #upd = :now"
 		hist   = "#h = list_append(if_not_exists(#h, :empty), :h)"
 	)

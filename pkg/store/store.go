@@ -373,10 +373,16 @@ func (st *Store) Accept(ctx context.Context, id, owner string, hold time.Time, o
 
 // AcceptByPostback records the acceptance that a postback carrying the
 // request's CLIENT_REFERENCE proves (the sender's call timed out, or its
-// sender died mid-call, or the answer is still on its way).
+// sender died mid-call). It does not win against a live claim: that
+// sender's answer is on its way and it records the outcome (and publishes
+// anything it announces) first, so no event of its can follow the
+// postback's; the postback is retried.
 func (st *Store) AcceptByPostback(ctx context.Context, id, trackingID, owner string, hold time.Time) (won bool, m *Message, err error) {
 	return st.terminal(ctx, "store.AcceptByPostback", id, owner, hold, StateAccepted, "postback", Outcome{TrackingID: trackingID})
 }
+
+// openUnheld is open, but not under a live claim.
+const openUnheld = "attribute_exists(#pk) AND (#st IN (:retry, :doubt) OR (#st = :inprog AND #lease < :nowms))"
 
 // Reject records msg#id as rejected for good, the rejected event pending.
 func (st *Store) Reject(ctx context.Context, id, owner string, hold time.Time, o Outcome) (won bool, m *Message, err error) {
@@ -417,7 +423,12 @@ func (st *Store) terminal(ctx context.Context, op, id, owner string, hold time.T
 		vals[":supp"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
 	upd += " REMOVE #doubt"
-	it, err := st.update(ctx, id, upd, open, vals)
+	cond := open
+	if by == "postback" {
+		cond = openUnheld
+		vals[":nowms"] = n(st.now().UnixMilli())
+	}
+	it, err := st.update(ctx, id, upd, cond, vals)
 	if err == nil {
 		return true, decode(id, it), nil
 	}
