@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ type Server struct {
 	secrets map[string]string
 	down    bool
 	calls   atomic.Int64
+	callers map[string]int64 // GetSecretValue calls by caller
 	delay   time.Duration
 	srv     *http.Server
 	url     string
@@ -51,6 +53,29 @@ func (s *Server) SetDelay(d time.Duration) {
 // Calls counts GetSecretValue calls.
 func (s *Server) Calls() int64 { return s.calls.Load() }
 
+// CallsBy counts GetSecretValue calls by caller: the application id in
+// the request's User-Agent ("app/<id>", set by the SDK from
+// AWS_SDK_UA_APP_ID), "" for none.
+func (s *Server) CallsBy() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.callers))
+	for k, n := range s.callers {
+		out[k] = n
+	}
+	return out
+}
+
+// appID is the application id in an AWS SDK User-Agent ("app/<id>").
+func appID(userAgent string) string {
+	for _, f := range strings.Fields(userAgent) {
+		if id, ok := strings.CutPrefix(f, "app/"); ok {
+			return id
+		}
+	}
+	return ""
+}
+
 // Start serves on addr ("127.0.0.1:0" picks a free port) and returns the URL.
 func (s *Server) Start(addr string) (string, error) {
 	l, err := net.Listen("tcp", addr)
@@ -78,6 +103,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.calls.Add(1)
+	s.mu.Lock()
+	if s.callers == nil {
+		s.callers = map[string]int64{}
+	}
+	s.callers[appID(r.Header.Get("User-Agent"))]++
+	s.mu.Unlock()
 	var in struct{ SecretId string }
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
 		fail(w, "InvalidRequestException", err.Error(), 400)

@@ -2,7 +2,10 @@
 // aws-sdk-go-v2's service/sqs uses, so the real client runs against it:
 // queues with visibility timeouts, receive counts, delays, redrive to a
 // dead-letter queue, and MD5s the SDK verifies. It replaces local-aws-sqs,
-// whose ChangeMessageVisibility bugs would hide ours.
+// whose ChangeMessageVisibility bugs would hide ours. It counts the
+// requests of its HTTP API by caller, operation and queue (Calls); its Go
+// API (Send, Receive, Delete, Drain) is the test harness's and is not
+// counted.
 package fakesqs
 
 import (
@@ -61,6 +64,77 @@ type Server struct {
 	FailSend func(queue string) error
 	srv      *http.Server
 	notify   chan struct{}
+	calls    map[Call]Usage
+}
+
+// Call is one kind of request to the HTTP API.
+type Call struct {
+	// Caller is the application id in the request's User-Agent ("app/<id>",
+	// set by the SDK from AWS_SDK_UA_APP_ID); "" when there is none.
+	Caller string
+	Op     string // SendMessage, ReceiveMessage, SendMessageBatch, …
+	Queue  string // the queue's name ("" when the request names none)
+}
+
+// Usage is what the requests of one Call added up to.
+type Usage struct {
+	Requests int64
+	// Messages sent, received, deleted or changed (a batch entry is one).
+	Messages int64
+	// Billed is what SQS bills: every 64 KiB chunk of a request's payload
+	// (message bodies and attributes, sent or received) is one request,
+	// and every request is at least one.
+	Billed int64
+}
+
+// ChunkSize is the payload SQS bills as one request.
+const ChunkSize = 64 << 10
+
+// Calls returns the HTTP API's requests so far.
+func (s *Server) Calls() map[Call]Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[Call]Usage, len(s.calls))
+	for k, u := range s.calls {
+		out[k] = u
+	}
+	return out
+}
+
+func (s *Server) count(c Call, messages int, payload int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.calls == nil {
+		s.calls = map[Call]Usage{}
+	}
+	u := s.calls[c]
+	u.Requests++
+	u.Messages += int64(messages)
+	u.Billed += int64(max(1, (payload+ChunkSize-1)/ChunkSize))
+	s.calls[c] = u
+}
+
+// PayloadSize is what SQS counts of a message: its body and its
+// attributes' names, types and values.
+func PayloadSize(body string, attrs map[string]Attr) int {
+	n := len(body)
+	for k, a := range attrs {
+		n += len(k) + len(a.DataType) + len(a.BinaryValue)
+		if a.StringValue != nil {
+			n += len(*a.StringValue)
+		}
+	}
+	return n
+}
+
+// appID is the application id in an AWS SDK User-Agent ("app/<id>").
+func appID(userAgent string) string {
+	for _, f := range strings.Fields(userAgent) {
+		if id, ok := strings.CutPrefix(f, "app/"); ok {
+			return id
+		}
+	}
+	return ""
 }
 
 // New returns an empty fake.
@@ -250,6 +324,17 @@ func (s *Server) NextVisible(name string) time.Time {
 	return t
 }
 
+// batchEntry is one entry of SendMessageBatch, DeleteMessageBatch or
+// ChangeMessageVisibilityBatch.
+type batchEntry struct {
+	ID                string          `json:"Id"`
+	MessageBody       string          `json:"MessageBody"`
+	DelaySeconds      int             `json:"DelaySeconds"`
+	MessageAttributes map[string]Attr `json:"MessageAttributes"`
+	ReceiptHandle     string          `json:"ReceiptHandle"`
+	VisibilityTimeout int             `json:"VisibilityTimeout"`
+}
+
 // ServeHTTP speaks the SQS JSON protocol (X-Amz-Target: AmazonSQS.<Op>).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
@@ -263,16 +348,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		VisibilityTimeout           *int            `json:"VisibilityTimeout"`
 		WaitTimeSeconds             int             `json:"WaitTimeSeconds"`
 		ReceiptHandle               string          `json:"ReceiptHandle"`
+		Entries                     []batchEntry    `json:"Entries"`
 		Attributes                  map[string]string
 		MessageAttributeNames       []string
 		AttributeNames              []string
 		MessageSystemAttributeNames []string
 	}
+	call := Call{Caller: appID(r.Header.Get("User-Agent")), Op: op}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
+		s.count(call, 0, 0)
 		fail(w, "InvalidParameterValue", err.Error(), 400)
 		return
 	}
 	name := QueueName(in.QueueURL)
+	call.Queue = name
+	if in.QueueURL == "" {
+		call.Queue = in.QueueName
+	}
+	messages, payload := 0, 0
+	defer func() { s.count(call, messages, payload) }()
 	switch op {
 	case "CreateQueue":
 		vis := 30 * time.Second
@@ -300,6 +394,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		reply(w, map[string]string{"QueueUrl": s.queueURL(in.QueueName)})
 	case "SendMessage":
+		payload = PayloadSize(in.MessageBody, in.MessageAttributes)
 		if s.FailSend != nil {
 			if err := s.FailSend(name); err != nil {
 				fail(w, "InternalError", err.Error(), 500)
@@ -311,19 +406,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fail(w, "QueueDoesNotExist", err.Error(), 400)
 			return
 		}
-		out := map[string]string{"MessageId": m.ID, "MD5OfMessageBody": md5Hex(in.MessageBody)}
-		if len(in.MessageAttributes) > 0 {
-			out["MD5OfMessageAttributes"] = AttributesMD5(in.MessageAttributes)
+		messages = 1
+		reply(w, sent(in.MessageBody, in.MessageAttributes, m.ID, ""))
+	case "SendMessageBatch":
+		ok, failed := []map[string]string{}, []map[string]any{}
+		for _, e := range in.Entries {
+			payload += PayloadSize(e.MessageBody, e.MessageAttributes)
 		}
-		reply(w, out)
+		for _, e := range in.Entries {
+			if s.FailSend != nil {
+				if err := s.FailSend(name); err != nil {
+					failed = append(failed, map[string]any{"Id": e.ID, "SenderFault": false, "Code": "InternalError", "Message": err.Error()})
+					continue
+				}
+			}
+			m, err := s.Send(name, e.MessageBody, e.MessageAttributes, time.Duration(e.DelaySeconds)*time.Second)
+			if err != nil {
+				fail(w, "QueueDoesNotExist", err.Error(), 400)
+				return
+			}
+			messages++
+			ok = append(ok, sent(e.MessageBody, e.MessageAttributes, m.ID, e.ID))
+		}
+		reply(w, map[string]any{"Successful": ok, "Failed": failed})
 	case "ReceiveMessage":
-		s.receiveHTTP(w, r, name, in.MaxNumberOfMessages, in.VisibilityTimeout, in.WaitTimeSeconds, in.MessageAttributeNames)
+		messages, payload = s.receiveHTTP(w, r, name, in.MaxNumberOfMessages, in.VisibilityTimeout, in.WaitTimeSeconds, in.MessageAttributeNames)
 	case "DeleteMessage":
 		if err := s.Delete(name, in.ReceiptHandle); err != nil {
 			fail(w, "QueueDoesNotExist", err.Error(), 400)
 			return
 		}
+		messages = 1
 		reply(w, map[string]string{})
+	case "DeleteMessageBatch":
+		ok := []map[string]string{}
+		for _, e := range in.Entries {
+			if err := s.Delete(name, e.ReceiptHandle); err != nil {
+				fail(w, "QueueDoesNotExist", err.Error(), 400)
+				return
+			}
+			messages++
+			ok = append(ok, map[string]string{"Id": e.ID})
+		}
+		reply(w, map[string]any{"Successful": ok, "Failed": []any{}})
 	case "ChangeMessageVisibility":
 		v := 0
 		if in.VisibilityTimeout != nil {
@@ -333,6 +458,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fail(w, "InvalidParameterValue", err.Error(), 400)
 			return
 		}
+		messages = 1
 		reply(w, map[string]string{})
 	case "GetQueueAttributes":
 		msgs := s.Messages(name)
@@ -351,7 +477,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) receiveHTTP(w http.ResponseWriter, r *http.Request, name string, max int, vis *int, wait int, attrNames []string) {
+// sent is the answer to one sent message (id is the batch entry's, or "").
+func sent(body string, attrs map[string]Attr, messageID, id string) map[string]string {
+	out := map[string]string{"MessageId": messageID, "MD5OfMessageBody": md5Hex(body)}
+	if id != "" {
+		out["Id"] = id
+	}
+	if len(attrs) > 0 {
+		out["MD5OfMessageAttributes"] = AttributesMD5(attrs)
+	}
+	return out
+}
+
+// receiveHTTP answers ReceiveMessage and says how many messages it
+// returned and their payload.
+func (s *Server) receiveHTTP(w http.ResponseWriter, r *http.Request, name string, max int, vis *int, wait int, attrNames []string) (int, int) {
 	if max <= 0 {
 		max = 1
 	}
@@ -367,10 +507,11 @@ func (s *Server) receiveHTTP(w http.ResponseWriter, r *http.Request, name string
 		msgs, err := s.Receive(name, max, visibility)
 		if err != nil {
 			fail(w, "QueueDoesNotExist", err.Error(), 400)
-			return
+			return 0, 0
 		}
 		if len(msgs) > 0 || !time.Now().Before(deadline) {
 			out := make([]map[string]any, 0, len(msgs))
+			payload := 0
 			for _, m := range msgs {
 				o := map[string]any{
 					"MessageId": m.ID, "ReceiptHandle": m.ReceiptHandle, "Body": m.Body, "MD5OfBody": md5Hex(m.Body),
@@ -386,15 +527,16 @@ func (s *Server) receiveHTTP(w http.ResponseWriter, r *http.Request, name string
 					o["MD5OfMessageAttributes"] = AttributesMD5(m.Attributes)
 				}
 				out = append(out, o)
+				payload += PayloadSize(m.Body, m.Attributes)
 			}
 			reply(w, map[string]any{"Messages": out})
-			return
+			return len(msgs), payload
 		}
 		select {
 		case <-ch:
 		case <-time.After(50 * time.Millisecond): // hidden messages becoming visible
 		case <-r.Context().Done():
-			return
+			return 0, 0
 		}
 	}
 }

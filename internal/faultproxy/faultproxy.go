@@ -1,10 +1,13 @@
 // Package faultproxy sits in front of a local AWS stand-in (dynalite) and
 // answers some calls itself with a DynamoDB throttling error, so that the
-// real SDK's retries and mmsgate's handling of them run.
+// real SDK's retries and mmsgate's handling of them run. It counts every
+// call by caller, operation and outcome (Calls), which is what the soak's
+// cost table is made of.
 package faultproxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"hash/crc32"
 	"io"
 	"log"
@@ -13,6 +16,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +31,9 @@ type Proxy struct {
 	matchN    int       // …this many times
 	throttled atomic.Int64
 	after     func(body []byte) // called once a forwarded call was answered
+	calls     map[Call]int64
+	measure   bool             // ask the target for ConsumedCapacity
+	units     map[Call]float64 // capacity units it reported
 	rp        *httputil.ReverseProxy
 	srv       *http.Server
 }
@@ -95,6 +102,152 @@ func (p *Proxy) AfterForward(f func(body []byte)) {
 // Throttled counts the calls answered with a throttling error.
 func (p *Proxy) Throttled() int64 { return p.throttled.Load() }
 
+// Outcomes of a call.
+const (
+	OK                = "ok"                 // answered 2xx by the target
+	ConditionalFailed = "conditional-failed" // ConditionalCheckFailedException: billed like a write that succeeded
+	ThrottledOutcome  = "throttled"          // answered by the proxy: never reached the target, not billed
+	Failed            = "error"              // any other error answer of the target
+)
+
+// Call is one kind of request through the proxy.
+type Call struct {
+	// Caller is the application id in the request's User-Agent ("app/<id>",
+	// set by the SDK from AWS_SDK_UA_APP_ID); "" when there is none.
+	Caller string
+	// Op is the operation named by X-Amz-Target (DynamoDB_20120810.GetItem:
+	// "GetItem"); "" when the header is missing.
+	Op      string
+	Outcome string
+}
+
+// Calls returns how many requests of each kind the proxy has seen so far.
+func (p *Proxy) Calls() map[Call]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[Call]int64, len(p.calls))
+	for k, n := range p.calls {
+		out[k] = n
+	}
+	return out
+}
+
+// MeasureCapacity makes the proxy add ReturnConsumedCapacity TOTAL to
+// every item read and write it forwards, and add up the capacity units
+// the target reports (Capacity). The callers' own requests are otherwise
+// unchanged, and they ignore the extra field in the answer.
+func (p *Proxy) MeasureCapacity() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.measure = true
+}
+
+// Capacity returns the capacity units the target reported, by kind of
+// call (MeasureCapacity; dynalite reports them as DynamoDB bills a
+// request: by item size, the larger of before and after for a write,
+// nothing for a failed condition).
+func (p *Proxy) Capacity() map[Call]float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[Call]float64, len(p.units))
+	for k, n := range p.units {
+		out[k] = n
+	}
+	return out
+}
+
+func (p *Proxy) count(c Call, units float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.calls == nil {
+		p.calls, p.units = map[Call]int64{}, map[Call]float64{}
+	}
+	p.calls[c]++
+	if units > 0 {
+		p.units[c] += units
+	}
+}
+
+// itemOps are the operations whose capacity MeasureCapacity asks for.
+var itemOps = map[string]bool{"GetItem": true, "PutItem": true, "UpdateItem": true, "DeleteItem": true}
+
+// withCapacity adds ReturnConsumedCapacity TOTAL to a JSON request body.
+func withCapacity(body []byte) []byte {
+	if !bytes.HasPrefix(body, []byte("{")) || bytes.Contains(body, []byte(`"ReturnConsumedCapacity"`)) {
+		return body
+	}
+	field := `"ReturnConsumedCapacity":"TOTAL"`
+	if !bytes.Equal(bytes.TrimSpace(body[1:]), []byte("}")) {
+		field += ","
+	}
+	return append([]byte("{"+field), body[1:]...)
+}
+
+// consumed reads ConsumedCapacity.CapacityUnits from an answer.
+func consumed(answer []byte) float64 {
+	var out struct {
+		ConsumedCapacity struct{ CapacityUnits float64 }
+	}
+	if json.Unmarshal(answer, &out) != nil {
+		return 0
+	}
+	return out.ConsumedCapacity.CapacityUnits
+}
+
+// AppID is the application id in an AWS SDK User-Agent ("app/<id>"), or "".
+func AppID(userAgent string) string {
+	for _, f := range strings.Fields(userAgent) {
+		if id, ok := strings.CutPrefix(f, "app/"); ok {
+			return id
+		}
+	}
+	return ""
+}
+
+// outcomeRecorder notes the status of a forwarded answer and the start of
+// an error body, where the error's __type is (and, with keep, the whole
+// of a successful one).
+type outcomeRecorder struct {
+	http.ResponseWriter
+	status int
+	head   []byte
+	keep   bool
+	body   []byte
+}
+
+func (o *outcomeRecorder) WriteHeader(code int) {
+	if o.status == 0 {
+		o.status = code
+	}
+	o.ResponseWriter.WriteHeader(code)
+}
+
+func (o *outcomeRecorder) Write(b []byte) (int, error) {
+	if o.status == 0 {
+		o.status = http.StatusOK
+	}
+	if o.status >= 300 && len(o.head) < 512 {
+		o.head = append(o.head, b[:min(len(b), 512-len(o.head))]...)
+	}
+	if o.keep && o.status < 300 && len(o.body) < 1<<20 {
+		o.body = append(o.body, b...)
+	}
+	return o.ResponseWriter.Write(b)
+}
+
+func (o *outcomeRecorder) Unwrap() http.ResponseWriter { return o.ResponseWriter }
+
+func (o *outcomeRecorder) outcome() string {
+	switch {
+	case o.status == 0 || o.status < 300:
+		return OK
+	case bytes.Contains(o.head, []byte("ConditionalCheckFailedException")):
+		return ConditionalFailed
+	default:
+		return Failed
+	}
+}
+
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
 	if err != nil {
@@ -111,15 +264,30 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		throttle = true
 		p.matchN--
 	}
-	after := p.after
+	after, measure := p.after, p.measure
 	p.mu.Unlock()
+	call := Call{Caller: AppID(r.Header.Get("User-Agent")), Op: op(r.Header.Get("X-Amz-Target"))}
 	if !throttle {
-		p.rp.ServeHTTP(w, r)
+		rec := &outcomeRecorder{ResponseWriter: w, keep: measure && itemOps[call.Op]}
+		if rec.keep {
+			b := withCapacity(body)
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+			r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		}
+		p.rp.ServeHTTP(rec, r)
+		call.Outcome = rec.outcome()
+		units := 0.0
+		if rec.keep && call.Outcome == OK {
+			units = consumed(rec.body)
+		}
+		p.count(call, units)
 		if after != nil {
 			after(body)
 		}
 		return
 	}
+	call.Outcome = ThrottledOutcome
+	p.count(call, 0)
 	p.throttled.Add(1)
 	answer := []byte(`{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded (faultproxy)"}`)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
@@ -128,3 +296,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusBadRequest)
 	w.Write(answer)
 }
+
+// op is the operation of an X-Amz-Target header ("Service.Op").
+func op(target string) string { return target[strings.LastIndexByte(target, '.')+1:] }

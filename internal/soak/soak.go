@@ -121,6 +121,9 @@ type Report struct {
 	OrderViolations          int
 	RetryingLast             int
 	Misjoined                int // joined to the wrong id
+
+	// Usage is what AWS would bill for the run, by service and operation.
+	Usage *Usage
 }
 
 // MsgsPerSec is requests over wall time.
@@ -346,6 +349,8 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		armed.Store(true)
 	})
 
+	s.Env.Proxy.MeasureCapacity()
+	before := takeSnapshot(s)
 	start := time.Now()
 	for i, b := range bodies {
 		if err := s.Enqueue(b); err != nil {
@@ -369,6 +374,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	})
 	r.Wall = time.Since(start)
 	refusal.Wait()
+	r.Usage = usage(before, takeSnapshot(s), DefaultPrices)
 	s.Env.Proxy.ThrottleMatching(acceptWrite, 0)
 	r.AcceptRefused, r.InFlightDuplicates = refused.Load(), int(inflightDups.Load())
 	r.Hostile += int(hostileLate.Load())
@@ -388,6 +394,9 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		r.Violations = append(r.Violations, fmt.Sprintf("only %d of %d sender kills hit a running sender", r.Kills, o.Kills))
 	}
 	r.Postback5xx = int(pb5xx.failed.Load())
+	if err := r.Usage.measureItems(ctx, s.Env.DynamoDBDirect(), localenv.Table); err != nil {
+		return r, err
+	}
 	return r, r.check(ctx, s, want, window, start)
 }
 
@@ -702,8 +711,8 @@ func (r *Report) Line() string {
 		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept)
 }
 
-// Print writes the summary table; its last two lines are the postback
-// line and Line.
+// Print writes the summary table, then the cost table; its last two
+// lines are the postback line and Line.
 func (r *Report) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
@@ -743,6 +752,7 @@ func (r *Report) Print(w io.Writer) {
 		row("invariants", fmt.Sprintf("BROKEN (%d findings)", len(r.Violations)))
 	}
 	tw.Flush()
+	r.Usage.printCosts(w, r.Accepted, r.Requests)
 	for _, v := range r.Violations {
 		fmt.Fprintln(w, "  -", v)
 	}

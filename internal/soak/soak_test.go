@@ -57,4 +57,28 @@ func TestSoak(t *testing.T) {
 	if r.PeakRSSKiB["send-mms"] == 0 || r.PeakRSSKiB["postback"] == 0 {
 		t.Errorf("peak RSS not measured: %v", r.PeakRSSKiB)
 	}
+	// The cost table counted what the run did: every function's calls,
+	// one API Gateway request per postback attempt that reached it.
+	rows := map[string]Cost{}
+	for _, c := range r.Usage.Costs {
+		rows[c.Service+" "+c.Op+" "+c.By] = c
+	}
+	for _, row := range []string{"DynamoDB UpdateItem send-mms", "DynamoDB UpdateItem postback", "DynamoDB GetItem postback",
+		"SQS SendMessage mmsgate-delivery-events send-mms", "SQS SendMessage mmsgate-delivery-events postback",
+		"SQS ChangeMessageVisibility mmsgate-send send-mms", "SQS ReceiveMessage mmsgate-send Lambda ESM",
+		"Lambda duration SendMmsFunction", "Lambda duration PostbackFunction", "Secrets Manager GetSecretValue send-mms"} {
+		if c := rows[row]; c.Requests == 0 || c.Units <= 0 {
+			t.Errorf("cost row %q: %+v", row, c)
+		}
+	}
+	// Every accepted id took at least a claim and an acceptance write.
+	if w := rows["DynamoDB UpdateItem send-mms"].Requests; w < 2*int64(r.Accepted) {
+		t.Errorf("%d sender writes for %d accepted ids", w, r.Accepted)
+	}
+	if api := rows["API Gateway HTTP API requests Skycore postbacks"].Requests; api < int64(r.PostbackAttempts)*9/10 || api > int64(r.PostbackAttempts) {
+		t.Errorf("%d API Gateway requests for %d postback attempts", api, r.PostbackAttempts)
+	}
+	if r.Usage.Throttled < r.Throttled {
+		t.Errorf("cost table: %d throttled calls, the proxy answered %d", r.Usage.Throttled, r.Throttled)
+	}
 }

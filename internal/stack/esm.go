@@ -111,6 +111,7 @@ func (s *Stack) receiveBatch(ctx context.Context, q *sqs.Client, url string, for
 		if err != nil {
 			return batch, err
 		}
+		s.countReceive(len(out.Messages))
 		batch = append(batch, out.Messages...)
 		if len(batch) == 0 || len(batch) >= s.opts.BatchSize || !time.Now().Before(deadline) {
 			return batch, nil
@@ -151,6 +152,7 @@ func (s *Stack) invokeBatch(ctx context.Context, inst *rie.Instance, q *sqs.Clie
 	}
 	payload, _ := json.Marshal(ev)
 	s.track(ids, 1)
+	s.countInvoke(SenderFunction)
 	out, err := inst.Invoke(ctx, payload)
 	s.track(ids, -1)
 	var resp events.SQSEventResponse
@@ -184,6 +186,7 @@ func (s *Stack) invokeBatch(ctx context.Context, inst *rie.Instance, q *sqs.Clie
 		s.opts.Returned(returned)
 	}
 	s.Env.Delete(context.WithoutCancel(ctx), url, done)
+	s.countDeleted(len(done))
 }
 
 // Counts are the queues' depths (`make dev`'s status line).

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -119,7 +120,18 @@ type Stack struct {
 	events   []delivery.Event
 	inFlight map[string]int // request ids in invocations under way
 	next     int            // round-robin over postback instances
+
+	// Usage's counters.
+	reports     map[string]*reports // by function name
+	apiRequests atomic.Int64
+	esmUsage    ESMUsage
 }
+
+// Function names, as in template.yaml.
+const (
+	SenderFunction   = "SendMmsFunction"
+	PostbackFunction = "PostbackFunction"
+)
 
 // Start builds nothing: pass Build's binaries.
 func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
@@ -138,7 +150,8 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	if o.Visibility == 0 {
 		o.Visibility = 6 * o.Timeout
 	}
-	s := &Stack{opts: o, Token: "local-postback-token", inFlight: map[string]int{}}
+	s := &Stack{opts: o, Token: "local-postback-token", inFlight: map[string]int{},
+		reports: map[string]*reports{SenderFunction: {next: o.Logs}, PostbackFunction: {next: o.Logs}}}
 	var err error
 	if o.MaxReceive == 0 {
 		o.MaxReceive = 5
@@ -166,7 +179,7 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 
 	common := s.Env.Environ()
 	senderEnv := append(append([]string{}, common...), "SKYCORE_API_URL="+s.SimURL+sim.APIPath, "SKYCORE_DEFAULT_FROM=60856",
-		"SKYCORE_TIMEOUT=5s", "LOG_LEVEL=INFO")
+		"SKYCORE_TIMEOUT=5s", "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+SenderAppID)
 	if o.RetryWindow != "" {
 		senderEnv = append(senderEnv, "SEND_RETRY_WINDOW="+o.RetryWindow)
 	}
@@ -175,15 +188,17 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	}
 	senderEnv = append(senderEnv, o.SenderEnv...)
 	for n := range o.Senders {
-		inst, err := rie.Start(ctx, "SendMmsFunction", rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Sender, Env: senderEnv, Timeout: o.Timeout, Logs: o.Logs})
+		inst, err := rie.Start(ctx, SenderFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Sender, Env: senderEnv, Timeout: o.Timeout,
+			Memory: SenderMemoryMB, Logs: s.reports[SenderFunction]})
 		if err != nil {
 			return fail(fmt.Errorf("sender %d: %w", n, err))
 		}
 		s.Senders = append(s.Senders, inst)
 	}
 	for range o.Postbacks {
-		inst, err := rie.Start(ctx, "PostbackFunction", rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Postback,
-			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO"), Timeout: 10 * time.Second, Memory: 128, Logs: o.Logs})
+		inst, err := rie.Start(ctx, PostbackFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Postback,
+			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+PostbackAppID), Timeout: 10 * time.Second,
+			Memory: PostbackMemoryMB, Logs: s.reports[PostbackFunction]})
 		if err != nil {
 			return fail(err)
 		}
@@ -194,7 +209,7 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	if o.PostbackHTTP != nil {
 		h = o.PostbackHTTP(h)
 	}
-	s.adapter = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.adapter = &http.Server{Handler: countRequests(&s.apiRequests, h), ReadHeaderTimeout: 10 * time.Second}
 	go s.adapter.Serve(l)
 	return s, nil
 }
@@ -272,6 +287,7 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Prog
 		if err != nil {
 			return err
 		}
+		s.countReceive(len(msgs))
 		if len(msgs) == 0 {
 			next := s.Env.SQS.NextVisible(localenv.SendQueue)
 			if next.IsZero() {
@@ -304,12 +320,14 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Prog
 			ids[i] = sendreq.PeekID([]byte(m.Body))
 		}
 		s.track(ids, 1)
+		s.countInvoke(SenderFunction)
 		out, err := inst.Invoke(ctx, payload)
 		s.track(ids, -1)
 		var resp events.SQSEventResponse
 		if err == nil {
 			err = json.Unmarshal(out, &resp)
 		}
+		deleted := 0
 		if err == nil {
 			failed := map[string]bool{}
 			for _, f := range resp.BatchItemFailures {
@@ -318,9 +336,11 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Prog
 			for _, m := range msgs {
 				if !failed[m.ID] {
 					s.Env.SQS.Delete(localenv.SendQueue, m.ReceiptHandle)
+					deleted++
 				}
 			}
 		} // else: a function error leaves the whole batch for redelivery, as Lambda does
+		s.countDeleted(deleted)
 		s.mu.Lock()
 		s.batches++
 		p := Progress{Batches: s.batches, Queued: len(s.Env.SQS.Messages(localenv.SendQueue))}
@@ -341,6 +361,7 @@ func (s *Stack) invokePostback(ctx context.Context, payload []byte) ([]byte, err
 	inst := s.postbacks[s.next%len(s.postbacks)]
 	s.next++
 	s.mu.Unlock()
+	s.countInvoke(PostbackFunction)
 	return inst.Invoke(ctx, payload)
 }
 
