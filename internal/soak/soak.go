@@ -436,6 +436,7 @@ func simConfig(seed uint64) sim.Config {
 	c.PostbackTimeout = sim.Duration(5 * time.Second)
 	c.DuplicateRate, c.ReorderRate = 0.05, 0.05
 	c.OmitClientReferenceRate, c.EarlyPostbackRate = 0.1, 0.05
+	c.ReferenceOnLostAnswers = true // the contract reconciles in-doubt sends only through CLIENT_REFERENCE
 	c.ReferenceOnLostAnswers = true
 	c.NoReceiptCarriers = sim.Carriers()[:1] // a quarter of the numbers never get a receipt
 	c.Faults = []sim.Fault{
