@@ -68,6 +68,12 @@ func (h *Handler) try(ctx context.Context, n Notification, k kind, owner string,
 	case store.Duplicate, store.History:
 		h.d.Metrics.Count("Duplicates")
 		log.InfoContext(ctx, "postback recorded without an event", "decision", decision.String())
+		if j.ID == "" && sendreq.ValidID(n.ClientReference) {
+			// No event of its own, but its CLIENT_REFERENCE may still prove
+			// an in-doubt request's acceptance (a higher postback without
+			// one came first and waits for the link this writes).
+			return h.reconcile(ctx, n, owner, log), false
+		}
 		return nil, false
 	case store.Busy:
 		log.InfoContext(ctx, "same tracking id being emitted elsewhere; waiting")
@@ -188,6 +194,36 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 	}
 	ev.ID = id
 	return id, nil, false
+}
+
+// reconcile records, from a postback that publishes nothing itself, the
+// acceptance its CLIENT_REFERENCE proves for an open request, publishes the
+// request's accepted event and links the tracking id. An error asks
+// Skycore to retry.
+func (h *Handler) reconcile(ctx context.Context, n Notification, owner string, log *slog.Logger) error {
+	id := n.ClientReference
+	m, err := h.d.Store.Get(ctx, id)
+	if err != nil || m == nil || m.Final() {
+		return err
+	}
+	won, cur, err := h.d.Store.AcceptByPostback(ctx, id, n.TrackingID, owner, h.now().Add(claimLease))
+	if err != nil {
+		h.releaseEvent(ctx, id, owner, log)
+		return err
+	}
+	if !won {
+		if cur != nil && !cur.Final() { // a live claim: its answer comes first
+			return &apperr.Error{Code: apperr.CodeBusy, Message: "request in progress"}
+		}
+		return nil
+	}
+	h.d.Metrics.Count("AcceptedByPostback")
+	log.InfoContext(ctx, "acceptance recorded from a postback without an event of its own", "id", id, "priorState", m.State)
+	if err := h.link(ctx, n.TrackingID, id, log); err != nil {
+		h.releaseEvent(ctx, id, owner, log)
+		return err
+	}
+	return h.publishRecorded(ctx, cur, n, owner, log)
 }
 
 // publishRecorded publishes m's pending send event, built from the

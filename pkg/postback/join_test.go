@@ -314,3 +314,31 @@ func TestBodySniffing(t *testing.T) {
 		}
 	})
 }
+
+// TestHistoryPostbackReconciles: an in-doubt request's receipts come
+// reordered: N102 without CLIENT_REFERENCE first (it waits for a link),
+// then N101 with it, which is history (lower than the pending N102) and
+// publishes nothing itself. Its CLIENT_REFERENCE still records the
+// acceptance and links the tracking id, so N102's retry joins: accepted,
+// then delivered, and the request is never sent again.
+func TestHistoryPostbackReconciles(t *testing.T) {
+	ctx := context.Background()
+	hs := newHarness(t)
+	hs.store.Claim(ctx, "race-h", store.Claim{Owner: "sender", Lease: hs.now().Add(time.Minute)})
+	hs.store.Doubt(ctx, "race-h", "sender", hs.now().Add(15*time.Minute), store.Outcome{Code: "TIMEOUT"})
+	if resp := hs.invoke(t, post(pbXML("N102", "T-h", ""))); resp.StatusCode != 503 {
+		t.Fatalf("N102 without a reference: status %d, want 503 (not linked yet)", resp.StatusCode)
+	}
+	if resp := hs.invoke(t, post(pbXML("N101", "T-h", "race-h"))); resp.StatusCode != 200 {
+		t.Fatalf("N101 with the reference: status %d", resp.StatusCode)
+	}
+	if resp := hs.invoke(t, post(pbXML("N102", "T-h", ""))); resp.StatusCode != 200 {
+		t.Fatalf("N102's retry: status %d", resp.StatusCode)
+	}
+	if diff := cmp.Diff([]string{"race-h:accepted:", "race-h:delivered:N102"}, hs.events(t)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if m, _ := hs.store.Get(ctx, "race-h"); m.State != store.StateAccepted || m.TrackingID != "T-h" {
+		t.Errorf("record = %+v", m)
+	}
+}
