@@ -80,6 +80,9 @@ func dev(ctx context.Context, c devConfig, out io.Writer) error {
 		AdapterAddr: fmt.Sprintf("%s:%d", c.Bind, c.APIPort), SimAddr: fmt.Sprintf("%s:%d", c.Bind, c.SimPort),
 		KeepEvents: true, BatchSize: c.BatchSize, BatchWindow: c.BatchWindow, Timeout: c.Timeout,
 		RetryWindow: os.Getenv("SEND_RETRY_WINDOW"), InDoubtWindow: os.Getenv("SEND_INDOUBT_WINDOW"),
+		// unconfirmed after 10 minutes locally, so that it can be seen
+		// (RECEIPT_WINDOW=0 turns it off).
+		ReceiptWindow: envOr("RECEIPT_WINDOW", "10m"),
 	})
 	if err != nil {
 		return err

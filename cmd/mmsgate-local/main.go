@@ -134,7 +134,9 @@ func run(ctx context.Context, eventsPath, invoke, event, logFile string, quiet, 
 				say("[wait] %s: handed back by the sender (batchItemFailures); it comes back when its visibility timeout ends", orDash(id))
 			}
 		},
-		RetryWindow: os.Getenv("SEND_RETRY_WINDOW"), InDoubtWindow: os.Getenv("SEND_INDOUBT_WINDOW")})
+		RetryWindow: os.Getenv("SEND_RETRY_WINDOW"), InDoubtWindow: os.Getenv("SEND_INDOUBT_WINDOW"),
+		// Off unless asked: make run would wait the window out.
+		ReceiptWindow: os.Getenv("RECEIPT_WINDOW")})
 	if err != nil {
 		return err
 	}

@@ -122,6 +122,12 @@ type Report struct {
 	RetryingLast             int
 	Misjoined                int // joined to the wrong id
 
+	// Receipts: every accepted id without a final receipt gets exactly one
+	// unconfirmed event after RECEIPT_WINDOW; one with a final receipt at
+	// most one, and then before the receipt (a late receipt).
+	Unconfirmed, NoFinalReceipt, UnconfirmedWrong int
+	ReceiptWindow                                 time.Duration
+
 	// Usage is what AWS would bill for the run, by service and operation.
 	Usage *Usage
 }
@@ -178,6 +184,8 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	rng := rand.New(rand.NewPCG(o.Seed, 0xfeed))
 
 	var pb5xx postbackFaults
+	// Short, so that the run covers carriers that never send a receipt.
+	const receiptWindow = 5 * time.Second
 	s, err := stack.Start(ctx, bins, stack.Options{
 		// The redrive limit is a backstop far above what the retry window needs.
 		Sim: simConfig(o.Seed), Timeout: 5 * time.Second, Visibility: 6 * time.Second, MaxReceive: 100,
@@ -185,7 +193,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		SenderEnv: []string{"SKYCORE_TIMEOUT=1s", "SEND_CONCURRENCY=10",
 			"SEND_RETRY_WINDOW=" + o.RetryWindow.String(), "SEND_INDOUBT_WINDOW=" + o.InDoubtWindow.String(),
 			"SEND_BACKOFF_BASE=" + o.BackoffBase.String(), "SEND_BACKOFF_MAX=" + o.BackoffMax.String()},
-		PostbackHTTP: pb5xx.wrap,
+		PostbackHTTP: pb5xx.wrap, ReceiptWindow: receiptWindow.String(),
 	})
 	if err != nil {
 		return nil, err
@@ -532,6 +540,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 	expired := map[string]bool{}
 	lastSend := map[string]string{}
 	highest := map[string]int{}
+	unconfirmed, finalSeen := map[string]int{}, map[string]bool{}
 	var v []string
 	var done []time.Time
 	for _, e := range s.Events() {
@@ -550,6 +559,13 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 			}
 		case delivery.Retrying:
 			lastSend[e.ID] = e.Event
+		case delivery.Unconfirmed:
+			r.Unconfirmed++
+			unconfirmed[e.ID]++
+			if finalSeen[e.ID] {
+				r.UnconfirmedWrong++
+				v = append(v, e.ID+": unconfirmed after its final receipt")
+			}
 		case delivery.Sent, delivery.Delivered, delivery.Undelivered, delivery.Failed:
 			r.PostbackEvents++
 			ref, issued := tracking[e.TrackingID]
@@ -571,6 +587,20 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 				v = append(v, fmt.Sprintf("%s: %s after a later state", e.ID, e.Event))
 			}
 			highest[e.ID] = max(highest[e.ID], rank[e.Event])
+			finalSeen[e.ID] = finalSeen[e.ID] || rank[e.Event] == 2
+		}
+	}
+	for id := range acceptedEvent {
+		switch n := unconfirmed[id]; {
+		case !finalSeen[id] && n != 1:
+			r.UnconfirmedWrong++
+			v = append(v, fmt.Sprintf("%s: no final receipt and %d unconfirmed events, want 1", id, n))
+		case n > 1:
+			r.UnconfirmedWrong++
+			v = append(v, fmt.Sprintf("%s: %d unconfirmed events", id, n))
+		}
+		if !finalSeen[id] {
+			r.NoFinalReceipt++
 		}
 	}
 	dlq := map[string]bool{}
@@ -699,7 +729,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 // Failed reports whether an invariant broke.
 func (r *Report) Failed() bool {
 	return len(r.Violations) > 0 || r.Lost > 0 || r.SentTwice > 0 || r.MinTerminal != 1 || r.MaxTerminal != 1 ||
-		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0
+		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0
 }
 
 // Line is the summary's last line.
@@ -757,7 +787,8 @@ func (r *Report) Print(w io.Writer) {
 	for _, v := range r.Violations {
 		fmt.Fprintln(w, "  -", v)
 	}
-	fmt.Fprintf(w, "soak: unjoined events %d, order violations %d\n", r.Unjoined, r.OrderViolations)
+	fmt.Fprintf(w, "soak: unjoined events %d, order violations %d, unconfirmed %d (accepted ids without a final receipt %d, wrong %d)\n",
+		r.Unjoined, r.OrderViolations, r.Unconfirmed, r.NoFinalReceipt, r.UnconfirmedWrong)
 	fmt.Fprintln(w, r.Line())
 }
 

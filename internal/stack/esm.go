@@ -25,20 +25,20 @@ import (
 // the batch) to come back after their visibility timeout; the queue's own
 // redrive policy moves a message to the DLQ after maxReceiveCount.
 
-// pollAPI drains the send queue (Pump).
-func (s *Stack) pollAPI(ctx context.Context, inst *rie.Instance, progress func(Progress)) error {
-	return s.esm(ctx, inst, false, progress)
-}
-
 // Serve polls the send queue with every sender instance until ctx ends
 // (`make dev`); progress is called after each batch.
 func (s *Stack) Serve(ctx context.Context, progress func(Progress)) error {
 	errs := make(chan error, len(s.Senders))
 	for _, inst := range s.Senders {
-		go func() { errs <- s.esm(ctx, inst, true, progress) }()
+		go func() { errs <- s.esm(ctx, inst, sendSource, true, progress) }()
+	}
+	n := len(s.Senders)
+	if s.Receipt != nil {
+		n++
+		go func() { errs <- s.esm(ctx, s.Receipt, receiptSource, true, nil) }()
 	}
 	var first error
-	for range s.Senders {
+	for range n {
 		if err := <-errs; err != nil && !errors.Is(err, context.Canceled) && first == nil {
 			first = err
 		}
@@ -46,9 +46,9 @@ func (s *Stack) Serve(ctx context.Context, progress func(Progress)) error {
 	return first
 }
 
-func (s *Stack) esm(ctx context.Context, inst *rie.Instance, forever bool, progress func(Progress)) error {
+func (s *Stack) esm(ctx context.Context, inst *rie.Instance, src source, forever bool, progress func(Progress)) error {
 	q := s.Env.SQSClient()
-	url := s.Env.SendQueueURL
+	url := s.Env.URL(src.queue)
 	for ctx.Err() == nil {
 		batch, err := s.receiveBatch(ctx, q, url, forever)
 		if err != nil {
@@ -74,7 +74,7 @@ func (s *Stack) esm(ctx context.Context, inst *rie.Instance, forever bool, progr
 			}
 			continue
 		}
-		s.invokeBatch(ctx, inst, q, url, batch)
+		s.invokeBatch(ctx, inst, q, src, batch)
 		s.mu.Lock()
 		s.batches++
 		p := Progress{Batches: s.batches}
@@ -127,7 +127,8 @@ func (s *Stack) receiveBatch(ctx context.Context, q *sqs.Client, url string, for
 }
 
 // invokeBatch sends one batch to the sender and deletes what succeeded.
-func (s *Stack) invokeBatch(ctx context.Context, inst *rie.Instance, q *sqs.Client, url string, batch []types.Message) {
+func (s *Stack) invokeBatch(ctx context.Context, inst *rie.Instance, q *sqs.Client, src source, batch []types.Message) {
+	url := s.Env.URL(src.queue)
 	ev := events.SQSEvent{}
 	ids := make([]string, len(batch))
 	for i, m := range batch {
@@ -145,14 +146,14 @@ func (s *Stack) invokeBatch(ctx context.Context, inst *rie.Instance, q *sqs.Clie
 			MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
 			Md5OfBody: aws.ToString(m.MD5OfBody), Md5OfMessageAttributes: aws.ToString(m.MD5OfMessageAttributes),
 			MessageAttributes: attrs, Attributes: sys,
-			EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:" + localenv.Region + ":000000000000:" + localenv.SendQueue,
+			EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:" + localenv.Region + ":000000000000:" + src.queue,
 			AWSRegion: localenv.Region,
 		})
 		ids[i] = sendreq.PeekID([]byte(aws.ToString(m.Body)))
 	}
 	payload, _ := json.Marshal(ev)
 	s.track(ids, 1)
-	s.countInvoke(SenderFunction)
+	s.countInvoke(src.function)
 	out, err := inst.Invoke(ctx, payload)
 	s.track(ids, -1)
 	var resp events.SQSEventResponse

@@ -39,9 +39,10 @@ const RIEPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws
 
 // Binaries are the built programs.
 type Binaries struct {
-	Emulator string
-	Sender   string
-	Postback string
+	Emulator     string
+	Sender       string
+	Postback     string
+	ReceiptCheck string
 }
 
 // Build compiles both bootstraps for this machine and the emulator.
@@ -49,12 +50,14 @@ func Build(ctx context.Context, root string) (Binaries, error) {
 	b := Binaries{
 		Emulator: filepath.Join(root, ".bin", "aws-lambda-rie"),
 		Sender:   filepath.Join(root, ".run", "send-mms", "bootstrap"),
-		Postback: filepath.Join(root, ".run", "postback", "bootstrap"),
+		Postback:     filepath.Join(root, ".run", "postback", "bootstrap"),
+		ReceiptCheck: filepath.Join(root, ".run", "receipt-check", "bootstrap"),
 	}
 	builds := [][]string{
 		{b.Emulator, RIEPackage},
 		{b.Sender, "./functions/send-mms"},
 		{b.Postback, "./functions/postback"},
+		{b.ReceiptCheck, "./functions/receipt-check"},
 	}
 	for _, x := range builds {
 		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", x[0], x[1])
@@ -100,6 +103,9 @@ type Options struct {
 	// RetryWindow and InDoubtWindow, when not "", become the sender's
 	// SEND_RETRY_WINDOW and SEND_INDOUBT_WINDOW.
 	RetryWindow, InDoubtWindow string
+	// ReceiptWindow is RECEIPT_WINDOW ("" or "0": off); when on, the
+	// receipt-check function runs and its queue is polled too.
+	ReceiptWindow string
 }
 
 // Stack is a running system.
@@ -109,6 +115,7 @@ type Stack struct {
 	SimURL    string
 	Senders   []*rie.Instance
 	Postback  *rie.Instance // the first postback instance
+	Receipt   *rie.Instance // the receipt-check function, when ReceiptWindow is on
 	Adapter   string        // base URL of the API Gateway adapter
 	Token     string
 	opts      Options
@@ -131,6 +138,7 @@ type Stack struct {
 const (
 	SenderFunction   = "SendMmsFunction"
 	PostbackFunction = "PostbackFunction"
+	ReceiptFunction  = "ReceiptCheckFunction"
 )
 
 // Start builds nothing: pass Build's binaries.
@@ -151,7 +159,7 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 		o.Visibility = 6 * o.Timeout
 	}
 	s := &Stack{opts: o, Token: "local-postback-token", inFlight: map[string]int{},
-		reports: map[string]*reports{SenderFunction: {next: o.Logs}, PostbackFunction: {next: o.Logs}}}
+		reports: map[string]*reports{SenderFunction: {next: o.Logs}, PostbackFunction: {next: o.Logs}, ReceiptFunction: {next: o.Logs}}}
 	var err error
 	if o.MaxReceive == 0 {
 		o.MaxReceive = 5
@@ -186,6 +194,8 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	if o.InDoubtWindow != "" {
 		senderEnv = append(senderEnv, "SEND_INDOUBT_WINDOW="+o.InDoubtWindow)
 	}
+	receiptWindow := or(o.ReceiptWindow, "0")
+	senderEnv = append(senderEnv, "RECEIPT_WINDOW="+receiptWindow)
 	senderEnv = append(senderEnv, o.SenderEnv...)
 	for n := range o.Senders {
 		inst, err := rie.Start(ctx, SenderFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Sender, Env: senderEnv, Timeout: o.Timeout,
@@ -197,12 +207,19 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	}
 	for range o.Postbacks {
 		inst, err := rie.Start(ctx, PostbackFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Postback,
-			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+PostbackAppID), Timeout: 10 * time.Second,
-			Memory: PostbackMemoryMB, Logs: s.reports[PostbackFunction]})
+			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+PostbackAppID, "RECEIPT_WINDOW="+receiptWindow),
+			Timeout: 10 * time.Second, Memory: PostbackMemoryMB, Logs: s.reports[PostbackFunction]})
 		if err != nil {
 			return fail(err)
 		}
 		s.postbacks = append(s.postbacks, inst)
+	}
+	if receiptWindow != "0" {
+		if s.Receipt, err = rie.Start(ctx, ReceiptFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.ReceiptCheck,
+			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+ReceiptAppID), Timeout: 10 * time.Second,
+			Memory: ReceiptMemoryMB, Logs: s.reports[ReceiptFunction]}); err != nil {
+			return fail(fmt.Errorf("receipt check: %w", err))
+		}
 	}
 	s.Postback = s.postbacks[0]
 	var h http.Handler = apigw.Handler(apigw.Route{Method: "ANY", Path: "/skycore/postbacks/{token}"}, s.invokePostback)
@@ -227,6 +244,9 @@ func (s *Stack) Close() {
 	}
 	for _, i := range s.postbacks {
 		i.Close()
+	}
+	if s.Receipt != nil {
+		s.Receipt.Close()
 	}
 	if s.Env != nil {
 		s.Env.Close()
@@ -256,15 +276,17 @@ type Progress struct {
 func (s *Stack) Pump(ctx context.Context, progress func(Progress)) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(s.Senders))
+	drain := func(inst *rie.Instance, src source) error {
+		if s.Env.SQS == nil {
+			return s.esm(ctx, inst, src, false, progress)
+		}
+		return s.poll(ctx, inst, src, progress)
+	}
 	for _, inst := range s.Senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			poll := s.poll
-			if s.Env.SQS == nil {
-				poll = s.pollAPI
-			}
-			if err := poll(ctx, inst, progress); err != nil {
+			if err := drain(inst, sendSource); err != nil {
 				errs <- err
 			}
 		}()
@@ -277,19 +299,34 @@ func (s *Stack) Pump(ctx context.Context, progress func(Progress)) error {
 	if err := s.Sim.WaitIdle(ctx); err != nil {
 		return fmt.Errorf("postbacks still pending: %w", err)
 	}
+	if s.Receipt != nil {
+		// The checks come due RECEIPT_WINDOW after each acceptance.
+		if err := drain(s.Receipt, receiptSource); err != nil {
+			return fmt.Errorf("receipt checks: %w", err)
+		}
+	}
 	s.collect()
 	return nil
 }
 
-func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Progress)) error {
+// source is a queue an event source mapping feeds to a function.
+type source struct{ queue, function string }
+
+var (
+	sendSource    = source{localenv.SendQueue, SenderFunction}
+	receiptSource = source{localenv.ReceiptQueue, ReceiptFunction}
+)
+
+// poll feeds src's queue to inst until it holds nothing visible or hidden.
+func (s *Stack) poll(ctx context.Context, inst *rie.Instance, src source, progress func(Progress)) error {
 	for ctx.Err() == nil {
-		msgs, err := s.Env.SQS.Receive(localenv.SendQueue, s.opts.BatchSize, 0)
+		msgs, err := s.Env.SQS.Receive(src.queue, s.opts.BatchSize, 0)
 		if err != nil {
 			return err
 		}
 		s.countReceive(len(msgs))
 		if len(msgs) == 0 {
-			next := s.Env.SQS.NextVisible(localenv.SendQueue)
+			next := s.Env.SQS.NextVisible(src.queue)
 			if next.IsZero() {
 				return nil // nothing visible, nothing hidden: drained
 			}
@@ -310,7 +347,7 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Prog
 				Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(m.ReceiveCount),
 					"SentTimestamp": strconv.FormatInt(m.SentAt.UnixMilli(), 10), "SenderId": "000000000000",
 					"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.FirstReceive.UnixMilli(), 10)},
-				EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:" + localenv.Region + ":000000000000:" + localenv.SendQueue,
+				EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:" + localenv.Region + ":000000000000:" + src.queue,
 				AWSRegion: localenv.Region,
 			})
 		}
@@ -320,7 +357,7 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Prog
 			ids[i] = sendreq.PeekID([]byte(m.Body))
 		}
 		s.track(ids, 1)
-		s.countInvoke(SenderFunction)
+		s.countInvoke(src.function)
 		out, err := inst.Invoke(ctx, payload)
 		s.track(ids, -1)
 		var resp events.SQSEventResponse
@@ -335,7 +372,7 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, progress func(Prog
 			}
 			for _, m := range msgs {
 				if !failed[m.ID] {
-					s.Env.SQS.Delete(localenv.SendQueue, m.ReceiptHandle)
+					s.Env.SQS.Delete(src.queue, m.ReceiptHandle)
 					deleted++
 				}
 			}

@@ -16,6 +16,7 @@ import (
 const (
 	SenderMemoryMB   = 256
 	PostbackMemoryMB = 128
+	ReceiptMemoryMB  = 128
 )
 
 // The application ids the functions' SDK clients put in their User-Agent
@@ -23,6 +24,7 @@ const (
 const (
 	SenderAppID   = "send-mms"
 	PostbackAppID = "postback"
+	ReceiptAppID  = "receipt-check"
 )
 
 // Usage is what the stack counted of what AWS bills and the stand-ins do
