@@ -48,8 +48,8 @@ type Binaries struct {
 // Build compiles both bootstraps for this machine and the emulator.
 func Build(ctx context.Context, root string) (Binaries, error) {
 	b := Binaries{
-		Emulator: filepath.Join(root, ".bin", "aws-lambda-rie"),
-		Sender:   filepath.Join(root, ".run", "send-mms", "bootstrap"),
+		Emulator:     filepath.Join(root, ".bin", "aws-lambda-rie"),
+		Sender:       filepath.Join(root, ".run", "send-mms", "bootstrap"),
 		Postback:     filepath.Join(root, ".run", "postback", "bootstrap"),
 		ReceiptCheck: filepath.Join(root, ".run", "receipt-check", "bootstrap"),
 	}
@@ -207,7 +207,7 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	}
 	for range o.Postbacks {
 		inst, err := rie.Start(ctx, PostbackFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Postback,
-			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+PostbackAppID, "RECEIPT_WINDOW="+receiptWindow),
+			Env:     append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+PostbackAppID, "RECEIPT_WINDOW="+receiptWindow),
 			Timeout: 10 * time.Second, Memory: PostbackMemoryMB, Logs: s.reports[PostbackFunction]})
 		if err != nil {
 			return fail(err)
