@@ -88,6 +88,7 @@ type Server struct {
 
 	onAccept func(Request)
 	keepRef  map[string]bool // references whose postbacks always carry them
+	keepAll  bool            // every send accepted now keeps its reference
 	slots    chan struct{}   // postbacks in flight
 	outages  []window        // absolute outage windows
 	born     time.Time
@@ -669,6 +670,16 @@ func (s *Server) KeepReference(refs ...string) {
 	for _, r := range refs {
 		s.keepRef[r] = true
 	}
+}
+
+// KeepReferences, while on, makes every send accepted keep CLIENT_REFERENCE
+// on its postbacks (with ReferenceOnLostAnswers): for a stretch in which
+// answers may be lost in ways the simulator cannot see (the caller's
+// database refusing its writes, the caller killed).
+func (s *Server) KeepReferences(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keepAll = on
 }
 
 // OnAccept calls f for every accepted request before its answer is sent

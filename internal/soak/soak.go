@@ -267,11 +267,13 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		wmu.Lock()
 		for _, id := range s.InFlight() {
 			window[id] = true
+			s.Sim.KeepReference(id) // their answers may be lost with the sender
 		}
 		wmu.Unlock()
 		if s.KillSenders() > 0 {
 			kills.Add(1)
 			beforeCall.Add(1)
+			time.AfterFunc(time.Second, func() { s.Sim.KeepReferences(false) })
 		} else {
 			armed.Store(true) // that claimant already finished: take the next
 		}
@@ -320,6 +322,10 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			go func() {
 				defer refusal.Done()
 				before := s.Env.Proxy.Throttled()
+				// Answers heard but not recorded, and a sender may die before its
+				// hand-off: postbacks keep CLIENT_REFERENCE meanwhile.
+				s.Sim.KeepReferences(true)
+				defer s.Sim.KeepReferences(false)
 				s.Env.Proxy.ThrottleMatching(acceptWrite, 1<<30)
 				for range 4 {
 					for _, id := range s.InFlight() {
@@ -354,6 +360,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		}
 		// Before the call: at the next claim written, the sender dies
 		// holding it; the redelivery takes the id over once the lease ends.
+		s.Sim.KeepReferences(true) // until that kill: the batch's answers die with it
 		armed.Store(true)
 	})
 
@@ -440,7 +447,11 @@ func simConfig(seed uint64) sim.Config {
 	// Skycore's five retries (5 min apart) outlast any fault the soak
 	// injects; scaled down, they must still outlast the refused acceptance
 	// writes (8 s), or postbacks are dropped for the wrong reason.
-	c.PostbackDelay, c.RetryInterval = sim.Duration(20*time.Millisecond), sim.Duration(2500*time.Millisecond)
+	// As deployed, Skycore's retries (5 × 5 min) outlast SEND_INDOUBT_WINDOW
+	// (15 min): scaled, 5 × 6 s outlast the soak's 25 s, or an in-doubt
+	// request whose postbacks met a busy moment is sent again for the wrong
+	// reason.
+	c.PostbackDelay, c.RetryInterval = sim.Duration(20*time.Millisecond), sim.Duration(6*time.Second)
 	c.PostbackTimeout = sim.Duration(5 * time.Second)
 	c.DuplicateRate, c.ReorderRate = 0.05, 0.05
 	c.OmitClientReferenceRate, c.EarlyPostbackRate = 0.1, 0.05
