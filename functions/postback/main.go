@@ -29,9 +29,6 @@ func main() {
 		log.Error("bad configuration", "err", err)
 		os.Exit(1)
 	}
-	for _, w := range env.Warnings {
-		log.Warn(w)
-	}
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRetryMaxAttempts(5))
 	if err != nil {
 		log.Error("AWS configuration", "err", err)

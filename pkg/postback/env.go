@@ -22,24 +22,13 @@ type Env struct {
 	// acceptance a postback proves (receipt.WithChecks).
 	ReceiptWindow   time.Duration
 	ReceiptQueueURL string
-	// Warnings are configuration problems that do not stop the function,
-	// for main to log.
-	Warnings []string
 }
 
 // FromEnv reads and checks the environment. POSTBACK_SECRET_ID is
-// required; SKYCORE_SECRET_ID is accepted in its place, with a warning,
-// only while local stacks that predate the split still set it (deprecated:
-// it names the API key's secret, which the deployed postback role cannot
-// read).
+// required: SKYCORE_SECRET_ID names the API key's secret, which the
+// internet-facing postback function must not read (contract §4).
 func FromEnv(getenv func(string) string) (Env, error) {
 	e := Env{SecretID: getenv("POSTBACK_SECRET_ID"), Table: getenv("MESSAGES_TABLE"), EventsQueueURL: getenv("DELIVERY_EVENTS_QUEUE_URL")}
-	if e.SecretID == "" {
-		if old := getenv("SKYCORE_SECRET_ID"); old != "" {
-			e.SecretID = old
-			e.Warnings = append(e.Warnings, "POSTBACK_SECRET_ID is not set; using the deprecated SKYCORE_SECRET_ID (only its postback_token is read)")
-		}
-	}
 	var errs []error
 	for _, v := range [][2]string{{"POSTBACK_SECRET_ID", e.SecretID}, {"MESSAGES_TABLE", e.Table}, {"DELIVERY_EVENTS_QUEUE_URL", e.EventsQueueURL}} {
 		if v[1] == "" {

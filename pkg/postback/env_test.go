@@ -14,12 +14,11 @@ func TestFromEnv(t *testing.T) {
 		env          map[string]string
 		wantSecret   string
 		wantErr      bool
-		wantWarnings int
 	}{
-		{"token secret", map[string]string{"POSTBACK_SECRET_ID": "mmsgate/prod/postback"}, "mmsgate/prod/postback", false, 0},
-		{"token secret wins over the key's", map[string]string{"POSTBACK_SECRET_ID": "tok", "SKYCORE_SECRET_ID": "key"}, "tok", false, 0},
-		{"deprecated fallback, with a warning", map[string]string{"SKYCORE_SECRET_ID": "mmsgate/skycore"}, "mmsgate/skycore", false, 1},
-		{"neither", map[string]string{}, "", true, 0},
+		{"token secret", map[string]string{"POSTBACK_SECRET_ID": "mmsgate/prod/postback"}, "mmsgate/prod/postback", false},
+		{"the key's secret is never read", map[string]string{"POSTBACK_SECRET_ID": "tok", "SKYCORE_SECRET_ID": "key"}, "tok", false},
+		{"the key's secret alone is refused", map[string]string{"SKYCORE_SECRET_ID": "mmsgate/skycore"}, "", true},
+		{"neither", map[string]string{}, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,8 +33,8 @@ func TestFromEnv(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("FromEnv() error = %v, want error %v", err, tt.wantErr)
 			}
-			if e.SecretID != tt.wantSecret || len(e.Warnings) != tt.wantWarnings {
-				t.Errorf("FromEnv() = %q, %q; want %q with %d warnings", e.SecretID, e.Warnings, tt.wantSecret, tt.wantWarnings)
+			if e.SecretID != tt.wantSecret {
+				t.Errorf("FromEnv() secret = %q, want %q", e.SecretID, tt.wantSecret)
 			}
 		})
 	}
