@@ -335,7 +335,7 @@ func loadGen(url string, n, c int) {
 
 // peakMemory runs a short soak and reads each function's VmHWM.
 func peakMemory(ctx context.Context, bins stack.Binaries) []row {
-	r, err := soak.Run(ctx, bins, soak.Options{N: 300, Seed: 3})
+	r, err := soak.Run(ctx, bins, soak.Options{N: 300, Seed: 3, Outage: 3 * time.Second, RefuseAccept: 2 * time.Second}) // memory, not reliability: short faults
 	must(err)
 	snd, pb := float64(r.PeakRSSKiB["send-mms"])/1024, float64(r.PeakRSSKiB["postback"])/1024
 	measured := fmt.Sprintf("%.1f / %.1f MiB", snd, pb)
