@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/memdb"
@@ -266,15 +267,39 @@ func sizes(ctx context.Context, root string) []row {
 		fmt.Sprintf("%.1f / %.1f / %.1f MiB", snd, pb, base), snd <= 15 && pb <= 15}}
 }
 
+// loadN is how many postbacks postbackLoad sends.
+const loadN = 3000
+
 // postbackLoad sends postbacks through the HTTP → API Gateway adapter to
 // two postback emulators, from a second process.
 func postbackLoad(ctx context.Context, bins stack.Binaries) []row {
 	s, err := stack.Start(ctx, bins, stack.Options{Sim: sim.Default(), Postbacks: 2})
 	must(err)
 	defer s.Close()
+	// Receipts of accepted requests, as in production: each tracking id is
+	// linked and its accepted event out (an unknown one waits for its link).
+	st := store.New(s.Env.DynamoDB(), localenv.Table, 0)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i := 1; i <= loadN; i++ {
+		g.Go(func() error {
+			id, trk := fmt.Sprintf("load-%d", i), fmt.Sprintf("LOAD-%d", i)
+			if _, _, err := st.Claim(gctx, id, store.Claim{Owner: "bench", Lease: time.Now().Add(time.Minute)}); err != nil {
+				return err
+			}
+			if _, _, err := st.Accept(gctx, id, "bench", time.Now(), store.Outcome{TrackingID: trk}); err != nil {
+				return err
+			}
+			if err := st.EventSent(gctx, id); err != nil {
+				return err
+			}
+			return st.Link(gctx, trk, id)
+		})
+	}
+	must(g.Wait())
 	self, err := os.Executable()
 	must(err)
-	out, err := exec.CommandContext(ctx, self, "-load", s.Adapter+"/skycore/postbacks/"+s.Token, "-n", "3000", "-c", "8").Output()
+	out, err := exec.CommandContext(ctx, self, "-load", s.Adapter+"/skycore/postbacks/"+s.Token, "-n", strconv.Itoa(loadN), "-c", "8").Output()
 	must(err)
 	var r struct {
 		RPS, P50, P99 float64
