@@ -376,7 +376,7 @@ func (db *DB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, _ ..
 	if msg := apply(item, r.acts); msg != "" {
 		return nil, ValidationError(msg)
 	}
-	if itemSize(item) > MaxItemSize {
+	if ItemSize(item) > MaxItemSize {
 		return nil, ValidationError("Item size to update has exceeded the maximum allowed size")
 	}
 	t.items[k] = item
@@ -458,7 +458,7 @@ func (db *DB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...func(
 	if msg != "" {
 		return nil, ValidationError(msg)
 	}
-	if itemSize(item) > MaxItemSize {
+	if ItemSize(item) > MaxItemSize {
 		return nil, ValidationError("Item size has exceeded the maximum allowed size")
 	}
 	r, err := prepare(in.ExpressionAttributeNames, in.ExpressionAttributeValues, nil, in.ConditionExpression, nil)

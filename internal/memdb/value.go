@@ -379,9 +379,11 @@ func order(a, b types.AttributeValue) (int, bool) {
 // MaxItemSize is DynamoDB's item size limit (400 KB).
 const MaxItemSize = 400 * 1024
 
-// itemSize approximates DynamoDB's item size as its documentation describes
+// ItemSize approximates DynamoDB's item size as its documentation describes
 // it: attribute names plus values, numbers about one byte per two digits.
-func itemSize(m map[string]types.AttributeValue) int {
+// The same size counts against the 400 KB limit and for the capacity
+// units a write or read of the item costs (the soak's cost table).
+func ItemSize(m map[string]types.AttributeValue) int {
 	n := 0
 	for k, v := range m {
 		n += len(k) + valueSize(v)
@@ -424,7 +426,7 @@ func valueSize(v types.AttributeValue) int {
 		}
 		return n
 	case *types.AttributeValueMemberM:
-		return 3 + len(v.Value) + itemSize(v.Value)
+		return 3 + len(v.Value) + ItemSize(v.Value)
 	}
 	return 0
 }

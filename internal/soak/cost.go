@@ -16,6 +16,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/internal/stack"
 )
 
@@ -209,7 +210,7 @@ func (u *Usage) measureItems(ctx context.Context, db *dynamodb.Client, table str
 			return err
 		}
 		for _, it := range page.Items {
-			n := ItemSize(it)
+			n := memdb.ItemSize(it)
 			u.Items++
 			if n > 1024 {
 				u.ItemsOver1KB++
@@ -225,73 +226,6 @@ func (u *Usage) measureItems(ctx context.Context, db *dynamodb.Client, table str
 		}
 	}
 	return nil
-}
-
-// ItemSize is an item's size as DynamoDB counts it for capacity: each
-// attribute's name in UTF-8 bytes plus its value (strings in UTF-8 bytes,
-// numbers about one byte per two significant digits plus one, binary its
-// length, 1 for booleans and null, 3 plus one per element for lists and
-// maps).
-func ItemSize(item map[string]types.AttributeValue) int {
-	n := 0
-	for k, v := range item {
-		n += len(k) + valueSize(v)
-	}
-	return n
-}
-
-func valueSize(v types.AttributeValue) int {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(v.Value)
-	case *types.AttributeValueMemberN:
-		return numberSize(v.Value)
-	case *types.AttributeValueMemberB:
-		return len(v.Value)
-	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
-		return 1
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, s := range v.Value {
-			n += len(s)
-		}
-		return n
-	case *types.AttributeValueMemberNS:
-		n := 0
-		for _, s := range v.Value {
-			n += numberSize(s)
-		}
-		return n
-	case *types.AttributeValueMemberBS:
-		n := 0
-		for _, b := range v.Value {
-			n += len(b)
-		}
-		return n
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range v.Value {
-			n += 1 + valueSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberM:
-		n := 3
-		for k, e := range v.Value {
-			n += 1 + len(k) + valueSize(e)
-		}
-		return n
-	}
-	return 0
-}
-
-func numberSize(s string) int {
-	digits := 0
-	for _, r := range strings.TrimLeft(strings.Split(strings.ToLower(s), "e")[0], "-+0") {
-		if r >= '0' && r <= '9' {
-			digits++
-		}
-	}
-	return 1 + int(math.Ceil(float64(max(digits, 1))/2))
 }
 
 // printCosts writes the cost table: each row per accepted id, per request

@@ -28,6 +28,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
 )
@@ -286,12 +287,12 @@ func TestUsage(t *testing.T) {
 func TestItemSize(t *testing.T) {
 	item := map[string]dtypes.AttributeValue{
 		"pk":   &dtypes.AttributeValueMemberS{Value: "msg#a"},                                                             // 2 + 5
-		"n":    &dtypes.AttributeValueMemberN{Value: "1774555000"},                                                        // 1 + 1 + 5
+		"n":    &dtypes.AttributeValueMemberN{Value: "1774555000"},                                                        // 1 + 1 + 4 (7 significant digits: trailing zeros are trimmed)
 		"ok":   &dtypes.AttributeValueMemberBOOL{Value: true},                                                             // 2 + 1
 		"list": &dtypes.AttributeValueMemberL{Value: []dtypes.AttributeValue{&dtypes.AttributeValueMemberS{Value: "ab"}}}, // 4 + 3 + 1 + 2
 	}
-	if n := ItemSize(item); n != 7+7+3+10 {
-		t.Errorf("ItemSize = %d, want 27", n)
+	if n := memdb.ItemSize(item); n != 7+6+3+10 {
+		t.Errorf("ItemSize = %d, want 26", n)
 	}
 }
 
