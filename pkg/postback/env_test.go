@@ -10,10 +10,10 @@ import (
 func TestFromEnv(t *testing.T) {
 	base := map[string]string{"MESSAGES_TABLE": "t", "DELIVERY_EVENTS_QUEUE_URL": "q"}
 	tests := []struct {
-		name         string
-		env          map[string]string
-		wantSecret   string
-		wantErr      bool
+		name       string
+		env        map[string]string
+		wantSecret string
+		wantErr    bool
 	}{
 		{"token secret", map[string]string{"POSTBACK_SECRET_ID": "mmsgate/prod/postback"}, "mmsgate/prod/postback", false},
 		{"the key's secret is never read", map[string]string{"POSTBACK_SECRET_ID": "tok", "SKYCORE_SECRET_ID": "key"}, "tok", false},
