@@ -265,7 +265,9 @@ func (c *CLI) connect(ctx context.Context, g *Global) (*Clients, *store.Store, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("AWS configuration: %w", err)
 	}
-	return cl, store.New(cl.DB, g.Table, 0), nil
+	st := store.New(cl.DB, g.Table, 0)
+	st.SetClock(c.Now) // one clock for what the CLI writes and what it reports
+	return cl, st, nil
 }
 
 func (c *CLI) status(ctx context.Context, g *Global, args []string) int {
