@@ -79,6 +79,11 @@ type Config struct {
 	// send only through a postback carrying it (contract §2); without one it
 	// is sent again after SEND_INDOUBT_WINDOW, a case its unit tests cover.
 	ReferenceOnLostAnswers bool `json:"referenceOnLostAnswers,omitempty"`
+	// OmitReferenceFromReceiptsOnly limits OmitClientReferenceRate to the
+	// final receipts (N102, E102, N202, E202): every send's first postback
+	// (N101) carries its CLIENT_REFERENCE, so any in-doubt send, however its
+	// answer was lost, can be reconciled as the contract allows.
+	OmitReferenceFromReceiptsOnly bool `json:"omitReferenceFromReceiptsOnly,omitempty"`
 	// EarlyPostbackRate delivers the first postback of this share of
 	// accepted sends (0-1) before the send's HTTP answer is written: Skycore
 	// queued the message and its postback fired while the answer was still

@@ -58,6 +58,9 @@ func (s *Server) plan(acc *result, tid, ref string, sc Scenario) []*postback {
 		}
 		r := ref
 		omit := ref != "" && s.cfg.OmitClientReferenceRate > 0 && s.rng.Float64() < s.cfg.OmitClientReferenceRate
+		if s.cfg.OmitReferenceFromReceiptsOnly && !final(st.code) {
+			omit = false
+		}
 		if s.cfg.ReferenceOnLostAnswers && (s.keepRef[ref] || s.keepAll) {
 			omit = false
 		}
