@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
@@ -329,13 +330,15 @@ func TestPostbackScenarios(t *testing.T) {
 					t.Errorf("N102 without HANDSET/AGGREGATORID: %v", g)
 				}
 			}
-			if diff := cmp.Diff(tt.codes, codes); diff != "" {
+			// Postbacks go out concurrently: their arrival order is not fixed.
+			anyOrder := cmpopts.SortSlices(func(a, b string) bool { return a < b })
+			if diff := cmp.Diff(tt.codes, codes, anyOrder); diff != "" {
 				t.Errorf("codes (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.statuses, statuses); diff != "" {
+			if diff := cmp.Diff(tt.statuses, statuses, anyOrder); diff != "" {
 				t.Errorf("statuses (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.sentAs, sentAs); diff != "" {
+			if diff := cmp.Diff(tt.sentAs, sentAs, anyOrder); diff != "" {
 				t.Errorf("SENTAS (-want +got):\n%s", diff)
 			}
 		})
