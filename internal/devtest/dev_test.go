@@ -36,7 +36,7 @@ import (
 type dev struct {
 	cmd                   *exec.Cmd
 	endpoint, send, event string
-	dlq, postback         string
+	dlq, postback, dynamo string
 	out                   *bytes.Buffer
 	log                   *lockedBuffer // stderr: progress and status lines
 }
@@ -100,12 +100,12 @@ func startDev(t *testing.T) *dev {
 			l := sc.Text()
 			d.out.WriteString(l + "\n")
 			for label, dst := range map[string]*string{"SQS + Secrets Manager (moto)": &d.endpoint, "send queue": &d.send,
-				"delivery events queue": &d.event, "dead-letter queue": &d.dlq, "postback URL": &d.postback} {
+				"delivery events queue": &d.event, "dead-letter queue": &d.dlq, "postback URL": &d.postback, "DynamoDB (dynalite)": &d.dynamo} {
 				if v := field(l, label); v != "" && *dst == "" {
 					*dst = v
 				}
 			}
-			if strings.HasPrefix(l, "Look at the dead-letter queue") {
+			if strings.HasPrefix(l, "What happened to one request") {
 				ready <- nil
 			}
 		}
@@ -120,6 +120,26 @@ func startDev(t *testing.T) *dev {
 		t.Fatalf("no banner after 3 minutes:\n%s", d.out)
 	}
 	return d
+}
+
+// sqs is an SDK client for the dev service's SQS.
+func (d *dev) sqs() *sqs.Client {
+	return sqs.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: aws.CredentialsProviderFunc(
+		func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, nil
+		})},
+		func(o *sqs.Options) { o.BaseEndpoint = aws.String(d.endpoint) })
+}
+
+// attrs reads a queue's attributes (its counters).
+func (d *dev) attrs(t *testing.T, url string) map[string]string {
+	t.Helper()
+	a, err := d.sqs().GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Attributes
 }
 
 // descendants lists every process under pid.
@@ -201,6 +221,58 @@ func TestDev(t *testing.T) {
 		wanted = append(wanted, "boto-1:accepted", "boto-1:delivered", "boto-2:accepted", "boto-2:delivered")
 	})
 
+	t.Run("mmsgate redrive moves a dead letter back and it completes", func(t *testing.T) {
+		// A request SQS's redrive policy moved to the DLQ before any sender
+		// recorded it (every receive crashed, say): no error attribute, no
+		// record. Once redriven it is sent like any other.
+		ctx := t.Context()
+		q := d.sqs()
+		const body = `{"id":"redrive-1","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"Hi"}]}`
+		if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(d.dlq), MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(t.TempDir(), "mmsgate")
+		if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mmsgate").CombinedOutput(); err != nil {
+			t.Fatalf("build: %v\n%s", err, out)
+		}
+		mmsgate := func(args ...string) string {
+			t.Helper()
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_REGION=", "AWS_PROFILE=")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("mmsgate %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			return string(out)
+		}
+		if out := mmsgate("--endpoint", d.endpoint, "redrive", "--dlq", d.dlq, "--to", d.send, "--dry-run"); !strings.Contains(out, "id redrive-1") {
+			t.Fatalf("redrive --dry-run lists:\n%s", out)
+		}
+		if out := mmsgate("--endpoint", d.endpoint, "redrive", "--dlq", d.dlq, "--to", d.send); !strings.Contains(out, "moved 1 message(s)") {
+			t.Fatalf("redrive:\n%s", out)
+		}
+		// The dev service's poller takes it from the send queue: the record
+		// reaches ACCEPTED (and the events are read by sqs-consumer below).
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			cmd := exec.Command(bin, "--endpoint", d.dynamo, "status", "redrive-1")
+			cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local")
+			out, _ := cmd.CombinedOutput()
+			if strings.Contains(string(out), "state ACCEPTED") && strings.Contains(string(out), "N102") {
+				t.Logf("%s", out)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redrive-1 not delivered 60 s after the redrive; status:\n%s", out)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if c := d.attrs(t, d.dlq); c["ApproximateNumberOfMessages"] != "0" || c["ApproximateNumberOfMessagesNotVisible"] != "0" {
+			t.Errorf("DLQ after the redrive: %v; want empty", c)
+		}
+		wanted = append(wanted, "redrive-1:accepted", "redrive-1:delivered")
+	})
+
 	t.Run("sqs-consumer reads the delivery events", func(t *testing.T) {
 		if len(wanted) == 0 {
 			t.Skip("nothing was sent")
@@ -240,17 +312,8 @@ func TestDev(t *testing.T) {
 		t.Logf("sqs-consumer read %d events", n)
 		// It deleted what it handled (DeleteMessageBatch): nothing is left
 		// visible or in flight.
-		c := sqs.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: aws.CredentialsProviderFunc(
-			func(context.Context) (aws.Credentials, error) {
-				return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, nil
-			})},
-			func(o *sqs.Options) { o.BaseEndpoint = aws.String(d.endpoint) })
-		a, err := c.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(d.event),
-			AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v, h := a.Attributes["ApproximateNumberOfMessages"], a.Attributes["ApproximateNumberOfMessagesNotVisible"]; h != "0" {
+		a := d.attrs(t, d.event)
+		if v, h := a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesNotVisible"]; h != "0" {
 			t.Errorf("after sqs-consumer: %s visible, %s in flight; want none in flight (deleted)", v, h)
 		}
 	})

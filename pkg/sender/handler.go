@@ -385,7 +385,7 @@ func (h *Handler) call(ctx context.Context, req *sendreq.Request) (*skycore.Resp
 // accepted records Skycore's Success. It never resends: when the record
 // cannot be written, the answer is handed off on the send queue, signed.
 func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) bool {
-	o := store.Outcome{TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
+	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
 	if resp.TrackingID == "" {
 		// Skycore took it: never resent, but no postback can be joined by id.
 		o.Code = string(apperr.CodeNoTrackingID)
@@ -410,7 +410,7 @@ func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) 
 // It is bounded: past SEND_RETRY_WINDOW, or when DynamoDB refuses it for
 // good, it goes to the DLQ with a metric that an alarm watches.
 func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) bool {
-	o := store.Outcome{TrackingID: ho.TrackingID, Code: ho.Code, To: cmp.Or(ho.To, j.req.To), From: cmp.Or(ho.From, j.req.From), MMSID: string(j.req.MMSID)}
+	o := store.Outcome{Attempt: j.attempt, TrackingID: ho.TrackingID, Code: ho.Code, To: cmp.Or(ho.To, j.req.To), From: cmp.Or(ho.From, j.req.From), MMSID: string(j.req.MMSID)}
 	won, m, err := h.d.Store.Accept(ctx, j.req.ID, j.owner, h.lease(ctx), o)
 	if err != nil {
 		if apperr.Transient(err) && h.now().Before(j.first.Add(h.cfg.RetryWindow)) {
@@ -477,6 +477,7 @@ func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) bool {
 
 // finish records a terminal state other than accepted and publishes it.
 func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outcome, latency time.Duration) bool {
+	o.Attempt = j.attempt // the history slot of this claim's attempt
 	var won bool
 	var m *store.Message
 	err := h.persist(ctx, func(ctx context.Context) (err error) {

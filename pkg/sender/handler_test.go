@@ -616,3 +616,34 @@ func TestRateLimitShared(t *testing.T) {
 		t.Errorf("Skycore calls = %d, failures = %v; want 1 call and 2 records left for later", len(hs.sim.Requests()), resp.BatchItemFailures)
 	}
 }
+
+// The record's history is the operator's view of each attempt
+// (mmsgate status): a retried, then accepted request shows both attempts,
+// each in its own slot.
+func TestHistoryNumbersEachAttempt(t *testing.T) {
+	hs := newHarness(t, func(c *sim.Config) {
+		c.Faults = []sim.Fault{{Kind: "E503", Count: 1, Match: sim.Match{ToSuffix: "9144"}}}
+	}, nil)
+	ev := withBody(t, `{"id":"hist-1","to":"17743199144","mmsId":1000}`)
+	for i, want := range []string{"retrying", "accepted"} {
+		ev.Records[0].Attributes["ApproximateReceiveCount"] = strconv.Itoa(i + 1)
+		if _, err := hs.invoke(t, context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := hs.kinds(t); len(got) != 1 || !strings.HasPrefix(got[0], "hist-1:"+want+":") {
+			t.Fatalf("delivery %d: events %v, want %s", i+1, got, want)
+		}
+	}
+	m, err := store.New(hs.db, localenv.Table, 0).Get(context.Background(), "hist-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range m.History {
+		got = append(got, fmt.Sprintf("%d %s %s %s", s.Attempt, s.By, s.State, s.Code))
+	}
+	want := []string{"1 sender RETRY E503", "2 sender ACCEPTED "}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+}

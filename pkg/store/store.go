@@ -558,7 +558,13 @@ func decodeHistory(it map[string]types.AttributeValue) []Step {
 		out = append(out, Step{At: millis(num(m.Value, "at")), Attempt: int(num(m.Value, "n")), State: str(m.Value, "st"),
 			Code: str(m.Value, "code"), TrackingID: str(m.Value, "trk"), By: str(m.Value, "by")})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	// Two steps may share a millisecond: the attempt number orders them.
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].At.Equal(out[j].At) {
+			return out[i].At.Before(out[j].At)
+		}
+		return out[i].Attempt < out[j].Attempt
+	})
 	return out
 }
 
