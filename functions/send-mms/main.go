@@ -16,6 +16,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/applog"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/outbox"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sender"
@@ -36,14 +37,20 @@ func main() {
 		log.Error("AWS configuration", "err", err)
 		os.Exit(1)
 	}
+	// Events and receipt checks go through the outbox: one
+	// SendMessageBatch for a batch's records instead of one call each.
+	// (Queue's sends, hand-offs and DLQ moves, carry whole request bodies
+	// and are rare: sent at once.)
 	queue := sqs.NewFromConfig(cfg)
+	box := outbox.New(queue)
 	h := sender.NewHandler(env.Config, sender.Deps{
 		Keys:     secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.APIKey),
 		Skycore:  skycore.New(env.APIURL, skycore.WithTimeout(env.CallTimeout)),
 		Store:    store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
-		Events:   delivery.NewPublisher(queue, env.EventsQueueURL),
+		Events:   delivery.NewPublisher(box, env.EventsQueueURL),
 		Queue:    queue,
-		Receipts: receipt.NewScheduler(queue, env.ReceiptQueueURL), // off when env.ReceiptWindow is 0
+		Receipts: receipt.NewScheduler(box, env.ReceiptQueueURL), // off when env.ReceiptWindow is 0
+		Outbox:   box,
 		Log:      log,
 		Metrics:  emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "send-mms"}),
 	})

@@ -15,7 +15,6 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/faultproxy"
-	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/internal/stack"
 )
@@ -39,6 +38,7 @@ var DefaultPrices = Prices{WRU: 0.625, RRU: 0.125, SQS: 0.40, LambdaRequests: 0.
 type Cost struct {
 	Service, Op, By string
 	Requests        int64   // requests that reached the service
+	Messages        int64   // SQS: messages sent, received or deleted (a batch entry is one)
 	Units           float64 // what is billed: requests (SQS: 64 KiB chunks), request units, GB-seconds
 	Unit            string  // "requests", "WRU", "RRU", "GB-s"
 	Dollars         float64 // Units at DefaultPrices
@@ -149,20 +149,22 @@ func usage(before, after snapshot, p Prices) *Usage {
 		if n == 0 || c.Caller == "" {
 			continue
 		}
-		u.Costs = append(u.Costs, Cost{Service: "SQS", Op: c.Op + " " + c.Queue, By: caller(c.Caller), Requests: n,
+		u.Costs = append(u.Costs, Cost{Service: "SQS", Op: c.Op + " " + c.Queue, By: caller(c.Caller), Requests: n, Messages: a.Messages - b.Messages,
 			Units: float64(billed), Unit: "requests", Dollars: float64(billed) * p.SQS / 1e6,
 			Note: fmt.Sprintf("%d messages", a.Messages-b.Messages)})
 	}
-	esm := func(op string, n, msgs int64) {
-		if n > 0 {
-			u.Costs = append(u.Costs, Cost{Service: "SQS", Op: op + " " + localenv.SendQueue, By: "Lambda ESM", Requests: n,
-				Units: float64(n), Unit: "requests", Dollars: float64(n) * p.SQS / 1e6, Note: fmt.Sprintf("%d messages", msgs)})
+	for queue, ea := range after.stack.ESM {
+		eb := before.stack.ESM[queue]
+		esm := func(op string, n, msgs int64) {
+			if n > 0 {
+				u.Costs = append(u.Costs, Cost{Service: "SQS", Op: op + " " + queue, By: "Lambda ESM", Requests: n, Messages: msgs,
+					Units: float64(n), Unit: "requests", Dollars: float64(n) * p.SQS / 1e6, Note: fmt.Sprintf("%d messages", msgs)})
+			}
 		}
+		esm("ReceiveMessage", ea.Receives-eb.Receives, ea.Received-eb.Received)
+		esm("DeleteMessageBatch", ea.DeleteBatches-eb.DeleteBatches, ea.Deleted-eb.Deleted)
+		u.EmptyReceives += ea.EmptyReceives - eb.EmptyReceives
 	}
-	ea, eb := after.stack.ESM, before.stack.ESM
-	esm("ReceiveMessage", ea.Receives-eb.Receives, ea.Received-eb.Received)
-	esm("DeleteMessageBatch", ea.DeleteBatches-eb.DeleteBatches, ea.Deleted-eb.Deleted)
-	u.EmptyReceives = ea.EmptyReceives - eb.EmptyReceives
 	for id, n := range after.secrets {
 		if n -= before.secrets[id]; n > 0 && id != "" {
 			u.Costs = append(u.Costs, Cost{Service: "Secrets Manager", Op: "GetSecretValue", By: id, Requests: n,

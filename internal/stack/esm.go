@@ -50,7 +50,7 @@ func (s *Stack) esm(ctx context.Context, inst *rie.Instance, src source, forever
 	q := s.Env.SQSClient()
 	url := s.Env.URL(src.queue)
 	for ctx.Err() == nil {
-		batch, err := s.receiveBatch(ctx, q, url, forever)
+		batch, err := s.receiveBatch(ctx, q, url, src.queue, forever)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -93,7 +93,7 @@ func (s *Stack) esm(ctx context.Context, inst *rie.Instance, src source, forever
 
 // receiveBatch long-polls for up to BatchSize messages, waiting up to
 // BatchWindow for a batch to fill.
-func (s *Stack) receiveBatch(ctx context.Context, q *sqs.Client, url string, forever bool) ([]types.Message, error) {
+func (s *Stack) receiveBatch(ctx context.Context, q *sqs.Client, url, queue string, forever bool) ([]types.Message, error) {
 	var batch []types.Message
 	deadline := time.Now().Add(s.opts.BatchWindow)
 	for {
@@ -111,7 +111,7 @@ func (s *Stack) receiveBatch(ctx context.Context, q *sqs.Client, url string, for
 		if err != nil {
 			return batch, err
 		}
-		s.countReceive(len(out.Messages))
+		s.countReceive(queue, len(out.Messages))
 		batch = append(batch, out.Messages...)
 		if len(batch) == 0 || len(batch) >= s.opts.BatchSize || !time.Now().Before(deadline) {
 			return batch, nil
@@ -187,7 +187,7 @@ func (s *Stack) invokeBatch(ctx context.Context, inst *rie.Instance, q *sqs.Clie
 		s.opts.Returned(returned)
 	}
 	s.Env.Delete(context.WithoutCancel(ctx), url, done)
-	s.countDeleted(len(done))
+	s.countDeleted(src.queue, len(done))
 }
 
 // Counts are the queues' depths (`make dev`'s status line).

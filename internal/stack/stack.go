@@ -131,7 +131,7 @@ type Stack struct {
 	// Usage's counters.
 	reports     map[string]*reports // by function name
 	apiRequests atomic.Int64
-	esmUsage    ESMUsage
+	esmUsage    map[string]ESMUsage // by queue name
 }
 
 // Function names, as in template.yaml.
@@ -159,7 +159,8 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 		o.Visibility = 6 * o.Timeout
 	}
 	s := &Stack{opts: o, Token: "local-postback-token", inFlight: map[string]int{},
-		reports: map[string]*reports{SenderFunction: {next: o.Logs}, PostbackFunction: {next: o.Logs}, ReceiptFunction: {next: o.Logs}}}
+		reports:  map[string]*reports{SenderFunction: {next: o.Logs}, PostbackFunction: {next: o.Logs}, ReceiptFunction: {next: o.Logs}},
+		esmUsage: map[string]ESMUsage{}}
 	var err error
 	if o.MaxReceive == 0 {
 		o.MaxReceive = 5
@@ -324,7 +325,7 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, src source, progre
 		if err != nil {
 			return err
 		}
-		s.countReceive(len(msgs))
+		s.countReceive(src.queue, len(msgs))
 		if len(msgs) == 0 {
 			next := s.Env.SQS.NextVisible(src.queue)
 			if next.IsZero() {
@@ -377,7 +378,7 @@ func (s *Stack) poll(ctx context.Context, inst *rie.Instance, src source, progre
 				}
 			}
 		} // else: a function error leaves the whole batch for redelivery, as Lambda does
-		s.countDeleted(deleted)
+		s.countDeleted(src.queue, deleted)
 		s.mu.Lock()
 		s.batches++
 		p := Progress{Batches: s.batches, Queued: len(s.Env.SQS.Messages(localenv.SendQueue))}

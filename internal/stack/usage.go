@@ -36,7 +36,7 @@ const (
 type Usage struct {
 	Functions   map[string]FunctionUsage // by function (SendMmsFunction, PostbackFunction)
 	APIRequests int64                    // HTTP requests to the API Gateway adapter
-	ESM         ESMUsage                 // the send queue's event source mapping
+	ESM         map[string]ESMUsage      // the event source mappings, by queue name
 }
 
 // FunctionUsage is one function's Lambda usage.
@@ -67,7 +67,10 @@ type ESMUsage struct {
 func (s *Stack) Usage() Usage {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := Usage{Functions: map[string]FunctionUsage{}, APIRequests: s.apiRequests.Load(), ESM: s.esmUsage}
+	u := Usage{Functions: map[string]FunctionUsage{}, APIRequests: s.apiRequests.Load(), ESM: map[string]ESMUsage{}}
+	for q, e := range s.esmUsage {
+		u.ESM[q] = e
+	}
 	for name, r := range s.reports {
 		u.Functions[name] = r.usage()
 	}
@@ -77,26 +80,30 @@ func (s *Stack) Usage() Usage {
 // countInvoke counts one invoke of a function.
 func (s *Stack) countInvoke(function string) { s.reports[function].invokes.Add(1) }
 
-// countReceive counts one ReceiveMessage of the event source mapping
+// countReceive counts one ReceiveMessage of queue's event source mapping
 // that returned n messages.
-func (s *Stack) countReceive(n int) {
+func (s *Stack) countReceive(queue string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	e := s.esmUsage[queue]
 	if n == 0 {
-		s.esmUsage.EmptyReceives++
-		return
+		e.EmptyReceives++
+	} else {
+		e.Receives++
+		e.Received += int64(n)
 	}
-	s.esmUsage.Receives++
-	s.esmUsage.Received += int64(n)
+	s.esmUsage[queue] = e
 }
 
 // countDeleted counts the deletion of the n records of one batch that
 // succeeded: Lambda deletes them with DeleteMessageBatch.
-func (s *Stack) countDeleted(n int) {
+func (s *Stack) countDeleted(queue string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.esmUsage.Deleted += int64(n)
-	s.esmUsage.DeleteBatches += int64((n + 9) / 10)
+	e := s.esmUsage[queue]
+	e.Deleted += int64(n)
+	e.DeleteBatches += int64((n + 9) / 10)
+	s.esmUsage[queue] = e
 }
 
 // countRequests counts the HTTP requests h serves.

@@ -64,7 +64,9 @@ func (s *Scheduler) Schedule(ctx context.Context, id, trackingID string, due tim
 	if err != nil {
 		return &apperr.Error{Code: apperr.CodeInternal, Class: apperr.Permanent, Op: "receipt.Schedule", Message: "encode check", Err: err}
 	}
-	delay := min(max(due.Sub(s.now()), 0), MaxDelay)
+	// Rounded up: a check that arrives early is put back once more (a
+	// receive and a ChangeMessageVisibility).
+	delay := min(max(due.Sub(s.now())+time.Second-1, 0), MaxDelay)
 	_, err = s.api.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl: aws.String(s.queueURL), MessageBody: aws.String(string(body)), DelaySeconds: int32(delay / time.Second),
 	})

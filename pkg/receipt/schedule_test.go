@@ -22,10 +22,12 @@ func TestSchedule(t *testing.T) {
 		wantBody  string
 		wantDelay int32
 	}{
-		"a day":            {"a", "T-a", now.Add(24 * time.Hour), `{"id":"a","trackingId":"T-a","due":"2026-11-25T21:02:12.031Z"}`, 900},
-		"two minutes":      {"b", "T-b", now.Add(2 * time.Minute), `{"id":"b","trackingId":"T-b","due":"2026-11-24T21:04:12.031Z"}`, 120},
-		"no tracking id":   {"c", "", now.Add(time.Hour), `{"id":"c","trackingId":"","due":"2026-11-24T22:02:12.031Z"}`, 900},
-		"already past due": {"d", "T-d", now.Add(-time.Second), `{"id":"d","trackingId":"T-d","due":"2026-11-24T21:02:11.031Z"}`, 0},
+		"a day":             {"a", "T-a", now.Add(24 * time.Hour), `{"id":"a","trackingId":"T-a","due":"2026-11-25T21:02:12.031Z"}`, 900},
+		"two minutes":       {"b", "T-b", now.Add(2 * time.Minute), `{"id":"b","trackingId":"T-b","due":"2026-11-24T21:04:12.031Z"}`, 120},
+		"no tracking id":    {"c", "", now.Add(time.Hour), `{"id":"c","trackingId":"","due":"2026-11-24T22:02:12.031Z"}`, 900},
+		"already past due":  {"d", "T-d", now.Add(-time.Second), `{"id":"d","trackingId":"T-d","due":"2026-11-24T21:02:11.031Z"}`, 0},
+		"rounded up":        {"e", "T-e", now.Add(2500 * time.Millisecond), `{"id":"e","trackingId":"T-e","due":"2026-11-24T21:02:14.531Z"}`, 3},
+		"just under 15 min": {"f", "T-f", now.Add(MaxDelay - time.Millisecond), `{"id":"f","trackingId":"T-f","due":"2026-11-24T21:17:12.030Z"}`, 900},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -68,6 +68,11 @@ type (
 	receipts interface {
 		Schedule(ctx context.Context, id, trackingID string, due time.Time) error
 	}
+	// batcher groups the sends of a batch's records (pkg/outbox); nil
+	// sends each at once.
+	batcher interface {
+		Join(ctx context.Context) (context.Context, func())
+	}
 	queue interface {
 		ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
 		SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
@@ -120,8 +125,12 @@ type Deps struct {
 	Queue   queue
 	// Receipts schedules receipt checks (with Config.ReceiptWindow); nil is off.
 	Receipts receipts
-	Log      *slog.Logger
-	Metrics  *emf.Metrics
+	// Outbox, when set, is what Events, Receipts and Queue send through:
+	// each record joins it, so the messages of one batch go out in
+	// SendMessageBatch calls.
+	Outbox  batcher
+	Log     *slog.Logger
+	Metrics *emf.Metrics
 }
 
 // Handler handles SQS batches. It is safe for concurrent use.
@@ -180,6 +189,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				h.d.Log.WarnContext(ctx, "deadline near; record left for redelivery", "messageId", rec.MessageId)
 				fail(rec.MessageId)
 				return nil
+			}
+			ctx := ctx
+			if h.d.Outbox != nil {
+				var leave func()
+				ctx, leave = h.d.Outbox.Join(ctx)
+				defer leave()
 			}
 			if !h.process(ctx, hk, rec) {
 				fail(rec.MessageId)

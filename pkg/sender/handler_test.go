@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/applog"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/outbox"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
@@ -41,6 +43,7 @@ type harness struct {
 	h    *Handler
 	keys *secret.Cache
 	logs *localenv.Logs
+	box  *outbox.Outbox
 }
 
 func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harness {
@@ -81,16 +84,18 @@ func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harn
 	logs := &localenv.Logs{}
 	keys := secret.New(env.SecretsManager(func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 }), localenv.SecretID, time.Minute)
 	q := env.SQSClient()
+	box := outbox.New(q) // as functions/send-mms wires it
 	h := NewHandler(c, Deps{
 		Keys:    keys,
 		Skycore: skycore.New(base+sim.APIPath, skycore.WithTimeout(c.CallTimeout)),
 		Store:   store.New(db, localenv.Table, 0),
-		Events:  delivery.NewPublisher(q, env.EventsQueueURL),
+		Events:  delivery.NewPublisher(box, env.EventsQueueURL),
 		Queue:   q,
+		Outbox:  box,
 		Log:     applog.New(logs),
 		Metrics: emf.New(logs, "mmsgate", map[string]string{"Function": "send-mms"}),
 	})
-	return &harness{env: env, db: db, sim: s, h: h, keys: keys, logs: logs}
+	return &harness{env: env, db: db, sim: s, h: h, keys: keys, logs: logs, box: box}
 }
 
 // dynamoAPI is what the store needs of DynamoDB.
@@ -645,5 +650,66 @@ func TestHistoryNumbersEachAttempt(t *testing.T) {
 	want := []string{"1 sender RETRY E503", "2 sender ACCEPTED "}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("history (-want +got):\n%s", diff)
+	}
+}
+
+// A batch's accepted events go out in SendMessageBatch calls (cost), and
+// an entry SQS refuses is that record's failure alone: its event stays
+// pending and its redelivery publishes it once, never sending again.
+func TestBatchedEvents(t *testing.T) {
+	hs := newHarness(t, nil, func(c *Config) { c.Concurrency = 10 }) // SEND_CONCURRENCY's default
+	hs.box.Linger = time.Hour                                        // only the records' own progress flushes
+	ev := loadEvent(t, "contract-example")
+	tmpl := ev.Records[0]
+	ev.Records = nil
+	for i := range 10 {
+		r := tmpl
+		r.MessageId = fmt.Sprintf("b-%d", i)
+		r.Body = fmt.Sprintf(`{"id":"batched-%d","to":"17743199144","mmsId":1000}`, i)
+		ev.Records = append(ev.Records, r)
+	}
+	var refused atomic.Int32
+	hs.env.SQS.FailSend = func(q string) error {
+		if q == localenv.EventQueue && refused.Add(1) == 4 { // one entry of the events' batch
+			return errors.New("entry refused")
+		}
+		return nil
+	}
+	resp, err := hs.invoke(t, context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("invoke = %+v, %v; want one record back for its event", resp, err)
+	}
+	var single, batches int64
+	for c, u := range hs.env.SQS.Calls() {
+		if c.Queue == localenv.EventQueue {
+			switch c.Op {
+			case "SendMessage":
+				single += u.Requests
+			case "SendMessageBatch":
+				batches += u.Requests
+			}
+		}
+	}
+	if batches < 1 || single+batches > 3 {
+		t.Errorf("events queue: %d SendMessage, %d SendMessageBatch calls for 10 events; want batches, at most 3 calls", single, batches)
+	}
+	if got := hs.kinds(t); len(got) != 9 {
+		t.Errorf("events after the first delivery = %v; want the 9 not refused", got)
+	}
+	back := slices.IndexFunc(ev.Records, func(r events.SQSMessage) bool { return r.MessageId == resp.BatchItemFailures[0].ItemIdentifier })
+	hs.env.SQS.FailSend = nil
+	ev.Records = ev.Records[back : back+1]
+	ev.Records[0].Attributes["ApproximateReceiveCount"] = "2"
+	if resp, err := hs.invoke(t, context.Background(), ev); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("redelivery = %+v, %v", resp, err)
+	}
+	id := sendreq.PeekID([]byte(ev.Records[0].Body))
+	if got := hs.kinds(t); !slices.Equal(got, []string{id + ":accepted:"}) {
+		t.Errorf("events after the redelivery = %v; want %s's accepted event once", got, id)
+	}
+	for i := range 10 {
+		if n := hs.sim.Counts().Received[fmt.Sprintf("batched-%d", i)]; n != 1 {
+			t.Errorf("batched-%d sent %d times", i, n)
+		}
 	}
 }

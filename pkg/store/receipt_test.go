@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -167,5 +171,42 @@ func TestCheckReceiptNoTrackingID(t *testing.T) {
 				t.Errorf("record = %+v, %v; want accepted, nothing pending", m, err)
 			}
 		})
+	}
+}
+
+// writeCounter is memdb counting UpdateItem calls.
+type writeCounter struct {
+	*memdb.DB
+	writes int
+}
+
+func (w *writeCounter) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	w.writes++
+	return w.DB.UpdateItem(ctx, in, opts...)
+}
+
+// The usual check (the final receipt came) costs a read, not a write that
+// would fail its condition (BENCHMARKS.md, cost per million).
+func TestCheckAfterFinalReceiptOnlyReads(t *testing.T) {
+	ctx := context.Background()
+	db := &writeCounter{DB: memdb.New()}
+	if err := store.CreateTable(ctx, db.DB, localenv.Table); err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(db, localenv.Table, 0)
+	accepted(t, st, "fin-1", "TRK-FIN-1")
+	if d, _, err := st.Postback(ctx, "TRK-FIN-1", "N102_b", 2, "delivered", "pb", time.Now().Add(time.Minute)); err != nil || d != store.Emit {
+		t.Fatalf("Postback = %v, %v", d, err)
+	}
+	if err := st.PostbackDone(ctx, "TRK-FIN-1", "N102_b", "pb", ""); err != nil {
+		t.Fatal(err)
+	}
+	before := db.writes
+	d, _, err := st.CheckReceipt(ctx, "fin-1", "TRK-FIN-1", "c1", time.Now().Add(time.Minute))
+	if err != nil || d != store.ReceiptFinal {
+		t.Fatalf("CheckReceipt = %v, %v; want final", d, err)
+	}
+	if n := db.writes - before; n != 0 {
+		t.Errorf("the check wrote %d time(s); want none", n)
 	}
 }

@@ -1,0 +1,225 @@
+// Package outbox turns the SendMessage calls that the records of one SQS
+// batch make at about the same time into SendMessageBatch calls: one
+// request for up to ten messages instead of ten (SQS bills per request).
+//
+// It changes no guarantee of its callers: SendMessage still returns only
+// once its own message is on the queue (or with that message's error), so
+// whatever a caller does after a send (release a claim, mark an event
+// published) still happens after it. What it costs is a short wait: a
+// message waits until every record in progress is itself waiting to send
+// or done, until ten are waiting for one queue, or Linger, whichever comes
+// first.
+package outbox
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+)
+
+// MaxEntries is SendMessageBatch's limit.
+const MaxEntries = 10
+
+// MaxEntryBytes is the largest message that is batched: ten of them stay
+// under SQS's 256 KiB batch payload (the limit before 2025, which local
+// stand-ins keep). Larger ones are sent on their own.
+const MaxEntryBytes = 25 * 1024
+
+// DefaultLinger bounds how long a message waits for others.
+const DefaultLinger = 100 * time.Millisecond
+
+// api is the part of SQS the outbox uses.
+type api interface {
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+// Outbox is safe for concurrent use. Callers that have not joined send
+// at once, as through the client itself.
+type Outbox struct {
+	api    api
+	Linger time.Duration
+
+	mu      sync.Mutex
+	open    int                 // joined callers still at work
+	waiting int                 // of those, how many wait in SendMessage
+	pending map[string][]*entry // by queue URL, not yet flushed
+	timer   *time.Timer
+}
+
+type entry struct {
+	in   *sqs.SendMessageInput
+	out  *sqs.SendMessageOutput
+	err  error
+	done chan struct{}
+}
+
+// New returns an outbox in front of api.
+func New(api api) *Outbox {
+	return &Outbox{api: api, Linger: DefaultLinger, pending: map[string][]*entry{}}
+}
+
+type joined struct{}
+
+// Join marks ctx's holder as one of the callers whose sends are grouped:
+// its messages wait for the others' while it is at work. leave must be
+// called when it is done (it then no longer holds the others up).
+func (o *Outbox) Join(ctx context.Context) (_ context.Context, leave func()) {
+	o.mu.Lock()
+	o.open++
+	o.mu.Unlock()
+	var once sync.Once
+	return context.WithValue(ctx, joined{}, o), func() {
+		once.Do(func() {
+			o.mu.Lock()
+			o.open--
+			o.flushIfAllWaitLocked(ctx)
+		})
+	}
+}
+
+// SendMessage sends in, batched with others when ctx has joined.
+func (o *Outbox) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	if ctx.Value(joined{}) != o || !batchable(in) || len(opts) > 0 {
+		return o.api.SendMessage(ctx, in, opts...)
+	}
+	e := &entry{in: in, done: make(chan struct{})}
+	url := aws.ToString(in.QueueUrl)
+	o.mu.Lock()
+	o.waiting++
+	o.pending[url] = append(o.pending[url], e)
+	switch {
+	case len(o.pending[url]) >= MaxEntries:
+		batch := o.take(url)
+		o.mu.Unlock()
+		o.send(ctx, url, batch)
+	default:
+		if o.timer == nil {
+			var t *time.Timer
+			t = time.AfterFunc(o.Linger, func() {
+				o.mu.Lock()
+				if o.timer != t {
+					o.mu.Unlock() // a flush came first
+					return
+				}
+				o.flushLocked(ctx)
+			})
+			o.timer = t
+		}
+		o.flushIfAllWaitLocked(ctx)
+	}
+	<-e.done
+	return e.out, e.err
+}
+
+// flushIfAllWaitLocked flushes everything pending when every joined
+// caller waits for a send: nothing more can come soon. It unlocks.
+func (o *Outbox) flushIfAllWaitLocked(ctx context.Context) {
+	if o.waiting < o.open {
+		o.mu.Unlock()
+		return
+	}
+	o.flushLocked(ctx)
+}
+
+// flushLocked sends everything pending, one batch per queue. It unlocks.
+func (o *Outbox) flushLocked(ctx context.Context) {
+	batches := map[string][]*entry{}
+	for url := range o.pending {
+		batches[url] = o.take(url)
+	}
+	if o.timer != nil {
+		o.timer.Stop()
+		o.timer = nil
+	}
+	o.mu.Unlock()
+	var wg sync.WaitGroup
+	for url, batch := range batches {
+		wg.Go(func() { o.send(ctx, url, batch) })
+	}
+	wg.Wait()
+}
+
+func (o *Outbox) take(url string) []*entry {
+	batch := o.pending[url]
+	delete(o.pending, url)
+	return batch
+}
+
+// send sends one queue's entries and hands each its own result.
+func (o *Outbox) send(ctx context.Context, url string, batch []*entry) {
+	defer func() {
+		// No longer waiting from here: a caller back at work holds the
+		// next flush up, as it should.
+		o.mu.Lock()
+		o.waiting -= len(batch)
+		o.mu.Unlock()
+		for _, e := range batch {
+			close(e.done)
+		}
+	}()
+	if len(batch) == 1 {
+		batch[0].out, batch[0].err = o.api.SendMessage(ctx, batch[0].in)
+		return
+	}
+	in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(url)}
+	for i, e := range batch {
+		in.Entries = append(in.Entries, sqstypes.SendMessageBatchRequestEntry{
+			Id: aws.String(strconv.Itoa(i)), MessageBody: e.in.MessageBody, DelaySeconds: e.in.DelaySeconds,
+			MessageAttributes: e.in.MessageAttributes, MessageSystemAttributes: e.in.MessageSystemAttributes,
+		})
+	}
+	out, err := o.api.SendMessageBatch(ctx, in)
+	if err != nil {
+		for _, e := range batch {
+			e.err = err
+		}
+		return
+	}
+	answered := make([]bool, len(batch))
+	for _, r := range out.Successful {
+		if i, ok := index(r.Id, len(batch)); ok {
+			answered[i] = true
+			batch[i].out = &sqs.SendMessageOutput{MessageId: r.MessageId, MD5OfMessageBody: r.MD5OfMessageBody,
+				MD5OfMessageAttributes: r.MD5OfMessageAttributes, MD5OfMessageSystemAttributes: r.MD5OfMessageSystemAttributes,
+				SequenceNumber: r.SequenceNumber}
+		}
+	}
+	for _, f := range out.Failed {
+		if i, ok := index(f.Id, len(batch)); ok {
+			answered[i] = true
+			batch[i].err = &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "sqs.SendMessageBatch",
+				Message: "entry refused: " + aws.ToString(f.Code) + ": " + aws.ToString(f.Message)}
+		}
+	}
+	for i, ok := range answered {
+		if !ok { // not in the answer: never take it for sent
+			batch[i].err = &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "sqs.SendMessageBatch",
+				Message: "entry missing from the answer"}
+		}
+	}
+}
+
+func index(id *string, n int) (int, bool) {
+	i, err := strconv.Atoi(aws.ToString(id))
+	return i, err == nil && i >= 0 && i < n
+}
+
+// batchable: standard-queue messages small enough for a batch.
+func batchable(in *sqs.SendMessageInput) bool {
+	if in.MessageDeduplicationId != nil || in.MessageGroupId != nil {
+		return false
+	}
+	size := len(aws.ToString(in.MessageBody))
+	for k, v := range in.MessageAttributes {
+		size += len(k) + len(aws.ToString(v.DataType)) + len(aws.ToString(v.StringValue)) + len(v.BinaryValue)
+	}
+	return size <= MaxEntryBytes
+}
