@@ -1,6 +1,8 @@
 // Package fakesecrets is a Secrets Manager speaking the AWS JSON 1.1
-// protocol for GetSecretValue, so the real SDK client runs locally (no
-// local implementation of Secrets Manager exists).
+// protocol for GetSecretValue, so the real SDK client runs under
+// `go test -short`, which starts no service (moto serves Secrets Manager
+// everywhere else). Faults (down, slow) come from the fault proxy in
+// front of it, as for any stand-in.
 package fakesecrets
 
 import (
@@ -18,10 +20,8 @@ import (
 type Server struct {
 	mu      sync.Mutex
 	secrets map[string]string
-	down    bool
 	calls   atomic.Int64
 	callers map[string]int64 // GetSecretValue calls by caller
-	delay   time.Duration
 	srv     *http.Server
 	url     string
 }
@@ -34,20 +34,6 @@ func (s *Server) Put(name, value string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.secrets[name] = value
-}
-
-// SetDown makes every call fail with InternalServiceError (HTTP 500).
-func (s *Server) SetDown(down bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.down = down
-}
-
-// SetDelay slows every answer (to test one fetch at a time).
-func (s *Server) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
 }
 
 // Calls counts GetSecretValue calls.
@@ -116,14 +102,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	v, ok := s.secrets[in.SecretId]
-	down, delay := s.down, s.delay
 	s.mu.Unlock()
-	if delay > 0 {
-		time.Sleep(delay)
-	}
 	switch {
-	case down:
-		fail(w, "InternalServiceError", "Secrets Manager is unavailable (fake)", 500)
 	case !ok:
 		fail(w, "ResourceNotFoundException", "Secrets Manager can't find the specified secret.", 400)
 	default:

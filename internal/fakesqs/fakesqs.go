@@ -39,6 +39,7 @@ type Message struct {
 	ReceiveCount  int
 	SentAt        time.Time
 	FirstReceive  time.Time
+	ReceivedAt    time.Time // the current receive (its receipt handle's)
 	VisibleAt     time.Time
 	ReceiptHandle string
 	// DeadLetterReason tells why it is in a DLQ ("maxReceiveCount").
@@ -59,12 +60,9 @@ type Server struct {
 	queues map[string]*queue
 	base   string
 	now    func() time.Time
-	// FailSend, when set, is asked before each SendMessage; an error
-	// answers the call with InternalError (the SDK sees a 500).
-	FailSend func(queue string) error
-	srv      *http.Server
-	notify   chan struct{}
-	calls    map[Call]Usage
+	srv    *http.Server
+	notify chan struct{}
+	calls  map[Call]Usage
 }
 
 // Call is one kind of request to the HTTP API.
@@ -232,7 +230,7 @@ func (s *Server) Receive(name string, max int, visibility time.Duration) ([]Mess
 		if m.FirstReceive.IsZero() {
 			m.FirstReceive = now
 		}
-		m.VisibleAt = now.Add(visibility)
+		m.VisibleAt, m.ReceivedAt = now.Add(visibility), now
 		m.ReceiptHandle = m.ID + "#" + newID()
 		out = append(out, *m)
 		kept = append(kept, m)
@@ -255,6 +253,10 @@ func (s *Server) Delete(name, receipt string) error {
 	return nil // SQS ignores stale handles of deleted messages
 }
 
+// MaxVisibility is SQS's limit on a message's visibility, counted from
+// its receive.
+const MaxVisibility = 12 * time.Hour
+
 // ChangeVisibility makes the message visible after d.
 func (s *Server) ChangeVisibility(name, receipt string, d time.Duration) error {
 	s.mu.Lock()
@@ -265,6 +267,10 @@ func (s *Server) ChangeVisibility(name, receipt string, d time.Duration) error {
 	}
 	if i < 0 {
 		return fmt.Errorf("receipt handle is not current")
+	}
+	// As SQS (and moto): at most 12 hours in all from the receive.
+	if total := s.now().Sub(q.msgs[i].ReceivedAt) + d; total > MaxVisibility {
+		return fmt.Errorf("Value %d for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]", int(d/time.Second))
 	}
 	q.msgs[i].VisibleAt = s.now().Add(d)
 	s.wake()
@@ -395,12 +401,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]string{"QueueUrl": s.queueURL(in.QueueName)})
 	case "SendMessage":
 		payload = PayloadSize(in.MessageBody, in.MessageAttributes)
-		if s.FailSend != nil {
-			if err := s.FailSend(name); err != nil {
-				fail(w, "InternalError", err.Error(), 500)
-				return
-			}
-		}
 		m, err := s.Send(name, in.MessageBody, in.MessageAttributes, time.Duration(in.DelaySeconds)*time.Second)
 		if err != nil {
 			fail(w, "QueueDoesNotExist", err.Error(), 400)
@@ -414,12 +414,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			payload += PayloadSize(e.MessageBody, e.MessageAttributes)
 		}
 		for _, e := range in.Entries {
-			if s.FailSend != nil {
-				if err := s.FailSend(name); err != nil {
-					failed = append(failed, map[string]any{"Id": e.ID, "SenderFault": false, "Code": "InternalError", "Message": err.Error()})
-					continue
-				}
-			}
 			m, err := s.Send(name, e.MessageBody, e.MessageAttributes, time.Duration(e.DelaySeconds)*time.Second)
 			if err != nil {
 				fail(w, "QueueDoesNotExist", err.Error(), 400)
@@ -469,6 +463,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		reply(w, map[string]any{"Attributes": map[string]string{
+			"QueueArn":                              "arn:aws:sqs:us-east-1:000000000000:" + name,
 			"ApproximateNumberOfMessages":           strconv.Itoa(visible),
 			"ApproximateNumberOfMessagesNotVisible": strconv.Itoa(len(msgs) - visible),
 		}})

@@ -1,6 +1,8 @@
-// Package faultproxy sits in front of a local AWS stand-in (dynalite) and
-// answers some calls itself with a DynamoDB throttling error, so that the
-// real SDK's retries and mmsgate's handling of them run. It counts every
+// Package faultproxy sits in front of a local AWS stand-in (dynalite, our
+// SQS and Secrets Manager stand-ins, or moto) and answers some calls
+// itself: DynamoDB throttling, a service that is down or slow, SQS sends
+// refused whole or per batch entry, so that the real SDK's retries and
+// mmsgate's handling of them run. It counts every
 // call by caller, operation and outcome (Calls), which is what the soak's
 // cost table is made of.
 package faultproxy
@@ -32,8 +34,11 @@ type Proxy struct {
 	throttled atomic.Int64
 	after     func(body []byte) // called once a forwarded call was answered
 	calls     map[Call]int64
-	measure   bool             // ask the target for ConsumedCapacity
-	units     map[Call]float64 // capacity units it reported
+	measure   bool                     // ask the target for ConsumedCapacity
+	units     map[Call]float64         // capacity units it reported
+	refuse    func(queue string) error // RefuseSends
+	down      bool                     // SetDown
+	delay     time.Duration            // SetDelay
 	rp        *httputil.ReverseProxy
 	srv       *http.Server
 }
@@ -265,8 +270,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.matchN--
 	}
 	after, measure := p.after, p.measure
+	refuse, down, delay := p.refuse, p.down, p.delay
 	p.mu.Unlock()
 	call := Call{Caller: AppID(r.Header.Get("User-Agent")), Op: op(r.Header.Get("X-Amz-Target"))}
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	if down {
+		call.Outcome = Failed
+		p.count(call, 0)
+		internalError(w, r.Header.Get("X-Amz-Target"), "service unavailable (faultproxy)")
+		return
+	}
+	if refuse != nil && (call.Op == "SendMessage" || call.Op == "SendMessageBatch") {
+		fwd, handled := p.refuseSend(w, r, call, body, refuse)
+		if handled {
+			call.Outcome = OK // answered as SQS would, partial failures in it
+			p.count(call, 0)
+			return
+		}
+		body = fwd
+	}
 	if !throttle {
 		rec := &outcomeRecorder{ResponseWriter: w, keep: measure && itemOps[call.Op]}
 		if rec.keep {

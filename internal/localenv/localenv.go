@@ -3,8 +3,9 @@
 // them: dynalite (behind a fault proxy for throttling) for DynamoDB, and
 // for SQS and Secrets Manager either moto's server (Options.Moto: both SQS
 // protocols, batches, SQS's validation; what `make run` and `make dev` use)
-// or the in-process fakesqs and fakesecrets, whose hooks (FailSend,
-// SetDown, non-destructive Messages) the handler tests and the soak drive.
+// or the in-process fakesqs and fakesecrets behind fault proxies (refused
+// sends, a service down or slow), whose Go API (non-destructive Messages,
+// Send with attributes) the handler tests and the soak use.
 package localenv
 
 import (
@@ -67,14 +68,17 @@ type Options struct {
 
 // Env is a running set of stand-ins.
 type Env struct {
-	Dynalite  *dynalite.Server
-	Proxy     *faultproxy.Proxy
-	SQS       *fakesqs.Server     // nil with Options.Moto
-	Secrets   *fakesecrets.Server // nil with Options.Moto
-	Moto      *moto.Server        // with Options.Moto
-	DynamoURL string              // through the proxy
-	SQSURL    string
-	SecretURL string
+	Dynalite *dynalite.Server
+	Proxy    *faultproxy.Proxy
+	SQS      *fakesqs.Server     // nil with Options.Moto
+	Secrets  *fakesecrets.Server // nil with Options.Moto
+	// SQSFaults and SecretsFaults are the fault proxies in front of them
+	// (refused sends, a service down or slow); nil with Options.Moto.
+	SQSFaults, SecretsFaults *faultproxy.Proxy
+	Moto                     *moto.Server // with Options.Moto
+	DynamoURL                string       // through the proxy
+	SQSURL                   string
+	SecretURL                string
 
 	SendQueueURL, DLQURL, EventsQueueURL, ReceiptQueueURL string
 
@@ -166,13 +170,15 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 			return nil, err
 		}
 	} else {
+		// Each stand-in listens on a free port; the fault proxy in front of
+		// it is what clients use, on the fixed port when one is asked for.
 		e.SQS = fakesqs.New()
-		if e.SQSURL, err = e.SQS.Start(addr(portOf(ports, "sqs"))); err != nil {
+		if e.SQSFaults, e.SQSURL, err = proxied(e.SQS.Start, addr(portOf(ports, "sqs"))); err != nil {
 			e.Close()
 			return nil, err
 		}
 		e.Secrets = fakesecrets.New()
-		if e.SecretURL, err = e.Secrets.Start(addr(portOf(ports, "secrets"))); err != nil {
+		if e.SecretsFaults, e.SecretURL, err = proxied(e.Secrets.Start, addr(portOf(ports, "secrets"))); err != nil {
 			e.Close()
 			return nil, err
 		}
@@ -190,6 +196,24 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 		return nil, fmt.Errorf("create table: %w", err)
 	}
 	return e, nil
+}
+
+// proxied starts a stand-in on a free loopback port and a fault proxy in
+// front of it on addr.
+func proxied(start func(addr string) (string, error), addr string) (*faultproxy.Proxy, string, error) {
+	target, err := start("127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := faultproxy.New(target)
+	if err != nil {
+		return nil, "", err
+	}
+	url, err := p.Start(addr)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, url, nil
 }
 
 func portOf(p *Ports, which string) int {
@@ -212,6 +236,11 @@ func (e *Env) PutSecret(apiKey, token string) {
 
 // Close stops everything.
 func (e *Env) Close() {
+	for _, p := range []*faultproxy.Proxy{e.SQSFaults, e.SecretsFaults} {
+		if p != nil {
+			p.Close()
+		}
+	}
 	if e.Secrets != nil {
 		e.Secrets.Close()
 	}

@@ -14,10 +14,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/moto"
 )
 
-var server *moto.Server
+var (
+	server *moto.Server
+	// fake is our in-process SQS (internal/fakesqs), which `go test -short`
+	// uses where no service may run: the behaviour tests below run against
+	// both, so it stays what moto (and SQS) is on what mmsgate relies on.
+	fake *fakesqs.Server
+)
 
 func TestMain(m *testing.M) {
 	if _, err := moto.Binary(); err != nil {
@@ -32,7 +39,14 @@ func TestMain(m *testing.M) {
 	}
 	fmt.Printf("moto_server %s ready in %v\n", moto.Version, time.Since(start).Round(time.Millisecond))
 	server = s
+	fake = fakesqs.New()
+	fakeURL, err = fake.Start("127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	fake.Close()
 	s.Close()
 	os.Exit(code)
 }
@@ -43,8 +57,19 @@ func cfg() aws.Config {
 	})}
 }
 
-func sqsClient() *sqs.Client {
-	return sqs.NewFromConfig(cfg(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(server.URL); o.RetryMaxAttempts = 1 })
+var fakeURL string
+
+func sqsClient() *sqs.Client { return sqsClientAt(server.URL) }
+
+func sqsClientAt(url string) *sqs.Client {
+	return sqs.NewFromConfig(cfg(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(url); o.RetryMaxAttempts = 1 })
+}
+
+// both runs a behaviour test against moto and against fakesqs.
+func both(t *testing.T, f func(t *testing.T, c *sqs.Client, backend string)) {
+	for _, b := range []struct{ name, url string }{{"moto", server.URL}, {"fakesqs", fakeURL}} {
+		t.Run(b.name, func(t *testing.T) { f(t, sqsClientAt(b.url), b.name) })
+	}
 }
 
 // queue creates a fresh queue; dlq (when not "") is its redrive target.
@@ -90,128 +115,170 @@ func send(t *testing.T, c *sqs.Client, url, body string) {
 // counting a receive, and the redrive moves it on the receive after
 // maxReceiveCount, with its attributes (local-aws-sqs got both wrong).
 func TestReceiveCountAndRedrive(t *testing.T) {
-	c := sqsClient()
-	dlq, dlqARN := queue(t, c, 30, "", 0)
-	q, _ := queue(t, c, 30, dlqARN, 3)
-	send(t, c, q, "poison")
-	for want := 1; want <= 3; want++ {
-		msgs := receive(t, c, q, 0)
-		if len(msgs) != 1 {
-			t.Fatalf("receive %d: %d messages, want 1", want, len(msgs))
+	both(t, func(t *testing.T, c *sqs.Client, backend string) {
+		dlq, dlqARN := queue(t, c, 30, "", 0)
+		q, _ := queue(t, c, 30, dlqARN, 3)
+		send(t, c, q, "poison")
+		for want := 1; want <= 3; want++ {
+			msgs := receive(t, c, q, 0)
+			if len(msgs) != 1 {
+				t.Fatalf("receive %d: %d messages, want 1", want, len(msgs))
+			}
+			if got := msgs[0].Attributes["ApproximateReceiveCount"]; got != strconv.Itoa(want) {
+				t.Errorf("receive %d: ApproximateReceiveCount = %s, want %d", want, got, want)
+			}
+			if _, err := c.ChangeMessageVisibility(t.Context(), &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q),
+				ReceiptHandle: msgs[0].ReceiptHandle, VisibilityTimeout: 0}); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if got := msgs[0].Attributes["ApproximateReceiveCount"]; got != strconv.Itoa(want) {
-			t.Errorf("receive %d: ApproximateReceiveCount = %s, want %d", want, got, want)
+		if msgs := receive(t, c, q, 0); len(msgs) != 0 {
+			t.Errorf("receive 4 got %d messages, want 0 (moved to the DLQ)", len(msgs))
 		}
-		if _, err := c.ChangeMessageVisibility(t.Context(), &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q),
-			ReceiptHandle: msgs[0].ReceiptHandle, VisibilityTimeout: 0}); err != nil {
-			t.Fatal(err)
+		msgs := receive(t, c, dlq, 0)
+		if len(msgs) != 1 || *msgs[0].Body != "poison" || *msgs[0].MessageAttributes["error"].StringValue != "why" {
+			t.Fatalf("DLQ holds %+v, want the message with its attributes", msgs)
 		}
-	}
-	if msgs := receive(t, c, q, 0); len(msgs) != 0 {
-		t.Errorf("receive 4 got %d messages, want 0 (moved to the DLQ)", len(msgs))
-	}
-	msgs := receive(t, c, dlq, 0)
-	if len(msgs) != 1 || *msgs[0].Body != "poison" || *msgs[0].MessageAttributes["error"].StringValue != "why" {
-		t.Fatalf("DLQ holds %+v, want the message with its attributes", msgs)
-	}
+	})
 }
 
 // TestVisibility: a received message stays hidden for its visibility
 // timeout, then comes back; a changed visibility is honoured.
 func TestVisibility(t *testing.T) {
-	c := sqsClient()
-	q, _ := queue(t, c, 1, "", 0)
-	send(t, c, q, "a")
-	if n := len(receive(t, c, q, 0)); n != 1 {
-		t.Fatalf("first receive: %d", n)
-	}
-	if n := len(receive(t, c, q, 0)); n != 0 {
-		t.Errorf("receive while hidden: %d messages, want 0", n)
-	}
-	time.Sleep(1200 * time.Millisecond)
-	msgs := receive(t, c, q, 0)
-	if len(msgs) != 1 {
-		t.Fatalf("after the visibility timeout: %d messages, want 1", len(msgs))
-	}
-	c.ChangeMessageVisibility(t.Context(), &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q), ReceiptHandle: msgs[0].ReceiptHandle, VisibilityTimeout: 3})
-	time.Sleep(1200 * time.Millisecond)
-	if n := len(receive(t, c, q, 0)); n != 0 {
-		t.Errorf("after ChangeMessageVisibility(3) and 1.2 s: %d messages, want 0", n)
-	}
+	both(t, func(t *testing.T, c *sqs.Client, backend string) {
+		q, _ := queue(t, c, 1, "", 0)
+		send(t, c, q, "a")
+		if n := len(receive(t, c, q, 0)); n != 1 {
+			t.Fatalf("first receive: %d", n)
+		}
+		if n := len(receive(t, c, q, 0)); n != 0 {
+			t.Errorf("receive while hidden: %d messages, want 0", n)
+		}
+		time.Sleep(1200 * time.Millisecond)
+		msgs := receive(t, c, q, 0)
+		if len(msgs) != 1 {
+			t.Fatalf("after the visibility timeout: %d messages, want 1", len(msgs))
+		}
+		c.ChangeMessageVisibility(t.Context(), &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q), ReceiptHandle: msgs[0].ReceiptHandle, VisibilityTimeout: 3})
+		time.Sleep(1200 * time.Millisecond)
+		if n := len(receive(t, c, q, 0)); n != 0 {
+			t.Errorf("after ChangeMessageVisibility(3) and 1.2 s: %d messages, want 0", n)
+		}
+	})
 }
 
 // TestDelay: DelaySeconds hides a new message.
 func TestDelay(t *testing.T) {
-	c := sqsClient()
-	q, _ := queue(t, c, 30, "", 0)
-	if _, err := c.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String("later"), DelaySeconds: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(receive(t, c, q, 0)); n != 0 {
-		t.Errorf("before the delay: %d messages, want 0", n)
-	}
-	time.Sleep(1100 * time.Millisecond)
-	if n := len(receive(t, c, q, 0)); n != 1 {
-		t.Errorf("after the delay: %d messages, want 1", n)
-	}
+	both(t, func(t *testing.T, c *sqs.Client, backend string) {
+		q, _ := queue(t, c, 30, "", 0)
+		if _, err := c.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String("later"), DelaySeconds: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(receive(t, c, q, 0)); n != 0 {
+			t.Errorf("before the delay: %d messages, want 0", n)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		if n := len(receive(t, c, q, 0)); n != 1 {
+			t.Errorf("after the delay: %d messages, want 1", n)
+		}
+	})
 }
 
 // TestBatches: what sqs-consumer and the soak use. The SDK checks every
 // MD5 of SendMessageBatch's answer.
 func TestBatches(t *testing.T) {
-	c := sqsClient()
-	q, _ := queue(t, c, 30, "", 0)
-	var entries []types.SendMessageBatchRequestEntry
-	for i := range 10 {
-		entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String("m" + strconv.Itoa(i)),
-			MessageAttributes: map[string]types.MessageAttributeValue{"event": {DataType: aws.String("String"), StringValue: aws.String("accepted")}}})
-	}
-	out, err := c.SendMessageBatch(t.Context(), &sqs.SendMessageBatchInput{QueueUrl: aws.String(q), Entries: entries})
-	if err != nil || len(out.Successful) != 10 {
-		t.Fatalf("SendMessageBatch: %v, %d successful", err, len(out.Successful))
-	}
-	msgs := receive(t, c, q, 0)
-	if len(msgs) != 10 {
-		t.Fatalf("received %d, want 10", len(msgs))
-	}
-	var vis []types.ChangeMessageVisibilityBatchRequestEntry
-	var del []types.DeleteMessageBatchRequestEntry
-	for i, m := range msgs {
-		vis = append(vis, types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 60})
-		del = append(del, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
-	}
-	if o, err := c.ChangeMessageVisibilityBatch(t.Context(), &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(q), Entries: vis}); err != nil || len(o.Successful) != 10 {
-		t.Fatalf("ChangeMessageVisibilityBatch: %v", err)
-	}
-	if o, err := c.DeleteMessageBatch(t.Context(), &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q), Entries: del}); err != nil || len(o.Successful) != 10 {
-		t.Fatalf("DeleteMessageBatch: %v", err)
-	}
-	a, err := c.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(q), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Attributes["ApproximateNumberOfMessages"] != "0" || a.Attributes["ApproximateNumberOfMessagesNotVisible"] != "0" {
-		t.Errorf("after the batch delete: %v", a.Attributes)
-	}
+	both(t, func(t *testing.T, c *sqs.Client, backend string) {
+		q, _ := queue(t, c, 30, "", 0)
+		var entries []types.SendMessageBatchRequestEntry
+		for i := range 10 {
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String("m" + strconv.Itoa(i)),
+				MessageAttributes: map[string]types.MessageAttributeValue{"event": {DataType: aws.String("String"), StringValue: aws.String("accepted")}}})
+		}
+		out, err := c.SendMessageBatch(t.Context(), &sqs.SendMessageBatchInput{QueueUrl: aws.String(q), Entries: entries})
+		if err != nil || len(out.Successful) != 10 {
+			t.Fatalf("SendMessageBatch: %v, %d successful", err, len(out.Successful))
+		}
+		msgs := receive(t, c, q, 0)
+		if len(msgs) != 10 {
+			t.Fatalf("received %d, want 10", len(msgs))
+		}
+		var vis []types.ChangeMessageVisibilityBatchRequestEntry
+		var del []types.DeleteMessageBatchRequestEntry
+		for i, m := range msgs {
+			vis = append(vis, types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 60})
+			del = append(del, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+		}
+		// fakesqs has no ChangeMessageVisibilityBatch: mmsgate never calls
+		// it (sqs-consumer does, against moto in make dev).
+		if backend == "moto" {
+			if o, err := c.ChangeMessageVisibilityBatch(t.Context(), &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(q), Entries: vis}); err != nil || len(o.Successful) != 10 {
+				t.Fatalf("ChangeMessageVisibilityBatch: %v", err)
+			}
+		}
+		if o, err := c.DeleteMessageBatch(t.Context(), &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q), Entries: del}); err != nil || len(o.Successful) != 10 {
+			t.Fatalf("DeleteMessageBatch: %v", err)
+		}
+		a, err := c.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(q), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameAll}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Attributes["ApproximateNumberOfMessages"] != "0" || a.Attributes["ApproximateNumberOfMessagesNotVisible"] != "0" {
+			t.Errorf("after the batch delete: %v", a.Attributes)
+		}
+	})
+}
+
+// TestVisibilityLimit: SQS refuses a visibility beyond 12 hours in all
+// from the receive, the whole change, not just the excess (the sender's
+// in-doubt wait relies on its cap, pkg/sender.MaxVisibility).
+func TestVisibilityLimit(t *testing.T) {
+	both(t, func(t *testing.T, c *sqs.Client, backend string) {
+		q, _ := queue(t, c, 30, "", 0)
+		send(t, c, q, "a")
+		msgs := receive(t, c, q, 0)
+		if len(msgs) != 1 {
+			t.Fatalf("received %d", len(msgs))
+		}
+		time.Sleep(1100 * time.Millisecond)
+		change := func(secs int32) string {
+			_, err := c.ChangeMessageVisibility(t.Context(), &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(q),
+				ReceiptHandle: msgs[0].ReceiptHandle, VisibilityTimeout: secs})
+			var api interface{ ErrorCode() string }
+			if errors.As(err, &api) {
+				return api.ErrorCode()
+			}
+			if err != nil {
+				return err.Error()
+			}
+			return ""
+		}
+		if got := change(43200); got != "InvalidParameterValue" && got != "AWS.SimpleQueueService.InvalidParameterValue" {
+			t.Errorf("12 h one second after the receive: %q, want InvalidParameterValue", got)
+		}
+		if got := change(43200 - 60); got != "" {
+			t.Errorf("12 h less a minute: %q, want accepted", got)
+		}
+	})
 }
 
 // TestLongPolling: a waiting ReceiveMessage returns as soon as a message
 // arrives, not at the end of its wait.
 func TestLongPolling(t *testing.T) {
-	c := sqsClient()
-	q, _ := queue(t, c, 30, "", 0)
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String("x")})
-	}()
-	start := time.Now()
-	msgs := receive(t, c, q, 5)
-	if len(msgs) != 1 {
-		t.Fatalf("long poll returned %d messages", len(msgs))
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("long poll returned after %v, want soon after the send (0.3 s)", d)
-	}
+	both(t, func(t *testing.T, c *sqs.Client, backend string) {
+		q, _ := queue(t, c, 30, "", 0)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String("x")})
+		}()
+		start := time.Now()
+		msgs := receive(t, c, q, 5)
+		if len(msgs) != 1 {
+			t.Fatalf("long poll returned %d messages", len(msgs))
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("long poll returned after %v, want soon after the send (0.3 s)", d)
+		}
+	})
 }
 
 // TestValidation: SQS's own answers to out-of-range parameters.

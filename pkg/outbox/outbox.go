@@ -15,6 +15,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,6 +56,7 @@ type Outbox struct {
 }
 
 type entry struct {
+	ctx  context.Context // its caller's: the call is not cut short while it lives
 	in   *sqs.SendMessageInput
 	out  *sqs.SendMessageOutput
 	err  error
@@ -80,7 +82,7 @@ func (o *Outbox) Join(ctx context.Context) (_ context.Context, leave func()) {
 		once.Do(func() {
 			o.mu.Lock()
 			o.open--
-			o.flushIfAllWaitLocked(ctx)
+			o.flushIfAllWaitLocked()
 		})
 	}
 }
@@ -90,7 +92,7 @@ func (o *Outbox) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts
 	if ctx.Value(joined{}) != o || !batchable(in) || len(opts) > 0 {
 		return o.api.SendMessage(ctx, in, opts...)
 	}
-	e := &entry{in: in, done: make(chan struct{})}
+	e := &entry{ctx: ctx, in: in, done: make(chan struct{})}
 	url := aws.ToString(in.QueueUrl)
 	o.mu.Lock()
 	o.waiting++
@@ -99,7 +101,7 @@ func (o *Outbox) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts
 	case len(o.pending[url]) >= MaxEntries:
 		batch := o.take(url)
 		o.mu.Unlock()
-		o.send(ctx, url, batch)
+		o.send(url, batch)
 	default:
 		if o.timer == nil {
 			var t *time.Timer
@@ -109,11 +111,11 @@ func (o *Outbox) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts
 					o.mu.Unlock() // a flush came first
 					return
 				}
-				o.flushLocked(ctx)
+				o.flushLocked()
 			})
 			o.timer = t
 		}
-		o.flushIfAllWaitLocked(ctx)
+		o.flushIfAllWaitLocked()
 	}
 	<-e.done
 	return e.out, e.err
@@ -121,16 +123,16 @@ func (o *Outbox) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts
 
 // flushIfAllWaitLocked flushes everything pending when every joined
 // caller waits for a send: nothing more can come soon. It unlocks.
-func (o *Outbox) flushIfAllWaitLocked(ctx context.Context) {
+func (o *Outbox) flushIfAllWaitLocked() {
 	if o.waiting < o.open {
 		o.mu.Unlock()
 		return
 	}
-	o.flushLocked(ctx)
+	o.flushLocked()
 }
 
 // flushLocked sends everything pending, one batch per queue. It unlocks.
-func (o *Outbox) flushLocked(ctx context.Context) {
+func (o *Outbox) flushLocked() {
 	batches := map[string][]*entry{}
 	for url := range o.pending {
 		batches[url] = o.take(url)
@@ -142,7 +144,7 @@ func (o *Outbox) flushLocked(ctx context.Context) {
 	o.mu.Unlock()
 	var wg sync.WaitGroup
 	for url, batch := range batches {
-		wg.Go(func() { o.send(ctx, url, batch) })
+		wg.Go(func() { o.send(url, batch) })
 	}
 	wg.Wait()
 }
@@ -154,7 +156,7 @@ func (o *Outbox) take(url string) []*entry {
 }
 
 // send sends one queue's entries and hands each its own result.
-func (o *Outbox) send(ctx context.Context, url string, batch []*entry) {
+func (o *Outbox) send(url string, batch []*entry) {
 	defer func() {
 		// No longer waiting from here: a caller back at work holds the
 		// next flush up, as it should.
@@ -166,50 +168,81 @@ func (o *Outbox) send(ctx context.Context, url string, batch []*entry) {
 		}
 	}()
 	if len(batch) == 1 {
-		batch[0].out, batch[0].err = o.api.SendMessage(ctx, batch[0].in)
+		batch[0].out, batch[0].err = o.api.SendMessage(batch[0].ctx, batch[0].in)
 		return
 	}
+	ctx, stop := batchContext(batch)
+	defer stop()
 	in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(url)}
+	ids := make(map[string]int, len(batch))
 	for i, e := range batch {
+		id := strconv.Itoa(i)
+		ids[id] = i
 		in.Entries = append(in.Entries, sqstypes.SendMessageBatchRequestEntry{
-			Id: aws.String(strconv.Itoa(i)), MessageBody: e.in.MessageBody, DelaySeconds: e.in.DelaySeconds,
+			Id: aws.String(id), MessageBody: e.in.MessageBody, DelaySeconds: e.in.DelaySeconds,
 			MessageAttributes: e.in.MessageAttributes, MessageSystemAttributes: e.in.MessageSystemAttributes,
 		})
 	}
 	out, err := o.api.SendMessageBatch(ctx, in)
+	if err == nil && out == nil {
+		err = &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "sqs.SendMessageBatch", Message: "no answer"}
+	}
 	if err != nil {
 		for _, e := range batch {
 			e.err = err
 		}
 		return
 	}
-	answered := make([]bool, len(batch))
+	// An entry counts as sent only when the answer names its id as
+	// successful and never as failed (an ambiguous answer is retried: at
+	// worst a repeat, never a loss).
+	ok, failed := make([]bool, len(batch)), make([]bool, len(batch))
 	for _, r := range out.Successful {
-		if i, ok := index(r.Id, len(batch)); ok {
-			answered[i] = true
+		if i, known := ids[aws.ToString(r.Id)]; known {
+			ok[i] = true
 			batch[i].out = &sqs.SendMessageOutput{MessageId: r.MessageId, MD5OfMessageBody: r.MD5OfMessageBody,
 				MD5OfMessageAttributes: r.MD5OfMessageAttributes, MD5OfMessageSystemAttributes: r.MD5OfMessageSystemAttributes,
 				SequenceNumber: r.SequenceNumber}
 		}
 	}
 	for _, f := range out.Failed {
-		if i, ok := index(f.Id, len(batch)); ok {
-			answered[i] = true
+		if i, known := ids[aws.ToString(f.Id)]; known && !failed[i] {
+			failed[i] = true
 			batch[i].err = &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "sqs.SendMessageBatch",
 				Message: "entry refused: " + aws.ToString(f.Code) + ": " + aws.ToString(f.Message)}
 		}
 	}
-	for i, ok := range answered {
-		if !ok { // not in the answer: never take it for sent
+	for i := range batch {
+		switch {
+		case failed[i]:
+			batch[i].out = nil
+		case !ok[i]:
 			batch[i].err = &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "sqs.SendMessageBatch",
 				Message: "entry missing from the answer"}
 		}
 	}
 }
 
-func index(id *string, n int) (int, bool) {
-	i, err := strconv.Atoi(aws.ToString(id))
-	return i, err == nil && i >= 0 && i < n
+// batchContext is cancelled once every entry's caller's context is done:
+// no caller's cancellation or deadline fails the others' messages.
+func batchContext(batch []*entry) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
+	var left atomic.Int32
+	left.Store(int32(len(batch)))
+	stops := make([]func() bool, 0, len(batch))
+	for _, e := range batch {
+		stops = append(stops, context.AfterFunc(e.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		}))
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
 }
 
 // batchable: standard-queue messages small enough for a batch.

@@ -169,11 +169,11 @@ func TestFailuresAsk5xx(t *testing.T) {
 	t.Run("events queue down, then an immediate retry emits once", func(t *testing.T) {
 		hs := newHarness(t)
 		hs.link(t, "DrXAFP-Ylpc-JZL", "order-1")
-		hs.sqs.FailSend = func(string) error { return errors.New("down") }
+		hs.sqsFaults.RefuseSends(func(string) error { return errors.New("down") })
 		if resp := hs.invoke(t, post(fixture(t, "n101-mms"))); resp.StatusCode < 500 {
 			t.Fatalf("status = %d, want 5xx so that Skycore retries", resp.StatusCode)
 		}
-		hs.sqs.FailSend = nil
+		hs.sqsFaults.RefuseSends(nil)
 		if resp := hs.invoke(t, post(fixture(t, "n101-mms"))); resp.StatusCode != 200 {
 			t.Fatalf("retry status = %d, want 200 (the failed invocation must release its hold)", resp.StatusCode)
 		}
@@ -194,7 +194,7 @@ func TestFailuresAsk5xx(t *testing.T) {
 	})
 	t.Run("secret unavailable", func(t *testing.T) {
 		hs := newHarness(t)
-		hs.secrets.SetDown(true)
+		hs.secretsFaults.SetDown(true)
 		if resp := hs.invoke(t, post(fixture(t, "n101-mms"))); resp.StatusCode != 503 {
 			t.Fatalf("status = %d, want 503", resp.StatusCode)
 		}

@@ -10,13 +10,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/mmsgate/mmsgate/internal/fakesecrets"
 	"github.com/mmsgate/mmsgate/internal/fakesqs"
+	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/pkg/applog"
@@ -30,14 +27,15 @@ import (
 // fakes through the real SDK clients, and DynamoDB either in memory
 // (memdb, no emulator) or dynalite behind the fault proxy.
 type harness struct {
-	h        *Handler
-	store    *store.Store
-	logs     *localenv.Logs
-	sqs      *fakesqs.Server
-	secrets  *fakesecrets.Server
-	throttle func() // DynamoDB throttles every call from now on
-	base     time.Time
-	off      time.Duration // how far the handler's and the store's clock has moved
+	h     *Handler
+	store *store.Store
+	logs  *localenv.Logs
+	sqs   *fakesqs.Server
+	// The fault proxies in front of SQS and Secrets Manager.
+	sqsFaults, secretsFaults *faultproxy.Proxy
+	throttle                 func() // DynamoDB throttles every call from now on
+	base                     time.Time
+	off                      time.Duration // how far the handler's and the store's clock has moved
 }
 
 // newHarness runs on memdb: `go test -short ./pkg/postback/` needs no Node.
@@ -48,19 +46,17 @@ func newHarnessOn(t *testing.T, dynalite bool) *harness {
 	t.Helper()
 	ctx := context.Background()
 	hs := &harness{logs: &localenv.Logs{}, base: time.Now()}
-	var (
-		secrets *secretsmanager.Client
-		queue   *sqs.Client
-		events  string
-	)
+	// SQS and Secrets Manager: the in-process stand-ins behind their fault
+	// proxies; DynamoDB: dynalite (behind its own) or memdb.
+	env, err := localenv.Start(ctx, localenv.Options{PostbackToken: token, NoDynamo: !dynalite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	hs.sqs, hs.sqsFaults, hs.secretsFaults = env.SQS, env.SQSFaults, env.SecretsFaults
+	secrets, queue, events := env.SecretsManager(), env.SQSClient(), env.EventsQueueURL
 	if dynalite {
-		env, err := localenv.Start(ctx, localenv.Options{PostbackToken: token})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(env.Close)
 		hs.store = store.New(env.DynamoDB(), localenv.Table, 0)
-		hs.sqs, hs.secrets, secrets, queue, events = env.SQS, env.Secrets, env.SecretsManager(), env.SQSClient(), env.EventsQueueURL
 		hs.throttle = func() { env.Proxy.ThrottleFor(time.Hour) }
 	} else {
 		db := memdb.New()
@@ -73,29 +69,6 @@ func newHarnessOn(t *testing.T, dynalite bool) *harness {
 				return &types.ProvisionedThroughputExceededException{Message: aws.String("throttled")}
 			})
 		}
-		hs.sqs = fakesqs.New()
-		sqsURL, err := hs.sqs.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { hs.sqs.Close() })
-		events = hs.sqs.CreateQueue(localenv.EventQueue, 30*time.Second, "", 0)
-		hs.secrets = fakesecrets.New()
-		secURL, err := hs.secrets.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { hs.secrets.Close() })
-		hs.secrets.Put(localenv.SecretID, `{"api_key":"sim-api-key","postback_token":"`+token+`"}`)
-		cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(localenv.Region),
-			config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-				return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, nil
-			})))
-		if err != nil {
-			t.Fatal(err)
-		}
-		queue = sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(sqsURL) })
-		secrets = secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(secURL) })
 	}
 	hs.h = NewHandler(Deps{
 		Tokens:  secret.New(secrets, localenv.SecretID, time.Minute, secret.PostbackToken),

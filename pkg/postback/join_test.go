@@ -171,17 +171,17 @@ func TestJoinFailuresRelease(t *testing.T) {
 	var sends atomic.Int32
 	for _, failAt := range []int32{1, 2} { // from the accepted event on, then from the postback's own on
 		sends.Store(0)
-		hs.sqs.FailSend = func(string) error {
+		hs.sqsFaults.RefuseSends(func(string) error {
 			if sends.Add(1) >= failAt { // and every SDK retry after it
 				return errors.New("down")
 			}
 			return nil
-		}
+		})
 		if resp := hs.invoke(t, post(pbXML("N101", "T-r", "race-r"))); resp.StatusCode != 503 {
 			t.Errorf("fail at send %d: status %d, want 503", failAt, resp.StatusCode)
 		}
 	}
-	hs.sqs.FailSend = nil
+	hs.sqsFaults.RefuseSends(nil)
 	if resp := hs.invoke(t, post(pbXML("N101", "T-r", "race-r"))); resp.StatusCode != 200 {
 		t.Errorf("retry right after: status %d, want 200", resp.StatusCode)
 	}
@@ -195,11 +195,11 @@ func TestJoinFailuresRelease(t *testing.T) {
 func TestNoMoveBack(t *testing.T) {
 	hs := newHarness(t)
 	hs.link(t, "DrXAFP-Ylpc-JZL", "order-1")
-	hs.sqs.FailSend = func(string) error { return errors.New("down") }
+	hs.sqsFaults.RefuseSends(func(string) error { return errors.New("down") })
 	if resp := hs.invoke(t, post(fixture(t, "n101-mms"))); resp.StatusCode != 503 {
 		t.Fatalf("status %d, want 503", resp.StatusCode)
 	}
-	hs.sqs.FailSend = nil
+	hs.sqsFaults.RefuseSends(nil)
 	for _, f := range []string{"n102-delivered", "n101-mms"} {
 		if resp := hs.invoke(t, post(fixture(t, f))); resp.StatusCode != 200 {
 			t.Errorf("%s: status %d, want 200", f, resp.StatusCode)

@@ -12,18 +12,30 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/mmsgate/mmsgate/internal/fakesecrets"
+	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 )
 
 // setup runs the real SDK client against fakesecrets.
-func setup(t *testing.T) (*fakesecrets.Server, *secretsmanager.Client) {
+// setup starts the Secrets Manager stand-in behind a fault proxy (down,
+// slow) and returns a client through the proxy.
+func setup(t *testing.T) (*fakesecrets.Server, *faultproxy.Proxy, *secretsmanager.Client) {
 	t.Helper()
 	fake := fakesecrets.New()
-	url, err := fake.Start("127.0.0.1:0")
+	target, err := fake.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fake.Close() })
+	faults, err := faultproxy.New(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := faults.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { faults.Close() })
 	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"),
 		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "a", SecretAccessKey: "b"}, nil
@@ -31,16 +43,16 @@ func setup(t *testing.T) (*fakesecrets.Server, *secretsmanager.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fake, secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
+	return fake, faults, secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
 		o.BaseEndpoint = aws.String(url)
 		o.RetryMaxAttempts = 1
 	})
 }
 
 func TestGetCachesAndFetchesOnce(t *testing.T) {
-	fake, api := setup(t)
+	fake, faults, api := setup(t)
 	fake.Put("s", `{"api_key":"k1","postback_token":"t1"}`)
-	fake.SetDelay(100 * time.Millisecond)
+	faults.SetDelay(100 * time.Millisecond)
 	c := New(api, "s", time.Minute)
 	var wg sync.WaitGroup
 	for range 20 {
@@ -64,7 +76,7 @@ func TestGetCachesAndFetchesOnce(t *testing.T) {
 }
 
 func TestTTLAndStale(t *testing.T) {
-	fake, api := setup(t)
+	fake, faults, api := setup(t)
 	fake.Put("s", `{"api_key":"k1"}`)
 	c := New(api, "s", time.Minute)
 	now := time.Now()
@@ -77,7 +89,7 @@ func TestTTLAndStale(t *testing.T) {
 	if v, _ := c.Get(context.Background()); v.APIKey != "k2" {
 		t.Errorf("after the TTL Get = %q, want k2", v.APIKey)
 	}
-	fake.SetDown(true)
+	faults.SetDown(true)
 	now = now.Add(2 * time.Minute)
 	if v, err := c.Get(context.Background()); err != nil || v.APIKey != "k2" {
 		t.Errorf("refresh failing: Get = %q, %v; want the stale k2", v.APIKey, err)
@@ -85,7 +97,7 @@ func TestTTLAndStale(t *testing.T) {
 }
 
 func TestRefresh(t *testing.T) {
-	fake, api := setup(t)
+	fake, _, api := setup(t)
 	fake.Put("s", `{"api_key":"old"}`)
 	c := New(api, "s", time.Hour)
 	old, _ := c.Get(context.Background())
@@ -103,17 +115,17 @@ func TestRefresh(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	tests := map[string]struct {
-		setup     func(*fakesecrets.Server)
+		setup     func(*fakesecrets.Server, *faultproxy.Proxy)
 		wantClass apperr.Class
 	}{
-		"down":     {func(f *fakesecrets.Server) { f.SetDown(true) }, apperr.Retry},
-		"missing":  {func(f *fakesecrets.Server) {}, apperr.Retry},
-		"not JSON": {func(f *fakesecrets.Server) { f.Put("s", "plain-key") }, apperr.Config},
+		"down":     {func(_ *fakesecrets.Server, p *faultproxy.Proxy) { p.SetDown(true) }, apperr.Retry},
+		"missing":  {func(*fakesecrets.Server, *faultproxy.Proxy) {}, apperr.Retry},
+		"not JSON": {func(f *fakesecrets.Server, _ *faultproxy.Proxy) { f.Put("s", "plain-key") }, apperr.Config},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			fake, api := setup(t)
-			tt.setup(fake)
+			fake, faults, api := setup(t)
+			tt.setup(fake, faults)
 			_, err := New(api, "s", time.Minute).Get(context.Background())
 			if err == nil || apperr.ClassOf(err) != tt.wantClass {
 				t.Errorf("Get error = %v (class %s), want class %s", err, apperr.ClassOf(err), tt.wantClass)
@@ -145,7 +157,7 @@ func TestFields(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake, api := setup(t)
+			fake, _, api := setup(t)
 			fake.Put("s", tt.secret)
 			got, err := New(api, "s", time.Minute, tt.need...).Get(context.Background())
 			if tt.wantClass != 0 {

@@ -107,6 +107,13 @@ type Config struct {
 	ReceiptWindow time.Duration
 }
 
+// MaxVisibility is the longest a record is hidden for. SQS refuses a
+// visibility beyond 12 hours in all from the receive (the whole change,
+// not the excess); the receive came at most a batching window (5 min)
+// before the invocation, and this call at most a function timeout (15
+// min) into it.
+const MaxVisibility = 12*time.Hour - 20*time.Minute
+
 // Defaults of contract §5.
 const (
 	DefaultRetryWindow   = 24 * time.Hour
@@ -787,9 +794,9 @@ func (h *Handler) setVisibility(ctx context.Context, j *job, d time.Duration) {
 	if url == "" || j.rec.ReceiptHandle == "" {
 		return
 	}
-	secs := int32((max(d, time.Second) + time.Second - 1) / time.Second)
+	secs := int32((min(max(d, time.Second), MaxVisibility) + time.Second - 1) / time.Second)
 	_, err := h.d.Queue.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
-		QueueUrl: aws.String(url), ReceiptHandle: aws.String(j.rec.ReceiptHandle), VisibilityTimeout: min(secs, 43200),
+		QueueUrl: aws.String(url), ReceiptHandle: aws.String(j.rec.ReceiptHandle), VisibilityTimeout: secs,
 	})
 	if err != nil {
 		j.log.WarnContext(ctx, "cannot set the retry back-off; the queue's visibility timeout applies", "err", err)

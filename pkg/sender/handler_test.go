@@ -357,7 +357,7 @@ func TestDeadlineNear(t *testing.T) {
 
 func TestSecretsManagerDownAtColdStart(t *testing.T) {
 	hs := newHarness(t, nil, nil)
-	hs.env.Secrets.SetDown(true)
+	hs.env.SecretsFaults.SetDown(true)
 	_, err := hs.invoke(t, context.Background(), loadEvent(t, "batch-mixed"))
 	if err == nil || !strings.Contains(err.Error(), "secret") {
 		t.Fatalf("invoke error = %v, want a clear secret error (whole batch retried)", err)
@@ -429,18 +429,18 @@ func TestDynamoDBThrottling(t *testing.T) {
 
 func TestEventPublishFailsAfterAcceptance(t *testing.T) {
 	hs := newHarness(t, nil, nil)
-	hs.env.SQS.FailSend = func(q string) error {
+	hs.env.SQSFaults.RefuseSends(func(q string) error {
 		if q == localenv.EventQueue {
 			return errors.New("events queue down")
 		}
 		return nil
-	}
+	})
 	ev := withBody(t, `{"id":"pub-1","to":"17743199144","mmsId":1000}`)
 	resp, err := hs.invoke(t, context.Background(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 1 {
 		t.Fatalf("invoke = %+v, %v; want the record back for its event", resp, err)
 	}
-	hs.env.SQS.FailSend = nil
+	hs.env.SQSFaults.RefuseSends(nil)
 	resp, err = hs.invoke(t, context.Background(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("redelivery = %+v, %v", resp, err)
@@ -669,12 +669,12 @@ func TestBatchedEvents(t *testing.T) {
 		ev.Records = append(ev.Records, r)
 	}
 	var refused atomic.Int32
-	hs.env.SQS.FailSend = func(q string) error {
+	hs.env.SQSFaults.RefuseSends(func(q string) error {
 		if q == localenv.EventQueue && refused.Add(1) == 4 { // one entry of the events' batch
 			return errors.New("entry refused")
 		}
 		return nil
-	}
+	})
 	resp, err := hs.invoke(t, context.Background(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 1 {
 		t.Fatalf("invoke = %+v, %v; want one record back for its event", resp, err)
@@ -697,7 +697,7 @@ func TestBatchedEvents(t *testing.T) {
 		t.Errorf("events after the first delivery = %v; want the 9 not refused", got)
 	}
 	back := slices.IndexFunc(ev.Records, func(r events.SQSMessage) bool { return r.MessageId == resp.BatchItemFailures[0].ItemIdentifier })
-	hs.env.SQS.FailSend = nil
+	hs.env.SQSFaults.RefuseSends(nil)
 	ev.Records = ev.Records[back : back+1]
 	ev.Records[0].Attributes["ApproximateReceiveCount"] = "2"
 	if resp, err := hs.invoke(t, context.Background(), ev); err != nil || len(resp.BatchItemFailures) != 0 {

@@ -484,3 +484,32 @@ func TestHandoffWithDuplicatesInFlight(t *testing.T) {
 		t.Errorf("events = %v, want one accepted", got)
 	}
 }
+
+// A long in-doubt window hides the message as long as SQS allows: 12 hours
+// in all from its receive, less the batching window and the function's
+// run (SQS refuses the whole change beyond that, and the message would
+// then come back every visibility timeout for half a day).
+func TestInDoubtLongWindowVisibility(t *testing.T) {
+	hang := func(c *sim.Config) {
+		c.Faults = []sim.Fault{{Kind: "hang", Count: 1, Match: sim.Match{ToSuffix: "9144"}}}
+	}
+	hs := newHarness(t, hang, func(c *Config) { c.InDoubtWindow, c.CallTimeout = 24*time.Hour, 300*time.Millisecond })
+	if _, err := hs.env.SQS.Send(localenv.SendQueue, `{"id":"doubt-24h","to":"17743199144","mmsId":1000}`, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := hs.env.SQS.Receive(localenv.SendQueue, 1, 30*time.Second)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("receive = %v, %v", msgs, err)
+	}
+	ev := record(t, msgs[0].ID, msgs[0].Body, time.Now())
+	ev.Records[0].ReceiptHandle = msgs[0].ReceiptHandle
+	start := time.Now()
+	hs.mustInvoke(t, context.Background(), ev, 1)
+	if strings.Contains(hs.logs.String(), "cannot set the retry back-off") {
+		t.Errorf("the visibility change was refused:\n%s", hs.logs)
+	}
+	m := hs.env.SQS.Messages(localenv.SendQueue)[0]
+	if wait := m.VisibleAt.Sub(start); wait < 11*time.Hour || wait > 12*time.Hour {
+		t.Errorf("hidden for %v; want as long as SQS allows (between 11 and 12 h)", wait)
+	}
+}
