@@ -549,25 +549,12 @@ func TestAttackTimerRacesAllWait(t *testing.T) {
 		o.Linger = time.Duration(rand.IntN(300)) * time.Microsecond
 		n := 1 + rand.IntN(25)
 		var all []string
-		var ctxs []context.Context
-		var leaves []func()
 		for c := range n {
 			all = append(all, fmt.Sprintf("r%d-%d", i, c))
-			cx, l := o.Join(t.Context())
-			ctxs, leaves = append(ctxs, cx), append(leaves, l)
 		}
-		res := &atkResults{}
-		waitAll(t, 2*time.Second, func() {
-			var wg sync.WaitGroup
-			for c, b := range all {
-				wg.Go(func() {
-					defer leaves[c]()
-					time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
-					out, err := o.SendMessage(ctxs[c], msg([]string{"a", "b"}[c%2], b))
-					res.put(b, out, err)
-				})
-			}
-			wg.Wait()
+		res := sendEachWith(t, o, all, func(c int, b string) *sqs.SendMessageInput {
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+			return msg([]string{"a", "b"}[c%2], b)
 		})
 		f.check(t, all, res)
 		if t.Failed() {
@@ -626,8 +613,6 @@ func TestAttackSizeBoundary(t *testing.T) {
 			o := New(f)
 			o.Linger = time.Hour
 			var all []string
-			var ctxs []context.Context
-			var leaves []func()
 			for i := range MaxEntries {
 				b := fmt.Sprintf("%d", i)
 				b += strings.Repeat("s", tt.body-len(b))
@@ -637,21 +622,8 @@ func TestAttackSizeBoundary(t *testing.T) {
 					in.MessageAttributes = attrs
 				}
 				f.inputs[b] = in
-				c, l := o.Join(t.Context())
-				ctxs, leaves = append(ctxs, c), append(leaves, l)
 			}
-			res := &atkResults{}
-			waitAll(t, 2*time.Second, func() {
-				var wg sync.WaitGroup
-				for i, b := range all {
-					wg.Go(func() {
-						defer leaves[i]()
-						out, err := o.SendMessage(ctxs[i], f.inputs[b])
-						res.put(b, out, err)
-					})
-				}
-				wg.Wait()
-			})
+			res := sendEachWith(t, o, all, func(_ int, b string) *sqs.SendMessageInput { return f.inputs[b] })
 			f.check(t, all, res)
 			if tt.batch && (f.batches != 1 || f.singles != 0) || !tt.batch && (f.batches != 0 || f.singles != MaxEntries) {
 				t.Errorf("%d batches, %d singles", f.batches, f.singles)
@@ -673,24 +645,7 @@ func TestAttackOddAnswers(t *testing.T) {
 	}
 	o := New(f)
 	o.Linger = time.Hour
-	var ctxs []context.Context
-	var leaves []func()
-	for range all {
-		c, l := o.Join(t.Context())
-		ctxs, leaves = append(ctxs, c), append(leaves, l)
-	}
-	res := &atkResults{}
-	waitAll(t, 2*time.Second, func() {
-		var wg sync.WaitGroup
-		for i, b := range all {
-			wg.Go(func() {
-				defer leaves[i]()
-				out, err := o.SendMessage(ctxs[i], msg("q", b))
-				res.put(b, out, err)
-			})
-		}
-		wg.Wait()
-	})
+	res := sendEach(t, o, all)
 	f.check(t, all, res)
 }
 
@@ -702,24 +657,7 @@ func TestAttackNonCanonicalIDs(t *testing.T) {
 	o := New(f)
 	o.Linger = time.Hour
 	all := []string{"a", "b", "c", "d"}
-	var ctxs []context.Context
-	var leaves []func()
-	for range all {
-		c, l := o.Join(t.Context())
-		ctxs, leaves = append(ctxs, c), append(leaves, l)
-	}
-	res := &atkResults{}
-	waitAll(t, 2*time.Second, func() {
-		var wg sync.WaitGroup
-		for i, b := range all {
-			wg.Go(func() {
-				defer leaves[i]()
-				out, err := o.SendMessage(ctxs[i], msg("q", b))
-				res.put(b, out, err)
-			})
-		}
-		wg.Wait()
-	})
+	res := sendEach(t, o, all)
 	for _, b := range all {
 		if r := res.m[b]; r.err == nil {
 			t.Errorf("%s: success from an answer that never named its id (%q)", b, aws.ToString(r.out.MessageId))
@@ -836,4 +774,35 @@ func TestAttackOthersContext(t *testing.T) {
 			t.Errorf("a failed with b's deadline: %v", err)
 		}
 	})
+}
+
+// sendEach joins one caller per body, then has each send its body to q
+// at once and leave; every caller must return within 2 s.
+func sendEach(t *testing.T, o *Outbox, bodies []string) *atkResults {
+	return sendEachWith(t, o, bodies, func(_ int, b string) *sqs.SendMessageInput { return msg("q", b) })
+}
+
+// sendEachWith is sendEach with caller i's input built (in its own
+// goroutine, just before it sends) by in.
+func sendEachWith(t *testing.T, o *Outbox, bodies []string, in func(i int, body string) *sqs.SendMessageInput) *atkResults {
+	t.Helper()
+	var ctxs []context.Context
+	var leaves []func()
+	for range bodies {
+		c, l := o.Join(t.Context())
+		ctxs, leaves = append(ctxs, c), append(leaves, l)
+	}
+	res := &atkResults{}
+	waitAll(t, 2*time.Second, func() {
+		var wg sync.WaitGroup
+		for i, b := range bodies {
+			wg.Go(func() {
+				defer leaves[i]()
+				out, err := o.SendMessage(ctxs[i], in(i, b))
+				res.put(b, out, err)
+			})
+		}
+		wg.Wait()
+	})
+	return res
 }
