@@ -272,9 +272,9 @@ func waitAll(t *testing.T, d time.Duration, fn func()) {
 
 // pendingLen reports how many entries wait for url.
 func pendingLen(o *Outbox, url string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.pending[url])
+	o.def.mu.Lock()
+	defer o.def.mu.Unlock()
+	return len(o.def.pending[url])
 }
 
 func waitPending(t *testing.T, o *Outbox, url string, n int) {
@@ -414,11 +414,11 @@ func TestAttackRandom(t *testing.T) {
 			wg.Wait()
 		})
 		f.check(t, all, res)
-		o.mu.Lock()
-		if o.open != 0 || o.waiting != 0 || len(o.pending) != 0 || o.timer != nil {
-			t.Errorf("seed %d: left open %d, waiting %d, pending %d, timer %v", seed, o.open, o.waiting, len(o.pending), o.timer != nil)
+		o.def.mu.Lock()
+		if o.def.open != 0 || o.def.waiting != 0 || len(o.def.pending) != 0 || o.def.timer != nil {
+			t.Errorf("seed %d: left open %d, waiting %d, pending %d, timer %v", seed, o.def.open, o.def.waiting, len(o.def.pending), o.def.timer != nil)
 		}
-		o.mu.Unlock()
+		o.def.mu.Unlock()
 		if t.Failed() {
 			t.Fatalf("seed %d, linger %v", seed, o.Linger)
 		}

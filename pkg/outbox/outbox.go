@@ -2,6 +2,10 @@
 // batch make at about the same time into SendMessageBatch calls: one
 // request for up to ten messages instead of ten (SQS bills per request).
 //
+// The records of one batch are a Group, each record joins it; only
+// messages of one group share a call, so a call lives no longer than its
+// own callers' contexts.
+//
 // It changes no guarantee of its callers: SendMessage still returns only
 // once its own message is on the queue (or with that message's error), so
 // whatever a caller does after a send (release a claim, mark an event
@@ -47,7 +51,15 @@ type api interface {
 type Outbox struct {
 	api    api
 	Linger time.Duration
+	def    *group // for callers that join outside any Group
+}
 
+// group is the callers whose sends are batched together: one SQS batch's
+// records. Only they hold each other up, and a batch call carries only
+// their messages, so it lives no longer than their contexts (another
+// invocation's deadline, in a process that runs several, is not theirs).
+type group struct {
+	o       *Outbox
 	mu      sync.Mutex
 	open    int                 // joined callers still at work
 	waiting int                 // of those, how many wait in SendMessage
@@ -65,57 +77,80 @@ type entry struct {
 
 // New returns an outbox in front of api.
 func New(api api) *Outbox {
-	return &Outbox{api: api, Linger: DefaultLinger, pending: map[string][]*entry{}}
+	o := &Outbox{api: api, Linger: DefaultLinger}
+	o.def = o.newGroup()
+	return o
 }
 
-type joined struct{}
+func (o *Outbox) newGroup() *group { return &group{o: o, pending: map[string][]*entry{}} }
 
-// Join marks ctx's holder as one of the callers whose sends are grouped:
-// its messages wait for the others' while it is at work. leave must be
-// called when it is done (it then no longer holds the others up).
+type (
+	groupKey struct{}
+	joined   struct{}
+)
+
+// Group returns ctx for a new group of callers (one SQS batch's records):
+// each joins with the returned context.
+func (o *Outbox) Group(ctx context.Context) context.Context {
+	return context.WithValue(ctx, groupKey{}, o.newGroup())
+}
+
+// Join marks ctx's holder as one of the callers of ctx's group (or of the
+// outbox's own, outside any) whose sends are batched: its messages wait
+// for the others' while it is at work. leave must be called when it is
+// done (it then no longer holds the others up).
 func (o *Outbox) Join(ctx context.Context) (_ context.Context, leave func()) {
-	o.mu.Lock()
-	o.open++
-	o.mu.Unlock()
+	g, ok := ctx.Value(groupKey{}).(*group)
+	if !ok || g.o != o {
+		g = o.def
+	}
+	g.mu.Lock()
+	g.open++
+	g.mu.Unlock()
 	var once sync.Once
-	return context.WithValue(ctx, joined{}, o), func() {
+	return context.WithValue(ctx, joined{}, g), func() {
 		once.Do(func() {
-			o.mu.Lock()
-			o.open--
-			o.flushIfAllWaitLocked()
+			g.mu.Lock()
+			g.open--
+			g.flushIfAllWaitLocked()
 		})
 	}
 }
 
 // SendMessage sends in, batched with others when ctx has joined.
 func (o *Outbox) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
-	if ctx.Value(joined{}) != o || !batchable(in) || len(opts) > 0 {
+	g, ok := ctx.Value(joined{}).(*group)
+	if !ok || g.o != o || !batchable(in) || len(opts) > 0 {
 		return o.api.SendMessage(ctx, in, opts...)
 	}
+	return g.sendMessage(ctx, in)
+}
+
+func (g *group) sendMessage(ctx context.Context, in *sqs.SendMessageInput) (*sqs.SendMessageOutput, error) {
 	e := &entry{ctx: ctx, in: in, done: make(chan struct{})}
 	url := aws.ToString(in.QueueUrl)
-	o.mu.Lock()
-	o.waiting++
-	o.pending[url] = append(o.pending[url], e)
+	g.mu.Lock()
+	g.waiting++
+	g.pending[url] = append(g.pending[url], e)
 	switch {
-	case len(o.pending[url]) >= MaxEntries:
-		batch := o.take(url)
-		o.mu.Unlock()
-		o.send(url, batch)
+	case len(g.pending[url]) >= MaxEntries:
+		batch := g.take(url)
+		g.mu.Unlock()
+		g.send(url, batch)
 	default:
-		if o.timer == nil {
+		if g.timer == nil {
 			var t *time.Timer
-			t = time.AfterFunc(o.Linger, func() {
-				o.mu.Lock()
-				if o.timer != t {
-					o.mu.Unlock() // a flush came first
+			t = time.AfterFunc(g.o.Linger, func() {
+				g.mu.Lock()
+				if g.timer != t {
+					g.mu.Unlock() // a flush came first
 					return
 				}
-				o.flushLocked()
+				g.flushLocked()
 			})
-			o.timer = t
+			g.timer = t
 		}
-		o.flushIfAllWaitLocked()
+		g.flushIfAllWaitLocked()
 	}
 	<-e.done
 	return e.out, e.err
@@ -123,52 +158,52 @@ func (o *Outbox) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts
 
 // flushIfAllWaitLocked flushes everything pending when every joined
 // caller waits for a send: nothing more can come soon. It unlocks.
-func (o *Outbox) flushIfAllWaitLocked() {
-	if o.waiting < o.open {
-		o.mu.Unlock()
+func (g *group) flushIfAllWaitLocked() {
+	if g.waiting < g.open {
+		g.mu.Unlock()
 		return
 	}
-	o.flushLocked()
+	g.flushLocked()
 }
 
 // flushLocked sends everything pending, one batch per queue. It unlocks.
-func (o *Outbox) flushLocked() {
+func (g *group) flushLocked() {
 	batches := map[string][]*entry{}
-	for url := range o.pending {
-		batches[url] = o.take(url)
+	for url := range g.pending {
+		batches[url] = g.take(url)
 	}
-	if o.timer != nil {
-		o.timer.Stop()
-		o.timer = nil
+	if g.timer != nil {
+		g.timer.Stop()
+		g.timer = nil
 	}
-	o.mu.Unlock()
+	g.mu.Unlock()
 	var wg sync.WaitGroup
 	for url, batch := range batches {
-		wg.Go(func() { o.send(url, batch) })
+		wg.Go(func() { g.send(url, batch) })
 	}
 	wg.Wait()
 }
 
-func (o *Outbox) take(url string) []*entry {
-	batch := o.pending[url]
-	delete(o.pending, url)
+func (g *group) take(url string) []*entry {
+	batch := g.pending[url]
+	delete(g.pending, url)
 	return batch
 }
 
 // send sends one queue's entries and hands each its own result.
-func (o *Outbox) send(url string, batch []*entry) {
+func (g *group) send(url string, batch []*entry) {
 	defer func() {
 		// No longer waiting from here: a caller back at work holds the
 		// next flush up, as it should.
-		o.mu.Lock()
-		o.waiting -= len(batch)
-		o.mu.Unlock()
+		g.mu.Lock()
+		g.waiting -= len(batch)
+		g.mu.Unlock()
 		for _, e := range batch {
 			close(e.done)
 		}
 	}()
 	if len(batch) == 1 {
-		batch[0].out, batch[0].err = o.api.SendMessage(batch[0].ctx, batch[0].in)
+		batch[0].out, batch[0].err = g.o.api.SendMessage(batch[0].ctx, batch[0].in)
 		return
 	}
 	ctx, stop := batchContext(batch)
@@ -183,7 +218,7 @@ func (o *Outbox) send(url string, batch []*entry) {
 			MessageAttributes: e.in.MessageAttributes, MessageSystemAttributes: e.in.MessageSystemAttributes,
 		})
 	}
-	out, err := o.api.SendMessageBatch(ctx, in)
+	out, err := g.o.api.SendMessageBatch(ctx, in)
 	if err == nil && out == nil {
 		err = &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "sqs.SendMessageBatch", Message: "no answer"}
 	}

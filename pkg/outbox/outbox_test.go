@@ -302,3 +302,44 @@ func TestQueuesApart(t *testing.T) {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 }
+
+// Groups keep apart: callers of two groups (two invocations in one
+// process) never share a batch call, and one group's caller at work does
+// not hold the other group's sends up.
+func TestGroupsApart(t *testing.T) {
+	f := &fakeSQS{}
+	o := New(f)
+	o.Linger = time.Hour
+	a, b := o.Group(t.Context()), o.Group(t.Context())
+	_, leaveBusy := o.Join(a) // at work in group a
+	defer leaveBusy()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		var ctxs []context.Context
+		var leaves []func()
+		for range 3 { // all join before any sends
+			ctx, leave := o.Join(b)
+			ctxs, leaves = append(ctxs, ctx), append(leaves, leave)
+		}
+		for i := range 3 {
+			ctx, leave := ctxs[i], leaves[i]
+			wg.Go(func() {
+				defer leave()
+				if _, err := o.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String("q"), MessageBody: aws.String(fmt.Sprint("b", i))}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("group b waited for group a's caller")
+	}
+	if diff := cmp.Diff([]string{"SendMessageBatch q b0,b1,b2"}, f.log()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+}

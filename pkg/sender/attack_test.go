@@ -317,10 +317,10 @@ func postbackTo(t *testing.T, hs *harness, pub publisher) func(code, trk, ref st
 
 // TestAttackPostbackRacesGiveBack: the call times out (in doubt), but
 // Skycore did take it and its postback (with CLIENT_REFERENCE) arrives
-// right after the sender wrote INDOUBT and before it published its
-// retrying event. The postback records the acceptance and publishes
-// accepted and sent; the sender's retrying must not follow them
-// (retrying is never the last word; no event out of order).
+// right after the sender gave the id back (INDOUBT or RETRY). The
+// sender publishes retrying before it gives the id back, while its claim
+// still holds off the postback, so the postback's accepted and sent come
+// after it (retrying is never the last word; no event out of order).
 func TestAttackPostbackRacesGiveBack(t *testing.T) {
 	for _, mode := range []string{"doubt", "release"} {
 		t.Run(mode, func(t *testing.T) {

@@ -71,6 +71,7 @@ type (
 	// batcher groups the sends of a batch's records (pkg/outbox); nil
 	// sends each at once.
 	batcher interface {
+		Group(ctx context.Context) context.Context
 		Join(ctx context.Context) (context.Context, func())
 	}
 	queue interface {
@@ -132,9 +133,10 @@ type Deps struct {
 	Queue   queue
 	// Receipts schedules receipt checks (with Config.ReceiptWindow); nil is off.
 	Receipts receipts
-	// Outbox, when set, is what Events, Receipts and Queue send through:
-	// each record joins it, so the messages of one batch go out in
-	// SendMessageBatch calls.
+	// Outbox, when set, is what Events and Receipts send through: each
+	// invocation is a group and each of its records joins it, so the
+	// messages of one batch go out in SendMessageBatch calls (never with
+	// another invocation's, whose deadline is not theirs).
 	Outbox  batcher
 	Log     *slog.Logger
 	Metrics *emf.Metrics
@@ -186,6 +188,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		mu.Lock()
 		failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: id})
 		mu.Unlock()
+	}
+	if h.d.Outbox != nil {
+		ctx = h.d.Outbox.Group(ctx)
 	}
 	g := new(errgroup.Group)
 	g.SetLimit(h.cfg.Concurrency)
