@@ -270,7 +270,7 @@ func (s *Server) ChangeVisibility(name, receipt string, d time.Duration) error {
 	}
 	// As SQS (and moto): at most 12 hours in all from the receive.
 	if total := s.now().Sub(q.msgs[i].ReceivedAt) + d; total > MaxVisibility {
-		return fmt.Errorf("Value %d for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]", int(d/time.Second))
+		return fmt.Errorf("value %d for parameter VisibilityTimeout is invalid: total VisibilityTimeout for the message is beyond the limit [43200 seconds]", int(d/time.Second))
 	}
 	q.msgs[i].VisibleAt = s.now().Add(d)
 	s.wake()

@@ -19,12 +19,11 @@ import (
 // fakeSQS records every call; refuse names bodies whose batch entry fails,
 // down fails every call.
 type fakeSQS struct {
-	mu      sync.Mutex
-	calls   []string // "SendMessage q body" or "SendMessageBatch q body,body"
-	refuse  map[string]bool
-	drop    map[string]bool // bodies left out of the batch answer
-	down    error
-	entered chan struct{} // closed at the first call, when set
+	mu     sync.Mutex
+	calls  []string // "SendMessage q body" or "SendMessageBatch q body,body"
+	refuse map[string]bool
+	drop   map[string]bool // bodies left out of the batch answer
+	down   error
 }
 
 func (f *fakeSQS) SendMessage(_ context.Context, in *sqs.SendMessageInput, _ ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
