@@ -1,8 +1,9 @@
 // Package devtest drives `make dev` (mmsgate-local -dev) from the outside
 // with clients nobody here wrote: Debian's AWS CLI and boto3 (SQS's query
 // protocol), and the Node AWS SDK v3 with sqs-consumer (JSON protocol,
-// DeleteMessageBatch), then stops it with Ctrl-C and checks that no child
-// process survives.
+// DeleteMessageBatch); with the operator's tool (a dead letter redriven
+// until it is delivered) and the applications' Go client; then stops it
+// with Ctrl-C and checks that no child process survives.
 package devtest
 
 import (
@@ -10,12 +11,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/mmsgate/mmsgate/client"
 	"github.com/mmsgate/mmsgate/internal/loopback"
 	"github.com/mmsgate/mmsgate/internal/moto"
 	"github.com/mmsgate/mmsgate/schema"
@@ -315,6 +319,39 @@ func TestDev(t *testing.T) {
 		a := d.attrs(t, d.event)
 		if v, h := a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesNotVisible"]; h != "0" {
 			t.Errorf("after sqs-consumer: %s visible, %s in flight; want none in flight (deleted)", v, h)
+		}
+	})
+
+	t.Run("the Go client sends and reads the events (client package)", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		api := d.sqs()
+		p := client.Policy{DefaultFrom: "60856"}
+		c := client.New(api, d.send, p)
+		req := func(id, to string) client.Request {
+			return client.Request{ID: id, To: to, MMSID: "1000", Slides: []client.Slide{{Slide: 1, Text: "Hi"}}}
+		}
+		if err := c.Send(ctx, req("goclient-1", "17743199144")); err != nil {
+			t.Fatal(err)
+		}
+		// An invalid request fails here, in the application, not in the sender.
+		err := c.SendBatch(ctx, []client.Request{req("goclient-2", "17743199144"), req("goclient-bad", "12")})
+		var be *client.BatchError
+		if !errors.As(err, &be) || !slices.Equal(be.IDs(), []string{"goclient-bad"}) {
+			t.Fatalf("SendBatch = %v; want goclient-bad refused alone", err)
+		}
+		want := map[string]bool{"goclient-1:accepted": true, "goclient-1:delivered": true, "goclient-2:accepted": true, "goclient-2:delivered": true}
+		r := &client.Receiver{API: api, QueueURL: d.event, Wait: time.Second}
+		for len(want) > 0 && ctx.Err() == nil {
+			if _, err := r.Poll(ctx, func(_ context.Context, e client.Event) error {
+				delete(want, e.ID+":"+e.Event)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(want) > 0 {
+			t.Errorf("events never read: %v", want)
 		}
 	})
 
