@@ -1,8 +1,9 @@
 // Package fakesecrets is a Secrets Manager speaking the AWS JSON 1.1
 // protocol for GetSecretValue, so the real SDK client runs under
-// `go test -short`, which starts no service (moto serves Secrets Manager
-// everywhere else). Faults (down, slow) come from the fault proxy in
-// front of it, as for any stand-in.
+// `go test -short`, which may start no service: moto, a Python server,
+// serves Secrets Manager everywhere else (localenv), and pkg/secret's
+// tests run against both. Faults (down, slow) and call counts come from
+// the fault proxy in front of it, as for any stand-in.
 package fakesecrets
 
 import (
@@ -10,9 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -20,8 +19,6 @@ import (
 type Server struct {
 	mu      sync.Mutex
 	secrets map[string]string
-	calls   atomic.Int64
-	callers map[string]int64 // GetSecretValue calls by caller
 	srv     *http.Server
 	url     string
 }
@@ -34,32 +31,6 @@ func (s *Server) Put(name, value string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.secrets[name] = value
-}
-
-// Calls counts GetSecretValue calls.
-func (s *Server) Calls() int64 { return s.calls.Load() }
-
-// CallsBy counts GetSecretValue calls by caller: the application id in
-// the request's User-Agent ("app/<id>", set by the SDK from
-// AWS_SDK_UA_APP_ID), "" for none.
-func (s *Server) CallsBy() map[string]int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int64, len(s.callers))
-	for k, n := range s.callers {
-		out[k] = n
-	}
-	return out
-}
-
-// appID is the application id in an AWS SDK User-Agent ("app/<id>").
-func appID(userAgent string) string {
-	for _, f := range strings.Fields(userAgent) {
-		if id, ok := strings.CutPrefix(f, "app/"); ok {
-			return id
-		}
-	}
-	return ""
 }
 
 // Start serves on addr ("127.0.0.1:0" picks a free port) and returns the URL.
@@ -88,13 +59,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, "InvalidRequestException", "fakesecrets implements GetSecretValue only", 400)
 		return
 	}
-	s.calls.Add(1)
-	s.mu.Lock()
-	if s.callers == nil {
-		s.callers = map[string]int64{}
-	}
-	s.callers[appID(r.Header.Get("User-Agent"))]++
-	s.mu.Unlock()
 	var in struct{ SecretId string }
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in); err != nil {
 		fail(w, "InvalidRequestException", err.Error(), 400)

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/mmsgate/mmsgate/internal/dynalite"
@@ -177,12 +179,27 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 			e.Close()
 			return nil, err
 		}
-		e.Secrets = fakesecrets.New()
-		if e.SecretsFaults, e.SecretURL, err = proxied(e.Secrets.Start, addr(portOf(ports, "secrets"))); err != nil {
+		// Secrets Manager is moto's, except where no service may run
+		// (`go test -short`: NoDynamo), where fakesecrets stands in.
+		start := func(string) (string, error) {
+			var err error
+			if e.Moto, err = moto.Start(ctx, moto.Options{Log: o.MotoLog}); err != nil {
+				return "", err
+			}
+			return e.Moto.URL, nil
+		}
+		if o.NoDynamo {
+			e.Secrets = fakesecrets.New()
+			start = e.Secrets.Start
+		}
+		if e.SecretsFaults, e.SecretURL, err = proxied(start, addr(portOf(ports, "secrets"))); err != nil {
 			e.Close()
 			return nil, err
 		}
-		e.PutSecret(o.APIKey, o.PostbackToken)
+		if err := e.createSecret(ctx, o); err != nil {
+			e.Close()
+			return nil, err
+		}
 		e.DLQURL = e.SQS.CreateQueue(SendDLQ, 30*time.Second, "", 0)
 		e.SendQueueURL = e.SQS.CreateQueue(SendQueue, o.Visibility, SendDLQ, o.MaxReceive)
 		e.EventsQueueURL = e.SQS.CreateQueue(EventQueue, 30*time.Second, "", 0)
@@ -221,6 +238,24 @@ func portOf(p *Ports, which string) int {
 		return 0
 	}
 	return map[string]int{"dynamo": p.Dynamo, "sqs": p.SQS, "secrets": p.Secrets}[which]
+}
+
+// createSecret creates the Skycore secret, or sets it when it exists.
+func (e *Env) createSecret(ctx context.Context, o Options) error {
+	if e.Secrets != nil {
+		e.PutSecret(o.APIKey, o.PostbackToken)
+		return nil
+	}
+	b, _ := json.Marshal(map[string]string{"api_key": o.APIKey, "postback_token": o.PostbackToken})
+	_, err := e.SecretsManager().CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(SecretID), SecretString: aws.String(string(b))})
+	var exists *smtypes.ResourceExistsException
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("create secret: %w", err)
+	}
+	if err != nil {
+		e.PutSecret(o.APIKey, o.PostbackToken)
+	}
+	return nil
 }
 
 // PutSecret sets the Skycore secret (contract §4): locally one secret

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -55,13 +53,7 @@ func (e *Env) createMoto(ctx context.Context, o Options) error {
 	if e.ReceiptQueueURL, err = create(ReceiptQueue, time.Minute, nil); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(map[string]string{"api_key": o.APIKey, "postback_token": o.PostbackToken})
-	_, err = e.SecretsManager().CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(SecretID), SecretString: aws.String(string(b))})
-	var exists *smtypes.ResourceExistsException
-	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("create secret: %w", err)
-	}
-	return nil
+	return e.createSecret(ctx, o)
 }
 
 // QueueARN is a queue's ARN (GetQueueAttributes QueueArn).

@@ -78,7 +78,19 @@ type snapshot struct {
 
 func takeSnapshot(s *stack.Stack) snapshot {
 	return snapshot{dynamo: s.Env.Proxy.Calls(), capacity: s.Env.Proxy.Capacity(), sqs: s.Env.SQS.Calls(),
-		secrets: s.Env.Secrets.CallsBy(), stack: s.Usage()}
+		secrets: secretReads(s.Env.SecretsFaults), stack: s.Usage()}
+}
+
+// secretReads counts the GetSecretValue calls through p (the fault proxy
+// in front of Secrets Manager) by caller.
+func secretReads(p *faultproxy.Proxy) map[string]int64 {
+	out := map[string]int64{}
+	for c, n := range p.Calls() {
+		if c.Op == "GetSecretValue" {
+			out[c.Caller] += n
+		}
+	}
+	return out
 }
 
 // caller names an application id; "" is the harness.
