@@ -3,9 +3,11 @@
 // them: dynalite (behind a fault proxy for throttling) for DynamoDB, and
 // for SQS and Secrets Manager either moto's server (Options.Moto: both SQS
 // protocols, batches, SQS's validation; what `make run` and `make dev` use)
-// or the in-process fakesqs and fakesecrets behind fault proxies (refused
-// sends, a service down or slow), whose Go API (non-destructive Messages,
-// Send with attributes) the handler tests and the soak use.
+// or the in-process fakesqs (whose Go API, non-destructive Messages and
+// Send with attributes, the handler tests and the soak use) with moto's
+// Secrets Manager (fakesecrets under NoDynamo: `go test -short` starts no
+// service), each behind a fault proxy (refused sends, a service down or
+// slow, call counts).
 package localenv
 
 import (
@@ -54,8 +56,8 @@ type Options struct {
 	PostbackToken string        // the secret's postback_token (default local-postback-token)
 	Visibility    time.Duration // the send queue's visibility timeout (default 30 s)
 	MaxReceive    int           // the send queue's redrive maxReceiveCount (default 5)
-	// Moto serves SQS and Secrets Manager from moto_server instead of
-	// fakesqs and fakesecrets (Env.SQS and Env.Secrets are then nil).
+	// Moto serves SQS from moto_server too, instead of fakesqs (Env.SQS
+	// and Env.Secrets are then nil), unproxied (make run, make dev).
 	Moto bool
 	// Ports fixes the ports (0: a free one) and the bind address.
 	Ports Ports
@@ -73,7 +75,7 @@ type Env struct {
 	Dynalite *dynalite.Server
 	Proxy    *faultproxy.Proxy
 	SQS      *fakesqs.Server     // nil with Options.Moto
-	Secrets  *fakesecrets.Server // nil with Options.Moto
+	Secrets  *fakesecrets.Server // only with NoDynamo (go test -short)
 	// SQSFaults and SecretsFaults are the fault proxies in front of them
 	// (refused sends, a service down or slow); nil with Options.Moto.
 	SQSFaults, SecretsFaults *faultproxy.Proxy

@@ -31,8 +31,7 @@ const (
 // not see: Lambda invocations and their billed duration, API Gateway
 // requests, and the SQS requests of the event source mapping (on fakesqs
 // the poller uses its Go API). DynamoDB, SQS and Secrets Manager requests
-// made by the functions are counted by the fault proxy, fakesqs and
-// fakesecrets.
+// made by the functions are counted by the fault proxies and fakesqs.
 type Usage struct {
 	Functions   map[string]FunctionUsage // by function (SendMmsFunction, PostbackFunction)
 	APIRequests int64                    // HTTP requests to the API Gateway adapter
