@@ -1,7 +1,9 @@
 package mmsgate
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -52,5 +54,34 @@ func TestLayout(t *testing.T) {
 		if slices.Contains([]string{"util", "utils", "common", "types", "helpers", "models"}, name) {
 			t.Errorf("%s: no package named %s", p, name)
 		}
+	}
+}
+
+// TestShortNeedsOnlyGo keeps the promise of `go test -short ./...`: it
+// passes on a machine with nothing but Go, no Node (dynalite), no Python
+// (moto), no emulator. That is why in-process stand-ins (fakesqs,
+// fakesecrets) exist at all: moto cannot serve there.
+func TestShortNeedsOnlyGo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go test -short itself")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goBin, _ = filepath.EvalSymlinks(goBin)
+	env := []string{"PATH=" + filepath.Dir(goBin), "HOME=" + os.Getenv("HOME"), "MOTO_SERVER=/nonexistent"}
+	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOSUMDB", "GOTOOLCHAIN"} {
+		out, err := exec.Command("go", "env", k).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, k+"="+strings.TrimSpace(string(out)))
+	}
+	cmd := exec.Command(goBin, "test", "-short", "-count=1", "./...")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go test -short ./... with only Go on PATH: %v\n%s", err, out)
 	}
 }

@@ -58,6 +58,9 @@ func root(t *testing.T) string {
 // banner.
 func startDev(t *testing.T) *dev {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts the dev service (moto, dynalite, emulators)")
+	}
 	if runtime.GOOS != "linux" {
 		t.Skip("the dev service's process checks read /proc")
 	}

@@ -21,6 +21,9 @@ import (
 // (contract §4, §5): the queues with the send queue's redrive, one secret
 // with both keys under both variables, and events it can drain.
 func TestMoto(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts moto and dynalite")
+	}
 	if _, err := moto.Binary(); err != nil {
 		t.Skip(err)
 	}

@@ -3,6 +3,7 @@ package moto_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -27,6 +28,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("SKIP moto tests: -short starts no service")
+		os.Exit(0)
+	}
 	if _, err := moto.Binary(); err != nil {
 		fmt.Println("SKIP moto tests:", err)
 		os.Exit(0)
