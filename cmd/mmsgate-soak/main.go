@@ -25,8 +25,8 @@ func main() {
 	n := flag.Int("n", 10000, "send requests")
 	seed := flag.Uint64("seed", 1, "seed")
 	kills := flag.Int("kills", 4, "sender crashes")
-	timeout := flag.Duration("timeout", 25*time.Minute, "give up after")
-	indoubt := flag.Duration("indoubt-window", 25*time.Second, "SEND_INDOUBT_WINDOW (0: off, an in-doubt request is sent again at once)")
+	timeout := flag.Duration("timeout", 40*time.Minute, "give up after")
+	indoubt := flag.Duration("indoubt-window", -1, "SEND_INDOUBT_WINDOW (default 25s for -n ≤ 1000, else 90s; 0: off, an in-doubt request is sent again at once)")
 	outage := flag.Duration("outage", 0, "how long Skycore is down (default 80s for -n ≤ 1000, else 3m)")
 	refuse := flag.Duration("refuse-accept", 0, "how long DynamoDB refuses acceptance writes (default 8s)")
 	retryWindow := flag.Duration("retry-window", 0, "SEND_RETRY_WINDOW (default: outage + 100s + 30ms per request, 100ms past 1,000 requests)")
@@ -51,6 +51,16 @@ func main() {
 	defer logs.Close()
 	if *outage == 0 && *n > 1000 {
 		*outage = 3 * time.Minute
+	}
+	if *indoubt < 0 {
+		// The window must outlast the reconciling postback's way back,
+		// which at 10,000 requests queues behind thousands of others at the
+		// one postback emulator (a run at 25 s on a loaded machine resent
+		// one in-doubt request whose N101 came after it).
+		*indoubt = 25 * time.Second
+		if *n > 1000 {
+			*indoubt = 90 * time.Second
+		}
 	}
 	r, err := soak.Run(ctx, bins, soak.Options{N: *n, Seed: *seed, Kills: *kills, Timeout: *timeout, Progress: os.Stderr, Logs: logs,
 		Outage: *outage, RefuseAccept: *refuse, RetryWindow: *retryWindow, InDoubtWindow: *indoubt, InDoubtOff: *indoubt == 0})
