@@ -74,8 +74,8 @@ func (st *Store) CheckReceipt(ctx context.Context, id, trackingID, owner string,
 	const op = "store.CheckReceipt"
 	key, onTracking := receiptKey(id, trackingID)
 	if onTracking {
-		// Most checks find the final receipt already there: a read (½ the
-		// price of the write that would fail) settles them. A final rank
+		// Most checks find the final receipt already there: a read (a fifth
+		// of the price of the write that would fail) settles them. A final rank
 		// never goes back, so the answer cannot turn stale.
 		got, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(st.table), Key: key, ConsistentRead: aws.Bool(true)})
 		if err != nil {
