@@ -30,13 +30,33 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// attackLog records every published event in publish order, then
-// forwards it to the real publisher.
+// orderLog is every event that reached the queue, in the order the
+// Publish calls returned; several publishers may share one.
+type orderLog struct {
+	mu  sync.Mutex
+	evs []delivery.Event
+}
+
+func (l *orderLog) of(id string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.evs {
+		if e.ID == id {
+			out = append(out, e.Event)
+		}
+	}
+	return out
+}
+
+// attackLog forwards each event to the real publisher and records it in
+// its orderLog once published.
 type attackLog struct {
 	inner publisher
-	mu    sync.Mutex
-	evs   []delivery.Event
+	*orderLog
 }
+
+func newAttackLog(inner publisher) *attackLog { return &attackLog{inner: inner, orderLog: &orderLog{}} }
 
 func (p *attackLog) Publish(ctx context.Context, e delivery.Event) error {
 	if err := p.inner.Publish(ctx, e); err != nil {
@@ -46,18 +66,6 @@ func (p *attackLog) Publish(ctx context.Context, e delivery.Event) error {
 	p.evs = append(p.evs, e)
 	p.mu.Unlock()
 	return nil
-}
-
-func (p *attackLog) of(id string) []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []string
-	for _, e := range p.evs {
-		if e.ID == id {
-			out = append(out, e.Event)
-		}
-	}
-	return out
 }
 
 func terminalCount(evs []string) int {
@@ -97,7 +105,7 @@ func assertOneTerminalLast(t *testing.T, evs []string) {
 // two terminal events (accepted, then rejected).
 func TestAttackCaseFoldedIDForgesRejected(t *testing.T) {
 	hs := newHarness(t, nil, nil)
-	log := &attackLog{inner: hs.h.d.Events}
+	log := newAttackLog(hs.h.d.Events)
 	hs.h.d.Events = log
 	hs.mustInvoke(t, context.Background(), record(t, "m1", `{"id":"victim-1","to":"17743199144","mmsId":1000}`, time.Now()), 0)
 	hs.mustInvoke(t, context.Background(), record(t, "m2", `{"ID":"victim-1","to":"17743199144","mmsId":1000}`, time.Now()), 0)
@@ -219,7 +227,7 @@ func TestAttackCrashBetweenAcceptAndLink(t *testing.T) {
 // terminal event.
 func TestAttackCrashAfterPublishBeforeEventSent(t *testing.T) {
 	hs := newHarness(t, nil, nil)
-	log := &attackLog{inner: hs.h.d.Events}
+	log := newAttackLog(hs.h.d.Events)
 	hs.h.d.Events = log
 	st := &crashAt{Store: store.New(hs.db, localenv.Table, 0), at: "EventSent"}
 	hs.h.d.Store = st
@@ -250,7 +258,7 @@ func TestAttackCrashAfterPublishBeforeEventSent(t *testing.T) {
 // batch: Skycore is called once, one accepted event.
 func TestAttackManyCopiesInFlight(t *testing.T) {
 	hs := newHarness(t, nil, nil)
-	log := &attackLog{inner: hs.h.d.Events}
+	log := newAttackLog(hs.h.d.Events)
 	hs.h.d.Events = log
 	body := `{"id":"copies","to":"17743199144","mmsId":1000}`
 	var wg sync.WaitGroup
@@ -325,7 +333,7 @@ func TestAttackPostbackRacesGiveBack(t *testing.T) {
 	for _, mode := range []string{"doubt", "release"} {
 		t.Run(mode, func(t *testing.T) {
 			hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = time.Minute })
-			log := &attackLog{inner: hs.h.d.Events}
+			log := newAttackLog(hs.h.d.Events)
 			hs.h.d.Events = log
 			deliver := postbackTo(t, hs, log)
 			code := apperr.CodeTimeout
@@ -385,7 +393,7 @@ func TestAttackPostbackDuringCall(t *testing.T) {
 	for name, out := range outcomes {
 		t.Run(name, func(t *testing.T) {
 			hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = time.Minute })
-			log := &attackLog{inner: hs.h.d.Events}
+			log := newAttackLog(hs.h.d.Events)
 			hs.h.d.Events = log
 			deliver := postbackTo(t, hs, log)
 			id := "during-" + name
@@ -430,7 +438,7 @@ func TestAttackSecretEchoedInVendorAnswers(t *testing.T) {
 			hk := fmt.Sprintf("%x", handoffKey(key))
 			srv := newEchoServer(t, page)
 			hs.h.d.Skycore = skycore.New(srv, skycore.WithTimeout(time.Second))
-			log := &attackLog{inner: hs.h.d.Events}
+			log := newAttackLog(hs.h.d.Events)
 			hs.h.d.Events = log
 			hs.invoke(t, context.Background(), record(t, "m", fmt.Sprintf(`{"id":"leak-%d","to":"17743199144","mmsId":1000}`, i), time.Now()))
 			var texts []string

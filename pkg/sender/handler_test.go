@@ -146,6 +146,20 @@ func loadEvent(t *testing.T, name string) events.SQSEvent {
 	return ev
 }
 
+// batchOf is an SQS batch of n valid requests, ids prefix-0 … prefix-(n-1).
+func batchOf(t *testing.T, prefix string, n int) events.SQSEvent {
+	ev := loadEvent(t, "contract-example")
+	tmpl := ev.Records[0]
+	ev.Records = nil
+	for i := range n {
+		r := tmpl
+		r.MessageId = fmt.Sprintf("%s-m%d", prefix, i)
+		r.Body = fmt.Sprintf(`{"id":"%s-%d","to":"17743199144","mmsId":1000}`, prefix, i)
+		ev.Records = append(ev.Records, r)
+	}
+	return ev
+}
+
 func withBody(t *testing.T, body string) events.SQSEvent {
 	ev := loadEvent(t, "contract-example")
 	ev.Records[0].Body = body
@@ -659,15 +673,7 @@ func TestHistoryNumbersEachAttempt(t *testing.T) {
 func TestBatchedEvents(t *testing.T) {
 	hs := newHarness(t, nil, func(c *Config) { c.Concurrency = 10 }) // SEND_CONCURRENCY's default
 	hs.box.Linger = time.Hour                                        // only the records' own progress flushes
-	ev := loadEvent(t, "contract-example")
-	tmpl := ev.Records[0]
-	ev.Records = nil
-	for i := range 10 {
-		r := tmpl
-		r.MessageId = fmt.Sprintf("b-%d", i)
-		r.Body = fmt.Sprintf(`{"id":"batched-%d","to":"17743199144","mmsId":1000}`, i)
-		ev.Records = append(ev.Records, r)
-	}
+	ev := batchOf(t, "batched", 10)
 	var refused atomic.Int32
 	hs.env.SQSFaults.RefuseSends(func(q string) error {
 		if q == localenv.EventQueue && refused.Add(1) == 4 { // one entry of the events' batch

@@ -62,40 +62,6 @@ func (s *slowSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatch
 	return s.inner.SendMessageBatch(ctx, in, opts...)
 }
 
-// orderLog is every event that reached the queue, sender's and postback
-// function's alike, in the order their Publish calls returned.
-type orderLog struct {
-	mu  sync.Mutex
-	evs []delivery.Event
-}
-
-type loggedPub struct {
-	inner publisher
-	log   *orderLog
-}
-
-func (p loggedPub) Publish(ctx context.Context, e delivery.Event) error {
-	if err := p.inner.Publish(ctx, e); err != nil {
-		return err
-	}
-	p.log.mu.Lock()
-	p.log.evs = append(p.log.evs, e)
-	p.log.mu.Unlock()
-	return nil
-}
-
-func (l *orderLog) of(id string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, e := range l.evs {
-		if e.ID == id {
-			out = append(out, e.Event)
-		}
-	}
-	return out
-}
-
 // TestOutboxEventNeverOutlivesItsLease: two invocations run in one
 // process (aws-lambda-go v1.55 runs AWS_LAMBDA_MAX_CONCURRENCY handlers
 // concurrently; Handler is documented safe for concurrent use) and share
@@ -112,23 +78,23 @@ func TestOutboxEventNeverOutlivesItsLease(t *testing.T) {
 		name        string
 		outbox, two bool // the outbox wired; X and Y in two invocations (else one batch)
 	}{
-		{"no outbox, two invocations", false, true}, // before the change: passes
-		{"outbox, one invocation", true, false},     // one deadline for the whole batch: passes
-		{"outbox, two invocations", true, true},     // FAILS: retrying after accepted
+		{"no outbox, two invocations", false, true},
+		{"outbox, one invocation", true, false}, // one deadline for the whole batch
+		{"outbox, two invocations", true, true}, // one group each: X's retrying dies with A's deadline
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow, c.MinCall = time.Minute, 100*time.Millisecond })
 			slow := &slowSQS{inner: hs.env.SQSClient(), open: make(chan struct{}), started: make(chan struct{})}
 			log := &orderLog{}
 			// The postback function in its own process: SQS answers it.
-			deliver := postbackTo(t, hs, loggedPub{inner: delivery.NewPublisher(hs.env.SQSClient(), hs.env.EventsQueueURL), log: log})
+			deliver := postbackTo(t, hs, &attackLog{inner: delivery.NewPublisher(hs.env.SQSClient(), hs.env.EventsQueueURL), orderLog: log})
 			if tc.outbox { // as functions/send-mms wires it
 				box := outbox.New(slow)
 				hs.h.d.Outbox = box
-				hs.h.d.Events = loggedPub{inner: delivery.NewPublisher(box, hs.env.EventsQueueURL), log: log}
+				hs.h.d.Events = &attackLog{inner: delivery.NewPublisher(box, hs.env.EventsQueueURL), orderLog: log}
 			} else {
 				hs.h.d.Outbox = nil
-				hs.h.d.Events = loggedPub{inner: delivery.NewPublisher(slow, hs.env.EventsQueueURL), log: log}
+				hs.h.d.Events = &attackLog{inner: delivery.NewPublisher(slow, hs.env.EventsQueueURL), orderLog: log}
 			}
 			// Both calls answer together: X's may have reached Skycore, Y's
 			// surely failed.
@@ -196,15 +162,7 @@ func TestOutboxEventNeverOutlivesItsLease(t *testing.T) {
 func TestOutboxLowConcurrencyNoDeadlock(t *testing.T) {
 	hs := newHarness(t, nil, func(c *Config) { c.Concurrency, c.RatePerSecond = 2, 50 })
 	hs.box.Linger = time.Hour
-	ev := loadEvent(t, "contract-example")
-	tmpl := ev.Records[0]
-	ev.Records = nil
-	for i := range 10 {
-		r := tmpl
-		r.MessageId = fmt.Sprintf("lc-%d", i)
-		r.Body = fmt.Sprintf(`{"id":"lowconc-%d","to":"17743199144","mmsId":1000}`, i)
-		ev.Records = append(ev.Records, r)
-	}
+	ev := batchOf(t, "lowconc", 10)
 	ev.Records[9].Body = `{"id":"lowconc-bad","to":"1","mmsId":1000}` // rejected: no call
 	ev.Records[8].Body = `not json`                                   // malformed: DLQ, no event
 	done := make(chan struct{})
