@@ -309,11 +309,7 @@ func serveStandIns(ctx context.Context, postbackURL string) error {
 		return err
 	}
 	defer env.Close()
-	secrets, err := faultproxy.New(env.Moto.URL)
-	if err != nil {
-		return err
-	}
-	secretsURL, err := secrets.Start(bind + ":4585")
+	secrets, secretsURL, err := faultproxy.Front(env.Moto.URL, bind+":4585")
 	if err != nil {
 		return fmt.Errorf("secrets manager on 4585: %w", err)
 	}

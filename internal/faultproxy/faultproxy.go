@@ -55,6 +55,20 @@ func New(target string) (*Proxy, error) {
 	return &Proxy{rp: rp}, nil
 }
 
+// Front starts a proxy to target on addr ("127.0.0.1:0" picks a free
+// port) and returns it with its URL.
+func Front(target, addr string) (*Proxy, string, error) {
+	p, err := New(target)
+	if err != nil {
+		return nil, "", err
+	}
+	u, err := p.Start(addr)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, u, nil
+}
+
 // Start serves on addr ("127.0.0.1:0" picks a free port) and returns the URL.
 func (p *Proxy) Start(addr string) (string, error) {
 	l, err := net.Listen("tcp", addr)

@@ -56,11 +56,7 @@ func targets(t *testing.T) map[string]string {
 
 func proxy(t *testing.T, target string) (*faultproxy.Proxy, string) {
 	t.Helper()
-	p, err := faultproxy.New(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := p.Start("127.0.0.1:0")
+	p, u, err := faultproxy.Front(target, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

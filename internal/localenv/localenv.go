@@ -142,11 +142,7 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 		if e.Dynalite, err = dynalite.StartWith(ctx, dynalite.Options{Path: o.DynamoPath}); err != nil {
 			return nil, err
 		}
-		if e.Proxy, err = faultproxy.New(e.Dynalite.URL); err != nil {
-			e.Close()
-			return nil, err
-		}
-		if e.DynamoURL, err = e.Proxy.Start(addr(portOf(ports, "dynamo"))); err != nil {
+		if e.Proxy, e.DynamoURL, err = faultproxy.Front(e.Dynalite.URL, addr(portOf(ports, "dynamo"))); err != nil {
 			e.Close()
 			return nil, err
 		}
@@ -224,15 +220,7 @@ func proxied(start func(addr string) (string, error), addr string) (*faultproxy.
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := faultproxy.New(target)
-	if err != nil {
-		return nil, "", err
-	}
-	url, err := p.Start(addr)
-	if err != nil {
-		return nil, "", err
-	}
-	return p, url, nil
+	return faultproxy.Front(target, addr)
 }
 
 func portOf(p *Ports, which string) int {

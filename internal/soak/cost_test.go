@@ -137,11 +137,7 @@ func fakeDynamo(t *testing.T) *httptest.Server {
 func TestDynamoDBCounts(t *testing.T) {
 	target := fakeDynamo(t)
 	defer target.Close()
-	p, err := faultproxy.New(target.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := p.Start("127.0.0.1:0")
+	p, base, err := faultproxy.Front(target.URL, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,11 +201,7 @@ func TestSecretsCounts(t *testing.T) {
 	}
 	defer f.Close()
 	f.Put("s", "v")
-	p, err := faultproxy.New(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := p.Start("127.0.0.1:0")
+	p, base, err := faultproxy.Front(target, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

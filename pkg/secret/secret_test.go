@@ -83,11 +83,7 @@ func each(t *testing.T, f func(t *testing.T, fake *rig, faults *faultproxy.Proxy
 	t.Helper()
 	run := func(name, target string, put func(r *rig) func(string)) {
 		t.Run(name, func(t *testing.T) {
-			faults, err := faultproxy.New(target)
-			if err != nil {
-				t.Fatal(err)
-			}
-			url, err := faults.Start("127.0.0.1:0")
+			faults, url, err := faultproxy.Front(target, "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
