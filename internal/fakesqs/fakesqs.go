@@ -409,7 +409,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		messages = 1
 		reply(w, sent(in.MessageBody, in.MessageAttributes, m.ID, ""))
 	case "SendMessageBatch":
-		ok, failed := []map[string]string{}, []map[string]any{}
+		ok := []map[string]string{}
 		for _, e := range in.Entries {
 			payload += PayloadSize(e.MessageBody, e.MessageAttributes)
 		}
@@ -422,7 +422,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			messages++
 			ok = append(ok, sent(e.MessageBody, e.MessageAttributes, m.ID, e.ID))
 		}
-		reply(w, map[string]any{"Successful": ok, "Failed": failed})
+		// Every entry goes through: refused ones come from the fault proxy.
+		reply(w, map[string]any{"Successful": ok, "Failed": []any{}})
 	case "ReceiveMessage":
 		messages, payload = s.receiveHTTP(w, r, name, in.MaxNumberOfMessages, in.VisibilityTimeout, in.WaitTimeSeconds, in.MessageAttributeNames)
 	case "DeleteMessage":
