@@ -57,6 +57,26 @@ func TestLayout(t *testing.T) {
 	}
 }
 
+// TestStandInsOnlyForShort: fakesqs and fakesecrets exist for `go test
+// -short` alone (TestShortNeedsOnlyGo); everything else runs on moto. So
+// only localenv (behind Options.InProcess), the tests that hold them to
+// moto's behaviour, and their own tests may import them.
+func TestStandInsOnlyForShort(t *testing.T) {
+	mod := goList(t, "-m")[0]
+	allowed := map[string]bool{"internal/localenv": true, "internal/moto": true, "internal/faultproxy": true,
+		"internal/fakesqs": true, "internal/fakesecrets": true, "pkg/secret": true}
+	format := "{{.ImportPath}}|{{join .Imports \",\"}},{{join .TestImports \",\"}},{{join .XTestImports \",\"}}"
+	for _, line := range goList(t, "-f", format, "./...") {
+		pkg, imports, _ := strings.Cut(line, "|")
+		rel := strings.TrimPrefix(pkg, mod+"/")
+		for _, imp := range strings.Split(imports, ",") {
+			if (imp == mod+"/internal/fakesqs" || imp == mod+"/internal/fakesecrets") && !allowed[rel] {
+				t.Errorf("%s imports %s: outside -short, tests run on moto (localenv)", rel, strings.TrimPrefix(imp, mod+"/"))
+			}
+		}
+	}
+}
+
 // TestShortNeedsOnlyGo keeps the promise of `go test -short ./...`: it
 // passes on a machine with nothing but Go, no Node (dynalite), no Python
 // (moto), no emulator. That is why in-process stand-ins (fakesqs,

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -117,17 +116,7 @@ type deadLetter struct{ body, reason string }
 
 func deadLetters(s *stack.Stack) ([]deadLetter, error) {
 	var out []deadLetter
-	if s.Env.SQS != nil {
-		for _, m := range s.Env.SQS.Messages(localenv.SendDLQ) {
-			r := ""
-			if a, ok := m.Attributes["error"]; ok && a.StringValue != nil {
-				r = *a.StringValue
-			}
-			out = append(out, deadLetter{m.Body, r})
-		}
-		return out, nil
-	}
-	msgs, err := s.Env.ReceiveAll(context.Background(), s.Env.DLQURL, 30*time.Second)
+	msgs, err := s.Env.Peek(context.Background(), localenv.SendDLQ)
 	for _, m := range msgs {
 		r := ""
 		if a, ok := m.MessageAttributes["error"]; ok {

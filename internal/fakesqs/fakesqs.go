@@ -1,11 +1,11 @@
 // Package fakesqs is an in-memory SQS speaking the JSON protocol that
 // aws-sdk-go-v2's service/sqs uses, so the real client runs against it:
 // queues with visibility timeouts, receive counts, delays, redrive to a
-// dead-letter queue, and MD5s the SDK verifies. It replaces local-aws-sqs,
-// whose ChangeMessageVisibility bugs would hide ours. It counts the
-// requests of its HTTP API by caller, operation and queue (Calls); its Go
-// API (Send, Receive, Delete, Drain) is the test harness's and is not
-// counted.
+// dead-letter queue, and MD5s the SDK verifies. It serves `go test
+// -short` only, which starts no service: moto's server (Python) serves
+// everything else, and internal/moto runs the same behaviour tests
+// against both. It has no Go API beyond Start: tests see it, as they see
+// moto, through the SQS API and the fault proxy in front of it.
 package fakesqs
 
 import (
@@ -62,77 +62,6 @@ type Server struct {
 	now    func() time.Time
 	srv    *http.Server
 	notify chan struct{}
-	calls  map[Call]Usage
-}
-
-// Call is one kind of request to the HTTP API.
-type Call struct {
-	// Caller is the application id in the request's User-Agent ("app/<id>",
-	// set by the SDK from AWS_SDK_UA_APP_ID); "" when there is none.
-	Caller string
-	Op     string // SendMessage, ReceiveMessage, SendMessageBatch, …
-	Queue  string // the queue's name ("" when the request names none)
-}
-
-// Usage is what the requests of one Call added up to.
-type Usage struct {
-	Requests int64
-	// Messages sent, received, deleted or changed (a batch entry is one).
-	Messages int64
-	// Billed is what SQS bills: every 64 KiB chunk of a request's payload
-	// (message bodies and attributes, sent or received) is one request,
-	// and every request is at least one.
-	Billed int64
-}
-
-// ChunkSize is the payload SQS bills as one request.
-const ChunkSize = 64 << 10
-
-// Calls returns the HTTP API's requests so far.
-func (s *Server) Calls() map[Call]Usage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[Call]Usage, len(s.calls))
-	for k, u := range s.calls {
-		out[k] = u
-	}
-	return out
-}
-
-func (s *Server) count(c Call, messages int, payload int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.calls == nil {
-		s.calls = map[Call]Usage{}
-	}
-	u := s.calls[c]
-	u.Requests++
-	u.Messages += int64(messages)
-	u.Billed += int64(max(1, (payload+ChunkSize-1)/ChunkSize))
-	s.calls[c] = u
-}
-
-// PayloadSize is what SQS counts of a message: its body and its
-// attributes' names, types and values.
-func PayloadSize(body string, attrs map[string]Attr) int {
-	n := len(body)
-	for k, a := range attrs {
-		n += len(k) + len(a.DataType) + len(a.BinaryValue)
-		if a.StringValue != nil {
-			n += len(*a.StringValue)
-		}
-	}
-	return n
-}
-
-// appID is the application id in an AWS SDK User-Agent ("app/<id>").
-func appID(userAgent string) string {
-	for _, f := range strings.Fields(userAgent) {
-		if id, ok := strings.CutPrefix(f, "app/"); ok {
-			return id
-		}
-	}
-	return ""
 }
 
 // New returns an empty fake.
@@ -163,8 +92,8 @@ func (s *Server) Close() error {
 // URL returns the endpoint ("" before Start).
 func (s *Server) URL() string { return s.base }
 
-// CreateQueue makes a queue; dlq "" means no redrive. It returns its URL.
-func (s *Server) CreateQueue(name string, visibility time.Duration, dlq string, maxReceive int) string {
+// createQueue makes a queue; dlq "" means no redrive. It returns its URL.
+func (s *Server) createQueue(name string, visibility time.Duration, dlq string, maxReceive int) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.queues[name]; !ok {
@@ -178,8 +107,8 @@ func (s *Server) queueURL(name string) string { return s.base + "/000000000000/"
 // QueueName extracts the name from a queue URL.
 func QueueName(url string) string { return url[strings.LastIndexByte(url, '/')+1:] }
 
-// Send puts a message on a queue (the Go API; also used by the HTTP API).
-func (s *Server) Send(name, body string, attrs map[string]Attr, delay time.Duration) (*Message, error) {
+// send puts a message on a queue.
+func (s *Server) send(name, body string, attrs map[string]Attr, delay time.Duration) (*Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queues[name]
@@ -199,9 +128,9 @@ func (s *Server) wake() {
 	s.notify = make(chan struct{})
 }
 
-// Receive takes up to max visible messages and hides them for visibility
+// receive takes up to max visible messages and hides them for visibility
 // (0: the queue's default). Messages past the redrive limit move to the DLQ.
-func (s *Server) Receive(name string, max int, visibility time.Duration) ([]Message, error) {
+func (s *Server) receive(name string, max int, visibility time.Duration) ([]Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queues[name]
@@ -239,8 +168,8 @@ func (s *Server) Receive(name string, max int, visibility time.Duration) ([]Mess
 	return out, nil
 }
 
-// Delete removes the message with this receipt handle.
-func (s *Server) Delete(name, receipt string) error {
+// delete removes the message with this receipt handle.
+func (s *Server) delete(name, receipt string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, i, err := s.find(name, receipt)
@@ -257,8 +186,8 @@ func (s *Server) Delete(name, receipt string) error {
 // its receive.
 const MaxVisibility = 12 * time.Hour
 
-// ChangeVisibility makes the message visible after d.
-func (s *Server) ChangeVisibility(name, receipt string, d time.Duration) error {
+// changeVisibility makes the message visible after d.
+func (s *Server) changeVisibility(name, receipt string, d time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, i, err := s.find(name, receipt)
@@ -291,13 +220,8 @@ func (s *Server) find(name, receipt string) (*queue, int, error) {
 	return q, -1, nil
 }
 
-// Messages returns a snapshot of a queue's messages, visible or not.
-func (s *Server) Messages(name string) []Message { return s.snapshot(name, false) }
-
-// Drain removes and returns every message of a queue.
-func (s *Server) Drain(name string) []Message { return s.snapshot(name, true) }
-
-func (s *Server) snapshot(name string, remove bool) []Message {
+// messages returns a snapshot of a queue's messages, visible or not.
+func (s *Server) messages(name string) []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queues[name]
@@ -308,26 +232,7 @@ func (s *Server) snapshot(name string, remove bool) []Message {
 	for i, m := range q.msgs {
 		out[i] = *m
 	}
-	if remove {
-		q.msgs = nil
-	}
 	return out
-}
-
-// NextVisible is when the next hidden message of a queue becomes visible
-// (zero when none is hidden).
-func (s *Server) NextVisible(name string) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var t time.Time
-	if q, ok := s.queues[name]; ok {
-		for _, m := range q.msgs {
-			if t.IsZero() || m.VisibleAt.Before(t) {
-				t = m.VisibleAt
-			}
-		}
-	}
-	return t
 }
 
 // batchEntry is one entry of SendMessageBatch, DeleteMessageBatch or
@@ -360,19 +265,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		AttributeNames              []string
 		MessageSystemAttributeNames []string
 	}
-	call := Call{Caller: appID(r.Header.Get("User-Agent")), Op: op}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
-		s.count(call, 0, 0)
 		fail(w, "InvalidParameterValue", err.Error(), 400)
 		return
 	}
 	name := QueueName(in.QueueURL)
-	call.Queue = name
-	if in.QueueURL == "" {
-		call.Queue = in.QueueName
-	}
-	messages, payload := 0, 0
-	defer func() { s.count(call, messages, payload) }()
 	switch op {
 	case "CreateQueue":
 		vis := 30 * time.Second
@@ -389,7 +286,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			dlq = p.Target[strings.LastIndexByte(p.Target, ':')+1:]
 			maxRecv, _ = strconv.Atoi(fmt.Sprint(p.Max))
 		}
-		reply(w, map[string]string{"QueueUrl": s.CreateQueue(in.QueueName, vis, dlq, maxRecv)})
+		reply(w, map[string]string{"QueueUrl": s.createQueue(in.QueueName, vis, dlq, maxRecv)})
 	case "GetQueueUrl":
 		s.mu.Lock()
 		_, ok := s.queues[in.QueueName]
@@ -400,47 +297,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		reply(w, map[string]string{"QueueUrl": s.queueURL(in.QueueName)})
 	case "SendMessage":
-		payload = PayloadSize(in.MessageBody, in.MessageAttributes)
-		m, err := s.Send(name, in.MessageBody, in.MessageAttributes, time.Duration(in.DelaySeconds)*time.Second)
+		m, err := s.send(name, in.MessageBody, in.MessageAttributes, time.Duration(in.DelaySeconds)*time.Second)
 		if err != nil {
 			fail(w, "QueueDoesNotExist", err.Error(), 400)
 			return
 		}
-		messages = 1
 		reply(w, sent(in.MessageBody, in.MessageAttributes, m.ID, ""))
 	case "SendMessageBatch":
 		ok := []map[string]string{}
 		for _, e := range in.Entries {
-			payload += PayloadSize(e.MessageBody, e.MessageAttributes)
-		}
-		for _, e := range in.Entries {
-			m, err := s.Send(name, e.MessageBody, e.MessageAttributes, time.Duration(e.DelaySeconds)*time.Second)
+			m, err := s.send(name, e.MessageBody, e.MessageAttributes, time.Duration(e.DelaySeconds)*time.Second)
 			if err != nil {
 				fail(w, "QueueDoesNotExist", err.Error(), 400)
 				return
 			}
-			messages++
 			ok = append(ok, sent(e.MessageBody, e.MessageAttributes, m.ID, e.ID))
 		}
 		// Every entry goes through: refused ones come from the fault proxy.
 		reply(w, map[string]any{"Successful": ok, "Failed": []any{}})
 	case "ReceiveMessage":
-		messages, payload = s.receiveHTTP(w, r, name, in.MaxNumberOfMessages, in.VisibilityTimeout, in.WaitTimeSeconds, in.MessageAttributeNames)
+		s.receiveHTTP(w, r, name, in.MaxNumberOfMessages, in.VisibilityTimeout, in.WaitTimeSeconds, in.MessageAttributeNames)
 	case "DeleteMessage":
-		if err := s.Delete(name, in.ReceiptHandle); err != nil {
+		if err := s.delete(name, in.ReceiptHandle); err != nil {
 			fail(w, "QueueDoesNotExist", err.Error(), 400)
 			return
 		}
-		messages = 1
 		reply(w, map[string]string{})
 	case "DeleteMessageBatch":
 		ok := []map[string]string{}
 		for _, e := range in.Entries {
-			if err := s.Delete(name, e.ReceiptHandle); err != nil {
+			if err := s.delete(name, e.ReceiptHandle); err != nil {
 				fail(w, "QueueDoesNotExist", err.Error(), 400)
 				return
 			}
-			messages++
 			ok = append(ok, map[string]string{"Id": e.ID})
 		}
 		reply(w, map[string]any{"Successful": ok, "Failed": []any{}})
@@ -449,14 +338,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if in.VisibilityTimeout != nil {
 			v = *in.VisibilityTimeout
 		}
-		if err := s.ChangeVisibility(name, in.ReceiptHandle, time.Duration(v)*time.Second); err != nil {
+		if err := s.changeVisibility(name, in.ReceiptHandle, time.Duration(v)*time.Second); err != nil {
 			fail(w, "InvalidParameterValue", err.Error(), 400)
 			return
 		}
-		messages = 1
 		reply(w, map[string]string{})
 	case "GetQueueAttributes":
-		msgs := s.Messages(name)
+		msgs := s.messages(name)
 		visible := 0
 		for _, m := range msgs {
 			if !m.VisibleAt.After(s.now()) {
@@ -485,9 +373,8 @@ func sent(body string, attrs map[string]Attr, messageID, id string) map[string]s
 	return out
 }
 
-// receiveHTTP answers ReceiveMessage and says how many messages it
-// returned and their payload.
-func (s *Server) receiveHTTP(w http.ResponseWriter, r *http.Request, name string, max int, vis *int, wait int, attrNames []string) (int, int) {
+// receiveHTTP answers ReceiveMessage.
+func (s *Server) receiveHTTP(w http.ResponseWriter, r *http.Request, name string, max int, vis *int, wait int, attrNames []string) {
 	if max <= 0 {
 		max = 1
 	}
@@ -500,14 +387,13 @@ func (s *Server) receiveHTTP(w http.ResponseWriter, r *http.Request, name string
 		s.mu.Lock()
 		ch := s.notify
 		s.mu.Unlock()
-		msgs, err := s.Receive(name, max, visibility)
+		msgs, err := s.receive(name, max, visibility)
 		if err != nil {
 			fail(w, "QueueDoesNotExist", err.Error(), 400)
-			return 0, 0
+			return
 		}
 		if len(msgs) > 0 || !time.Now().Before(deadline) {
 			out := make([]map[string]any, 0, len(msgs))
-			payload := 0
 			for _, m := range msgs {
 				o := map[string]any{
 					"MessageId": m.ID, "ReceiptHandle": m.ReceiptHandle, "Body": m.Body, "MD5OfBody": md5Hex(m.Body),
@@ -523,16 +409,15 @@ func (s *Server) receiveHTTP(w http.ResponseWriter, r *http.Request, name string
 					o["MD5OfMessageAttributes"] = AttributesMD5(m.Attributes)
 				}
 				out = append(out, o)
-				payload += PayloadSize(m.Body, m.Attributes)
 			}
 			reply(w, map[string]any{"Messages": out})
-			return len(msgs), payload
+			return
 		}
 		select {
 		case <-ch:
 		case <-time.After(50 * time.Millisecond): // hidden messages becoming visible
 		case <-r.Context().Done():
-			return 0, 0
+			return
 		}
 	}
 }

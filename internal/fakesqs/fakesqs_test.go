@@ -59,7 +59,7 @@ func TestSDKRoundTrip(t *testing.T) {
 		*r.Messages[0].MessageAttributes["event"].StringValue != "accepted" {
 		t.Fatalf("receive = %+v", r.Messages)
 	}
-	if again, _ := s.Receive("q", 10, 0); len(again) != 0 {
+	if again, _ := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q}); len(again.Messages) != 0 {
 		t.Fatal("a received message must be hidden for its visibility timeout")
 	}
 	r = recv() // long poll until it is visible again
@@ -69,44 +69,47 @@ func TestSDKRoundTrip(t *testing.T) {
 	if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: q, ReceiptHandle: r.Messages[0].ReceiptHandle, VisibilityTimeout: 60}); err != nil {
 		t.Fatal(err)
 	}
-	if m := s.Messages("q"); time.Until(m[0].VisibleAt) < 50*time.Second {
+	if m := s.messages("q"); time.Until(m[0].VisibleAt) < 50*time.Second {
 		t.Errorf("visibility not changed: %v", time.Until(m[0].VisibleAt))
 	}
 	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: q, ReceiptHandle: r.Messages[0].ReceiptHandle}); err != nil {
 		t.Fatal(err)
 	}
-	if m := s.Messages("q"); len(m) != 0 {
+	if m := s.messages("q"); len(m) != 0 {
 		t.Errorf("after delete: %d messages", len(m))
 	}
 }
 
+// Redrive and delays through the HTTP API are tested against moto and
+// this fake alike in internal/moto (not under -short); these keep -short
+// honest.
 func TestRedrive(t *testing.T) {
 	s := New()
-	s.CreateQueue("dlq", time.Minute, "", 0)
-	s.CreateQueue("q", 0, "dlq", 2)
-	s.Send("q", "poison", nil, 0)
+	s.createQueue("dlq", time.Minute, "", 0)
+	s.createQueue("q", 0, "dlq", 2)
+	s.send("q", "poison", nil, 0)
 	for i := range 2 {
-		if got, _ := s.Receive("q", 1, time.Nanosecond); len(got) != 1 || got[0].ReceiveCount != i+1 {
+		if got, _ := s.receive("q", 1, time.Nanosecond); len(got) != 1 || got[0].ReceiveCount != i+1 {
 			t.Fatalf("receive %d = %+v", i, got)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if got, _ := s.Receive("q", 1, time.Nanosecond); len(got) != 0 {
+	if got, _ := s.receive("q", 1, time.Nanosecond); len(got) != 0 {
 		t.Fatalf("third receive = %+v, want it moved to the DLQ", got)
 	}
-	if d := s.Messages("dlq"); len(d) != 1 || d[0].Body != "poison" || d[0].DeadLetterReason == "" {
+	if d := s.messages("dlq"); len(d) != 1 || d[0].Body != "poison" || d[0].DeadLetterReason == "" {
 		t.Errorf("DLQ = %+v", d)
 	}
 }
 
 func TestDelay(t *testing.T) {
 	s := New()
-	s.CreateQueue("q", time.Minute, "", 0)
-	s.Send("q", "later", nil, time.Hour)
-	if got, _ := s.Receive("q", 1, 0); len(got) != 0 {
+	s.createQueue("q", time.Minute, "", 0)
+	s.send("q", "later", nil, time.Hour)
+	if got, _ := s.receive("q", 1, 0); len(got) != 0 {
 		t.Error("a delayed message was received at once")
 	}
-	if nv := s.NextVisible("q"); time.Until(nv) < 59*time.Minute {
-		t.Errorf("NextVisible = %v", nv)
+	if m := s.messages("q"); len(m) != 1 || time.Until(m[0].VisibleAt) < 59*time.Minute {
+		t.Errorf("messages = %+v, want one visible in an hour", m)
 	}
 }

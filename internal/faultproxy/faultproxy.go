@@ -2,9 +2,10 @@
 // SQS and Secrets Manager stand-ins, or moto) and answers some calls
 // itself: DynamoDB throttling, a service that is down or slow, SQS sends
 // refused whole or per batch entry, so that the real SDK's retries and
-// mmsgate's handling of them run. It counts every
-// call by caller, operation and outcome (Calls), which is what the soak's
-// cost table is made of.
+// mmsgate's handling of them run. It counts every call by caller,
+// operation and outcome (Calls), and SQS calls by queue with the messages
+// and billed chunks they carry (SQSCalls): what the soak's cost table is
+// made of. Record keeps chosen calls' bodies for tests to read.
 package faultproxy
 
 import (
@@ -34,11 +35,13 @@ type Proxy struct {
 	throttled atomic.Int64
 	after     func(body []byte) // called once a forwarded call was answered
 	calls     map[Call]int64
-	measure   bool                     // ask the target for ConsumedCapacity
-	units     map[Call]float64         // capacity units it reported
-	refuse    func(queue string) error // RefuseSends
-	down      bool                     // SetDown
-	delay     time.Duration            // SetDelay
+	measure   bool                         // ask the target for ConsumedCapacity
+	units     map[Call]float64             // capacity units it reported
+	sqs       map[SQSCall]SQSUsage         // SQSCalls
+	record    map[string][]json.RawMessage // Record
+	refuse    func(queue string) error     // RefuseSends
+	down      bool                         // SetDown
+	delay     time.Duration                // SetDelay
 	rp        *httputil.ReverseProxy
 	srv       *http.Server
 }
@@ -287,6 +290,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	refuse, down, delay := p.refuse, p.down, p.delay
 	p.mu.Unlock()
 	call := Call{Caller: AppID(r.Header.Get("User-Agent")), Op: op(r.Header.Get("X-Amz-Target"))}
+	isSQS := strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.")
 	if delay > 0 {
 		time.Sleep(delay)
 	}
@@ -301,13 +305,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if handled {
 			call.Outcome = OK // answered as SQS would, partial failures in it
 			p.count(call, 0)
+			p.countSQS(call.Caller, call.Op, body, nil)
 			return
 		}
 		body = fwd
 	}
 	if !throttle {
-		rec := &outcomeRecorder{ResponseWriter: w, keep: measure && itemOps[call.Op]}
-		if rec.keep {
+		capacity := measure && itemOps[call.Op]
+		rec := &outcomeRecorder{ResponseWriter: w, keep: capacity || (isSQS && call.Op == "ReceiveMessage")}
+		if capacity {
 			b := withCapacity(body)
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 			r.Header.Set("Content-Length", strconv.Itoa(len(b)))
@@ -315,10 +321,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.rp.ServeHTTP(rec, r)
 		call.Outcome = rec.outcome()
 		units := 0.0
-		if rec.keep && call.Outcome == OK {
+		if capacity && call.Outcome == OK {
 			units = consumed(rec.body)
 		}
 		p.count(call, units)
+		if isSQS {
+			p.countSQS(call.Caller, call.Op, body, rec.body)
+		}
+		if call.Outcome == OK {
+			p.keep(call.Op, body)
+		}
 		if after != nil {
 			after(body)
 		}

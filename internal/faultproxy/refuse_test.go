@@ -2,9 +2,12 @@ package faultproxy_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/mmsgate/mmsgate/internal/fakesecrets"
 	"github.com/mmsgate/mmsgate/internal/fakesqs"
@@ -170,5 +175,104 @@ func TestDownAndSlow(t *testing.T) {
 	}
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Errorf("answered in %v; want at least the delay", d)
+	}
+}
+
+// TestSQSCounts: the proxy counts SQS requests by caller, operation and
+// queue, with the messages they carried and SQS's billed 64 KiB chunks, and
+// keeps the bodies of the operations it is asked to record.
+func TestSQSCounts(t *testing.T) {
+	for name, target := range targets(t) {
+		t.Run(name, func(t *testing.T) {
+			p, base := proxy(t, target)
+			p.Record("ChangeMessageVisibility")
+			ctx := t.Context()
+			app := cfg()
+			app.AppID = "send-mms"
+			c := sqs.NewFromConfig(app, func(o *sqs.Options) { o.BaseEndpoint = aws.String(base) })
+			harness := sqs.NewFromConfig(cfg(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(base) })
+			q, err := harness.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprintf("counted%d", time.Now().UnixNano()))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := q.QueueUrl
+			queue := (*url)[strings.LastIndexByte(*url, '/')+1:]
+			big := strings.Repeat("x", 100<<10) // two 64 KiB chunks
+			if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String(big)}); err != nil {
+				t.Fatal(err)
+			}
+			var entries []types.SendMessageBatchRequestEntry
+			for i := range 3 {
+				entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(`{"id":"a"}`),
+					MessageAttributes: map[string]types.MessageAttributeValue{"event": {DataType: aws.String("String"), StringValue: aws.String("accepted")}}})
+			}
+			if out, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: url, Entries: entries}); err != nil || len(out.Successful) != 3 {
+				t.Fatalf("SendMessageBatch = %+v, %v", out, err)
+			}
+			if _, err := harness.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("by the harness")}); err != nil {
+				t.Fatal(err)
+			}
+			var got []types.Message
+			for len(got) < 5 {
+				r, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: url, MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}})
+				if err != nil || len(r.Messages) == 0 {
+					t.Fatalf("ReceiveMessage = %d messages, %v; want 5 in all", len(got), err)
+				}
+				got = append(got, r.Messages...)
+			}
+			if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: url, ReceiptHandle: got[0].ReceiptHandle, VisibilityTimeout: 5}); err != nil {
+				t.Fatal(err)
+			}
+			var dels []types.DeleteMessageBatchRequestEntry
+			for i, m := range got[1:] {
+				dels = append(dels, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+			}
+			if out, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: url, Entries: dels}); err != nil || len(out.Successful) != 4 {
+				t.Fatalf("DeleteMessageBatch = %+v, %v", out, err)
+			}
+
+			calls := p.SQSCalls()
+			var receive faultproxy.SQSUsage
+			for k, u := range calls {
+				if k.Caller == "send-mms" && k.Op == "ReceiveMessage" {
+					receive.Requests += u.Requests
+					receive.Messages += u.Messages
+					receive.Billed += u.Billed
+					delete(calls, k)
+				}
+			}
+			if receive.Messages != 5 || receive.Billed != receive.Requests+1 { // the big one is two chunks
+				t.Errorf("ReceiveMessage: %+v, want 5 messages, one chunk more than requests", receive)
+			}
+			want := map[faultproxy.SQSCall]faultproxy.SQSUsage{
+				{Caller: "", Op: "CreateQueue", Queue: queue}:                     {Requests: 1, Billed: 1},
+				{Caller: "", Op: "SendMessage", Queue: queue}:                     {Requests: 1, Messages: 1, Billed: 1},
+				{Caller: "send-mms", Op: "SendMessage", Queue: queue}:             {Requests: 1, Messages: 1, Billed: 2},
+				{Caller: "send-mms", Op: "SendMessageBatch", Queue: queue}:        {Requests: 1, Messages: 3, Billed: 1},
+				{Caller: "send-mms", Op: "ChangeMessageVisibility", Queue: queue}: {Requests: 1, Messages: 1, Billed: 1},
+				{Caller: "send-mms", Op: "DeleteMessageBatch", Queue: queue}:      {Requests: 1, Messages: 4, Billed: 1},
+			}
+			if diff := cmp.Diff(want, calls); diff != "" {
+				t.Errorf("SQSCalls (-want +got):\n%s", diff)
+			}
+			type visibility struct {
+				ReceiptHandle     string
+				VisibilityTimeout int
+			}
+			var change []visibility
+			for _, b := range p.Recorded("ChangeMessageVisibility") {
+				var c visibility
+				if err := json.Unmarshal(b, &c); err != nil {
+					t.Fatal(err)
+				}
+				change = append(change, c)
+			}
+			if len(change) != 1 || change[0].ReceiptHandle != *got[0].ReceiptHandle || change[0].VisibilityTimeout != 5 {
+				t.Errorf("Recorded(ChangeMessageVisibility) = %+v", change)
+			}
+			if n := len(p.Recorded("SendMessage")); n != 0 {
+				t.Errorf("%d SendMessage bodies kept without Record", n)
+			}
+		})
 	}
 }

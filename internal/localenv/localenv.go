@@ -1,13 +1,12 @@
 // Package localenv starts the local stand-ins for AWS that mmsgate's tests,
 // `make run` and `make dev` use, and builds real SDK clients pointed at
 // them: dynalite (behind a fault proxy for throttling) for DynamoDB, and
-// for SQS and Secrets Manager either moto's server (Options.Moto: both SQS
-// protocols, batches, SQS's validation; what `make run` and `make dev` use)
-// or the in-process fakesqs (whose Go API, non-destructive Messages and
-// Send with attributes, the handler tests and the soak use) with moto's
-// Secrets Manager (fakesecrets under NoDynamo: `go test -short` starts no
-// service), each behind a fault proxy (refused sends, a service down or
-// slow, call counts).
+// moto's server for SQS and Secrets Manager (both SQS protocols, batches,
+// SQS's validation). The tests and the soak reach moto through fault
+// proxies (refused sends, a service down or slow, call counts, recorded
+// calls); `make run` and `make dev` reach it directly. Under `go test
+// -short`, which starts no service (InProcess), the in-process fakesqs and
+// fakesecrets stand in for moto, behind the same proxies.
 package localenv
 
 import (
@@ -18,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"time"
 
@@ -56,8 +54,8 @@ type Options struct {
 	PostbackToken string        // the secret's postback_token (default local-postback-token)
 	Visibility    time.Duration // the send queue's visibility timeout (default 30 s)
 	MaxReceive    int           // the send queue's redrive maxReceiveCount (default 5)
-	// Moto serves SQS from moto_server too, instead of fakesqs (Env.SQS
-	// and Env.Secrets are then nil), unproxied (make run, make dev).
+	// Moto serves SQS and Secrets Manager from one moto_server port with
+	// no fault proxy in front (make run, make dev).
 	Moto bool
 	// Ports fixes the ports (0: a free one) and the bind address.
 	Ports Ports
@@ -66,20 +64,26 @@ type Options struct {
 	// MotoLog is where moto_server's request log goes (default: discarded).
 	MotoLog string
 	// NoDynamo starts no DynamoDB (no Node needed): the caller brings its
-	// own, such as internal/memdb (`go test -short`). Env.Proxy is nil.
+	// own, such as internal/memdb. Env.Proxy is nil.
 	NoDynamo bool
+	// InProcess serves SQS and Secrets Manager from the in-process fakesqs
+	// and fakesecrets instead of moto (no Python needed): for `go test
+	// -short`, which starts no service (TestShortNeedsOnlyGo).
+	InProcess bool
 }
 
 // Env is a running set of stand-ins.
 type Env struct {
 	Dynalite *dynalite.Server
 	Proxy    *faultproxy.Proxy
-	SQS      *fakesqs.Server     // nil with Options.Moto
-	Secrets  *fakesecrets.Server // only with NoDynamo (go test -short)
-	// SQSFaults and SecretsFaults are the fault proxies in front of them
-	// (refused sends, a service down or slow); nil with Options.Moto.
+	// SQSFaults and SecretsFaults are the fault proxies in front of SQS
+	// and Secrets Manager (refused sends, a service down or slow, call
+	// counts, recorded calls); nil with Options.Moto.
 	SQSFaults, SecretsFaults *faultproxy.Proxy
-	Moto                     *moto.Server // with Options.Moto
+	Moto                     *moto.Server // but with InProcess
+	// With InProcess (go test -short), the in-process stand-ins.
+	fakeSQS     *fakesqs.Server
+	fakeSecrets *fakesecrets.Server
 	DynamoURL                string       // through the proxy
 	SQSURL                   string
 	SecretURL                string
@@ -155,7 +159,9 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
-	if o.Moto {
+	switch {
+	case o.Moto:
+		// make run, make dev: moto on the asked port, nothing in front.
 		mo := moto.Options{Port: portOf(ports, "sqs"), Log: o.MotoLog}
 		if ports != nil {
 			mo.Bind = ports.Bind
@@ -165,43 +171,37 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 			return nil, err
 		}
 		e.SQSURL, e.SecretURL = e.Moto.URL, e.Moto.URL
-		if err := e.createMoto(ctx, o); err != nil {
+	case o.InProcess:
+		// go test -short starts no service: our in-process stand-ins
+		// (internal/moto's tests hold them to moto's behaviour).
+		e.fakeSQS, e.fakeSecrets = fakesqs.New(), fakesecrets.New()
+		if e.SQSFaults, e.SQSURL, err = proxied(e.fakeSQS.Start, addr(portOf(ports, "sqs"))); err != nil {
 			e.Close()
 			return nil, err
 		}
-	} else {
-		// Each stand-in listens on a free port; the fault proxy in front of
-		// it is what clients use, on the fixed port when one is asked for.
-		e.SQS = fakesqs.New()
-		if e.SQSFaults, e.SQSURL, err = proxied(e.SQS.Start, addr(portOf(ports, "sqs"))); err != nil {
+		if e.SecretsFaults, e.SecretURL, err = proxied(e.fakeSecrets.Start, addr(portOf(ports, "secrets"))); err != nil {
 			e.Close()
 			return nil, err
 		}
-		// Secrets Manager is moto's, except where no service may run
-		// (`go test -short`: NoDynamo), where fakesecrets stands in.
-		start := func(string) (string, error) {
-			var err error
-			if e.Moto, err = moto.Start(ctx, moto.Options{Log: o.MotoLog}); err != nil {
-				return "", err
-			}
-			return e.Moto.URL, nil
-		}
-		if o.NoDynamo {
-			e.Secrets = fakesecrets.New()
-			start = e.Secrets.Start
-		}
-		if e.SecretsFaults, e.SecretURL, err = proxied(start, addr(portOf(ports, "secrets"))); err != nil {
+	default:
+		// The tests and the soak: moto, behind one fault proxy for SQS and
+		// one for Secrets Manager.
+		if e.Moto, err = moto.Start(ctx, moto.Options{Log: o.MotoLog}); err != nil {
 			e.Close()
 			return nil, err
 		}
-		if err := e.createSecret(ctx, o); err != nil {
+		if e.SQSFaults, e.SQSURL, err = faultproxy.Front(e.Moto.URL, addr(portOf(ports, "sqs"))); err != nil {
 			e.Close()
 			return nil, err
 		}
-		e.DLQURL = e.SQS.CreateQueue(SendDLQ, 30*time.Second, "", 0)
-		e.SendQueueURL = e.SQS.CreateQueue(SendQueue, o.Visibility, SendDLQ, o.MaxReceive)
-		e.EventsQueueURL = e.SQS.CreateQueue(EventQueue, 30*time.Second, "", 0)
-		e.ReceiptQueueURL = e.SQS.CreateQueue(ReceiptQueue, time.Minute, "", 0)
+		if e.SecretsFaults, e.SecretURL, err = faultproxy.Front(e.Moto.URL, addr(portOf(ports, "secrets"))); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	if err := e.createResources(ctx, o); err != nil {
+		e.Close()
+		return nil, err
 	}
 	if o.NoDynamo {
 		return e, nil
@@ -213,8 +213,8 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 	return e, nil
 }
 
-// proxied starts a stand-in on a free loopback port and a fault proxy in
-// front of it on addr.
+// proxied starts an in-process stand-in on a free loopback port and a
+// fault proxy in front of it on addr.
 func proxied(start func(addr string) (string, error), addr string) (*faultproxy.Proxy, string, error) {
 	target, err := start("127.0.0.1:0")
 	if err != nil {
@@ -232,7 +232,7 @@ func portOf(p *Ports, which string) int {
 
 // createSecret creates the Skycore secret, or sets it when it exists.
 func (e *Env) createSecret(ctx context.Context, o Options) error {
-	if e.Secrets != nil {
+	if e.fakeSecrets != nil {
 		e.PutSecret(o.APIKey, o.PostbackToken)
 		return nil
 	}
@@ -252,8 +252,8 @@ func (e *Env) createSecret(ctx context.Context, o Options) error {
 // holds both keys, named by SKYCORE_SECRET_ID and POSTBACK_SECRET_ID.
 func (e *Env) PutSecret(apiKey, token string) {
 	b, _ := json.Marshal(map[string]string{"api_key": apiKey, "postback_token": token})
-	if e.Secrets != nil {
-		e.Secrets.Put(SecretID, string(b))
+	if e.fakeSecrets != nil {
+		e.fakeSecrets.Put(SecretID, string(b))
 		return
 	}
 	e.SecretsManager().PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{SecretId: aws.String(SecretID), SecretString: aws.String(string(b))})
@@ -266,11 +266,11 @@ func (e *Env) Close() {
 			p.Close()
 		}
 	}
-	if e.Secrets != nil {
-		e.Secrets.Close()
+	if e.fakeSecrets != nil {
+		e.fakeSecrets.Close()
 	}
-	if e.SQS != nil {
-		e.SQS.Close()
+	if e.fakeSQS != nil {
+		e.fakeSQS.Close()
 	}
 	if e.Moto != nil {
 		e.Moto.Close()
@@ -317,23 +317,17 @@ func (e *Env) Environ() []string {
 
 // DrainEvents removes and decodes every delivery event, oldest first.
 func (e *Env) DrainEvents() ([]delivery.Event, error) {
-	if e.SQS == nil {
-		return e.drainMoto(context.Background())
-	}
-	msgs := e.SQS.Drain(EventQueue)
-	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].SentAt.Before(msgs[j].SentAt) })
+	ctx := context.Background()
+	msgs, err := e.Drain(ctx, EventQueue)
 	out := make([]delivery.Event, 0, len(msgs))
 	for _, m := range msgs {
-		var ev delivery.Event
-		if err := json.Unmarshal([]byte(m.Body), &ev); err != nil {
-			return out, fmt.Errorf("event %s: %w", m.ID, err)
-		}
-		if a, ok := m.Attributes["event"]; !ok || a.StringValue == nil || *a.StringValue != ev.Event {
-			return out, fmt.Errorf("event %s: attribute event does not match %q", m.ID, ev.Event)
+		ev, derr := DecodeEvent(m)
+		if derr != nil {
+			return out, derr
 		}
 		out = append(out, ev)
 	}
-	return out, nil
+	return out, err
 }
 
 // Logs is a concurrency-safe buffer for a function's log lines in tests.

@@ -18,11 +18,12 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
-// What works through the SQS and Secrets Manager APIs alone, so with moto.
+// What works through the SQS and Secrets Manager APIs alone, so with moto
+// and with our stand-ins alike.
 
-// createMoto creates the queues (the send queue redriving to its DLQ) and
-// the secret; both are idempotent, as CreateQueue is.
-func (e *Env) createMoto(ctx context.Context, o Options) error {
+// createResources creates the queues (the send queue redriving to its
+// DLQ) and the secret; both are idempotent, as CreateQueue is.
+func (e *Env) createResources(ctx context.Context, o Options) error {
 	q := e.SQSClient()
 	create := func(name string, vis time.Duration, attrs map[string]string) (string, error) {
 		if attrs == nil {
@@ -170,20 +171,43 @@ func DecodeEvent(m Received) (delivery.Event, error) {
 	return ev, nil
 }
 
-func (e *Env) drainMoto(ctx context.Context) ([]delivery.Event, error) {
-	msgs, err := e.ReceiveAll(ctx, e.EventsQueueURL, 30*time.Second)
+// SendTo puts one message on a local queue, by name.
+func (e *Env) SendTo(ctx context.Context, name, body string, attrs map[string]types.MessageAttributeValue) (string, error) {
+	in := &sqs.SendMessageInput{QueueUrl: aws.String(e.URL(name)), MessageBody: aws.String(body)}
+	if len(attrs) > 0 {
+		in.MessageAttributes = attrs
+	}
+	out, err := e.SQSClient().SendMessage(ctx, in)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	out := make([]delivery.Event, 0, len(msgs))
+	return aws.ToString(out.MessageId), nil
+}
+
+// Drain takes every visible message off a local queue, oldest first.
+func (e *Env) Drain(ctx context.Context, name string) ([]Received, error) {
+	msgs, err := e.ReceiveAll(ctx, e.URL(name), 5*time.Minute)
+	if err != nil {
+		return msgs, err
+	}
+	return msgs, e.Delete(ctx, e.URL(name), msgs)
+}
+
+// Peek returns every visible message of a local queue, oldest first, and
+// leaves them visible. Each is received once more (its receive count
+// grows), so Peek suits queues nothing redrives, such as the DLQ.
+func (e *Env) Peek(ctx context.Context, name string) ([]Received, error) {
+	msgs, err := e.ReceiveAll(ctx, e.URL(name), 5*time.Minute)
+	if err != nil {
+		return msgs, err
+	}
 	for _, m := range msgs {
-		ev, err := DecodeEvent(m)
-		if err != nil {
-			return out, err
+		if _, err := e.SQSClient().ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(e.URL(name)),
+			ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}); err != nil {
+			return msgs, err
 		}
-		out = append(out, ev)
 	}
-	return out, e.Delete(ctx, e.EventsQueueURL, msgs)
+	return msgs, nil
 }
 
 func tableExists(err error) bool {

@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/internal/stack"
@@ -71,13 +70,13 @@ func (u *Usage) Dollars() float64 {
 type snapshot struct {
 	dynamo   map[faultproxy.Call]int64
 	capacity map[faultproxy.Call]float64
-	sqs      map[fakesqs.Call]fakesqs.Usage
+	sqs      map[faultproxy.SQSCall]faultproxy.SQSUsage
 	secrets  map[string]int64
 	stack    stack.Usage
 }
 
 func takeSnapshot(s *stack.Stack) snapshot {
-	return snapshot{dynamo: s.Env.Proxy.Calls(), capacity: s.Env.Proxy.Capacity(), sqs: s.Env.SQS.Calls(),
+	return snapshot{dynamo: s.Env.Proxy.Calls(), capacity: s.Env.Proxy.Capacity(), sqs: s.Env.SQSFaults.SQSCalls(),
 		secrets: secretReads(s.Env.SecretsFaults), stack: s.Usage()}
 }
 

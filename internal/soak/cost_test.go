@@ -20,12 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	stypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"gopkg.in/yaml.v3"
 
-	"github.com/mmsgate/mmsgate/internal/fakesecrets"
-	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/memdb"
@@ -40,70 +36,6 @@ func awsConfig(appID string) aws.Config {
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "k", SecretAccessKey: "s"}, nil
 		})}
-}
-
-// TestSQSCounts: fakesqs counts its HTTP requests by caller, operation and
-// queue, with the messages they carried and SQS's billed 64 KiB chunks;
-// its Go API (the harness's) is not counted.
-func TestSQSCounts(t *testing.T) {
-	f := fakesqs.New()
-	base, err := f.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	url := f.CreateQueue("q", 30*time.Second, "", 0)
-	c := sqs.NewFromConfig(awsConfig("send-mms"), func(o *sqs.Options) { o.BaseEndpoint = aws.String(base) })
-	ctx := t.Context()
-
-	big := strings.Repeat("x", 100<<10) // two 64 KiB chunks
-	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(big)}); err != nil {
-		t.Fatal(err)
-	}
-	var entries []stypes.SendMessageBatchRequestEntry
-	for i := range 3 {
-		entries = append(entries, stypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(`{"id":"a"}`),
-			MessageAttributes: map[string]stypes.MessageAttributeValue{"event": {DataType: aws.String("String"), StringValue: aws.String("accepted")}}})
-	}
-	out, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &url, Entries: entries})
-	if err != nil || len(out.Successful) != 3 || len(out.Failed) != 0 {
-		t.Fatalf("SendMessageBatch = %+v, %v", out, err)
-	}
-	f.Send("q", "by the harness", nil, 0) // Go API: not counted
-	got, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}})
-	if err != nil || len(got.Messages) != 5 {
-		t.Fatalf("ReceiveMessage = %d messages, %v; want 5", len(got.Messages), err)
-	}
-	if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &url, ReceiptHandle: got.Messages[0].ReceiptHandle, VisibilityTimeout: 5}); err != nil {
-		t.Fatal(err)
-	}
-	var dels []stypes.DeleteMessageBatchRequestEntry
-	for i, m := range got.Messages[1:] {
-		dels = append(dels, stypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
-	}
-	if out, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &url, Entries: dels}); err != nil || len(out.Successful) != 4 {
-		t.Fatalf("DeleteMessageBatch = %+v, %v", out, err)
-	}
-	if n := len(f.Messages("q")); n != 1 {
-		t.Errorf("%d messages left, want 1 (the one made visible later)", n)
-	}
-
-	want := map[fakesqs.Call]fakesqs.Usage{
-		{Caller: "send-mms", Op: "SendMessage", Queue: "q"}:             {Requests: 1, Messages: 1, Billed: 2},
-		{Caller: "send-mms", Op: "SendMessageBatch", Queue: "q"}:        {Requests: 1, Messages: 3, Billed: 1},
-		{Caller: "send-mms", Op: "ReceiveMessage", Queue: "q"}:          {Requests: 1, Messages: 5, Billed: 2},
-		{Caller: "send-mms", Op: "ChangeMessageVisibility", Queue: "q"}: {Requests: 1, Messages: 1, Billed: 1},
-		{Caller: "send-mms", Op: "DeleteMessageBatch", Queue: "q"}:      {Requests: 1, Messages: 4, Billed: 1},
-	}
-	calls := f.Calls()
-	if len(calls) != len(want) {
-		t.Errorf("Calls() = %+v, want %+v", calls, want)
-	}
-	for k, w := range want {
-		if calls[k] != w {
-			t.Errorf("%+v: %+v, want %+v", k, calls[k], w)
-		}
-	}
 }
 
 // fakeDynamo answers UpdateItem with ConsumedCapacity when asked for it,
@@ -194,14 +126,13 @@ func TestDynamoDBCounts(t *testing.T) {
 // TestSecretsCounts: the fault proxy in front of Secrets Manager counts
 // GetSecretValue by caller.
 func TestSecretsCounts(t *testing.T) {
-	f := fakesecrets.New()
-	target, err := f.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	f.Put("s", "v")
-	p, base, err := faultproxy.Front(target, "127.0.0.1:0")
+	// What answers does not matter here: the proxy counts.
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.Write([]byte(`{"ARN":"arn:aws:secretsmanager:us-east-1:000000000000:secret:s","Name":"s","SecretString":"v","VersionId":"1"}`))
+	}))
+	defer target.Close()
+	p, base, err := faultproxy.Front(target.URL, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +165,7 @@ func TestUsage(t *testing.T) {
 			{Caller: "send-mms", Op: "GetItem", Outcome: faultproxy.OK}:                   100,
 			{Caller: "", Op: "GetItem", Outcome: faultproxy.OK}:                           1000},
 		capacity: map[faultproxy.Call]float64{upd: 410, {Caller: "send-mms", Op: "GetItem", Outcome: faultproxy.OK}: 100},
-		sqs: map[fakesqs.Call]fakesqs.Usage{
+		sqs: map[faultproxy.SQSCall]faultproxy.SQSUsage{
 			{Caller: "send-mms", Op: "SendMessage", Queue: "events"}: {Requests: 100, Messages: 100, Billed: 100},
 			{Caller: "", Op: "ReceiveMessage", Queue: "events"}:      {Requests: 50, Messages: 100, Billed: 50}},
 		secrets: map[string]int64{"send-mms": 2},

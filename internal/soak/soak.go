@@ -40,7 +40,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/mmsgate/mmsgate/internal/fakesqs"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	stypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
@@ -314,7 +316,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 				sent := 0
 				for _, q := range s.Sim.Requests() {
 					if b, ok := byID[q.ClientReference]; ok && q.Accepted && sent < 20 && len(tids) > 0 {
-						s.Env.SQS.Send(localenv.SendQueue, b, forgedAttrs(rng2(n), tids[(sent*7+1)%len(tids)]), 0)
+						s.Env.SendTo(context.Background(), localenv.SendQueue, b, forgedAttrs(rng2(n), tids[(sent*7+1)%len(tids)]))
 						sent++
 					}
 				}
@@ -380,7 +382,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		}
 		if i == len(bodies)/10 {
 			for _, h := range hostile {
-				if _, err := s.Env.SQS.Send(localenv.SendQueue, h.body, h.attrs, 0); err != nil {
+				if _, err := s.Env.SendTo(ctx, localenv.SendQueue, h.body, h.attrs); err != nil {
 					return nil, err
 				}
 			}
@@ -429,15 +431,17 @@ const acceptWrite = `{"S":"ACCEPTED"}`
 // message is a body and its message attributes.
 type message struct {
 	body  string
-	attrs map[string]fakesqs.Attr
+	attrs map[string]stypes.MessageAttributeValue
 }
 
 // forgedAttrs are what a hostile queue writer adds: every internal
 // attribute name mmsgate has used, with made-up values.
-func forgedAttrs(rng *rand.Rand, trackingID string) map[string]fakesqs.Attr {
-	str := func(v string) fakesqs.Attr { return fakesqs.Attr{DataType: "String", StringValue: &v} }
+func forgedAttrs(rng *rand.Rand, trackingID string) map[string]stypes.MessageAttributeValue {
+	str := func(v string) stypes.MessageAttributeValue {
+		return stypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: &v}
+	}
 	mac := fmt.Sprintf("%064x", rng.Uint64())
-	return map[string]fakesqs.Attr{
+	return map[string]stypes.MessageAttributeValue{
 		"mmsgate-accepted-tracking-id": str(trackingID),
 		"mmsgate-handoff":              str(fmt.Sprintf(`{"t":%q,"first":%d}`, trackingID, time.Now().UnixMilli())),
 		"mmsgate-handoff-mac":          str(mac),
@@ -631,10 +635,16 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 		}
 	}
 	dlq := map[string]bool{}
-	for _, m := range s.Env.SQS.Messages(localenv.SendDLQ) {
-		if id := sendreq.PeekID([]byte(m.Body)); id != "" {
+	dead, err := s.Env.Peek(ctx, localenv.SendDLQ)
+	if err != nil {
+		return fmt.Errorf("read the DLQ: %w", err)
+	}
+	for _, m := range dead {
+		if id := sendreq.PeekID([]byte(aws.ToString(m.Body))); id != "" {
 			dlq[id] = true
-			if m.DeadLetterReason != "" {
+			// The sender dead-letters with an error attribute; SQS's
+			// redrive (maxReceiveCount) moves the message as it was.
+			if _, ok := m.MessageAttributes["error"]; !ok {
 				r.RetriesExhausted++
 			}
 		}

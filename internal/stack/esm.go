@@ -16,7 +16,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 )
 
-// The event source mapping over the SQS API (moto): what Lambda does for
+// The event source mapping over the SQS API: what Lambda does for
 // an SQS trigger with ReportBatchItemFailures. It receives up to
 // BatchSize messages (waiting up to BatchWindow to fill a batch), invokes
 // one sender instance with them, deletes the records the answer does not

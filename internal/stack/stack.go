@@ -7,7 +7,6 @@ package stack
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,14 +15,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/mmsgate/mmsgate/internal/apigw"
 	"github.com/mmsgate/mmsgate/internal/dynalite"
@@ -31,7 +25,6 @@ import (
 	"github.com/mmsgate/mmsgate/internal/rie"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
-	"github.com/mmsgate/mmsgate/pkg/sendreq"
 )
 
 // RIEPackage is the pinned emulator (a tool directive in go.mod).
@@ -83,9 +76,8 @@ type Options struct {
 	Logs         io.Writer                       // the functions' log lines (nil: discarded)
 	PostbackHTTP func(http.Handler) http.Handler // wraps the adapter (fault injection)
 
-	// Moto serves SQS and Secrets Manager from moto_server (`make run`,
-	// `make dev`); the send queue is then polled through the SQS API, as
-	// Lambda's event source mapping does.
+	// Moto serves SQS and Secrets Manager from one moto_server port with
+	// no fault proxy in front (`make run`, `make dev`).
 	Moto        bool
 	Ports       localenv.Ports // fixed stand-in ports (0: free ones)
 	DynamoPath  string         // keep DynamoDB's data here across restarts
@@ -122,11 +114,12 @@ type Stack struct {
 	adapter   *http.Server
 	postbacks []*rie.Instance
 
-	mu       sync.Mutex
-	batches  int
-	events   []delivery.Event
-	inFlight map[string]int // request ids in invocations under way
-	next     int            // round-robin over postback instances
+	mu         sync.Mutex
+	collecting sync.Mutex // collect
+	batches    int
+	events     []delivery.Event
+	inFlight   map[string]int // request ids in invocations under way
+	next       int            // round-robin over postback instances
 
 	// Usage's counters.
 	reports     map[string]*reports // by function name
@@ -256,11 +249,7 @@ func (s *Stack) Close() {
 
 // Enqueue puts one send request body on the send queue.
 func (s *Stack) Enqueue(body string) error {
-	if s.Env.SQS == nil {
-		_, err := s.Env.SQSClient().SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(s.Env.SendQueueURL), MessageBody: aws.String(body)})
-		return err
-	}
-	_, err := s.Env.SQS.Send(localenv.SendQueue, body, nil, 0)
+	_, err := s.Env.SendTo(context.Background(), localenv.SendQueue, body, nil)
 	return err
 }
 
@@ -277,12 +266,7 @@ type Progress struct {
 func (s *Stack) Pump(ctx context.Context, progress func(Progress)) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(s.Senders))
-	drain := func(inst *rie.Instance, src source) error {
-		if s.Env.SQS == nil {
-			return s.esm(ctx, inst, src, false, progress)
-		}
-		return s.poll(ctx, inst, src, progress)
-	}
+	drain := func(inst *rie.Instance, src source) error { return s.esm(ctx, inst, src, false, progress) }
 	for _, inst := range s.Senders {
 		wg.Add(1)
 		go func() {
@@ -317,80 +301,6 @@ var (
 	sendSource    = source{localenv.SendQueue, SenderFunction}
 	receiptSource = source{localenv.ReceiptQueue, ReceiptFunction}
 )
-
-// poll feeds src's queue to inst until it holds nothing visible or hidden.
-func (s *Stack) poll(ctx context.Context, inst *rie.Instance, src source, progress func(Progress)) error {
-	for ctx.Err() == nil {
-		msgs, err := s.Env.SQS.Receive(src.queue, s.opts.BatchSize, 0)
-		if err != nil {
-			return err
-		}
-		s.countReceive(src.queue, len(msgs))
-		if len(msgs) == 0 {
-			next := s.Env.SQS.NextVisible(src.queue)
-			if next.IsZero() {
-				return nil // nothing visible, nothing hidden: drained
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(min(time.Until(next)+5*time.Millisecond, 200*time.Millisecond)):
-			}
-			continue
-		}
-		ev := events.SQSEvent{}
-		for _, m := range msgs {
-			attrs := map[string]events.SQSMessageAttribute{}
-			for k, a := range m.Attributes {
-				attrs[k] = events.SQSMessageAttribute{DataType: a.DataType, StringValue: a.StringValue, BinaryValue: a.BinaryValue}
-			}
-			ev.Records = append(ev.Records, events.SQSMessage{
-				MessageId: m.ID, ReceiptHandle: m.ReceiptHandle, Body: m.Body, MessageAttributes: attrs,
-				Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(m.ReceiveCount),
-					"SentTimestamp": strconv.FormatInt(m.SentAt.UnixMilli(), 10), "SenderId": "000000000000",
-					"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.FirstReceive.UnixMilli(), 10)},
-				EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:" + localenv.Region + ":000000000000:" + src.queue,
-				AWSRegion: localenv.Region,
-			})
-		}
-		payload, _ := json.Marshal(ev)
-		ids := make([]string, len(msgs))
-		for i, m := range msgs {
-			ids[i] = sendreq.PeekID([]byte(m.Body))
-		}
-		s.track(ids, 1)
-		s.countInvoke(src.function)
-		out, err := inst.Invoke(ctx, payload)
-		s.track(ids, -1)
-		var resp events.SQSEventResponse
-		if err == nil {
-			err = json.Unmarshal(out, &resp)
-		}
-		deleted := 0
-		if err == nil {
-			failed := map[string]bool{}
-			for _, f := range resp.BatchItemFailures {
-				failed[f.ItemIdentifier] = true
-			}
-			for _, m := range msgs {
-				if !failed[m.ID] {
-					s.Env.SQS.Delete(src.queue, m.ReceiptHandle)
-					deleted++
-				}
-			}
-		} // else: a function error leaves the whole batch for redelivery, as Lambda does
-		s.countDeleted(src.queue, deleted)
-		s.mu.Lock()
-		s.batches++
-		p := Progress{Batches: s.batches, Queued: len(s.Env.SQS.Messages(localenv.SendQueue))}
-		s.mu.Unlock()
-		s.collect()
-		p.Events = len(s.Events())
-		if progress != nil {
-			progress(p)
-		}
-	}
-	return ctx.Err()
-}
 
 // invokePostback spreads postbacks over the instances (each takes one
 // invoke at a time, like one Lambda instance).
@@ -443,6 +353,10 @@ func (s *Stack) collect() {
 	if s.opts.KeepEvents {
 		return
 	}
+	// One drain at a time: two pollers' drains interleaved would append
+	// a newer page of events before an older one.
+	s.collecting.Lock()
+	defer s.collecting.Unlock()
 	evs, _ := s.Env.DrainEvents()
 	s.mu.Lock()
 	s.events = append(s.events, evs...)

@@ -29,9 +29,9 @@ const (
 
 // Usage is what the stack counted of what AWS bills and the stand-ins do
 // not see: Lambda invocations and their billed duration, API Gateway
-// requests, and the SQS requests of the event source mapping (on fakesqs
-// the poller uses its Go API). DynamoDB, SQS and Secrets Manager requests
-// made by the functions are counted by the fault proxies and fakesqs.
+// requests, and the SQS requests of the event source mapping (the poller
+// is the harness to the proxies). DynamoDB, SQS and Secrets Manager
+// requests made by the functions are counted by the fault proxies.
 type Usage struct {
 	Functions   map[string]FunctionUsage // by function (SendMmsFunction, PostbackFunction)
 	APIRequests int64                    // HTTP requests to the API Gateway adapter

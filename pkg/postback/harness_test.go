@@ -2,17 +2,12 @@ package postback
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"sort"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/memdb"
@@ -23,14 +18,15 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// harness is the handler on local stand-ins: the SQS and Secrets Manager
-// fakes through the real SDK clients, and DynamoDB either in memory
-// (memdb, no emulator) or dynalite behind the fault proxy.
+// harness is the handler on local stand-ins through the real SDK clients:
+// moto's SQS and Secrets Manager behind fault proxies (fakesqs and
+// fakesecrets under -short), and DynamoDB either in memory (memdb, no
+// emulator) or dynalite behind the fault proxy.
 type harness struct {
 	h     *Handler
 	store *store.Store
 	logs  *localenv.Logs
-	sqs   *fakesqs.Server
+	env   *localenv.Env
 	// The fault proxies in front of SQS and Secrets Manager.
 	sqsFaults, secretsFaults *faultproxy.Proxy
 	throttle                 func() // DynamoDB throttles every call from now on
@@ -46,14 +42,14 @@ func newHarnessOn(t *testing.T, dynalite bool) *harness {
 	t.Helper()
 	ctx := context.Background()
 	hs := &harness{logs: &localenv.Logs{}, base: time.Now()}
-	// SQS and Secrets Manager: the in-process stand-ins behind their fault
-	// proxies; DynamoDB: dynalite (behind its own) or memdb.
-	env, err := localenv.Start(ctx, localenv.Options{PostbackToken: token, NoDynamo: !dynalite})
+	// SQS and Secrets Manager behind their fault proxies; DynamoDB:
+	// dynalite (behind its own) or memdb.
+	env, err := localenv.Start(ctx, localenv.Options{PostbackToken: token, NoDynamo: !dynalite, InProcess: testing.Short()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Close)
-	hs.sqs, hs.sqsFaults, hs.secretsFaults = env.SQS, env.SQSFaults, env.SecretsFaults
+	hs.env, hs.sqsFaults, hs.secretsFaults = env, env.SQSFaults, env.SecretsFaults
 	secrets, queue, events := env.SecretsManager(), env.SQSClient(), env.EventsQueueURL
 	if dynalite {
 		hs.store = store.New(env.DynamoDB(), localenv.Table, 0)
@@ -84,19 +80,4 @@ func newHarnessOn(t *testing.T, dynalite bool) *harness {
 }
 
 // drain removes and decodes every delivery event, oldest first.
-func (hs *harness) drain() ([]delivery.Event, error) {
-	msgs := hs.sqs.Drain(localenv.EventQueue)
-	sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].SentAt.Before(msgs[j].SentAt) })
-	var out []delivery.Event
-	for _, m := range msgs {
-		var ev delivery.Event
-		if err := json.Unmarshal([]byte(m.Body), &ev); err != nil {
-			return out, fmt.Errorf("event %s: %w", m.ID, err)
-		}
-		if a, ok := m.Attributes["event"]; !ok || a.StringValue == nil || *a.StringValue != ev.Event {
-			return out, errors.New("event attribute does not match " + ev.Event)
-		}
-		out = append(out, ev)
-	}
-	return out, nil
-}
+func (hs *harness) drain() ([]delivery.Event, error) { return hs.env.DrainEvents() }

@@ -151,7 +151,7 @@ func TestAttackExpiredBodyReachesDLQAfterOutage(t *testing.T) {
 	if got := hs.kinds(t); len(got) != 1 || got[0] != "exp-dlq:expired:E503" {
 		t.Errorf("events = %v", got)
 	}
-	if dlq := hs.env.SQS.Messages(localenv.SendDLQ); len(dlq) != 1 || dlq[0].Body != body {
+	if dlq := hs.peek(t, localenv.SendDLQ); len(dlq) != 1 || aws.ToString(dlq[0].Body) != body {
 		t.Errorf("DLQ = %+v; want the expired body once", dlq)
 	}
 }

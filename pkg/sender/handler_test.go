@@ -16,8 +16,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
@@ -33,9 +35,10 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// harness is the real handler with real SDK clients against fakesqs,
-// fakesecrets and the simulator, and the real store on dynalite, or on
-// internal/memdb under -short (no Node needed).
+// harness is the real handler with real SDK clients against moto (SQS and
+// Secrets Manager, behind fault proxies) and the simulator, and the real
+// store on dynalite; under -short, against fakesqs, fakesecrets and
+// internal/memdb (no Python, no Node needed).
 type harness struct {
 	env  *localenv.Env
 	db   dynamoAPI
@@ -49,7 +52,7 @@ type harness struct {
 func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
-	env, err := localenv.Start(ctx, localenv.Options{NoDynamo: testing.Short()})
+	env, err := localenv.Start(ctx, localenv.Options{NoDynamo: testing.Short(), InProcess: testing.Short()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +86,8 @@ func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harn
 	}
 	logs := &localenv.Logs{}
 	keys := secret.New(env.SecretsManager(func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 }), localenv.SecretID, time.Minute)
-	q := env.SQSClient()
+	env.SQSFaults.Record("ChangeMessageVisibility") // hiddenFor
+	q := env.SQSClient(func(o *sqs.Options) { o.AppID = handlerApp })
 	box := outbox.New(q) // as functions/send-mms wires it
 	h := NewHandler(c, Deps{
 		Keys:    keys,
@@ -203,8 +207,8 @@ func TestMixedBatch(t *testing.T) {
 	if diff := cmp.Diff(want, hs.kinds(t)); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
-	dlq := hs.env.SQS.Messages(localenv.SendDLQ)
-	if len(dlq) != 1 || dlq[0].Body != "this is not JSON {" || dlq[0].Attributes["error"].StringValue == nil {
+	dlq := hs.peek(t, localenv.SendDLQ)
+	if len(dlq) != 1 || aws.ToString(dlq[0].Body) != "this is not JSON {" || errorAttr(dlq[0]) == "" {
 		t.Errorf("DLQ = %+v, want the malformed body with an error attribute", dlq)
 	}
 	c := hs.sim.Counts()
@@ -417,18 +421,13 @@ func TestDynamoDBThrottling(t *testing.T) {
 		if err != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("invoke = %+v, %v; want the message re-enqueued and deleted", resp, err)
 		}
-		requeued := hs.env.SQS.Drain(localenv.SendQueue)
-		if len(requeued) != 1 || requeued[0].Attributes[HandoffMACAttr].StringValue == nil {
+		requeued := hs.drain(t, localenv.SendQueue)
+		if len(requeued) != 1 || requeued[0].MessageAttributes[HandoffMACAttr].StringValue == nil {
 			t.Fatalf("send queue = %+v, want the message back with a signed %s", requeued, HandoffAttr)
 		}
 		hs.env.Proxy.ThrottleMatching("", 0)
 		// The re-enqueued message as the next invocation sees it.
-		next := withBody(t, requeued[0].Body)
-		next.Records[0].MessageAttributes = map[string]events.SQSMessageAttribute{}
-		for k, a := range requeued[0].Attributes {
-			next.Records[0].MessageAttributes[k] = events.SQSMessageAttribute{DataType: a.DataType, StringValue: a.StringValue}
-		}
-		resp, err = hs.invoke(t, context.Background(), next)
+		resp, err = hs.invoke(t, context.Background(), fromQueue(t, requeued[0]))
 		if err != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("second invoke = %+v, %v", resp, err)
 		}
@@ -480,7 +479,7 @@ func TestMalformedBodies(t *testing.T) {
 		if len(evs) != 1 || evs[0].ID != "typo-1" || evs[0].Event != "rejected" || evs[0].Code != "E100" || !strings.Contains(evs[0].Error, "subjet") {
 			t.Errorf("events = %+v, want one rejected E100 naming subjet", evs)
 		}
-		if dlq := hs.env.SQS.Messages(localenv.SendDLQ); len(dlq) != 0 {
+		if dlq := hs.peek(t, localenv.SendDLQ); len(dlq) != 0 {
 			t.Errorf("DLQ = %+v, want nothing", dlq)
 		}
 	})
@@ -514,29 +513,31 @@ func TestBackoffThroughQueue(t *testing.T) {
 		c.Faults = []sim.Fault{{Kind: "E106", Seconds: 40, Match: sim.Match{ToSuffix: "9144"}}, {Kind: "E713", Match: sim.Match{ToSuffix: "0713"}}}
 	}, nil)
 	for _, body := range []string{`{"id":"bo-1","to":"17743199144","mmsId":1000}`, `{"id":"bo-2","to":"17745550713","mmsId":1000}`} {
-		if _, err := hs.env.SQS.Send(localenv.SendQueue, body, nil, 0); err != nil {
-			t.Fatal(err)
-		}
+		hs.enqueue(t, body)
 	}
-	msgs, _ := hs.env.SQS.Receive(localenv.SendQueue, 10, 30*time.Second)
+	msgs := hs.receive(t, 2, 30*time.Second)
 	ev := events.SQSEvent{}
 	for _, m := range msgs {
-		ev.Records = append(ev.Records, events.SQSMessage{MessageId: m.ID, ReceiptHandle: m.ReceiptHandle, Body: m.Body,
-			Attributes: map[string]string{"ApproximateReceiveCount": "1"}})
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
+			Body: aws.ToString(m.Body), Attributes: map[string]string{"ApproximateReceiveCount": "1"}})
 	}
-	start := time.Now()
 	resp, err := hs.invoke(t, context.Background(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 2 {
 		t.Fatalf("invoke = %+v, %v", resp, err)
 	}
-	for _, m := range hs.env.SQS.Messages(localenv.SendQueue) {
-		wait := m.VisibleAt.Sub(start)
+	for _, m := range msgs {
+		wait, ok := hs.hiddenFor(t, m.ReceiptHandle)
 		switch {
-		case strings.Contains(m.Body, "bo-1") && (wait < 40*time.Second || wait > 45*time.Second):
+		case !ok:
+			t.Errorf("%s: no visibility set", aws.ToString(m.Body))
+		case strings.Contains(aws.ToString(m.Body), "bo-1") && (wait < 40*time.Second || wait > 45*time.Second):
 			t.Errorf("E106 every 40 s: visible again in %v", wait)
-		case strings.Contains(m.Body, "bo-2") && (wait < 15*time.Minute-time.Second || wait > 15*time.Minute+5*time.Second):
+		case strings.Contains(aws.ToString(m.Body), "bo-2") && (wait < 15*time.Minute-time.Second || wait > 15*time.Minute+5*time.Second):
 			t.Errorf("config error: visible again in %v, want 15 min", wait)
 		}
+	}
+	if n := hs.held(t, localenv.SendQueue); n != 2 {
+		t.Errorf("%d messages hidden on the send queue, want both", n)
 	}
 }
 
@@ -685,17 +686,8 @@ func TestBatchedEvents(t *testing.T) {
 	if err != nil || len(resp.BatchItemFailures) != 1 {
 		t.Fatalf("invoke = %+v, %v; want one record back for its event", resp, err)
 	}
-	var single, batches int64
-	for c, u := range hs.env.SQS.Calls() {
-		if c.Queue == localenv.EventQueue {
-			switch c.Op {
-			case "SendMessage":
-				single += u.Requests
-			case "SendMessageBatch":
-				batches += u.Requests
-			}
-		}
-	}
+	calls := hs.sqsCalls(localenv.EventQueue)
+	single, batches := calls["SendMessage"], calls["SendMessageBatch"]
 	if batches < 1 || single+batches > 3 {
 		t.Errorf("events queue: %d SendMessage, %d SendMessageBatch calls for 10 events; want batches, at most 3 calls", single, batches)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
 )
@@ -64,7 +65,7 @@ func TestHostileRequests(t *testing.T) {
 			if got[long(65)] != "rejected:E100" {
 				t.Errorf("over-long id: events %v", got)
 			}
-			if dlq := hs.env.SQS.Messages(localenv.SendDLQ); len(dlq) != 2 || !strings.Contains(dlq[0].Body+dlq[1].Body, long(65)) {
+			if dlq := hs.peek(t, localenv.SendDLQ); len(dlq) != 2 || !strings.Contains(aws.ToString(dlq[0].Body)+aws.ToString(dlq[1].Body), long(65)) {
 				t.Errorf("over-long id and missing id: DLQ = %+v", dlq)
 			}
 		case "h-no-id":

@@ -195,13 +195,7 @@ func TestOutboxLowConcurrencyNoDeadlock(t *testing.T) {
 			t.Errorf("lowconc-%d sent %d times", i, n)
 		}
 	}
-	var batches int64
-	for c, u := range hs.env.SQS.Calls() {
-		if c.Queue == localenv.EventQueue && c.Op == "SendMessageBatch" {
-			batches += u.Requests
-		}
-	}
-	if batches < 1 {
+	if batches := hs.sqsCalls(localenv.EventQueue)["SendMessageBatch"]; batches < 1 {
 		t.Errorf("no SendMessageBatch on the events queue")
 	}
 }

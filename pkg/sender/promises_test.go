@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/pkg/apperr"
@@ -33,17 +33,6 @@ func record(t *testing.T, msgID, body string, sent time.Time) events.SQSEvent {
 	return ev
 }
 
-// fromQueue turns a message the handler put on a queue into the record a
-// later invocation would get.
-func fromQueue(t *testing.T, m fakesqs.Message) events.SQSEvent {
-	ev := record(t, m.ID, m.Body, m.SentAt)
-	ev.Records[0].MessageAttributes = map[string]events.SQSMessageAttribute{}
-	for k, a := range m.Attributes {
-		ev.Records[0].MessageAttributes[k] = events.SQSMessageAttribute{DataType: a.DataType, StringValue: a.StringValue}
-	}
-	return ev
-}
-
 func (hs *harness) mustInvoke(t *testing.T, ctx context.Context, ev events.SQSEvent, wantFailures int) {
 	t.Helper()
 	resp, err := hs.invoke(t, ctx, ev)
@@ -59,22 +48,20 @@ func TestRetryWindow(t *testing.T) {
 	body := `{"id":"out-1","to":"17745550503","mmsId":1000}` // the harness's sim answers E503 for ...0503
 	t.Run("inside the window: retrying, back-off bounded by the window's end", func(t *testing.T) {
 		hs := newHarness(t, nil, func(c *Config) { c.RetryWindow = time.Hour })
-		if _, err := hs.env.SQS.Send(localenv.SendQueue, body, nil, 0); err != nil {
-			t.Fatal(err)
+		hs.enqueue(t, body)
+		msgs := hs.receive(t, 1, time.Minute)
+		if len(msgs) != 1 {
+			t.Fatalf("receive = %v", msgs)
 		}
-		msgs, err := hs.env.SQS.Receive(localenv.SendQueue, 1, time.Minute)
-		if err != nil || len(msgs) != 1 {
-			t.Fatalf("receive = %v, %v", msgs, err)
-		}
-		ev := record(t, msgs[0].ID, body, time.Now().Add(-time.Hour+10*time.Second))
-		ev.Records[0].ReceiptHandle = msgs[0].ReceiptHandle
+		ev := record(t, aws.ToString(msgs[0].MessageId), body, time.Now().Add(-time.Hour+10*time.Second))
+		ev.Records[0].ReceiptHandle = aws.ToString(msgs[0].ReceiptHandle)
 		ev.Records[0].Attributes["ApproximateReceiveCount"] = "30" // the exponential part alone would wait 15 min
 		hs.mustInvoke(t, context.Background(), ev, 1)
 		if got := hs.kinds(t); !slices.Equal(got, []string{"out-1:retrying:E503"}) {
 			t.Errorf("events = %v", got)
 		}
-		if wait := time.Until(hs.env.SQS.Messages(localenv.SendQueue)[0].VisibleAt); wait > 12*time.Second {
-			t.Errorf("visible again in %v; want at most the ~10 s left of the window", wait)
+		if wait, ok := hs.hiddenFor(t, msgs[0].ReceiptHandle); !ok || wait > 12*time.Second {
+			t.Errorf("visible again in %v (set: %v); want at most the ~10 s left of the window", wait, ok)
 		}
 	})
 	t.Run("window spent: expired once, body in the DLQ", func(t *testing.T) {
@@ -85,8 +72,8 @@ func TestRetryWindow(t *testing.T) {
 		if got := hs.kinds(t); !slices.Equal(got, []string{"out-1:expired:E503"}) {
 			t.Errorf("events = %v, want exactly one expired", got)
 		}
-		dlq := hs.env.SQS.Messages(localenv.SendDLQ)
-		if len(dlq) != 1 || dlq[0].Body != body || !strings.Contains(*dlq[0].Attributes["error"].StringValue, "expired") {
+		dlq := hs.peek(t, localenv.SendDLQ)
+		if len(dlq) != 1 || aws.ToString(dlq[0].Body) != body || !strings.Contains(errorAttr(dlq[0]), "expired") {
 			t.Errorf("DLQ = %+v", dlq)
 		}
 		if n := hs.sim.Counts().Received["out-1"]; n != 1 {
@@ -117,7 +104,7 @@ func TestAcceptedButUnrecordedNeverResent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	hs.mustInvoke(t, ctx, record(t, "orig", body, time.Now()), 0)
-	handoffs := hs.env.SQS.Drain(localenv.SendQueue)
+	handoffs := hs.drain(t, localenv.SendQueue)
 	if len(handoffs) != 1 {
 		t.Fatalf("send queue = %+v, want the signed hand-off", handoffs)
 	}
@@ -163,16 +150,16 @@ func TestHandoffLoopIsBounded(t *testing.T) {
 	hs.h.d.Store = refusing{store.New(hs.db, localenv.Table, 0)}
 	body := `{"id":"perm-1","to":"17743199144","mmsId":1000}`
 	hs.mustInvoke(t, context.Background(), record(t, "orig", body, time.Now()), 0)
-	handoffs := hs.env.SQS.Drain(localenv.SendQueue)
+	handoffs := hs.drain(t, localenv.SendQueue)
 	if len(handoffs) != 1 {
 		t.Fatalf("send queue = %+v, want one hand-off", handoffs)
 	}
 	hs.mustInvoke(t, context.Background(), fromQueue(t, handoffs[0]), 0)
-	if q := hs.env.SQS.Messages(localenv.SendQueue); len(q) != 0 {
+	if q := hs.peek(t, localenv.SendQueue); len(q) != 0 || hs.held(t, localenv.SendQueue) != 0 {
 		t.Errorf("re-enqueued again: %+v", q)
 	}
-	dlq := hs.env.SQS.Messages(localenv.SendDLQ)
-	if len(dlq) != 1 || !strings.Contains(*dlq[0].Attributes["error"].StringValue, "accepted by Skycore") {
+	dlq := hs.peek(t, localenv.SendDLQ)
+	if len(dlq) != 1 || !strings.Contains(errorAttr(dlq[0]), "accepted by Skycore") {
 		t.Errorf("DLQ = %+v", dlq)
 	}
 	if !strings.Contains(hs.logs.String(), "HandoffDeadLettered") {
@@ -225,7 +212,7 @@ func TestForgedAttributes(t *testing.T) {
 		hs := newHarness(t, nil, nil)
 		hs.h.d.Store = refusingOnce(hs)
 		hs.mustInvoke(t, context.Background(), record(t, "orig", `{"id":"victim","to":"17743199144","mmsId":1000}`, time.Now()), 0)
-		handoffs := hs.env.SQS.Drain(localenv.SendQueue)
+		handoffs := hs.drain(t, localenv.SendQueue)
 		if len(handoffs) != 1 {
 			t.Fatalf("send queue = %+v", handoffs)
 		}
@@ -465,7 +452,7 @@ func TestHandoffWithDuplicatesInFlight(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	hs.mustInvoke(t, ctx, record(t, "orig", body, time.Now()), 0)
-	handoffs := hs.env.SQS.Drain(localenv.SendQueue)
+	handoffs := hs.drain(t, localenv.SendQueue)
 	if len(handoffs) != 1 {
 		t.Fatalf("send queue = %+v, want the signed hand-off", handoffs)
 	}
@@ -494,22 +481,23 @@ func TestInDoubtLongWindowVisibility(t *testing.T) {
 		c.Faults = []sim.Fault{{Kind: "hang", Count: 1, Match: sim.Match{ToSuffix: "9144"}}}
 	}
 	hs := newHarness(t, hang, func(c *Config) { c.InDoubtWindow, c.CallTimeout = 24*time.Hour, 300*time.Millisecond })
-	if _, err := hs.env.SQS.Send(localenv.SendQueue, `{"id":"doubt-24h","to":"17743199144","mmsId":1000}`, nil, 0); err != nil {
-		t.Fatal(err)
+	hs.enqueue(t, `{"id":"doubt-24h","to":"17743199144","mmsId":1000}`)
+	msgs := hs.receive(t, 1, 30*time.Second)
+	if len(msgs) != 1 {
+		t.Fatalf("receive = %v", msgs)
 	}
-	msgs, err := hs.env.SQS.Receive(localenv.SendQueue, 1, 30*time.Second)
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("receive = %v, %v", msgs, err)
-	}
-	ev := record(t, msgs[0].ID, msgs[0].Body, time.Now())
-	ev.Records[0].ReceiptHandle = msgs[0].ReceiptHandle
-	start := time.Now()
+	ev := record(t, aws.ToString(msgs[0].MessageId), aws.ToString(msgs[0].Body), time.Now())
+	ev.Records[0].ReceiptHandle = aws.ToString(msgs[0].ReceiptHandle)
 	hs.mustInvoke(t, context.Background(), ev, 1)
 	if strings.Contains(hs.logs.String(), "cannot set the retry back-off") {
 		t.Errorf("the visibility change was refused:\n%s", hs.logs)
 	}
-	m := hs.env.SQS.Messages(localenv.SendQueue)[0]
-	if wait := m.VisibleAt.Sub(start); wait < 11*time.Hour || wait > 12*time.Hour {
-		t.Errorf("hidden for %v; want as long as SQS allows (between 11 and 12 h)", wait)
+	// SQS took the change (the proxy records only 2xx answers) and holds
+	// the message hidden.
+	if wait, ok := hs.hiddenFor(t, msgs[0].ReceiptHandle); !ok || wait < 11*time.Hour || wait > 12*time.Hour {
+		t.Errorf("hidden for %v (set: %v); want as long as SQS allows (between 11 and 12 h)", wait, ok)
+	}
+	if hs.held(t, localenv.SendQueue) != 1 {
+		t.Error("the message is not hidden on the send queue")
 	}
 }

@@ -1,0 +1,140 @@
+package faultproxy
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// In front of an SQS (moto, or fakesqs under -short) the proxy also counts
+// what SQS bills, by caller, operation and queue, and keeps the bodies of
+// the calls a test asks to see (Record): the stand-in behind it then needs
+// no Go API of its own, and the same test reads the same thing whatever
+// serves the calls.
+
+// SQSCall is one kind of SQS request.
+type SQSCall struct {
+	// Caller is the application id in the request's User-Agent ("app/<id>",
+	// set by the SDK from AWS_SDK_UA_APP_ID); "" when there is none.
+	Caller string
+	Op     string // SendMessage, ReceiveMessage, SendMessageBatch, …
+	Queue  string // the queue's name ("" when the request names none)
+}
+
+// SQSUsage is what the requests of one SQSCall added up to.
+type SQSUsage struct {
+	Requests int64
+	// Messages sent, received, deleted or changed (a batch entry is one).
+	Messages int64
+	// Billed is what SQS bills: every 64 KiB chunk of a request's payload
+	// (message bodies and attributes, sent or received) is one request,
+	// and every request is at least one.
+	Billed int64
+}
+
+// ChunkSize is the payload SQS bills as one request.
+const ChunkSize = 64 << 10
+
+// SQSCalls returns the SQS requests seen so far (JSON protocol: the SDK's).
+func (p *Proxy) SQSCalls() map[SQSCall]SQSUsage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[SQSCall]SQSUsage, len(p.sqs))
+	for k, u := range p.sqs {
+		out[k] = u
+	}
+	return out
+}
+
+// Record makes the proxy keep the request body of every call of these
+// operations that the target answered 2xx (Recorded).
+func (p *Proxy) Record(ops ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.record == nil {
+		p.record = map[string][]json.RawMessage{}
+	}
+	for _, op := range ops {
+		if _, ok := p.record[op]; !ok {
+			p.record[op] = []json.RawMessage{}
+		}
+	}
+}
+
+// Recorded returns the kept request bodies of op, oldest first.
+func (p *Proxy) Recorded(op string) []json.RawMessage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]json.RawMessage(nil), p.record[op]...)
+}
+
+// sqsAttr is a message attribute as the JSON protocol carries it.
+type sqsAttr struct {
+	DataType    string
+	StringValue string
+	BinaryValue []byte
+}
+
+// sqsMessage is what SQS counts of a message, sent or received.
+type sqsMessage struct {
+	MessageBody, Body string // sent, received
+	MessageAttributes map[string]sqsAttr
+}
+
+func (m sqsMessage) payload() int {
+	n := len(m.MessageBody) + len(m.Body)
+	for k, a := range m.MessageAttributes {
+		n += len(k) + len(a.DataType) + len(a.StringValue) + len(a.BinaryValue)
+	}
+	return n
+}
+
+// countSQS counts one SQS request: req is its body, answer the target's
+// 2xx answer (nil when it failed or is not kept).
+func (p *Proxy) countSQS(caller, op string, req, answer []byte) {
+	var in struct {
+		QueueUrl, QueueName string
+		Entries             []sqsMessage
+		sqsMessage
+	}
+	json.Unmarshal(req, &in)
+	c := SQSCall{Caller: caller, Op: op, Queue: in.QueueName}
+	if in.QueueUrl != "" {
+		c.Queue = queueName(in.QueueUrl)
+	}
+	messages, payload := 0, 0
+	switch {
+	case op == "ReceiveMessage":
+		var out struct{ Messages []sqsMessage }
+		json.Unmarshal(answer, &out)
+		for _, m := range out.Messages {
+			messages++
+			payload += m.payload()
+		}
+	case strings.HasSuffix(op, "Batch"):
+		for _, m := range in.Entries {
+			messages++
+			payload += m.payload()
+		}
+	case op == "SendMessage" || op == "DeleteMessage" || op == "ChangeMessageVisibility":
+		messages, payload = 1, in.payload()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.sqs == nil {
+		p.sqs = map[SQSCall]SQSUsage{}
+	}
+	u := p.sqs[c]
+	u.Requests++
+	u.Messages += int64(messages)
+	u.Billed += int64(max(1, (payload+ChunkSize-1)/ChunkSize))
+	p.sqs[c] = u
+}
+
+// keep records body when op is recorded.
+func (p *Proxy) keep(op string, body []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if kept, ok := p.record[op]; ok {
+		p.record[op] = append(kept, append(json.RawMessage(nil), body...))
+	}
+}
