@@ -84,9 +84,9 @@ type Env struct {
 	// With InProcess (go test -short), the in-process stand-ins.
 	fakeSQS     *fakesqs.Server
 	fakeSecrets *fakesecrets.Server
-	DynamoURL                string       // through the proxy
-	SQSURL                   string
-	SecretURL                string
+	DynamoURL   string // through the proxy
+	SQSURL      string
+	SecretURL   string
 
 	SendQueueURL, DLQURL, EventsQueueURL, ReceiptQueueURL string
 
