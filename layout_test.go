@@ -59,19 +59,25 @@ func TestLayout(t *testing.T) {
 
 // TestStandInsOnlyForShort: fakesqs and fakesecrets exist for `go test
 // -short` alone (TestShortNeedsOnlyGo); everything else runs on moto. So
-// only localenv (behind Options.InProcess), the tests that hold them to
-// moto's behaviour, and their own tests may import them.
+// only localenv (behind Options.InProcess) may link them, and only the
+// tests that hold them to moto's behaviour may use them besides.
 func TestStandInsOnlyForShort(t *testing.T) {
 	mod := goList(t, "-m")[0]
-	allowed := map[string]bool{"internal/localenv": true, "internal/moto": true, "internal/faultproxy": true,
-		"internal/fakesqs": true, "internal/fakesecrets": true, "pkg/secret": true}
-	format := "{{.ImportPath}}|{{join .Imports \",\"}},{{join .TestImports \",\"}},{{join .XTestImports \",\"}}"
+	stand := map[string]bool{mod + "/internal/fakesqs": true, mod + "/internal/fakesecrets": true}
+	tests := map[string]bool{"internal/moto": true, "internal/faultproxy": true, "pkg/secret": true,
+		"internal/fakesqs": true, "internal/fakesecrets": true}
+	format := "{{.ImportPath}}|{{join .Imports \",\"}}|{{join .TestImports \",\"}},{{join .XTestImports \",\"}}"
 	for _, line := range goList(t, "-f", format, "./...") {
-		pkg, imports, _ := strings.Cut(line, "|")
-		rel := strings.TrimPrefix(pkg, mod+"/")
-		for _, imp := range strings.Split(imports, ",") {
-			if (imp == mod+"/internal/fakesqs" || imp == mod+"/internal/fakesecrets") && !allowed[rel] {
-				t.Errorf("%s imports %s: outside -short, tests run on moto (localenv)", rel, strings.TrimPrefix(imp, mod+"/"))
+		f := strings.Split(line, "|")
+		rel := strings.TrimPrefix(f[0], mod+"/")
+		for _, imp := range strings.Split(f[1], ",") {
+			if stand[imp] && rel != "internal/localenv" {
+				t.Errorf("%s links %s: only localenv may (for -short)", rel, strings.TrimPrefix(imp, mod+"/"))
+			}
+		}
+		for _, imp := range strings.Split(f[2], ",") {
+			if stand[imp] && !tests[rel] {
+				t.Errorf("%s's tests import %s: outside -short, tests run on moto (localenv)", rel, strings.TrimPrefix(imp, mod+"/"))
 			}
 		}
 	}

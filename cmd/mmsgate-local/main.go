@@ -31,7 +31,6 @@ import (
 
 func main() {
 	eventsPath := flag.String("events", "events/sqs", "a file or a folder of *.json files: SQS events, bare requests, JSON arrays of requests, or JSON lines")
-	useMoto := flag.Bool("moto", true, "SQS and Secrets Manager from moto_server (false: the in-process stand-ins)")
 	quiet := flag.Bool("quiet", false, "no progress line")
 	invoke := flag.String("invoke", "", "run one function (send-mms or postback) on -event and print its answer")
 	event := flag.String("event", "", "event file for -invoke")
@@ -64,7 +63,7 @@ func main() {
 	default:
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		err = run(ctx, *eventsPath, *invoke, *event, *logFile, *quiet, *useMoto)
+		err = run(ctx, *eventsPath, *invoke, *event, *logFile, *quiet)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mmsgate-local:", err)
@@ -86,7 +85,7 @@ func simConfig() sim.Config {
 	return c
 }
 
-func run(ctx context.Context, eventsPath, invoke, event, logFile string, quiet, useMoto bool) error {
+func run(ctx context.Context, eventsPath, invoke, event, logFile string, quiet bool) error {
 	root, err := stack.Root()
 	if err != nil {
 		return err
@@ -128,7 +127,7 @@ func run(ctx context.Context, eventsPath, invoke, event, logFile string, quiet, 
 		bodies = append(bodies, got...)
 	}
 	say("starting dynalite, moto (SQS, Secrets Manager), the simulator and two emulators…")
-	s, err := stack.Start(ctx, bins, stack.Options{Sim: simConfig(), Logs: &waitWriter{w: logs, say: say}, Moto: useMoto, MotoLog: ".run/moto.log",
+	s, err := stack.Start(ctx, bins, stack.Options{Sim: simConfig(), Logs: &waitWriter{w: logs, say: say}, Moto: true, MotoLog: ".run/moto.log",
 		Returned: func(ids []string) {
 			for _, id := range ids {
 				say("[wait] %s: handed back by the sender (batchItemFailures); it comes back when its visibility timeout ends", orDash(id))

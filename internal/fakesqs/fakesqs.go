@@ -89,9 +89,6 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// URL returns the endpoint ("" before Start).
-func (s *Server) URL() string { return s.base }
-
 // createQueue makes a queue; dlq "" means no redrive. It returns its URL.
 func (s *Server) createQueue(name string, visibility time.Duration, dlq string, maxReceive int) string {
 	s.mu.Lock()
@@ -104,8 +101,8 @@ func (s *Server) createQueue(name string, visibility time.Duration, dlq string, 
 
 func (s *Server) queueURL(name string) string { return s.base + "/000000000000/" + name }
 
-// QueueName extracts the name from a queue URL.
-func QueueName(url string) string { return url[strings.LastIndexByte(url, '/')+1:] }
+// queueName extracts the name from a queue URL.
+func queueName(url string) string { return url[strings.LastIndexByte(url, '/')+1:] }
 
 // send puts a message on a queue.
 func (s *Server) send(name, body string, attrs map[string]Attr, delay time.Duration) (*Message, error) {
@@ -269,7 +266,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, "InvalidParameterValue", err.Error(), 400)
 		return
 	}
-	name := QueueName(in.QueueURL)
+	name := queueName(in.QueueURL)
 	switch op {
 	case "CreateQueue":
 		vis := 30 * time.Second
@@ -368,7 +365,7 @@ func sent(body string, attrs map[string]Attr, messageID, id string) map[string]s
 		out["Id"] = id
 	}
 	if len(attrs) > 0 {
-		out["MD5OfMessageAttributes"] = AttributesMD5(attrs)
+		out["MD5OfMessageAttributes"] = attributesMD5(attrs)
 	}
 	return out
 }
@@ -406,7 +403,7 @@ func (s *Server) receiveHTTP(w http.ResponseWriter, r *http.Request, name string
 				}
 				if len(m.Attributes) > 0 && len(attrNames) > 0 {
 					o["MessageAttributes"] = m.Attributes
-					o["MD5OfMessageAttributes"] = AttributesMD5(m.Attributes)
+					o["MD5OfMessageAttributes"] = attributesMD5(m.Attributes)
 				}
 				out = append(out, o)
 			}
@@ -444,9 +441,9 @@ func md5Hex(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// AttributesMD5 is SQS's digest of message attributes: each, by name, as
+// attributesMD5 is SQS's digest of message attributes: each, by name, as
 // length-prefixed name, type, a transport byte and the value.
-func AttributesMD5(attrs map[string]Attr) string {
+func attributesMD5(attrs map[string]Attr) string {
 	names := make([]string, 0, len(attrs))
 	for n := range attrs {
 		names = append(names, n)

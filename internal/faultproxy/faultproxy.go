@@ -35,13 +35,13 @@ type Proxy struct {
 	throttled atomic.Int64
 	after     func(body []byte) // called once a forwarded call was answered
 	calls     map[Call]int64
-	measure   bool                         // ask the target for ConsumedCapacity
-	units     map[Call]float64             // capacity units it reported
-	sqs       map[SQSCall]SQSUsage         // SQSCalls
-	record    map[string][]json.RawMessage // Record
-	refuse    func(queue string) error     // RefuseSends
-	down      bool                         // SetDown
-	delay     time.Duration                // SetDelay
+	measure   bool                     // ask the target for ConsumedCapacity
+	units     map[Call]float64         // capacity units it reported
+	sqs       map[SQSCall]SQSUsage     // SQSCalls
+	record    map[string][]Recorded    // Record
+	refuse    func(queue string) error // RefuseSends
+	down      bool                     // SetDown
+	delay     time.Duration            // SetDelay
 	rp        *httputil.ReverseProxy
 	srv       *http.Server
 }
@@ -251,7 +251,7 @@ func (o *outcomeRecorder) Write(b []byte) (int, error) {
 	if o.status >= 300 && len(o.head) < 512 {
 		o.head = append(o.head, b[:min(len(b), 512-len(o.head))]...)
 	}
-	if o.keep && o.status < 300 && len(o.body) < 1<<20 {
+	if o.keep && o.status < 300 && len(o.body) < 16<<20 { // SQS: 10 messages of up to 1 MiB
 		o.body = append(o.body, b...)
 	}
 	return o.ResponseWriter.Write(b)
@@ -301,18 +301,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if refuse != nil && (call.Op == "SendMessage" || call.Op == "SendMessageBatch") {
-		fwd, handled := p.refuseSend(w, r, call, body, refuse)
+		fwd, answer, handled := p.refuseSend(w, r, call, body, refuse)
 		if handled {
 			call.Outcome = OK // answered as SQS would, partial failures in it
+			if answer == nil {
+				call.Outcome = Failed
+			}
 			p.count(call, 0)
-			p.countSQS(call.Caller, call.Op, body, nil)
+			p.countSQS(call.Caller, call.Op, body, answer, answer != nil)
 			return
 		}
 		body = fwd
 	}
 	if !throttle {
 		capacity := measure && itemOps[call.Op]
-		rec := &outcomeRecorder{ResponseWriter: w, keep: capacity || (isSQS && call.Op == "ReceiveMessage")}
+		rec := &outcomeRecorder{ResponseWriter: w, keep: capacity || (isSQS && countsAnswer(call.Op))}
 		if capacity {
 			b := withCapacity(body)
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
@@ -326,10 +329,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.count(call, units)
 		if isSQS {
-			p.countSQS(call.Caller, call.Op, body, rec.body)
+			p.countSQS(call.Caller, call.Op, body, rec.body, call.Outcome == OK)
 		}
 		if call.Outcome == OK {
-			p.keep(call.Op, body)
+			p.keep(call, body)
 		}
 		if after != nil {
 			after(body)

@@ -65,23 +65,24 @@ func internalError(w http.ResponseWriter, target, msg string) {
 func queueName(url string) string { return url[strings.LastIndexByte(url, '/')+1:] }
 
 // refuseSend answers a SendMessage or SendMessageBatch that refuse turns
-// down, whole or in part; handled=false forwards body (maybe without the
+// down, whole or in part (answer is then the 2xx answer it wrote, nil when
+// it wrote an error); handled=false forwards body (maybe without the
 // refused entries) as usual.
-func (p *Proxy) refuseSend(w http.ResponseWriter, r *http.Request, call Call, body []byte, refuse func(string) error) (forward []byte, handled bool) {
+func (p *Proxy) refuseSend(w http.ResponseWriter, r *http.Request, call Call, body []byte, refuse func(string) error) (forward, answer []byte, handled bool) {
 	var in struct {
 		QueueUrl string
 		Entries  []json.RawMessage
 	}
 	if json.Unmarshal(body, &in) != nil {
-		return body, false
+		return body, nil, false
 	}
 	q := queueName(in.QueueUrl)
 	if call.Op == "SendMessage" {
 		if err := refuse(q); err != nil {
 			internalError(w, r.Header.Get("X-Amz-Target"), err.Error())
-			return nil, true
+			return nil, nil, true
 		}
-		return body, false
+		return body, nil, false
 	}
 	var kept, failed []json.RawMessage
 	for _, e := range in.Entries {
@@ -95,9 +96,9 @@ func (p *Proxy) refuseSend(w http.ResponseWriter, r *http.Request, call Call, bo
 		kept = append(kept, e)
 	}
 	if len(failed) == 0 {
-		return body, false
+		return body, nil, false
 	}
-	answer := struct{ Successful, Failed []json.RawMessage }{Successful: []json.RawMessage{}, Failed: failed}
+	result := struct{ Successful, Failed []json.RawMessage }{Successful: []json.RawMessage{}, Failed: failed}
 	if len(kept) > 0 {
 		var req map[string]any
 		json.Unmarshal(body, &req)
@@ -115,15 +116,15 @@ func (p *Proxy) refuseSend(w http.ResponseWriter, r *http.Request, call Call, bo
 			}
 			w.WriteHeader(rec.Code)
 			w.Write(rec.Body.Bytes())
-			return nil, true
+			return nil, nil, true
 		}
-		answer.Successful = append(answer.Successful, got.Successful...)
-		answer.Failed = append(answer.Failed, got.Failed...)
+		result.Successful = append(result.Successful, got.Successful...)
+		result.Failed = append(result.Failed, got.Failed...)
 	}
-	out, _ := json.Marshal(answer)
+	out, _ := json.Marshal(result)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
-	return nil, true
+	return nil, out, true
 }

@@ -260,9 +260,12 @@ func TestSQSCounts(t *testing.T) {
 				VisibilityTimeout int
 			}
 			var change []visibility
-			for _, b := range p.Recorded("ChangeMessageVisibility") {
+			for _, r := range p.Recorded("ChangeMessageVisibility") {
 				var c visibility
-				if err := json.Unmarshal(b, &c); err != nil {
+				if r.Caller != "send-mms" {
+					t.Errorf("recorded caller %q, want send-mms", r.Caller)
+				}
+				if err := json.Unmarshal(r.Body, &c); err != nil {
 					t.Fatal(err)
 				}
 				change = append(change, c)
@@ -272,6 +275,48 @@ func TestSQSCounts(t *testing.T) {
 			}
 			if n := len(p.Recorded("SendMessage")); n != 0 {
 				t.Errorf("%d SendMessage bodies kept without Record", n)
+			}
+		})
+	}
+}
+
+// TestSQSCountsRefused: a refused send is a request (billed, the bill
+// errs high) but moves no message; a batch counts the entries SQS took.
+func TestSQSCountsRefused(t *testing.T) {
+	for name, target := range targets(t) {
+		t.Run(name, func(t *testing.T) {
+			p, base := proxy(t, target)
+			c := sqs.NewFromConfig(cfg(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(base); o.RetryMaxAttempts = 1 })
+			q, err := c.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprintf("refused%d", time.Now().UnixNano()))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			queue := (*q.QueueUrl)[strings.LastIndexByte(*q.QueueUrl, '/')+1:]
+			var n int
+			p.RefuseSends(func(string) error {
+				n++
+				if n%2 == 1 {
+					return errors.New("refused")
+				}
+				return nil
+			})
+			if _, err := c.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: q.QueueUrl, MessageBody: aws.String("x")}); err == nil {
+				t.Fatal("the refused send succeeded")
+			}
+			var entries []types.SendMessageBatchRequestEntry
+			for i := range 4 { // n = 2..5: entries 1 and 3 refused
+				entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String("y")})
+			}
+			out, err := c.SendMessageBatch(t.Context(), &sqs.SendMessageBatchInput{QueueUrl: q.QueueUrl, Entries: entries})
+			if err != nil || len(out.Successful) != 2 || len(out.Failed) != 2 {
+				t.Fatalf("SendMessageBatch = %+v, %v; want 2 taken, 2 refused", out, err)
+			}
+			calls := p.SQSCalls()
+			if got := calls[faultproxy.SQSCall{Op: "SendMessage", Queue: queue}]; got != (faultproxy.SQSUsage{Requests: 1, Billed: 1}) {
+				t.Errorf("refused SendMessage: %+v, want one request, no message", got)
+			}
+			if got := calls[faultproxy.SQSCall{Op: "SendMessageBatch", Queue: queue}]; got != (faultproxy.SQSUsage{Requests: 1, Messages: 2, Billed: 1}) {
+				t.Errorf("half-refused SendMessageBatch: %+v, want one request, 2 messages", got)
 			}
 		})
 	}

@@ -51,20 +51,26 @@ func (p *Proxy) Record(ops ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.record == nil {
-		p.record = map[string][]json.RawMessage{}
+		p.record = map[string][]Recorded{}
 	}
 	for _, op := range ops {
 		if _, ok := p.record[op]; !ok {
-			p.record[op] = []json.RawMessage{}
+			p.record[op] = []Recorded{}
 		}
 	}
 }
 
-// Recorded returns the kept request bodies of op, oldest first.
-func (p *Proxy) Recorded(op string) []json.RawMessage {
+// Recorded is one kept call.
+type Recorded struct {
+	Caller string // as in Call
+	Body   json.RawMessage
+}
+
+// Recorded returns the kept calls of op, oldest first.
+func (p *Proxy) Recorded(op string) []Recorded {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]json.RawMessage(nil), p.record[op]...)
+	return append([]Recorded(nil), p.record[op]...)
 }
 
 // sqsAttr is a message attribute as the JSON protocol carries it.
@@ -88,9 +94,16 @@ func (m sqsMessage) payload() int {
 	return n
 }
 
-// countSQS counts one SQS request: req is its body, answer the target's
-// 2xx answer (nil when it failed or is not kept).
-func (p *Proxy) countSQS(caller, op string, req, answer []byte) {
+// countsAnswer says whether op's answer says how many messages it moved
+// (the proxy keeps it to count them).
+func countsAnswer(op string) bool { return op == "ReceiveMessage" || strings.HasSuffix(op, "Batch") }
+
+// countSQS counts one SQS request: req is its body; ok says the answer was
+// 2xx, and answer is that answer when countsAnswer(op). Every request
+// counts and is billed by its payload (a conservative bill: failed calls
+// included); only the messages SQS took, returned, deleted or changed
+// count as messages.
+func (p *Proxy) countSQS(caller, op string, req, answer []byte, ok bool) {
 	var in struct {
 		QueueUrl, QueueName string
 		Entries             []sqsMessage
@@ -101,22 +114,29 @@ func (p *Proxy) countSQS(caller, op string, req, answer []byte) {
 	if in.QueueUrl != "" {
 		c.Queue = queueName(in.QueueUrl)
 	}
-	messages, payload := 0, 0
+	messages, payload := 0, in.payload()
+	for _, m := range in.Entries {
+		payload += m.payload()
+	}
 	switch {
+	case !ok:
 	case op == "ReceiveMessage":
 		var out struct{ Messages []sqsMessage }
-		json.Unmarshal(answer, &out)
+		if err := json.Unmarshal(answer, &out); err != nil {
+			c.Op += " (answer unreadable)" // shows in the cost table rather than counting nothing
+		}
 		for _, m := range out.Messages {
 			messages++
 			payload += m.payload()
 		}
 	case strings.HasSuffix(op, "Batch"):
-		for _, m := range in.Entries {
-			messages++
-			payload += m.payload()
+		var out struct{ Successful []json.RawMessage }
+		if err := json.Unmarshal(answer, &out); err != nil {
+			c.Op += " (answer unreadable)"
 		}
+		messages = len(out.Successful)
 	case op == "SendMessage" || op == "DeleteMessage" || op == "ChangeMessageVisibility":
-		messages, payload = 1, in.payload()
+		messages = 1
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -130,11 +150,11 @@ func (p *Proxy) countSQS(caller, op string, req, answer []byte) {
 	p.sqs[c] = u
 }
 
-// keep records body when op is recorded.
-func (p *Proxy) keep(op string, body []byte) {
+// keep records a call when its op is recorded.
+func (p *Proxy) keep(c Call, body []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if kept, ok := p.record[op]; ok {
-		p.record[op] = append(kept, append(json.RawMessage(nil), body...))
+	if kept, ok := p.record[c.Op]; ok {
+		p.record[c.Op] = append(kept, Recorded{Caller: c.Caller, Body: append(json.RawMessage(nil), body...)})
 	}
 }

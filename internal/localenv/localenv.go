@@ -95,16 +95,11 @@ type Env struct {
 
 // Ports fixes the stand-ins' ports (for `sam local`, whose env.json names
 // them); Bind is the address to listen on (default 127.0.0.1; 0.0.0.0 lets
-// Docker containers on Linux reach them). With moto, SQS and Secrets
+// Docker containers on Linux reach them). With Options.Moto, SQS and Secrets
 // Manager share one port (SQS's).
 type Ports struct {
 	Dynamo, SQS, Secrets int
 	Bind                 string
-}
-
-// StartFixed is Start on fixed ports.
-func StartFixed(ctx context.Context, p Ports) (*Env, error) {
-	return start(ctx, Options{}, &p)
 }
 
 // Start starts everything (on free loopback ports unless o.Ports says
@@ -315,7 +310,8 @@ func (e *Env) Environ() []string {
 	}
 }
 
-// DrainEvents removes and decodes every delivery event, oldest first.
+// DrainEvents removes and decodes every delivery event, oldest first; the
+// error joins every failure (an undecodable event is removed all the same).
 func (e *Env) DrainEvents() ([]delivery.Event, error) {
 	ctx := context.Background()
 	msgs, err := e.Drain(ctx, EventQueue)
@@ -323,7 +319,8 @@ func (e *Env) DrainEvents() ([]delivery.Event, error) {
 	for _, m := range msgs {
 		ev, derr := DecodeEvent(m)
 		if derr != nil {
-			return out, derr
+			err = errors.Join(err, derr) // and go on: the message is gone
+			continue
 		}
 		out = append(out, ev)
 	}

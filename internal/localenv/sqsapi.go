@@ -184,13 +184,12 @@ func (e *Env) SendTo(ctx context.Context, name, body string, attrs map[string]ty
 	return aws.ToString(out.MessageId), nil
 }
 
-// Drain takes every visible message off a local queue, oldest first.
+// Drain takes every visible message off a local queue, oldest first. What
+// it received is deleted even when a later receive fails; an error means
+// the queue may still hold some of what was returned.
 func (e *Env) Drain(ctx context.Context, name string) ([]Received, error) {
 	msgs, err := e.ReceiveAll(ctx, e.URL(name), 5*time.Minute)
-	if err != nil {
-		return msgs, err
-	}
-	return msgs, e.Delete(ctx, e.URL(name), msgs)
+	return msgs, errors.Join(err, e.Delete(ctx, e.URL(name), msgs))
 }
 
 // Peek returns every visible message of a local queue, oldest first, and

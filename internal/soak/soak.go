@@ -642,9 +642,12 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 	for _, m := range dead {
 		if id := sendreq.PeekID([]byte(aws.ToString(m.Body))); id != "" {
 			dlq[id] = true
-			// The sender dead-letters with an error attribute; SQS's
-			// redrive (maxReceiveCount) moves the message as it was.
-			if _, ok := m.MessageAttributes["error"]; !ok {
+			// The sender dead-letters with error and originalMessageId
+			// attributes; SQS's redrive (maxReceiveCount) moves the message
+			// as it was (moto sets no DeadLetterQueueSourceArn to tell).
+			_, why := m.MessageAttributes["error"]
+			_, orig := m.MessageAttributes["originalMessageId"]
+			if !why || !orig {
 				r.RetriesExhausted++
 			}
 		}

@@ -116,6 +116,7 @@ type Stack struct {
 
 	mu         sync.Mutex
 	collecting sync.Mutex // collect
+	collectErr error      // collect's first failure
 	batches    int
 	events     []delivery.Event
 	inFlight   map[string]int // request ids in invocations under way
@@ -291,6 +292,11 @@ func (s *Stack) Pump(ctx context.Context, progress func(Progress)) error {
 		}
 	}
 	s.collect()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.collectErr != nil {
+		return fmt.Errorf("reading the delivery events: %w", s.collectErr)
+	}
 	return nil
 }
 
@@ -357,9 +363,12 @@ func (s *Stack) collect() {
 	// a newer page of events before an older one.
 	s.collecting.Lock()
 	defer s.collecting.Unlock()
-	evs, _ := s.Env.DrainEvents()
+	evs, err := s.Env.DrainEvents()
 	s.mu.Lock()
 	s.events = append(s.events, evs...)
+	if err != nil && s.collectErr == nil {
+		s.collectErr = err // the events seen may lack or repeat some: Pump fails
+	}
 	s.mu.Unlock()
 }
 

@@ -47,12 +47,17 @@ func (hs *harness) receive(t *testing.T, n int, hide time.Duration) []types.Mess
 	return out
 }
 
-// drain takes every visible message off a queue.
+// drain takes every message off a queue, and fails the test if one is
+// left hidden or delayed, out of a receive's reach: the handler's own
+// messages are sent visible, so the queue must hold what drain returns.
 func (hs *harness) drain(t *testing.T, queue string) []types.Message {
 	t.Helper()
 	msgs, err := hs.env.Drain(context.Background(), queue)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := hs.held(t, queue); n != 0 {
+		t.Errorf("%s: %d messages hidden or delayed besides the %d drained", queue, n, len(msgs))
 	}
 	return msgs
 }
@@ -85,12 +90,15 @@ func (hs *harness) hiddenFor(t *testing.T, receipt *string) (time.Duration, bool
 	t.Helper()
 	var d time.Duration
 	found := false
-	for _, b := range hs.env.SQSFaults.Recorded("ChangeMessageVisibility") {
+	for _, r := range hs.env.SQSFaults.Recorded("ChangeMessageVisibility") {
+		if r.Caller != handlerApp {
+			continue // the harness's own (Peek)
+		}
 		var c struct {
 			ReceiptHandle     string
 			VisibilityTimeout int
 		}
-		if err := json.Unmarshal(b, &c); err != nil {
+		if err := json.Unmarshal(r.Body, &c); err != nil {
 			t.Fatal(err)
 		}
 		if c.ReceiptHandle == aws.ToString(receipt) {
