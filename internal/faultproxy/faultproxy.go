@@ -14,6 +14,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -147,11 +148,7 @@ type Call struct {
 func (p *Proxy) Calls() map[Call]int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[Call]int64, len(p.calls))
-	for k, n := range p.calls {
-		out[k] = n
-	}
-	return out
+	return maps.Clone(p.calls)
 }
 
 // MeasureCapacity makes the proxy add ReturnConsumedCapacity TOTAL to
@@ -171,11 +168,7 @@ func (p *Proxy) MeasureCapacity() {
 func (p *Proxy) Capacity() map[Call]float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[Call]float64, len(p.units))
-	for k, n := range p.units {
-		out[k] = n
-	}
-	return out
+	return maps.Clone(p.units)
 }
 
 func (p *Proxy) count(c Call, units float64) {

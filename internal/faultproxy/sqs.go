@@ -2,6 +2,7 @@ package faultproxy
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 )
 
@@ -38,11 +39,7 @@ const ChunkSize = 64 << 10
 func (p *Proxy) SQSCalls() map[SQSCall]SQSUsage {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[SQSCall]SQSUsage, len(p.sqs))
-	for k, u := range p.sqs {
-		out[k] = u
-	}
-	return out
+	return maps.Clone(p.sqs)
 }
 
 // Record makes the proxy keep the request body of every call of these
