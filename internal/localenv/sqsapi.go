@@ -252,11 +252,7 @@ func (e *Env) LoadQueues(ctx context.Context, file string) (int, error) {
 		return 0, fmt.Errorf("%s: %w", file, err)
 	}
 	for _, m := range all {
-		in := &sqs.SendMessageInput{QueueUrl: aws.String(e.URL(m.Queue)), MessageBody: aws.String(m.Body)}
-		if len(m.Attributes) > 0 {
-			in.MessageAttributes = m.Attributes
-		}
-		if _, err := e.SQSClient().SendMessage(ctx, in); err != nil {
+		if _, err := e.SendTo(ctx, m.Queue, m.Body, m.Attributes); err != nil {
 			return 0, err
 		}
 	}
