@@ -48,9 +48,9 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	e.SendQueueURL = getenv("SEND_QUEUE_URL")
 	e.DLQURL = getenv("DEAD_LETTER_QUEUE_URL")
 	var errs []error
-	for name, v := range map[string]string{"SKYCORE_SECRET_ID": e.SecretID, "MESSAGES_TABLE": e.Table, "DELIVERY_EVENTS_QUEUE_URL": e.EventsQueueURL} {
-		if v == "" {
-			errs = append(errs, fmt.Errorf("%s is required", name))
+	for _, v := range [][2]string{{"SKYCORE_SECRET_ID", e.SecretID}, {"MESSAGES_TABLE", e.Table}, {"DELIVERY_EVENTS_QUEUE_URL", e.EventsQueueURL}} {
+		if v[1] == "" { // in a fixed order: the same environment, the same message
+			errs = append(errs, errors.New(v[0]+" is required"))
 		}
 	}
 	if v := getenv("SKYCORE_ENFORCE_CAMPAIGN_CHECK"); v != "" {
