@@ -376,18 +376,34 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	s.Env.Proxy.MeasureCapacity()
 	before := takeSnapshot(s)
 	start := time.Now()
-	for i, b := range bodies {
-		if err := s.Enqueue(b); err != nil {
-			return nil, err
-		}
-		if i == len(bodies)/10 {
-			for _, h := range hostile {
-				if _, err := s.Env.SendTo(ctx, localenv.SendQueue, h.body, h.attrs); err != nil {
-					return nil, err
+	// The requests go in beside the pollers, the queue kept at most
+	// maxQueued deep (moto's sends slow with its depth).
+	feedCtx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	fed := s.Feed(func() error {
+		for i, b := range bodies {
+			for i%100 == 0 {
+				if feedCtx.Err() != nil {
+					return feedCtx.Err() // Pump gave up: nobody drains the queue
+				}
+				if n, err := s.QueuedRequests(feedCtx); err != nil || n < maxQueued {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if err := s.Enqueue(b); err != nil {
+				return err
+			}
+			if i == len(bodies)/10 {
+				for _, h := range hostile {
+					if _, err := s.Env.SendTo(ctx, localenv.SendQueue, h.body, h.attrs); err != nil {
+						return err
+					}
 				}
 			}
 		}
-	}
+		return nil
+	})
 	last := time.Now()
 	err = s.Pump(ctx, func(p stack.Progress) {
 		if o.Progress != nil && time.Since(last) > 3*time.Second {
@@ -396,6 +412,10 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 				time.Since(start).Round(time.Second), p.Batches, p.Queued, p.Events, accepted.Load())
 		}
 	})
+	stopFeed()
+	if ferr := <-fed; ferr != nil && err == nil {
+		err = fmt.Errorf("enqueue: %w", ferr)
+	}
 	r.Wall = time.Since(start)
 	refusal.Wait()
 	r.Usage = usage(before, takeSnapshot(s), DefaultPrices)
@@ -423,6 +443,9 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	}
 	return r, r.check(ctx, s, want, window, start)
 }
+
+// maxQueued is how deep the soak lets the send queue get before it waits.
+const maxQueued = 1000
 
 // acceptWrite is in the body of every DynamoDB write that records an
 // acceptance (the state value), and in no other call.

@@ -65,8 +65,8 @@ func (s *Stack) esm(ctx context.Context, inst *rie.Instance, src source, forever
 			if err != nil {
 				return err
 			}
-			if c.Total() == 0 {
-				return nil // nothing visible, in flight or delayed: drained
+			if c.Total() == 0 && (src != sendSource || s.feeders.Load() == 0) {
+				return nil // nothing visible, in flight or delayed, nothing more coming: drained
 			}
 			select {
 			case <-ctx.Done():

@@ -115,8 +115,9 @@ type Stack struct {
 	postbacks []*rie.Instance
 
 	mu         sync.Mutex
-	collecting sync.Mutex // collect
-	collectErr error      // collect's first failure
+	collecting sync.Mutex   // collect
+	collectErr error        // collect's first failure
+	feeders    atomic.Int32 // Feed calls under way
 	batches    int
 	events     []delivery.Event
 	inFlight   map[string]int // request ids in invocations under way
@@ -246,6 +247,26 @@ func (s *Stack) Close() {
 	if s.Env != nil {
 		s.Env.Close()
 	}
+}
+
+// Feed runs feed (which enqueues requests) beside the pollers: while it
+// runs, Pump does not take an empty send queue for a drained one. Pump
+// concurrently with Feed to keep the queue shallow: moto's sends slow with
+// the depth of the queue (BENCHMARKS.md).
+func (s *Stack) Feed(feed func() error) <-chan error {
+	s.feeders.Add(1)
+	done := make(chan error, 1)
+	go func() {
+		defer s.feeders.Add(-1)
+		done <- feed()
+	}()
+	return done
+}
+
+// QueuedRequests is how many messages the send queue holds, visible or not.
+func (s *Stack) QueuedRequests(ctx context.Context) (int, error) {
+	c, err := s.Env.QueueCounts(ctx, s.Env.SendQueueURL)
+	return c.Total(), err
 }
 
 // Enqueue puts one send request body on the send queue.
