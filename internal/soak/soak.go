@@ -377,13 +377,14 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	s.Env.Proxy.MeasureCapacity()
 	before := takeSnapshot(s)
 	start := time.Now()
-	// The requests go in beside the pollers, the queue kept about
-	// maxQueued deep (moto's sends slow with its depth).
+	// Up to maxQueued requests go in before the pollers start; more go in
+	// beside them, the queue kept about maxQueued deep (moto's sends slow
+	// with its depth).
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
-	fed := s.Feed(func() error {
+	feed := func() error {
 		for i, b := range bodies {
-			for i%100 == 0 {
+			for i%100 == 0 && len(bodies) > maxQueued {
 				if feedCtx.Err() != nil {
 					return feedCtx.Err() // Pump gave up: nobody drains the queue
 				}
@@ -404,7 +405,13 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			}
 		}
 		return nil
-	})
+	}
+	var fed <-chan error
+	if len(bodies) > maxQueued {
+		fed = s.Feed(feed)
+	} else if err := feed(); err != nil {
+		return nil, err
+	}
 	last := time.Now()
 	err = s.Pump(ctx, func(p stack.Progress) {
 		if o.Progress != nil && time.Since(last) > 3*time.Second {
@@ -414,8 +421,10 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		}
 	})
 	stopFeed()
-	if ferr := <-fed; ferr != nil && err == nil {
-		err = fmt.Errorf("enqueue: %w", ferr)
+	if len(bodies) > maxQueued {
+		if ferr := <-fed; ferr != nil && err == nil {
+			err = fmt.Errorf("enqueue: %w", ferr)
+		}
 	}
 	r.Wall = time.Since(start)
 	refusal.Wait()
@@ -445,9 +454,9 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	return r, r.check(ctx, s, want, window, start)
 }
 
-// maxQueued is how deep the soak lets the send queue get before it waits:
-// enough for two senders' batches, shallow enough for moto's sends.
-const maxQueued = 200
+// maxQueued is how deep the soak lets the send queue get before it waits
+// (a soak of at most that many enqueues everything first).
+const maxQueued = 1000
 
 // acceptWrite is in the body of every DynamoDB write that records an
 // acceptance (the state value), and in no other call.
