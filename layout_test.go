@@ -58,9 +58,10 @@ func TestLayout(t *testing.T) {
 }
 
 // TestStandInsOnlyForShort: fakesqs and fakesecrets exist for `go test
-// -short` alone (TestShortNeedsOnlyGo); everything else runs on moto. So
-// only localenv (behind Options.InProcess) may link them, and only the
-// tests that hold them to moto's behaviour may use them besides.
+// -short` (TestShortNeedsOnlyGo) and the soak's timing windows (stack's
+// Options.InProcess); everything else runs on moto. So only localenv
+// (behind Options.InProcess) may link them, and only the tests that hold
+// them to moto's behaviour may use them besides.
 func TestStandInsOnlyForShort(t *testing.T) {
 	mod := goList(t, "-m")[0]
 	stand := map[string]bool{mod + "/internal/fakesqs": true, mod + "/internal/fakesecrets": true}

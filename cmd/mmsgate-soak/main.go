@@ -29,7 +29,7 @@ func main() {
 	indoubt := flag.Duration("indoubt-window", -1, "SEND_INDOUBT_WINDOW (default 25s for -n ≤ 1000, else 90s; 0: off, an in-doubt request is sent again at once)")
 	outage := flag.Duration("outage", 0, "how long Skycore is down (default 80s for -n ≤ 1000, else 3m)")
 	refuse := flag.Duration("refuse-accept", 0, "how long DynamoDB refuses acceptance writes (default 8s)")
-	retryWindow := flag.Duration("retry-window", 0, "SEND_RETRY_WINDOW (default: outage + 100s + 30ms per request, 150ms past 1,000 requests)")
+	retryWindow := flag.Duration("retry-window", 0, "SEND_RETRY_WINDOW (default: outage + 100s + 30ms per request, 100ms past 1,000 requests)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

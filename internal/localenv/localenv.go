@@ -68,7 +68,8 @@ type Options struct {
 	NoDynamo bool
 	// InProcess serves SQS and Secrets Manager from the in-process fakesqs
 	// and fakesecrets instead of moto (no Python needed): for `go test
-	// -short`, which starts no service (TestShortNeedsOnlyGo).
+	// -short`, which starts no service (TestShortNeedsOnlyGo), and for the
+	// soak, whose timing windows moto's load-dependent latency breaks.
 	InProcess bool
 }
 

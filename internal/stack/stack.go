@@ -78,7 +78,11 @@ type Options struct {
 
 	// Moto serves SQS and Secrets Manager from one moto_server port with
 	// no fault proxy in front (`make run`, `make dev`).
-	Moto        bool
+	Moto bool
+	// InProcess serves SQS and Secrets Manager from the in-process
+	// stand-ins behind the fault proxies (localenv.Options.InProcess): for
+	// the soak, whose timing windows moto's load-dependent latency breaks.
+	InProcess   bool
 	Ports       localenv.Ports // fixed stand-in ports (0: free ones)
 	DynamoPath  string         // keep DynamoDB's data here across restarts
 	AdapterAddr string         // the API Gateway adapter's address (default a free loopback port)
@@ -162,7 +166,7 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	}
 	s.opts = o
 	if s.Env, err = localenv.Start(ctx, localenv.Options{PostbackToken: s.Token, Visibility: o.Visibility, MaxReceive: o.MaxReceive,
-		Moto: o.Moto, Ports: o.Ports, DynamoPath: o.DynamoPath, MotoLog: o.MotoLog}); err != nil {
+		Moto: o.Moto, InProcess: o.InProcess, Ports: o.Ports, DynamoPath: o.DynamoPath, MotoLog: o.MotoLog}); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Stack, error) { s.Close(); return nil, err }
