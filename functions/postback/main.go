@@ -38,11 +38,12 @@ func main() {
 	h := postback.NewHandler(postback.Deps{
 		Tokens: secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.PostbackToken),
 		Store:  store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
+		Events: delivery.NewPublisher(queue, env.EventsQueueURL),
 		// Schedules receipt checks before accepted events (off when env.ReceiptWindow is 0).
-		Events: receipt.WithChecks(delivery.NewPublisher(queue, env.EventsQueueURL),
-			receipt.NewScheduler(queue, env.ReceiptQueueURL), env.ReceiptWindow),
-		Log:     log,
-		Metrics: emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "postback"}),
+		Receipts:      receipt.NewScheduler(queue, env.ReceiptQueueURL),
+		ReceiptWindow: env.ReceiptWindow,
+		Log:           log,
+		Metrics:       emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "postback"}),
 	})
 	lambda.Start(h.Handle)
 }

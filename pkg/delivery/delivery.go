@@ -3,6 +3,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"strconv"
@@ -15,7 +16,9 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 )
 
-// Event kinds.
+// Event kinds. Adding one is a change here (its constant and its line in
+// kinds) plus schema/delivery-event.schema.json and docs/events.md: the
+// client, the store and the postback function read the vocabulary below.
 const (
 	Accepted    = "accepted"
 	Rejected    = "rejected"
@@ -33,9 +36,94 @@ const (
 	Unconfirmed = "unconfirmed"
 )
 
+// Ranks of the receipt kinds: a tracking id's state never moves to a
+// lower rank (the store keeps the highest emitted).
+const (
+	RankSent  = 1 // the carrier sent it
+	RankFinal = 2 // a final receipt: nothing follows it
+)
+
+// kind is what the code needs to know of one event kind.
+type kind struct {
+	name     string
+	terminal bool // ends the send request: exactly one per id
+	rank     int  // a receipt's rank (0: not a receipt)
+}
+
+// kinds is every event kind, in lifecycle order.
+var kinds = []kind{
+	{name: Accepted, terminal: true},
+	{name: Rejected, terminal: true},
+	{name: Retrying},
+	{name: Expired, terminal: true},
+	{name: Sent, rank: RankSent},
+	{name: Delivered, rank: RankFinal},
+	{name: Undelivered, rank: RankFinal},
+	{name: Failed, rank: RankFinal},
+	{name: Unconfirmed},
+}
+
+func lookup(name string) (kind, bool) {
+	for _, k := range kinds {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return kind{}, false
+}
+
+// Kinds lists every event kind, in lifecycle order.
+func Kinds() []string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = k.name
+	}
+	return names
+}
+
+// Known reports whether kind is one of Kinds().
+func Known(kind string) bool { _, ok := lookup(kind); return ok }
+
 // Terminal reports whether kind ends a send request: exactly one of these
 // is published per id.
-func Terminal(kind string) bool { return kind == Accepted || kind == Rejected || kind == Expired }
+func Terminal(kind string) bool { k, _ := lookup(kind); return k.terminal }
+
+// Rank is a receipt kind's rank (RankSent, RankFinal); 0 for the others.
+func Rank(kind string) int { k, _ := lookup(kind); return k.rank }
+
+// Final reports whether kind is a final delivery receipt: no receipt
+// follows it.
+func Final(kind string) bool { return Rank(kind) == RankFinal }
+
+// Receipt reports whether kind comes from a carrier receipt (a Skycore
+// postback) rather than from the send itself.
+func Receipt(kind string) bool { return Rank(kind) > 0 }
+
+// About is what every event says of its request, whichever function
+// publishes it. A field every event must carry is added here, in Event and
+// in New (plus schema/delivery-event.schema.json and docs/events.md); the
+// store keeps it on the record (store.Message.About) and each function
+// fills it from what it holds (the request, the postback, the record).
+type About struct {
+	ID         string
+	TrackingID string
+	To, From   string
+	MMSID      string // decimal text; not a number is omitted
+}
+
+// Or is a with each empty field taken from b.
+func (a About) Or(b About) About {
+	return About{ID: cmp.Or(a.ID, b.ID), TrackingID: cmp.Or(a.TrackingID, b.TrackingID),
+		To: cmp.Or(a.To, b.To), From: cmp.Or(a.From, b.From), MMSID: cmp.Or(a.MMSID, b.MMSID)}
+}
+
+// New is the event of kind about a, occurring at at: the one builder of
+// every event mmsgate publishes. Fields of one kind only (code, status,
+// details...) are set by the caller on the result.
+func New(kind string, a About, at time.Time) Event {
+	return Event{ID: a.ID, Event: kind, TrackingID: a.TrackingID, To: a.To, From: a.From, MMSID: MMSID(a.MMSID),
+		OccurredAt: Stamp(at)}
+}
 
 // Event is one message on DELIVERY_EVENTS_QUEUE_URL.
 type Event struct {

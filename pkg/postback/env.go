@@ -19,7 +19,7 @@ type Env struct {
 	TTL                             time.Duration
 	// ReceiptWindow and ReceiptQueueURL are RECEIPT_WINDOW (0 off, and 0
 	// without a queue) and RECEIPT_QUEUE_URL: the receipt check of an
-	// acceptance a postback proves (receipt.WithChecks).
+	// acceptance a postback proves (Deps.Receipts).
 	ReceiptWindow   time.Duration
 	ReceiptQueueURL string
 }

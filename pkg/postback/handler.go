@@ -20,6 +20,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -83,11 +84,15 @@ var defaultWaits = []time.Duration{50 * time.Millisecond, 200 * time.Millisecond
 
 // Deps are the handler's collaborators, built once in main.
 type Deps struct {
-	Tokens  tokenSource
-	Store   records
-	Events  publisher
-	Log     *slog.Logger
-	Metrics *emf.Metrics
+	Tokens tokenSource
+	Store  records
+	Events publisher
+	// Receipts schedules the receipt check of an acceptance this function
+	// publishes, ReceiptWindow after it (RECEIPT_WINDOW); nil or 0 is off.
+	Receipts      recorded.Receipts
+	ReceiptWindow time.Duration
+	Log           *slog.Logger
+	Metrics       *emf.Metrics
 }
 
 // Handler handles API Gateway HTTP API (payload 2.0) requests.
@@ -243,12 +248,19 @@ func Key(n Notification) string {
 	return n.Code + "_" + hex.EncodeToString(sum[:8])
 }
 
-// Event is the delivery event for n (contract §2 field mapping), without id.
+// Event is the delivery event for n (docs/events.md's field mapping),
+// without id.
 func Event(n Notification, kind string) delivery.Event {
-	ev := delivery.Event{Event: kind, TrackingID: n.TrackingID, Code: n.Code, Status: n.Status, SentAs: n.SentAs,
-		To: n.To, From: n.From, SPID: n.SPID, Handset: n.Handset, AggregatorID: n.AggregatorID,
-		Details: n.StatusDetails, OccurredAt: n.Timestamp, MMSID: delivery.MMSID(n.MMSID)}
+	ev := delivery.New(kind, about(n), time.Time{})
+	ev.Code, ev.Status, ev.SentAs, ev.Details = n.Code, n.Status, n.SentAs, n.StatusDetails
+	ev.SPID, ev.Handset, ev.AggregatorID = n.SPID, n.Handset, n.AggregatorID
+	ev.OccurredAt = n.Timestamp // Skycore's, as it wrote it
 	return ev
+}
+
+// about is what the postback tells every event about its request.
+func about(n Notification) delivery.About {
+	return delivery.About{TrackingID: n.TrackingID, To: n.To, From: n.From, MMSID: n.MMSID}
 }
 
 // Classify returns the event kind of a code: "" with notice=true for

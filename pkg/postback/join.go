@@ -8,14 +8,13 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
-	"github.com/mmsgate/mmsgate/pkg/receipt"
+	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -81,86 +80,79 @@ func (h *Handler) try(ctx context.Context, n Notification, k kind, owner string,
 	}
 	// Emit: this invocation holds the tracking id's emitter slot until it
 	// marks the postback done or releases it.
-	ev := Event(n, k.event)
-	settled, err, again := h.join(ctx, n, j, owner, &ev, log)
-	if err == nil {
-		if err = h.d.Events.Publish(ctx, ev); err != nil {
-			log.ErrorContext(ctx, "cannot publish the delivery event; Skycore will retry", "err", err)
-		}
-	}
+	t, again, err := h.join(ctx, n, j, owner, log)
 	if err != nil {
 		h.release(ctx, n.TrackingID, owner, log)
 		return err, again
 	}
-	if err := h.d.Store.PostbackDone(ctx, n.TrackingID, key, owner, settled); err != nil {
-		// The event is out; a retry after the hold could publish it again.
-		log.WarnContext(ctx, "event published, not marked done", "err", err)
-	}
-	log.InfoContext(ctx, "delivery event", "id", ev.ID, "event", ev.Event)
-	return nil, false
+	ev := Event(n, k.event)
+	ev.ID = t.id
+	fillFromRecord(&ev, t.about)
+	err = h.recorded().Publish(ctx, log, ev,
+		func(ctx context.Context) error {
+			return h.d.Store.PostbackDone(ctx, n.TrackingID, key, owner, t.settled)
+		},
+		func(ctx context.Context) error { return h.d.Store.PostbackRelease(ctx, n.TrackingID, owner) })
+	return err, false
 }
 
-// join sets ev.ID and publishes, first, any send event of that id still
-// pending (no postback's event goes out before its request's accepted).
-// settled names the id when its record is final with nothing pending.
-func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owner string, ev *delivery.Event, log *slog.Logger) (settled string, err error, again bool) {
-	id, linked := j.ID, j.ID != ""
-	if !linked && sendreq.ValidID(n.ClientReference) {
-		id = n.ClientReference
+// fillFromRecord sets the event's fields that the postback left empty from what
+// the request's record tells (zero when the record was not read).
+func fillFromRecord(ev *delivery.Event, rec delivery.About) {
+	ev.TrackingID, ev.To, ev.From = cmp.Or(ev.TrackingID, rec.TrackingID), cmp.Or(ev.To, rec.To), cmp.Or(ev.From, rec.From)
+	if ev.MMSID == nil {
+		ev.MMSID = delivery.MMSID(rec.MMSID)
 	}
+}
+
+// target is where a postback's event goes: the request's id ("" when no
+// request can be named), what its record tells (zero when not read), and
+// settled, the id when its record is final with nothing pending.
+type target struct {
+	id      string
+	about   delivery.About
+	settled string
+}
+
+// join names the postback's request and publishes, first, any send event
+// of that id still pending (no postback's event goes out before its
+// request's accepted). again reports a wait worth a short pause (the
+// error is then the 503 to answer when the pauses are spent).
+func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owner string, log *slog.Logger) (t target, again bool, err error) {
+	id, linked := resolve(n, j)
 	if id == "" {
 		if age := h.now().Sub(j.FirstSeen); age < JoinWindow {
 			h.d.Metrics.Count("JoinWait")
 			log.InfoContext(ctx, "tracking id not linked yet; Skycore will retry", "seenFor", age.Round(1e6).String())
-			return "", &apperr.Error{Code: apperr.CodeBusy, Message: "tracking id not linked yet"}, true
+			return target{}, true, &apperr.Error{Code: apperr.CodeBusy, Message: "tracking id not linked yet"}
 		}
 		h.unjoined(ctx, log, "tracking id never linked within the join window")
-		return "", nil, false
+		return target{}, false, nil
 	}
 	if linked && j.Settled {
-		ev.ID = id
-		return id, nil, false
+		return target{id: id, settled: id}, false, nil
 	}
 	m, err := h.d.Store.Get(ctx, id)
 	if err != nil {
 		log.ErrorContext(ctx, "cannot read the request", "id", id, "err", err)
-		return "", err, false
+		return target{}, false, err
 	}
 	if m == nil {
-		if linked { // its record ran out (TTL)
-			ev.ID = id
-		} else {
+		if !linked {
 			h.unjoined(ctx, log, "CLIENT_REFERENCE names no request of ours")
+			return target{}, false, nil
 		}
-		return "", nil, false
+		return target{id: id}, false, nil // its record ran out (TTL)
 	}
 	if !m.Final() {
-		// Skycore accepted it: the sender's call timed out, its sender
-		// died mid-call, or its answer is still on the way.
-		won, cur, err := h.d.Store.AcceptByPostback(ctx, id, n.TrackingID, owner, h.now().Add(claimLease))
-		if err != nil {
-			log.ErrorContext(ctx, "cannot record the acceptance a postback shows", "id", id, "err", err)
-			h.releaseEvent(ctx, id, owner, log) // applied with its answer lost: its hold goes
-			return "", err, false
+		cur, won, again, err := h.acceptByPostback(ctx, n, m, owner, log)
+		switch {
+		case err != nil:
+			return target{}, again, err
+		case won:
+			return target{id: id, about: cur.About(), settled: id}, false, nil
 		}
-		if won {
-			h.d.Metrics.Count("AcceptedByPostback")
-			log.InfoContext(ctx, "acceptance recorded from a postback", "id", id, "priorState", m.State)
-			if !linked {
-				if err := h.link(ctx, n.TrackingID, id, log); err != nil {
-					h.releaseEvent(ctx, id, owner, log)
-					return "", err, false
-				}
-			}
-			if err := h.publishRecorded(ctx, cur, n, owner, log); err != nil {
-				return "", err, false
-			}
-			ev.ID = id
-			return id, nil, false
-		}
-		if m = cur; m == nil || !m.Final() { // vanished or reopened meanwhile: look again
-			return "", &apperr.Error{Code: apperr.CodeBusy, Message: "request record changed"}, true
-		}
+		m = cur
 	}
 	if m.State == store.StateRejected || m.State == store.StateExpired {
 		// Skycore took a call of this id after all (an in-doubt call, before
@@ -169,31 +161,75 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 		h.d.Metrics.Count("LateReceipt")
 		log.WarnContext(ctx, "receipt for a request that ended without acceptance", "id", id, "state", m.State)
 	}
-	if m.NeedsEvent() {
-		took, cur, err := h.d.Store.TakeEvent(ctx, id, owner, h.now().Add(claimLease))
-		if err != nil {
-			log.ErrorContext(ctx, "cannot take the request's pending event", "id", id, "err", err)
-			h.releaseEvent(ctx, id, owner, log) // applied with its answer lost: its hold goes
-			return "", err, false
-		}
-		switch {
-		case took:
-			if err := h.publishRecorded(ctx, cur, n, owner, log); err != nil {
-				return "", err, false
-			}
-		case cur != nil && cur.NeedsEvent():
-			// Its recorder is publishing it now (at most its invocation).
-			log.InfoContext(ctx, "the request's send event is being published; waiting", "id", id, "event", cur.PendingEvent)
-			return "", &apperr.Error{Code: apperr.CodeBusy, Message: "send event pending"}, true
-		}
+	if again, err := h.flush(ctx, n, m, owner, log); err != nil {
+		return target{}, again, err
 	}
 	if !linked {
 		if err := h.link(ctx, n.TrackingID, id, log); err != nil {
-			return "", err, false
+			return target{}, false, err
 		}
 	}
-	ev.ID = id
-	return id, nil, false
+	return target{id: id, about: m.About(), settled: id}, false, nil
+}
+
+// resolve names the request of a postback: the tracking id's link, else a
+// usable CLIENT_REFERENCE; "" when neither.
+func resolve(n Notification, j store.Joined) (id string, linked bool) {
+	if j.ID != "" {
+		return j.ID, true
+	}
+	if sendreq.ValidID(n.ClientReference) {
+		return n.ClientReference, false
+	}
+	return "", false
+}
+
+// acceptByPostback records the acceptance the postback shows for m, an
+// open request (Skycore accepted it: the sender's call timed out, its
+// sender died mid-call, or its answer is still on the way), and publishes
+// its accepted event, linking the tracking id. When another writer got
+// there first it returns the record as it now is, final.
+func (h *Handler) acceptByPostback(ctx context.Context, n Notification, m *store.Message, owner string, log *slog.Logger) (cur *store.Message, won, again bool, err error) {
+	won, cur, err = h.d.Store.AcceptByPostback(ctx, m.ID, n.TrackingID, owner, h.now().Add(claimLease))
+	if err != nil {
+		log.ErrorContext(ctx, "cannot record the acceptance a postback shows", "id", m.ID, "err", err)
+		h.releaseEvent(ctx, m.ID, owner, log) // applied with its answer lost: its hold goes
+		return nil, false, false, err
+	}
+	if !won {
+		if cur == nil || !cur.Final() { // vanished or reopened meanwhile: look again
+			return nil, false, true, &apperr.Error{Code: apperr.CodeBusy, Message: "request record changed"}
+		}
+		return cur, false, false, nil
+	}
+	h.d.Metrics.Count("AcceptedByPostback")
+	log.InfoContext(ctx, "acceptance recorded from a postback", "id", m.ID, "priorState", m.State)
+	if err := h.publishRecorded(ctx, cur, n, owner, log); err != nil {
+		return nil, false, false, err
+	}
+	return cur, true, false, nil
+}
+
+// flush publishes m's pending send event, if any, unless its recorder is
+// publishing it now (again: wait for it).
+func (h *Handler) flush(ctx context.Context, n Notification, m *store.Message, owner string, log *slog.Logger) (again bool, err error) {
+	if !m.NeedsEvent() {
+		return false, nil
+	}
+	took, cur, err := h.d.Store.TakeEvent(ctx, m.ID, owner, h.now().Add(claimLease))
+	switch {
+	case err != nil:
+		log.ErrorContext(ctx, "cannot take the request's pending event", "id", m.ID, "err", err)
+		h.releaseEvent(ctx, m.ID, owner, log) // applied with its answer lost: its hold goes
+		return false, err
+	case took:
+		return false, h.publishRecorded(ctx, cur, n, owner, log)
+	case cur != nil && cur.NeedsEvent():
+		// Its recorder is publishing it now (at most its invocation).
+		log.InfoContext(ctx, "the request's send event is being published; waiting", "id", m.ID, "event", cur.PendingEvent)
+		return true, &apperr.Error{Code: apperr.CodeBusy, Message: "send event pending"}
+	}
+	return false, nil
 }
 
 // reconcile records, from a postback that publishes nothing itself, the
@@ -219,67 +255,21 @@ func (h *Handler) reconcile(ctx context.Context, n Notification, owner string, l
 	}
 	h.d.Metrics.Count("AcceptedByPostback")
 	log.InfoContext(ctx, "acceptance recorded from a postback without an event of its own", "id", id, "priorState", m.State)
-	if err := h.link(ctx, n.TrackingID, id, log); err != nil {
-		h.releaseEvent(ctx, id, owner, log)
-		return err
-	}
 	return h.publishRecorded(ctx, cur, n, owner, log)
 }
 
-// publishRecorded publishes m's pending send event, built from the
-// record, and clears it; on failure it is handed back at once.
+// publishRecorded publishes m's pending send event through the one
+// recorded-event path (which links an accepted request's tracking id and
+// schedules its receipt check first); on failure it is handed back at
+// once and Skycore retries.
 func (h *Handler) publishRecorded(ctx context.Context, m *store.Message, n Notification, owner string, log *slog.Logger) error {
-	ev := RecordEvent(m, n, h.now())
-	// Receipt-check hook (issue 15): schedule the check before the accepted
-	// event goes out; a failure is a publish failure (the event stays
-	// pending, 503, and the retry schedules again: a duplicate check is
-	// harmless).
-	if err := h.scheduleReceipt(ctx, ev); err != nil {
-		log.ErrorContext(ctx, "cannot schedule the receipt check; Skycore will retry", "id", m.ID, "err", err)
-		h.d.Metrics.Count("ReceiptScheduleFailed")
-		h.releaseEvent(ctx, m.ID, owner, log)
-		return err
-	}
-	if err := h.d.Events.Publish(ctx, ev); err != nil {
-		log.ErrorContext(ctx, "cannot publish the request's send event; Skycore will retry", "id", m.ID, "event", ev.Event, "err", err)
-		h.releaseEvent(ctx, m.ID, owner, log)
-		return err
-	}
-	if err := h.d.Store.EventSent(ctx, m.ID); err != nil {
-		log.WarnContext(ctx, "send event published, not marked", "id", m.ID, "err", err)
-	}
-	log.InfoContext(ctx, "delivery event", "id", m.ID, "event", ev.Event)
-	return nil
+	return h.recorded().Pending(ctx, log, m, owner, about(n), nil)
 }
 
-// receiptScheduler is implemented by an Events publisher that schedules
-// receipt checks (receipt.WithChecks, wired in main with RECEIPT_WINDOW).
-type receiptScheduler interface {
-	ScheduleReceipt(ctx context.Context, id, trackingID string) error
-}
-
-var _ receiptScheduler = (*receipt.Checking)(nil)
-
-// scheduleReceipt asks for the receipt check of an accepted event (issue
-// 15); nothing for other events or when the publisher schedules none.
-func (h *Handler) scheduleReceipt(ctx context.Context, ev delivery.Event) error {
-	s, ok := h.d.Events.(receiptScheduler)
-	if !ok || ev.Event != delivery.Accepted {
-		return nil
-	}
-	return s.ScheduleReceipt(ctx, ev.ID, ev.TrackingID)
-}
-
-// RecordEvent is the pending send event of m (accepted, rejected, expired)
-// as its record tells it; to, from and mmsId fall back to the postback's
-// when the record lacks them (an acceptance recorded from a postback).
-func RecordEvent(m *store.Message, n Notification, now time.Time) delivery.Event {
-	ev := m.Event(now)
-	ev.To, ev.From = cmp.Or(ev.To, n.To), cmp.Or(ev.From, n.From)
-	if ev.MMSID == nil {
-		ev.MMSID = delivery.MMSID(n.MMSID)
-	}
-	return ev
+// recorded is the one recorded-event path, on the handler's collaborators.
+func (h *Handler) recorded() *recorded.Path {
+	return &recorded.Path{Store: h.d.Store, Events: h.d.Events, Receipts: h.d.Receipts, ReceiptWindow: h.d.ReceiptWindow,
+		Metrics: h.d.Metrics, Now: h.now}
 }
 
 // link records trackingID → id; a conflict (the tracking id names another

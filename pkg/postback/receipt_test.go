@@ -60,7 +60,7 @@ func TestReceiptCheckScheduled(t *testing.T) {
 	ctx := context.Background()
 	hs := newHarness(t)
 	q := &fakeReceiptQueue{}
-	hs.h.d.Events = receipt.WithChecks(hs.h.d.Events, receipt.NewScheduler(q, "receipt-queue"), 24*time.Hour)
+	hs.h.d.Receipts, hs.h.d.ReceiptWindow = receipt.NewScheduler(q, "receipt-queue"), 24*time.Hour
 
 	claim := func(id string) {
 		if _, _, err := hs.store.Claim(ctx, id, store.Claim{Owner: "sender", Lease: hs.now().Add(time.Minute)}); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -172,27 +172,23 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
 
 // publish sends the unconfirmed event this check won, then marks it.
 func (h *Handler) publish(ctx context.Context, log *slog.Logger, rec events.SQSMessage, c Check, due time.Time, status string, m *store.Message, owner string) bool {
-	ev := delivery.Event{ID: c.ID, Event: delivery.Unconfirmed, TrackingID: c.TrackingID, Status: status, OccurredAt: delivery.Stamp(due)}
+	a := delivery.About{ID: c.ID, TrackingID: c.TrackingID}
 	if m != nil {
-		ev.To, ev.From = m.To, m.From
-		if v, err := strconv.ParseInt(m.MMSID, 10, 64); err == nil {
-			ev.MMSID = &v
-		}
+		a = a.Or(m.About())
 	}
-	if err := h.d.Events.Publish(ctx, ev); err != nil {
-		if rerr := h.d.Store.ReceiptRelease(context.WithoutCancel(ctx), c.ID, c.TrackingID, owner); rerr != nil {
-			log.WarnContext(ctx, "cannot release the receipt check; the retry waits for its hold", "err", rerr)
-		}
+	ev := delivery.New(delivery.Unconfirmed, a, due)
+	ev.Status = status
+	path := &recorded.Path{Events: h.d.Events, Metrics: h.d.Metrics, Now: h.now}
+	err := path.Publish(ctx, log, ev,
+		func(ctx context.Context) error { return h.d.Store.ReceiptDone(ctx, c.ID, c.TrackingID, owner) },
+		func(ctx context.Context) error { return h.d.Store.ReceiptRelease(ctx, c.ID, c.TrackingID, owner) })
+	if err != nil {
 		return h.failed(ctx, log, rec, "cannot publish the unconfirmed event", err)
-	}
-	if err := h.d.Store.ReceiptDone(ctx, c.ID, c.TrackingID, owner); err != nil {
-		// The event is out; a retry after the hold could publish it again.
-		log.WarnContext(ctx, "unconfirmed event published, not marked", "err", err)
 	}
 	late := h.now().Sub(due)
 	h.d.Metrics.Count("Unconfirmed")
 	h.d.Metrics.Put("ReceiptCheckLate", seconds, late.Seconds())
-	log.InfoContext(ctx, "delivery event", "event", ev.Event, "status", status, "lateMs", late.Milliseconds())
+	log.InfoContext(ctx, "unconfirmed", "status", status, "lateMs", late.Milliseconds())
 	return true
 }
 

@@ -76,33 +76,3 @@ func (s *Scheduler) Schedule(ctx context.Context, id, trackingID string, due tim
 	}
 	return nil
 }
-
-// eventPublisher is the delivery-events publisher a Checking wraps.
-type eventPublisher interface {
-	Publish(ctx context.Context, e delivery.Event) error
-}
-
-// Checking is a delivery-events publisher that can also schedule receipt
-// checks, for a handler whose collaborators are fixed (the postback
-// function: its join hook asks its Events publisher for ScheduleReceipt
-// before it publishes an accepted event).
-type Checking struct {
-	eventPublisher
-	sched  *Scheduler
-	window time.Duration
-}
-
-// WithChecks returns pub able to schedule checks window after now; a
-// window of 0 schedules nothing.
-func WithChecks(pub eventPublisher, sched *Scheduler, window time.Duration) *Checking {
-	return &Checking{eventPublisher: pub, sched: sched, window: window}
-}
-
-// ScheduleReceipt schedules the receipt check of an accepted request, due
-// one window from now; nothing when checks are off.
-func (c *Checking) ScheduleReceipt(ctx context.Context, id, trackingID string) error {
-	if c.window <= 0 || c.sched == nil {
-		return nil
-	}
-	return c.sched.Schedule(ctx, id, trackingID, c.sched.now().Add(c.window))
-}

@@ -31,6 +31,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
@@ -62,11 +63,6 @@ type (
 	}
 	publisher interface {
 		Publish(ctx context.Context, e delivery.Event) error
-	}
-	// receipts schedules the receipt check of an accepted request (issue
-	// 15, pkg/receipt); nil is off.
-	receipts interface {
-		Schedule(ctx context.Context, id, trackingID string, due time.Time) error
 	}
 	// batcher groups the sends of a batch's records (pkg/outbox); nil
 	// sends each at once.
@@ -132,7 +128,7 @@ type Deps struct {
 	Events  publisher
 	Queue   queue
 	// Receipts schedules receipt checks (with Config.ReceiptWindow); nil is off.
-	Receipts receipts
+	Receipts recorded.Receipts
 	// Outbox, when set, is what Events and Receipts send through: each
 	// invocation is a group and each of its records joins it, so the
 	// messages of one batch go out in SendMessageBatch calls (never with
@@ -639,63 +635,22 @@ func (h *Handler) pending(ctx context.Context, j *job, m *store.Message) bool {
 	return h.publishRecorded(ctx, j, cur)
 }
 
-// publishRecorded publishes the record's pending event and clears it; on
-// failure it is released for the next delivery.
+// publishRecorded publishes the record's pending event through the one
+// recorded-event path; false when it stays pending for the next delivery.
 func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message) bool {
-	ev := m.Event(h.now())
-	ev.To, ev.From = cmp.Or(ev.To, j.req.To), cmp.Or(ev.From, j.req.From)
-	if ev.MMSID == nil {
-		ev.MMSID = delivery.MMSID(string(j.req.MMSID))
-	}
-	// What must be done before the event goes out is redone by whichever
-	// delivery publishes it, so a crash between any two steps leaves it
-	// pending and the next delivery completes every step (each is
-	// idempotent): the tracking id's link, the receipt check (issue 15),
-	// an expired body's move to the DLQ.
-	keep := func(msg string, err error) bool {
-		j.log.ErrorContext(ctx, msg+"; the event stays pending for the next delivery", "event", ev.Event, "err", err)
-		if rerr := h.d.Store.ReleaseEvent(ctx, j.req.ID, j.owner); rerr != nil {
-			j.log.WarnContext(ctx, "cannot release the pending event; the next delivery waits for the hold", "err", rerr)
-		}
-		return false
-	}
-	if m.PendingEvent == delivery.Accepted && m.TrackingID != "" {
-		err := h.persist(ctx, func(ctx context.Context) error { return h.d.Store.Link(ctx, m.TrackingID, j.req.ID) })
-		if errors.Is(err, store.ErrLinkConflict) {
-			// Another request holds this tracking id: never re-pointed.
-			h.d.Metrics.Count("LinkConflict")
-			j.log.ErrorContext(ctx, "tracking id already linked to another request", "trackingId", m.TrackingID, "code", apperr.CodeConflict)
-		} else if err != nil {
-			h.d.Metrics.Count("LinkFailed")
-			return keep("cannot link the tracking id", err)
-		}
-	}
-	if err := h.scheduleReceipt(ctx, j, m); err != nil {
-		h.d.Metrics.Count("ReceiptScheduleFailed")
-		return keep("cannot schedule the receipt check", err)
-	}
-	if m.State == store.StateExpired {
+	deadLetter := func(ctx context.Context) error {
 		if !h.deadLetter(ctx, j, "expired: "+m.Code+": "+m.Error) {
-			return keep("cannot move the expired body to the DLQ", errors.New("dead-letter queue unavailable"))
+			return errors.New("dead-letter queue unavailable")
 		}
-	}
-	if err := h.d.Events.Publish(ctx, ev); err != nil {
-		return keep("cannot publish the event", err)
-	}
-	if err := h.d.Store.EventSent(ctx, j.req.ID); err != nil {
-		// Harmless but for a duplicate: a later delivery would publish it once more.
-		j.log.WarnContext(ctx, "event published but not marked", "err", err)
-	}
-	return true
-}
-
-// scheduleReceipt asks for the receipt check of an accepted request
-// (issue 15); nothing for other events or when checks are off.
-func (h *Handler) scheduleReceipt(ctx context.Context, j *job, m *store.Message) error {
-	if m.PendingEvent != delivery.Accepted || h.d.Receipts == nil || h.cfg.ReceiptWindow <= 0 {
 		return nil
 	}
-	return h.d.Receipts.Schedule(ctx, j.req.ID, m.TrackingID, h.now().Add(h.cfg.ReceiptWindow))
+	return h.recorded().Pending(ctx, j.log, m, j.owner, about(j.req), deadLetter) == nil
+}
+
+// recorded is the one recorded-event path, on the handler's collaborators.
+func (h *Handler) recorded() *recorded.Path {
+	return &recorded.Path{Store: h.d.Store, Events: h.d.Events, Receipts: h.d.Receipts, ReceiptWindow: h.cfg.ReceiptWindow,
+		Metrics: h.d.Metrics, Retry: h.persist, Now: h.now}
 }
 
 // malformed moves a body that cannot be tied to a request to the DLQ.
@@ -816,10 +771,15 @@ func (h *Handler) lease(ctx context.Context) time.Time {
 	return h.now().Add(15 * time.Minute)
 }
 
-// event is the one place the sender builds a delivery event.
+// event is an event of kind about req that no record holds (retrying, a
+// malformed body's rejection).
 func (h *Handler) event(req *sendreq.Request, kind string) delivery.Event {
-	return delivery.Event{ID: req.ID, Event: kind, To: req.To, From: req.From, MMSID: delivery.MMSID(string(req.MMSID)),
-		OccurredAt: delivery.Stamp(h.now())}
+	return delivery.New(kind, about(req), h.now())
+}
+
+// about is what the request tells every event about it.
+func about(req *sendreq.Request) delivery.About {
+	return delivery.About{ID: req.ID, To: req.To, From: req.From, MMSID: string(req.MMSID)}
 }
 
 // rejection is the outcome of a permanent refusal: the first code, and

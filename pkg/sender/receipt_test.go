@@ -15,6 +15,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
@@ -38,12 +39,12 @@ type (
 )
 
 var (
-	_ keySource = fakeKeys{}
-	_ api       = fakeSkycore{}
-	_ publisher = (*fakeEvents)(nil)
-	_ queue     = fakeQueue{}
-	_ receipts  = fakeReceipts{}
-	_ records   = (*store.Store)(nil)
+	_ keySource         = fakeKeys{}
+	_ api               = fakeSkycore{}
+	_ publisher         = (*fakeEvents)(nil)
+	_ queue             = fakeQueue{}
+	_ recorded.Receipts = fakeReceipts{}
+	_ records           = (*store.Store)(nil)
 )
 
 func (fakeKeys) Get(context.Context) (secret.Values, error) { return secret.Values{APIKey: "k"}, nil }

@@ -7,6 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
 // ReceiptDecision is what one receipt check (pkg/receipt) does.
@@ -50,8 +52,8 @@ var receiptNames = map[string]string{"#pk": "pk", "#rank": "rank", "#state": "st
 	"#unc": "unconfirmed", "#uncOwner": "uncOwner", "#uncHold": "uncHold", "#exp": "exp", "#upd": "updated",
 	"#st": "st", "#evt": "pendingEvent"}
 
-// finalRank is the rank of a final receipt on trk# (sent 1, final 2).
-const finalRank = 2
+// finalRank is the rank of a final receipt on trk#.
+const finalRank = delivery.RankFinal
 
 // receiptKey is the item a check of (id, trackingID) marks: trk#<T> when
 // the tracking id can be keyed, else msg#<id>.

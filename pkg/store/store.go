@@ -140,25 +140,22 @@ func (m *Message) Held(now time.Time) bool { return m.LeaseUntil.After(now) }
 // published (its publisher died or failed).
 func (m *Message) NeedsEvent() bool { return m.Final() && m.PendingEvent != "" }
 
-// Event is the record's pending terminal event as the record tells it,
-// occurring at at. Fields the record does not know (an acceptance recorded
-// from a postback has no to/from/mmsId) are left for the caller to fill.
-// Every publisher of a recorded event builds it here, so a field added to
-// the record and the event is a change in this one place.
-func (m *Message) Event(at time.Time) delivery.Event {
-	return delivery.Event{ID: m.ID, Event: m.PendingEvent, TrackingID: m.TrackingID, Code: m.Code, Error: m.Error,
-		To: m.To, From: m.From, MMSID: delivery.MMSID(m.MMSID), Suppressed: m.Suppressed, OccurredAt: delivery.Stamp(at)}
+// About is what the record tells every event about its request
+// (delivery.About): a field every event carries is kept on the record and
+// read here.
+func (m *Message) About() delivery.About {
+	return delivery.About{ID: m.ID, TrackingID: m.TrackingID, To: m.To, From: m.From, MMSID: m.MMSID}
 }
 
 // TerminalEvent is the event name of a terminal state ("" for open states).
 func TerminalEvent(state string) string {
 	switch state {
 	case StateAccepted:
-		return "accepted"
+		return delivery.Accepted
 	case StateRejected:
-		return "rejected"
+		return delivery.Rejected
 	case StateExpired:
-		return "expired"
+		return delivery.Expired
 	}
 	return ""
 }

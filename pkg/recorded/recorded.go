@@ -1,0 +1,142 @@
+// Package recorded is the one path by which a recorded event reaches the
+// application: the sender, the postback function and the receipt check
+// each build their events with delivery.New from what they hold and what
+// the record tells (store.Message.About), and publish a request's pending
+// terminal event through Path.Pending. Everything that must happen before
+// a terminal event goes out (the tracking id's link, the receipt check,
+// an expired body's move to the DLQ) is here, in order, once.
+package recorded
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// The consumer-side interfaces: only what the path calls.
+type (
+	records interface {
+		Link(ctx context.Context, trackingID, id string) error
+		EventSent(ctx context.Context, id string) error
+		ReleaseEvent(ctx context.Context, id, owner string) error
+	}
+	publisher interface {
+		Publish(ctx context.Context, e delivery.Event) error
+	}
+	// Receipts schedules the receipt check of an accepted request
+	// (pkg/receipt's Scheduler): the one hook for it.
+	Receipts interface {
+		Schedule(ctx context.Context, id, trackingID string, due time.Time) error
+	}
+)
+
+var _ records = (*store.Store)(nil)
+
+// Path publishes recorded events. Its zero fields are off: no Receipts (or
+// no ReceiptWindow) schedules no check; no Metrics counts nothing.
+type Path struct {
+	Store         records
+	Events        publisher
+	Receipts      Receipts
+	ReceiptWindow time.Duration // RECEIPT_WINDOW
+	Metrics       *emf.Metrics
+	// Retry runs a bookkeeping write (the link) with the caller's retry
+	// policy; nil runs it once.
+	Retry func(ctx context.Context, fn func(context.Context) error) error
+	Now   func() time.Time // nil is time.Now
+}
+
+func (p *Path) now() time.Time {
+	if p.Now == nil {
+		return time.Now()
+	}
+	return p.Now()
+}
+
+// Terminal is m's pending terminal event (accepted, rejected, expired) as
+// the record tells it, occurring at at; known fills what the record lacks
+// (an acceptance recorded from a postback has no to, from or mmsId).
+func Terminal(m *store.Message, known delivery.About, at time.Time) delivery.Event {
+	ev := delivery.New(m.PendingEvent, m.About().Or(known), at)
+	ev.Code, ev.Error, ev.Suppressed = m.Code, m.Error, m.Suppressed
+	return ev
+}
+
+// Pending publishes m's pending terminal event, which owner holds, and
+// marks it sent. Before it, each idempotent step that must precede it: the
+// link of an accepted request's tracking id, its receipt check, and, for
+// an expired request, deadLetter (nil: none). Whoever publishes a pending
+// event redoes them all, so a crash between any two leaves the event
+// pending and the next taker completes every step. On failure the event
+// is released at once for the next taker and the error returned.
+func (p *Path) Pending(ctx context.Context, log *slog.Logger, m *store.Message, owner string, known delivery.About, deadLetter func(context.Context) error) error {
+	ev := Terminal(m, known, p.now())
+	release := func(msg string, err error) error {
+		log.ErrorContext(ctx, msg+"; the event stays pending", "id", m.ID, "event", ev.Event, "err", err)
+		if rerr := p.Store.ReleaseEvent(context.WithoutCancel(ctx), m.ID, owner); rerr != nil {
+			log.WarnContext(ctx, "cannot release the pending event; the next taker waits for its hold", "id", m.ID, "err", rerr)
+		}
+		return err
+	}
+	if ev.Event == delivery.Accepted && m.TrackingID != "" {
+		link := func(ctx context.Context) error { return p.Store.Link(ctx, m.TrackingID, m.ID) }
+		var err error
+		if p.Retry != nil {
+			err = p.Retry(ctx, link)
+		} else {
+			err = link(ctx)
+		}
+		if errors.Is(err, store.ErrLinkConflict) {
+			// Another request holds this tracking id: never re-pointed.
+			p.Metrics.Count("LinkConflict")
+			log.ErrorContext(ctx, "tracking id already linked to another request", "id", m.ID, "trackingId", m.TrackingID, "code", apperr.CodeConflict)
+		} else if err != nil {
+			p.Metrics.Count("LinkFailed")
+			return release("cannot link the tracking id", err)
+		}
+	}
+	if ev.Event == delivery.Accepted && p.Receipts != nil && p.ReceiptWindow > 0 {
+		// A duplicate check (a retry of this step) is harmless.
+		if err := p.Receipts.Schedule(ctx, m.ID, m.TrackingID, p.now().Add(p.ReceiptWindow)); err != nil {
+			p.Metrics.Count("ReceiptScheduleFailed")
+			return release("cannot schedule the receipt check", err)
+		}
+	}
+	if m.State == store.StateExpired && deadLetter != nil {
+		if err := deadLetter(ctx); err != nil {
+			return release("cannot move the expired body to the DLQ", err)
+		}
+	}
+	return p.Publish(ctx, log, ev,
+		func(ctx context.Context) error { return p.Store.EventSent(ctx, m.ID) },
+		func(ctx context.Context) error { return p.Store.ReleaseEvent(ctx, m.ID, owner) })
+}
+
+// Publish sends ev, then marks it with mark (a failure to mark is logged:
+// the event is out, a later taker could publish it once more). When the
+// publication fails, release (nil: none) gives back what was held, and the
+// error is returned.
+func (p *Path) Publish(ctx context.Context, log *slog.Logger, ev delivery.Event, mark, release func(context.Context) error) error {
+	if err := p.Events.Publish(ctx, ev); err != nil {
+		log.ErrorContext(ctx, "cannot publish the event", "id", ev.ID, "event", ev.Event, "err", err)
+		if release != nil {
+			if rerr := release(context.WithoutCancel(ctx)); rerr != nil {
+				log.WarnContext(ctx, "cannot release after a failed publication; the retry waits for its hold", "id", ev.ID, "err", rerr)
+			}
+		}
+		return err
+	}
+	if mark != nil {
+		if err := mark(ctx); err != nil {
+			log.WarnContext(ctx, "event published but not marked", "id", ev.ID, "event", ev.Event, "err", err)
+		}
+	}
+	log.InfoContext(ctx, "delivery event", "id", ev.ID, "event", ev.Event)
+	return nil
+}
