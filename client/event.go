@@ -11,7 +11,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
-// Event kinds (contract §2): the value of Event.Event.
+// Event kinds (docs/events.md): the value of Event.Event.
 const (
 	Accepted    = delivery.Accepted    // Skycore took the request (terminal)
 	Rejected    = delivery.Rejected    // permanently refused, locally or by Skycore (terminal)
@@ -25,11 +25,9 @@ const (
 )
 
 // Kinds lists every event kind this client knows, in lifecycle order.
-func Kinds() []string {
-	return []string{Accepted, Rejected, Retrying, Expired, Sent, Delivered, Undelivered, Failed, Unconfirmed}
-}
+func Kinds() []string { return delivery.Kinds() }
 
-// Event is one delivery event (contract §2), decoded from a message of the
+// Event is one delivery event (docs/events.md), decoded from a message of the
 // delivery-events queue. It has delivery.Event's fields and JSON shape:
 // delivery.Event(e) converts it.
 type Event delivery.Event
@@ -40,13 +38,11 @@ func (e Event) Terminal() bool { return delivery.Terminal(e.Event) }
 
 // Final reports whether e is a final delivery receipt from the carrier:
 // delivered, undelivered or failed. No receipt follows a final one.
-func (e Event) Final() bool {
-	return e.Event == Delivered || e.Event == Undelivered || e.Event == Failed
-}
+func (e Event) Final() bool { return delivery.Final(e.Event) }
 
 // Receipt reports whether e comes from a Skycore postback (sent or a final
 // receipt) rather than from the send itself.
-func (e Event) Receipt() bool { return e.Event == Sent || e.Final() }
+func (e Event) Receipt() bool { return delivery.Receipt(e.Event) }
 
 // Recorded is RecordedAt as a time: when mmsgate recorded the event.
 func (e Event) Recorded() (time.Time, error) { return time.Parse(time.RFC3339, e.RecordedAt) }
@@ -83,10 +79,10 @@ func DecodeEvent(body []byte) (Event, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Event{}, fmt.Errorf("%w: data after the JSON object", ErrNotEvent)
 	}
-	switch e.Event {
-	case Accepted, Rejected, Retrying, Expired, Sent, Delivered, Undelivered, Failed, Unconfirmed:
+	switch {
+	case delivery.Known(e.Event):
 		return e, nil
-	case "":
+	case e.Event == "":
 		return e, fmt.Errorf("%w: no \"event\" field", ErrUnknownKind)
 	default:
 		return e, fmt.Errorf("%w %q", ErrUnknownKind, e.Event)

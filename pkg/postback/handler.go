@@ -22,6 +22,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/emf"
 	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/secret"
+	"github.com/mmsgate/mmsgate/pkg/skycore"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -54,17 +55,15 @@ type kind struct {
 	rank  int // a state never moves to a lower rank
 }
 
-// codes maps every documented delivery code to an event. Keyed on CODE,
-// never on ORIGIN: the fallback receipt N202 comes under MMS_MT or SMS_MT.
-var codes = map[string]kind{
-	"N101": {delivery.Sent, 1}, "N201": {delivery.Sent, 1},
-	"N102": {delivery.Delivered, 2}, "N202": {delivery.Delivered, 2},
-	"E102": {delivery.Undelivered, 2}, "E202": {delivery.Undelivered, 2}, "N103": {delivery.Undelivered, 2},
-	"E101": {delivery.Failed, 2}, "E201": {delivery.Failed, 2},
+// classify is what a postback CODE means (pkg/skycore's table): known is
+// false for a code that is neither a receipt nor a notice.
+func classify(code string) (k kind, notice, known bool) {
+	if skycore.Notice(code) {
+		return kind{}, true, true
+	}
+	event, ok := skycore.ReceiptEvent(code)
+	return kind{event: event, rank: delivery.Rank(event)}, false, ok
 }
-
-// notices are template-encoding postbacks: logged and counted, no event.
-var notices = map[string]bool{"N003": true, "N013": true, "E002": true, "E003": true, "E004": true, "E011": true, "E012": true, "E013": true}
 
 // claimLease is how long one invocation holds a postback it is emitting
 // (the tracking id's emitter slot, or a request's pending event). It
@@ -266,11 +265,8 @@ func about(n Notification) delivery.About {
 // Classify returns the event kind of a code: "" with notice=true for
 // template notices, ok=false for unknown codes.
 func Classify(code string) (event string, notice, ok bool) {
-	if notices[code] {
-		return "", true, true
-	}
-	k, ok := codes[code]
-	return k.event, false, ok
+	k, notice, ok := classify(code)
+	return k.event, notice, ok
 }
 
 // Snippet is a printable prefix of b for logs.
@@ -285,7 +281,7 @@ func Snippet(b []byte, max int) string {
 }
 
 func metricCode(c string) string {
-	if _, ok := codes[c]; ok || notices[c] {
+	if _, _, ok := classify(c); ok {
 		return c
 	}
 	return "other" // keep the metric's dimensions bounded

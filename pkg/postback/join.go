@@ -26,12 +26,12 @@ import (
 func (h *Handler) one(ctx context.Context, n Notification, doc []byte, owner string) error {
 	log := h.d.Log.With("code", n.Code, "trackingId", Snippet([]byte(n.TrackingID), 80))
 	h.d.Metrics.Count("Postbacks", "Code", metricCode(n.Code))
-	if notices[n.Code] {
+	k, notice, known := classify(n.Code)
+	if notice {
 		log.InfoContext(ctx, "template encoding notice", "mmsId", n.MMSID, "status", n.Status)
 		h.d.Metrics.Count("TemplateNotice", "Code", n.Code)
 		return nil
 	}
-	k, known := codes[n.Code]
 	switch {
 	case !known:
 		h.malformed(ctx, doc, errors.New("unknown CODE "+strconvQuote(n.Code)))
