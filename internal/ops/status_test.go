@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mmsgate/mmsgate/internal/ops"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/postback"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -82,7 +83,7 @@ func (f *fixture) postback(t *testing.T, d time.Duration, tid, code string, done
 	}
 	if done {
 		f.clock.at(d + 200*time.Millisecond)
-		if err := f.st.PostbackDone(ctx, tid, key, owner, j.ID); err != nil {
+		if err := f.st.PostbackDone(ctx, tid, key, owner, delivery.About{ID: j.ID}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -23,7 +23,7 @@ func (f fakeTokens) Get(ctx context.Context) (secret.Values, error) { return f.G
 
 type fakeRecords struct {
 	PostbackFn         func(ctx context.Context, tid, key string, rank int, state, owner string, hold time.Time) (store.Decision, store.Joined, error)
-	PostbackDoneFn     func(ctx context.Context, tid, key, owner, settled string) error
+	PostbackDoneFn     func(ctx context.Context, tid, key, owner string, settled delivery.About) error
 	PostbackReleaseFn  func(ctx context.Context, tid, owner string) error
 	GetFn              func(ctx context.Context, id string) (*store.Message, error)
 	AcceptByPostbackFn func(ctx context.Context, id, tid, owner string, hold time.Time) (bool, *store.Message, error)
@@ -36,7 +36,7 @@ type fakeRecords struct {
 func (f fakeRecords) Postback(ctx context.Context, tid, key string, rank int, state, owner string, hold time.Time) (store.Decision, store.Joined, error) {
 	return f.PostbackFn(ctx, tid, key, rank, state, owner, hold)
 }
-func (f fakeRecords) PostbackDone(ctx context.Context, tid, key, owner, settled string) error {
+func (f fakeRecords) PostbackDone(ctx context.Context, tid, key, owner string, settled delivery.About) error {
 	return f.PostbackDoneFn(ctx, tid, key, owner, settled)
 }
 func (f fakeRecords) PostbackRelease(ctx context.Context, tid, owner string) error {
@@ -88,7 +88,7 @@ func memRecords() fakeRecords {
 			seen[tid+key] = true
 			return store.Emit, j, nil
 		},
-		PostbackDoneFn: func(context.Context, string, string, string, string) error { return nil },
+		PostbackDoneFn: func(context.Context, string, string, string, delivery.About) error { return nil },
 	}
 }
 

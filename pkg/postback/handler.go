@@ -33,7 +33,7 @@ type (
 	}
 	records interface {
 		Postback(ctx context.Context, trackingID, key string, rank int, state, owner string, hold time.Time) (store.Decision, store.Joined, error)
-		PostbackDone(ctx context.Context, trackingID, key, owner, settled string) error
+		PostbackDone(ctx context.Context, trackingID, key, owner string, settled delivery.About) error
 		PostbackRelease(ctx context.Context, trackingID, owner string) error
 		Get(ctx context.Context, id string) (*store.Message, error)
 		AcceptByPostback(ctx context.Context, id, trackingID, owner string, hold time.Time) (bool, *store.Message, error)

@@ -90,7 +90,7 @@ func (h *Handler) try(ctx context.Context, n Notification, k kind, owner string,
 	fillFromRecord(&ev, t.about)
 	err = h.recorded().Publish(ctx, log, ev,
 		func(ctx context.Context) error {
-			return h.d.Store.PostbackDone(ctx, n.TrackingID, key, owner, t.settled)
+			return h.d.Store.PostbackDone(ctx, n.TrackingID, key, owner, t.settledAbout())
 		},
 		func(ctx context.Context) error { return h.d.Store.PostbackRelease(ctx, n.TrackingID, owner) })
 	return err, false
@@ -106,12 +106,14 @@ func fillFromRecord(ev *delivery.Event, rec delivery.About) {
 }
 
 // target is where a postback's event goes: the request's id ("" when no
-// request can be named), what its record tells (zero when not read), and
-// settled, the id when its record is final with nothing pending.
+// request can be named), what its record tells every event (zero when not
+// read), and whether that record is final with nothing pending (settled:
+// about is then kept on the tracking id, and later postbacks read it
+// there instead of the record).
 type target struct {
 	id      string
 	about   delivery.About
-	settled string
+	settled bool
 }
 
 // join names the postback's request and publishes, first, any send event
@@ -130,7 +132,7 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 		return target{}, false, nil
 	}
 	if linked && j.Settled {
-		return target{id: id, settled: id}, false, nil
+		return target{id: id, about: j.About, settled: true}, false, nil
 	}
 	m, err := h.d.Store.Get(ctx, id)
 	if err != nil {
@@ -150,7 +152,7 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 		case err != nil:
 			return target{}, again, err
 		case won:
-			return target{id: id, about: cur.About(), settled: id}, false, nil
+			return target{id: id, about: cur.About(), settled: true}, false, nil
 		}
 		m = cur
 	}
@@ -169,7 +171,18 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 			return target{}, false, err
 		}
 	}
-	return target{id: id, about: m.About(), settled: id}, false, nil
+	return target{id: id, about: m.About(), settled: true}, false, nil
+}
+
+// settledAbout is what PostbackDone keeps on the tracking id: the
+// record's About when settled, zero otherwise.
+func (t target) settledAbout() delivery.About {
+	if !t.settled {
+		return delivery.About{}
+	}
+	a := t.about
+	a.ID = t.id
+	return a
 }
 
 // resolve names the request of a postback: the tracking id's link, else a

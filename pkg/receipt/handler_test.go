@@ -156,7 +156,7 @@ func TestBusySlot(t *testing.T) {
 		t.Fatalf("busy: response %+v, visibility %v; want a failure back in 5-30 s", resp, r.q.changes)
 	}
 	r.pub.Publish(ctx, delivery.Event{ID: "b", Event: delivery.Sent}) // the postback's event
-	if err := r.st.PostbackDone(ctx, "T-b", "N101_x", "pb-1", ""); err != nil {
+	if err := r.st.PostbackDone(ctx, "T-b", "N101_x", "pb-1", delivery.About{}); err != nil {
 		t.Fatal(err)
 	}
 	r.run(t, time.Minute, 5*time.Second)

@@ -242,7 +242,7 @@ func (r *rig) postback(t *testing.T, code, trackingID string) {
 		return
 	}
 	r.pub.Publish(ctx, delivery.Event{ID: j.ID, Event: k.event, TrackingID: trackingID, Code: code, Status: "status of " + code})
-	if err := r.st.PostbackDone(ctx, trackingID, code+"_k", "pb-"+code, ""); err != nil {
+	if err := r.st.PostbackDone(ctx, trackingID, code+"_k", "pb-"+code, delivery.About{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -182,7 +183,7 @@ func TestAttackPostbackOneEmitter(t *testing.T) {
 				mu.Lock()
 				log = append(log, code)
 				mu.Unlock()
-				st.PostbackDone(ctx, "T-one", code+"_k", owner, "")
+				st.PostbackDone(ctx, "T-one", code+"_k", owner, delivery.About{})
 			}
 		})
 	}
@@ -196,7 +197,7 @@ func TestAttackPostbackOneEmitter(t *testing.T) {
 		d, _, _ := st.Postback(ctx, "T-one", p.code+"_k", p.rank, p.state, "retry", c.in(30*time.Second))
 		if d == store.Emit {
 			log = append(log, p.code)
-			st.PostbackDone(ctx, "T-one", p.code+"_k", "retry", "")
+			st.PostbackDone(ctx, "T-one", p.code+"_k", "retry", delivery.About{})
 		}
 	}
 	n102 := 0

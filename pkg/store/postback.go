@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
 // Decision is what to do with one postback.
@@ -39,6 +40,10 @@ type Joined struct {
 	// Settled: msg#ID was seen final with no pending event, so no send
 	// event can still have to go out before this postback's.
 	Settled bool
+	// About is what the settled record tells every event (kept on trk#
+	// when it settled, so later postbacks need not read msg#); zero when
+	// not settled.
+	About delivery.About
 }
 
 // The tracking item trk#<T> holds, besides id (Link):
@@ -54,10 +59,10 @@ type Joined struct {
 //     pkg/postback);
 //   - settled: the id whose msg# record was seen final with no pending
 //     event (a final record never gets one again), so later postbacks skip
-//     reading it;
+//     reading it; about: what that record tells every event (aboutItem);
 //   - history: every postback key in arrival order.
 var trkNames = map[string]string{"#rank": "rank", "#state": "state", "#exp": "exp", "#upd": "updated", "#h": "history",
-	"#holder": "holder", "#hold": "hold", "#first": "firstMs", "#settled": "settled"}
+	"#holder": "holder", "#hold": "hold", "#first": "firstMs", "#settled": "settled", "#about": "about"}
 
 // Postback decides, atomically, what one postback does. key identifies
 // the postback (code, status, timestamp); rank orders states (sent 1,
@@ -138,19 +143,24 @@ func postbackNames(key string) map[string]string {
 func joined(it map[string]types.AttributeValue) Joined {
 	j := Joined{ID: str(it, "id"), FirstSeen: millis(num(it, "firstMs"))}
 	j.Settled = j.ID != "" && str(it, "settled") == j.ID
+	if j.Settled {
+		j.About = aboutOf(it, "about")
+		j.About.ID = j.ID
+	}
 	return j
 }
 
 // PostbackDone marks the postback's event as published and gives owner's
-// emitter slot back. settled, when not "", records that msg#settled is
-// final with no pending event (see Joined.Settled).
-func (st *Store) PostbackDone(ctx context.Context, trackingID, key, owner, settled string) error {
+// emitter slot back. settled, when its ID is not "", records that
+// msg#<settled.ID> is final with no pending event, and what it tells every
+// event (see Joined.Settled, Joined.About).
+func (st *Store) PostbackDone(ctx context.Context, trackingID, key, owner string, settled delivery.About) error {
 	const op = "store.PostbackDone"
 	nm := postbackNames(key)
-	vals := map[string]types.AttributeValue{":now": s(st.stamp()), ":owner": s(owner), ":settled": s(settled)}
+	vals := map[string]types.AttributeValue{":now": s(st.stamp()), ":owner": s(owner), ":settled": s(settled.ID), ":about": aboutItem(settled)}
 	upd := "SET #d = :now"
-	if settled != "" {
-		upd += ", #settled = :settled"
+	if settled.ID != "" {
+		upd += ", #settled = :settled, #about = :about"
 	}
 	// The slot is released only when it is still ours (a retry may hold it
 	// now, after our hold ran out).

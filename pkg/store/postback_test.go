@@ -12,6 +12,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -88,7 +89,7 @@ func TestPostbackDecisions(t *testing.T) {
 			t.Errorf("%s: joined id %q", s.name, j.ID)
 		}
 		if s.done {
-			if err := st.PostbackDone(ctx, "T1", s.key, s.owner, ""); err != nil {
+			if err := st.PostbackDone(ctx, "T1", s.key, s.owner, delivery.About{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -170,7 +171,7 @@ func TestPostbackResumeRechecksRank(t *testing.T) {
 				}
 				switch s.after {
 				case "done":
-					err = st.PostbackDone(ctx, tid, s.key, s.owner, "")
+					err = st.PostbackDone(ctx, tid, s.key, s.owner, delivery.About{})
 				case "release":
 					err = st.PostbackRelease(ctx, tid, s.owner)
 				}
@@ -201,13 +202,13 @@ func TestPostbackReleaseIsConditional(t *testing.T) {
 	if d, _, _ := st.Postback(ctx, "T-rel", "N102_b", 2, "delivered", "third", c.until()); d != store.Busy {
 		t.Errorf("after the old holder's release: %s, want busy (the new holder still emits)", d)
 	}
-	if err := st.PostbackDone(ctx, "T-rel", "N101_a", "old", ""); err != nil { // published late: marks it done, keeps the slot
+	if err := st.PostbackDone(ctx, "T-rel", "N101_a", "old", delivery.About{}); err != nil { // published late: marks it done, keeps the slot
 		t.Fatal(err)
 	}
 	if d, _, _ := st.Postback(ctx, "T-rel", "N102_b", 2, "delivered", "third", c.until()); d != store.Busy {
 		t.Errorf("after the old holder's done: %s, want busy", d)
 	}
-	if err := st.PostbackDone(ctx, "T-rel", "N101_a", "new", ""); err != nil {
+	if err := st.PostbackDone(ctx, "T-rel", "N101_a", "new", delivery.About{}); err != nil {
 		t.Fatal(err)
 	}
 	if d, _, _ := st.Postback(ctx, "T-rel", "N102_b", 2, "delivered", "third", c.until()); d != store.Emit {
@@ -224,9 +225,11 @@ func TestPostbackSettledAndUnkeyable(t *testing.T) {
 	if j.Settled {
 		t.Errorf("settled before anyone said so")
 	}
-	st.PostbackDone(ctx, "T-set", "N101_a", "o1", "order-9")
+	// What the settled record tells every event rides on the tracking id.
+	about := delivery.About{ID: "order-9", TrackingID: "T-set", To: "17743199144", MMSID: "48211"}
+	st.PostbackDone(ctx, "T-set", "N101_a", "o1", about)
 	_, j, _ = st.Postback(ctx, "T-set", "N102_b", 2, "delivered", "o2", c.until())
-	if diff := cmp.Diff(store.Joined{ID: "order-9", Settled: true}, j, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".FirstSeen" }, cmp.Ignore())); diff != "" {
+	if diff := cmp.Diff(store.Joined{ID: "order-9", Settled: true, About: about}, j, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".FirstSeen" }, cmp.Ignore())); diff != "" {
 		t.Errorf("Joined (-want +got):\n%s", diff)
 	}
 	_, _, err := st.Postback(ctx, strings.Repeat("x", store.MaxKeyBytes), "N101_a", 1, "sent", "o1", c.until())
@@ -352,7 +355,7 @@ func TestPostbackInterleavings(t *testing.T) {
 						finish(502)
 						continue
 					}
-					if err := st.PostbackDone(ctx, tid, v.pb.key, v.owner, ""); err != nil {
+					if err := st.PostbackDone(ctx, tid, v.pb.key, v.owner, delivery.About{}); err != nil {
 						t.Fatal(err)
 					}
 					finish(200)

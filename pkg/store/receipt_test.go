@@ -10,6 +10,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/memdb"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -60,7 +61,7 @@ func TestCheckReceipt(t *testing.T) {
 						t.Fatalf("Postback(%s) = %v, %v; want emit", key, d, err)
 					}
 					if done {
-						if err := st.PostbackDone(ctx, trk, key, "pb-"+key, ""); err != nil {
+						if err := st.PostbackDone(ctx, trk, key, "pb-"+key, delivery.About{}); err != nil {
 							t.Fatal(err)
 						}
 					}
@@ -79,7 +80,7 @@ func TestCheckReceipt(t *testing.T) {
 				},
 				"a postback holds the slot: busy, then emit after it is done": {
 					{do: postback("N101_a", 1, "sent", false), owner: "c1", want: store.ReceiptBusy},
-					{do: func(t *testing.T, trk string) { st.PostbackDone(ctx, trk, "N101_a", "pb-N101_a", "") }, owner: "c2", then: "done",
+					{do: func(t *testing.T, trk string) { st.PostbackDone(ctx, trk, "N101_a", "pb-N101_a", delivery.About{}) }, owner: "c2", then: "done",
 						want: store.ReceiptEmit, wantStatus: "sent"},
 				},
 				"a final postback holds the slot: final": {
@@ -198,7 +199,7 @@ func TestCheckAfterFinalReceiptOnlyReads(t *testing.T) {
 	if d, _, err := st.Postback(ctx, "TRK-FIN-1", "N102_b", 2, "delivered", "pb", time.Now().Add(time.Minute)); err != nil || d != store.Emit {
 		t.Fatalf("Postback = %v, %v", d, err)
 	}
-	if err := st.PostbackDone(ctx, "TRK-FIN-1", "N102_b", "pb", ""); err != nil {
+	if err := st.PostbackDone(ctx, "TRK-FIN-1", "N102_b", "pb", delivery.About{}); err != nil {
 		t.Fatal(err)
 	}
 	before := db.writes

@@ -147,6 +147,28 @@ func (m *Message) About() delivery.About {
 	return delivery.About{ID: m.ID, TrackingID: m.TrackingID, To: m.To, From: m.From, MMSID: m.MMSID}
 }
 
+// aboutItem is a as a DynamoDB map (trk#'s about), and aboutOf reads it
+// back: with Message.About, the store's one place for a field that every
+// event carries.
+// Empty fields are left out (older DynamoDB stand-ins refuse empty strings).
+func aboutItem(a delivery.About) types.AttributeValue {
+	m := map[string]types.AttributeValue{}
+	for k, v := range map[string]string{"trackingId": a.TrackingID, "to": a.To, "from": a.From, "mmsId": a.MMSID} {
+		if v != "" {
+			m[k] = s(v)
+		}
+	}
+	return &types.AttributeValueMemberM{Value: m}
+}
+
+func aboutOf(it map[string]types.AttributeValue, k string) delivery.About {
+	m, ok := it[k].(*types.AttributeValueMemberM)
+	if !ok {
+		return delivery.About{}
+	}
+	return delivery.About{TrackingID: str(m.Value, "trackingId"), To: str(m.Value, "to"), From: str(m.Value, "from"), MMSID: str(m.Value, "mmsId")}
+}
+
 // TerminalEvent is the event name of a terminal state ("" for open states).
 func TerminalEvent(state string) string {
 	switch state {
