@@ -146,6 +146,15 @@ type Event struct {
 	RecordedAt   string `json:"recordedAt"`
 }
 
+// About is what e says of its request: the fields New set from an About.
+func (e Event) About() About {
+	a := About{ID: e.ID, TrackingID: e.TrackingID, To: e.To, From: e.From}
+	if e.MMSID != nil {
+		a.MMSID = strconv.FormatInt(*e.MMSID, 10)
+	}
+	return a
+}
+
 // MMSID is an event's mmsId from its decimal text; nil (omitted) when the
 // text is not a number.
 func MMSID(s string) *int64 {

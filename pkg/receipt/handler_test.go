@@ -73,7 +73,9 @@ func slicesHas(kinds []string, event string) bool {
 }
 
 // TestUnconfirmedEventFields: the event carries the id, the tracking id,
-// the record's to, from and mmsId, and occurredAt = due.
+// the record's to, from and mmsId (what the record tells every event:
+// with pkg/sender's and pkg/postback's TestAboutInEveryEvent, every event
+// kind), and occurredAt = due.
 func TestUnconfirmedEventFields(t *testing.T) {
 	r := newRig(t)
 	due := r.clock.now().Add(time.Minute)
