@@ -589,7 +589,7 @@ func TestTemplateDynamoDBLeastPrivilege(t *testing.T) {
 }
 
 // TestTemplateSecretSplit: the internet-facing postback function reads the
-// token's secret and cannot read the API key's (contract §4).
+// token's secret and cannot read the API key's (docs/secrets.md).
 func TestTemplateSecretSplit(t *testing.T) {
 	m := raw(t)
 	apiKey := []string{"SkycoreSecret", "ExistingApiKeySecretArn"}
@@ -889,7 +889,7 @@ func TestTemplateRetryWindow(t *testing.T) {
 	indoubt := patternValues(t, path(t, p, "SendIndoubtWindow", "AllowedPattern").(string))
 	defW, defD := windows[path(t, p, "SendRetryWindow", "Default").(string)], indoubt[path(t, p, "SendIndoubtWindow", "Default").(string)]
 	if defW != 24*time.Hour || defD != 15*time.Minute {
-		t.Errorf("defaults = %v, %v; want 24h, 15m (contract §5)", defW, defD)
+		t.Errorf("defaults = %v, %v; want 24h, 15m (docs/configuration.md)", defW, defD)
 	}
 	if _, ok := indoubt["0"]; !ok {
 		t.Error(`SendIndoubtWindow refuses "0"`)
@@ -1279,7 +1279,7 @@ func TestTemplateMetricsAreEmitted(t *testing.T) {
 	}
 }
 
-// TestTemplateReceiptCheck: the third function (issue 15) follows the
+// TestTemplateReceiptCheck: the third function (pkg/receipt) follows the
 // others' conventions (SQS event with ReportBatchItemFailures, its own
 // queue with a DLQ and an alarm on it), and the receipt queue's limits
 // are backstops for every window ReceiptWindow allows: it keeps a check

@@ -79,7 +79,7 @@ func (c *Client) Send(ctx context.Context, req Request) error {
 	return nil
 }
 
-// body validates req and encodes it as contract §1's JSON.
+// body validates req and encodes it as docs/request.md's JSON.
 func (c *Client) body(req Request) (string, error) {
 	req, err := c.Validate(req)
 	if err != nil {

@@ -41,7 +41,7 @@ func valid(id string) client.Request {
 	return client.Request{ID: id, To: "17743199144", MMSID: "48211"}
 }
 
-// contractRequest is the request of contract §1, read from the sample SQS
+// contractRequest is the request of docs/request.md, read from the sample SQS
 // event the sender's tests use.
 func contractRequest(t *testing.T) client.Request {
 	t.Helper()
@@ -156,7 +156,7 @@ func TestInvalidNeverReachesSQS(t *testing.T) {
 	}
 }
 
-// The body is contract §1's JSON: sendreq.Decode reads back the request
+// The body is docs/request.md's JSON: sendreq.Decode reads back the request
 // that was validated, empty optional fields are left out, and mmsId is a
 // JSON number.
 func TestSendBody(t *testing.T) {

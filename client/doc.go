@@ -1,6 +1,6 @@
 // Package client is the Go client for applications that send MMS through
-// mmsgate: it builds and validates send requests (contract §1), puts them on
-// the send queue, and decodes the delivery events (contract §2) that come
+// mmsgate: it builds and validates send requests (docs/request.md), puts them on
+// the send queue, and decodes the delivery events (docs/events.md) that come
 // back on the delivery-events queue.
 //
 // Validation is the sender's own code (pkg/sendreq), run before anything is

@@ -13,7 +13,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
-// contractEvent is the event of contract §2.
+// contractEvent is the event of docs/events.md.
 const contractEvent = `{
   "id": "order-8812-shipped",
   "event": "delivered",

@@ -7,7 +7,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 )
 
-// The send request of contract §1. These are aliases of the types the
+// The send request of docs/request.md. These are aliases of the types the
 // sender decodes, so a request built here is the request the sender reads:
 // json.Marshal of a Request is the message body.
 type (
@@ -26,7 +26,7 @@ type (
 // EnforceCampaignCheck = SKYCORE_ENFORCE_CAMPAIGN_CHECK.
 type Policy = sendreq.Policy
 
-// ErrInvalid marks a request that breaks a rule of contract §1: the sender
+// ErrInvalid marks a request that breaks a rule of docs/request.md: the sender
 // would reject it. apperr.All on the error lists every violated field, each
 // an *apperr.Error with its Code, Field and Message.
 var ErrInvalid = errors.New("invalid send request")

@@ -140,7 +140,7 @@ func TestEventKinds(t *testing.T) {
 	for _, v := range s.Root()["properties"].(map[string]any)["event"].(map[string]any)["enum"].([]any) {
 		enum = append(enum, v.(string))
 	}
-	// Contract §2's table, at least.
+	// docs/events.md's table, at least.
 	for _, k := range []string{"accepted", "rejected", "retrying", "expired", "sent", "delivered", "undelivered", "failed"} {
 		if !slices.Contains(enum, k) {
 			t.Errorf("the contract's event %q is not in the schema's enum", k)

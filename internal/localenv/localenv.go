@@ -244,7 +244,7 @@ func (e *Env) createSecret(ctx context.Context, o Options) error {
 	return nil
 }
 
-// PutSecret sets the Skycore secret (contract §4): locally one secret
+// PutSecret sets the Skycore secret (docs/secrets.md): locally one secret
 // holds both keys, named by SKYCORE_SECRET_ID and POSTBACK_SECRET_ID.
 func (e *Env) PutSecret(apiKey, token string) {
 	b, _ := json.Marshal(map[string]string{"api_key": apiKey, "postback_token": token})
@@ -298,7 +298,7 @@ func (e *Env) SecretsManager(opts ...func(*secretsmanager.Options)) *secretsmana
 	return secretsmanager.NewFromConfig(e.AWS, append([]func(*secretsmanager.Options){func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(e.SecretURL) }}, opts...)...)
 }
 
-// Environ is the environment a function process needs (contract §5) to
+// Environ is the environment a function process needs (docs/configuration.md) to
 // use these stand-ins through its own config.LoadDefaultConfig.
 func (e *Env) Environ() []string {
 	return []string{

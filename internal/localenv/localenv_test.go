@@ -18,7 +18,7 @@ import (
 )
 
 // TestMoto: the moto-backed environment has what the functions are told
-// (contract §4, §5): the queues with the send queue's redrive, one secret
+// (docs/secrets.md, docs/configuration.md): the queues with the send queue's redrive, one secret
 // with both keys under both variables, and events it can drain.
 func TestMoto(t *testing.T) {
 	if testing.Short() {

@@ -1,10 +1,10 @@
 // Package sim is a Skycore simulator: the v1 XML API's sendSavedMMS as the
-// vendor page describes it, the delivery postbacks of skycore-notes.md §5
+// vendor page describes it, the delivery postbacks of docs/vendor.md
 // with Skycore's retry rules, fault injection, and inspection endpoints
 // under /_sim/. It parses requests into a generic element tree and shares
 // no code with pkg/skycore, so an encoder bug shows up here as an error
-// (the vCard's phones, emails and addresses must be one level deep, contract
-// §1; an entry nested twice is E100). Its rules are tested against the
+// (the vCard's phones, emails and addresses must be one level deep,
+// docs/request.md; an entry nested twice is E100). Its rules are tested against the
 // vectors in pkg/sendreq/testdata/vendor-rules.json, as sendreq's are.
 //
 // Faults and disorder, each off by default (Config fields; cmd/skycore-sim
@@ -76,7 +76,7 @@ type Config struct {
 	// ReferenceOnLostAnswers keeps CLIENT_REFERENCE on every postback of a
 	// send whose answer was lost (accept-hang, accept-reset, or a reference
 	// marked with Server.KeepReference): mmsgate reconciles such an in-doubt
-	// send only through a postback carrying it (contract §2); without one it
+	// send only through a postback carrying it (docs/events.md); without one it
 	// is sent again after SEND_INDOUBT_WINDOW, a case its unit tests cover.
 	ReferenceOnLostAnswers bool `json:"referenceOnLostAnswers,omitempty"`
 	// OmitReferenceFromReceiptsOnly limits OmitClientReferenceRate to the
@@ -144,7 +144,7 @@ type Template struct {
 	Encoding bool  `json:"encoding,omitempty"` // still encoding: E626
 }
 
-// Default is what `skycore-sim` runs with no config file (contract §7).
+// Default is what `skycore-sim` runs with no config file (docs/local.md).
 func Default() Config {
 	tpl := make([]Template, 0, 10)
 	for id := int64(1000); id <= 1009; id++ {

@@ -234,7 +234,7 @@ func checkVCard(card *node) *failure {
 			return fail("E1511")
 		}
 	}
-	// Contract §1: each phone, email and address is one element directly
+	// docs/request.md: each phone, email and address is one element directly
 	// under DYNAMICVCARD, repeated per entry, holding its value and LABEL.
 	// An entry holding anything else (a second level of PHONE, say) is
 	// refused, so that an encoder that nests them twice shows up here.

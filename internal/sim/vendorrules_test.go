@@ -91,7 +91,7 @@ func TestVendorRules(t *testing.T) {
 	}
 }
 
-// vectorRequest is contract §1's send request, as the test reads it.
+// vectorRequest is docs/request.md's send request, as the test reads it.
 type vectorRequest struct {
 	ID              string            `json:"id"`
 	To              *string           `json:"to"`
@@ -142,7 +142,7 @@ type vectorVCard struct {
 	} `json:"addresses"`
 }
 
-// vectorXML writes the REQUEST for r the way contract §1 maps it, with an
+// vectorXML writes the REQUEST for r the way docs/request.md maps it, with an
 // escaper of its own that leaves XML-illegal characters in place (as a
 // careless encoder would), so that the simulator's parser meets them.
 func vectorXML(apiKey string, r *vectorRequest) string {

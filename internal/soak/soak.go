@@ -17,7 +17,7 @@
 //     on the send queue;
 //
 // then it checks, from the simulator's records, the table and the delivery
-// events, every promise of contract §2: nothing lost, nothing sent twice,
+// events, every promise of docs/events.md: nothing lost, nothing sent twice,
 // exactly one terminal send event per id, no acceptance without a Skycore
 // acceptance, every postback event joined to its id and in order.
 package soak

@@ -1,4 +1,4 @@
-// Package delivery is the delivery event of contract §2 and its publisher
+// Package delivery is the delivery event of docs/events.md and its publisher
 // to the delivery-events queue.
 package delivery
 

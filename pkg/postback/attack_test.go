@@ -1,7 +1,7 @@
 package postback
 
 // Adversarial review: attacks on the postback function's promises
-// (contract §2-§3). A test marked "FINDING" fails on the code as reviewed
+// (docs/events.md, docs/postback.md). A test marked "FINDING" fails on the code as reviewed
 // and is skipped so the suite stays green.
 
 import (
@@ -57,7 +57,7 @@ func (l *lostAnswer) TakeEvent(ctx context.Context, id, owner string, hold time.
 	return took, m, err
 }
 
-// TestAttackLostAnswerReleases: contract §3, "an invocation that answers
+// TestAttackLostAnswerReleases: docs/postback.md, "an invocation that answers
 // 5xx releases whatever it holds: a retry that comes right after succeeds
 // as soon as the cause is gone". Here the cause is a DynamoDB answer lost
 // after the write took effect (the write gave this invocation the emitter

@@ -1,6 +1,6 @@
 // Package postback is the postback function: Skycore's delivery postbacks
-// (skycore-notes.md §5) arriving through API Gateway → authenticated,
-// de-duplicated delivery events (contract §2-§3).
+// (docs/vendor.md) arriving through API Gateway → authenticated,
+// de-duplicated delivery events (docs/events.md, docs/postback.md).
 //
 // # Reading a request
 //

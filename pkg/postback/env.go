@@ -11,7 +11,7 @@ import (
 // EnvVars lists every variable the postback function reads. It reads the
 // token's secret only (POSTBACK_SECRET_ID), never the API key's.
 var EnvVars = []string{"POSTBACK_SECRET_ID", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "LOG_LEVEL",
-	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL"} // receipt checks (issue 15, pkg/receipt)
+	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL"} // receipt checks (pkg/receipt)
 
 // Env is the function's configuration.
 type Env struct {
@@ -26,7 +26,7 @@ type Env struct {
 
 // FromEnv reads and checks the environment. POSTBACK_SECRET_ID is
 // required: SKYCORE_SECRET_ID names the API key's secret, which the
-// internet-facing postback function must not read (contract §4).
+// internet-facing postback function must not read (docs/secrets.md).
 func FromEnv(getenv func(string) string) (Env, error) {
 	e := Env{SecretID: getenv("POSTBACK_SECRET_ID"), Table: getenv("MESSAGES_TABLE"), EventsQueueURL: getenv("DELIVERY_EVENTS_QUEUE_URL")}
 	var errs []error

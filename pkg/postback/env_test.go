@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestFromEnv is bug 2 of issue 13: the postback function names the
+// TestFromEnv guards a fixed bug: the postback function names the
 // token's secret (POSTBACK_SECRET_ID), never the API key's.
 func TestFromEnv(t *testing.T) {
 	base := map[string]string{"MESSAGES_TABLE": "t", "DELIVERY_EVENTS_QUEUE_URL": "q"}

@@ -123,7 +123,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // Handle answers one request. Its error is always nil: every outcome is a
-// status code (contract §3), and nothing from the request is echoed.
+// status code (docs/postback.md), and nothing from the request is echoed.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	err := h.handle(ctx, req)
 	status := apperr.HTTPStatus(err)

@@ -22,7 +22,7 @@ func pbXML(code, trackingID, ref string) string {
 	return string(n.Marshal())
 }
 
-// TestJoinRace is bug 3 of issue 13: a postback that beats the sender's
+// TestJoinRace guards a fixed bug: a postback that beats the sender's
 // tracking-id write is joined to its id, never published with "id": "",
 // and never before its request's accepted event.
 func TestJoinRace(t *testing.T) {
@@ -160,7 +160,7 @@ func TestAcceptedEventFields(t *testing.T) {
 	}
 }
 
-// TestJoinFailuresRelease: bug 5 of issue 13 on the join path. The events
+// TestJoinFailuresRelease: a fixed bug on the join path. The events
 // queue fails on the accepted event: 503, and a retry right after
 // publishes accepted, then the postback's event, once each.
 func TestJoinFailuresRelease(t *testing.T) {
@@ -190,7 +190,7 @@ func TestJoinFailuresRelease(t *testing.T) {
 	}
 }
 
-// TestNoMoveBack is bug 4 of issue 13 through the handler: N101 fails to
+// TestNoMoveBack guards a fixed bug through the handler: N101 fails to
 // publish, N102 succeeds, Skycore's retry of N101 gets 200 and no event.
 func TestNoMoveBack(t *testing.T) {
 	hs := newHarness(t)
@@ -270,7 +270,7 @@ func TestShortWait(t *testing.T) {
 	}
 }
 
-// TestBodySniffing is bug 6 of issue 13: raw XML is read whatever the
+// TestBodySniffing guards a fixed bug: raw XML is read whatever the
 // Content-Type says; a tracking id too long to key is malformed (200,
 // counted), never 503.
 func TestBodySniffing(t *testing.T) {

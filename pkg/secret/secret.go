@@ -1,4 +1,4 @@
-// Package secret loads mmsgate's Secrets Manager secrets (contract §4) and
+// Package secret loads mmsgate's Secrets Manager secrets (docs/secrets.md) and
 // caches them: one fetch at a time, a 5-minute TTL, the stale value kept
 // when a refresh fails, and a forced refresh when Skycore rejects the key.
 //

@@ -220,7 +220,7 @@ func TestErrors(t *testing.T) {
 }
 
 // TestFields: each function requires and keeps only the field it reads
-// (bug 2 of issue 13: the postback function must not hold the API key).
+// (the postback function must not hold the API key).
 func TestFields(t *testing.T) {
 	tests := []struct {
 		name      string

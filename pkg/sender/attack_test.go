@@ -1,6 +1,6 @@
 package sender
 
-// Adversarial review: attacks on the sender's promises (contract §1-§2).
+// Adversarial review: attacks on the sender's promises (docs/request.md, docs/events.md).
 // Each test asserts a promise; a test marked "FINDING" fails on the code
 // as reviewed and is skipped so the suite stays green.
 

@@ -12,14 +12,14 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// EnvVars lists every variable the send-mms function reads (contract §5,
+// EnvVars lists every variable the send-mms function reads (docs/configuration.md,
 // plus MESSAGES_TTL_DAYS); template.yaml must declare each.
 var EnvVars = []string{
 	"SKYCORE_API_URL", "SKYCORE_SECRET_ID", "SKYCORE_DEFAULT_FROM", "SKYCORE_ENFORCE_CAMPAIGN_CHECK", "SKYCORE_TIMEOUT",
 	"SEND_CONCURRENCY", "SEND_RATE_PER_SECOND", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL",
 	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "SEND_RETRY_WINDOW", "SEND_INDOUBT_WINDOW",
 	"SEND_BACKOFF_BASE", "SEND_BACKOFF_MAX", "SUPPRESS_CODES", "SUPPRESS_TTL",
-	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL", // receipt checks (issue 15, pkg/receipt)
+	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL", // receipt checks (pkg/receipt)
 }
 
 // Env is the function's configuration read from the environment.
@@ -101,7 +101,7 @@ func FromEnv(getenv func(string) string) (Env, error) {
 		}
 		e.RatePerSecond = r
 	}
-	// Receipt checks (issue 15): RECEIPT_WINDOW, off without RECEIPT_QUEUE_URL.
+	// Receipt checks (pkg/receipt): RECEIPT_WINDOW, off without RECEIPT_QUEUE_URL.
 	var err error
 	if e.ReceiptWindow, e.ReceiptQueueURL, err = receipt.Window(getenv); err != nil {
 		errs = append(errs, err)

@@ -1,5 +1,5 @@
 // Package sender is the send-mms function: an SQS batch of send requests
-// (contract §1) → idempotent sendSavedMMS calls → delivery events (§2).
+// (docs/request.md) → idempotent sendSavedMMS calls → delivery events (docs/events.md).
 //
 // Every request with a usable id ends in exactly one terminal event
 // (accepted, rejected or expired), written to the record before it is
@@ -76,7 +76,7 @@ type (
 	}
 )
 
-// Config is the handler's part of contract §5.
+// Config is the handler's part of docs/configuration.md.
 type Config struct {
 	Policy        sendreq.Policy
 	Concurrency   int           // SEND_CONCURRENCY
@@ -98,7 +98,7 @@ type Config struct {
 	BaseBackoff time.Duration
 	// MaxBackoff caps it (SQS allows 12 h; we wait at most 15 min).
 	MaxBackoff time.Duration
-	// ReceiptWindow is RECEIPT_WINDOW (issue 15): an accepted request with
+	// ReceiptWindow is RECEIPT_WINDOW (pkg/receipt): an accepted request with
 	// no final receipt by then gets one unconfirmed event (pkg/receipt);
 	// 0 is off.
 	ReceiptWindow time.Duration
@@ -111,7 +111,7 @@ type Config struct {
 // min) into it.
 const MaxVisibility = 12*time.Hour - 20*time.Minute
 
-// Defaults of contract §5.
+// Defaults of docs/configuration.md.
 const (
 	DefaultRetryWindow   = 24 * time.Hour
 	DefaultInDoubtWindow = 15 * time.Minute

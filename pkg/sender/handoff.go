@@ -17,7 +17,7 @@ import (
 // Skycore answered, signed with a key derived from the API key, which the
 // applications that write to the queue cannot read. A message without a
 // valid signature is an ordinary request: no attribute an application can
-// write changes what happens to it (contract §1).
+// write changes what happens to it (docs/request.md).
 const (
 	HandoffAttr    = "mmsgate-handoff"
 	HandoffMACAttr = "mmsgate-handoff-mac"

@@ -21,7 +21,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// The attacks of issue 12, one test each: every promise (no request lost,
+// The attacks on the promises, one test each: every promise (no request lost,
 // none sent twice, one terminal event per id, nothing trusted from the
 // queue but the body) under outages, store failures and hostile writers.
 
@@ -92,7 +92,7 @@ func TestRetryWindow(t *testing.T) {
 	})
 }
 
-// TestAcceptedButUnrecordedNeverResent is the double send of issue 12 #2:
+// TestAcceptedButUnrecordedNeverResent is the double send attack:
 // Skycore accepts, DynamoDB refuses the acceptance until the deadline, and
 // a duplicate copy is in flight. The answer is handed off, the duplicate
 // finds the id in doubt, and the id is sent once with one accepted event.
@@ -172,7 +172,7 @@ func TestHandoffLoopIsBounded(t *testing.T) {
 }
 
 // TestForgedAttributes: no attribute an application can write changes what
-// happens to a request (issue 12 #3).
+// happens to a request.
 func TestForgedAttributes(t *testing.T) {
 	str := func(v string) events.SQSMessageAttribute {
 		return events.SQSMessageAttribute{DataType: "String", StringValue: &v}
@@ -295,7 +295,7 @@ func TestInDoubt(t *testing.T) {
 }
 
 // TestCallTimeoutIsOnlyACap: SKYCORE_TIMEOUT longer than the time left
-// still calls (issue 12 #5: 28 s with a 30 s function failed every record).
+// still calls (28 s with a 30 s function failed every record).
 func TestCallTimeoutIsOnlyACap(t *testing.T) {
 	hs := newHarness(t, nil, func(c *Config) { c.CallTimeout = 28 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
@@ -306,7 +306,7 @@ func TestCallTimeoutIsOnlyACap(t *testing.T) {
 	}
 }
 
-// TestVendorOutcomes: the contract's revised classes (issue 12 #6).
+// TestVendorOutcomes: the vendor codes' classes (docs/codes.md).
 func TestVendorOutcomes(t *testing.T) {
 	hs := newHarness(t, nil, nil)
 	tests := []struct{ body, want string }{

@@ -1,4 +1,4 @@
-// Package sendreq is the send request of contract §1: its strict JSON
+// Package sendreq is the send request of docs/request.md: its strict JSON
 // decoding and every validation rule, each with the vendor code it names.
 package sendreq
 

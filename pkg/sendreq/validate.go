@@ -12,7 +12,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 )
 
-// Policy is the deployment's part of validation (contract §5).
+// Policy is the deployment's part of validation (docs/configuration.md).
 type Policy struct {
 	DefaultFrom          string // SKYCORE_DEFAULT_FROM
 	EnforceCampaignCheck bool   // SKYCORE_ENFORCE_CAMPAIGN_CHECK
@@ -59,7 +59,7 @@ func (r *Request) Warnings() []string {
 	return nil
 }
 
-// Validate checks every rule of contract §1 and reports every violated field
+// Validate checks every rule of docs/request.md and reports every violated field
 // (joined *apperr.Error values; apperr.All lists them). Call ApplyDefaults
 // first.
 func (r *Request) Validate(p Policy) error {

@@ -139,7 +139,7 @@ func checkResponse(op string, resp *http.Response, raw []byte, apiKey string) (*
 	}
 	switch {
 	case strings.EqualFold(r.Status, StatusSuccess) && r.ErrorCode == "":
-		return r, nil // without TRACKINGID too: Skycore took it (contract §2, NO_TRACKINGID)
+		return r, nil // without TRACKINGID too: Skycore took it (docs/events.md, NO_TRACKINGID)
 	case r.ErrorCode != "":
 		return nil, vendorError(op, r, apiKey)
 	default:

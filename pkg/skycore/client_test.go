@@ -269,7 +269,7 @@ func TestClientReusesConnections(t *testing.T) {
 }
 
 func TestClassificationTable(t *testing.T) {
-	// Every code of the vendor page and of skycore-notes.md §4, with its class.
+	// Every code of the vendor page and of docs/vendor.md, with its class.
 	want := map[apperr.Code]apperr.Class{
 		"E100": apperr.Config, "E101": apperr.Config, "E102": apperr.Config, "E103": apperr.Config, "E104": apperr.Config,
 		"E105": apperr.Config, "E106": apperr.Retry, "E107": apperr.Config, "E108": apperr.Permanent, "E109": apperr.Config,

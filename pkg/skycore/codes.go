@@ -12,7 +12,7 @@ import (
 // What Skycore's codes mean, in one place: their classes and the codes
 // that ask for something special.
 
-// codes classifies every code on the vendor page and in skycore-notes.md §4.
+// codes classifies every code on the vendor page and in docs/vendor.md.
 // Codes not listed are Permanent (and logged loudly by the caller). E111
 // ("Invalid sender to $country") depends on each request's to/from, so it
 // is the request's fault, not the account's.

@@ -84,7 +84,7 @@ func appendVCard(buf *bytes.Buffer, c *sendreq.VCard) {
 }
 
 // appendEntries writes a vCard list: one element per entry directly under
-// DYNAMICVCARD, with its value and optional LABEL (contract §1). This is
+// DYNAMICVCARD, with its value and optional LABEL (docs/request.md). This is
 // the one place that knows the nesting, the least certain part of the
 // vendor page.
 func appendEntries[T any](buf *bytes.Buffer, name, key string, items []T, get func(T) (value, label string)) {

@@ -85,7 +85,7 @@ func wellFormed(t *testing.T, doc []byte) {
 }
 
 // TestContractShape checks the contract's example against the element
-// names and nesting of contract §1, read back with a generic parser.
+// names and nesting of docs/request.md, read back with a generic parser.
 func TestContractShape(t *testing.T) {
 	doc := encodeFile(t, "testdata/contract-example.json")
 	var tree struct {

@@ -55,7 +55,7 @@ type Joined struct {
 //     end of its hold, ms). One postback of a tracking id is emitted at a
 //     time, so two events of one tracking id never race each other to the
 //     queue;
-//   - firstMs: when the first postback arrived (the join window, §3 doc of
+//   - firstMs: when the first postback arrived (the join window, in the doc of
 //     pkg/postback);
 //   - settled: the id whose msg# record was seen final with no pending
 //     event (a final record never gets one again), so later postbacks skip
@@ -188,7 +188,7 @@ func (st *Store) PostbackDone(ctx context.Context, trackingID, key, owner string
 
 // PostbackRelease gives owner's emitter slot of trackingID back at once,
 // the postback's advance left pending: an invocation that answers 5xx
-// calls it so that a retry right after can resume (contract §3).
+// calls it so that a retry right after can resume (docs/postback.md).
 func (st *Store) PostbackRelease(ctx context.Context, trackingID, owner string) error {
 	if !Keyable(trackingID) {
 		return nil

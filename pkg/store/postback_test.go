@@ -117,7 +117,7 @@ func TestPostbackUnknownTracking(t *testing.T) {
 	}
 }
 
-// TestPostbackResumeRechecksRank is bug 4 of issue 13: N101 fails to
+// TestPostbackResumeRechecksRank guards a fixed bug: N101 fails to
 // publish, N102 succeeds, Skycore's retry of N101 must not resume its
 // advance: it becomes history, and the stream never moves back.
 func TestPostbackResumeRechecksRank(t *testing.T) {
@@ -238,7 +238,7 @@ func TestPostbackSettledAndUnkeyable(t *testing.T) {
 	}
 }
 
-// TestPostbackInterleavings is the property of contract §3 over random
+// TestPostbackInterleavings is the property of docs/postback.md over random
 // schedules of one tracking id's postbacks (N101, N201, N102, E102, N202,
 // each delivered once or twice): invocations interleave step by step
 // (decide, publish, mark done), publishes fail (→ release, 5xx), invocations

@@ -27,7 +27,8 @@
 //	                   d_<key>         a postback is done (published, or history)
 //	                   holder,hold     the one emitter slot of the tracking id
 //	                   firstMs         first postback (the join window)
-//	                   settled         msg#id seen final with nothing pending
+//	                   settled,about   msg#id seen final with nothing pending, and what
+//	                                   it tells every event (delivery.About)
 //	                   history         postback keys in arrival order
 //
 // Transitions of msg#<id>: Claim (new, RETRY, INDOUBT past doubtMs, or a dead
