@@ -22,10 +22,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/postback"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/sender"
-	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
 // raw is template.yaml as plain YAML, intrinsics kept as tagged nodes.
@@ -1146,38 +1146,39 @@ func TestWorkflows(t *testing.T) {
 	}
 }
 
-// emittedMetrics lists the EMF metrics the functions write: name → whether
-// it carries dimensions besides Function (then only a SEARCH finds it).
+// emittedMetrics lists the EMF metrics the functions write (pkg/metric,
+// the names they count with): name → whether it carries dimensions
+// besides Function (then only a SEARCH finds it).
 func emittedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	call := regexp.MustCompile(`Metrics\.(?:Count|Put)\("(\w+)"([^\n]*)`)
-	filepath.WalkDir("pkg", func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		for _, mm := range call.FindAllStringSubmatch(string(b), -1) {
-			out[mm[1]] = out[mm[1]] || strings.Contains(mm[2], `, "`)
-		}
-		return nil
-	})
-	// pkg/sender counts each terminal send event under its own name
-	// (Metrics.Count of the capitalised store.TerminalEvent).
-	for _, st := range []string{store.StateAccepted, store.StateRejected, store.StateExpired} {
-		if e := store.TerminalEvent(st); e != "" {
-			if n := strings.ToUpper(e[:1]) + e[1:]; !out[n] {
-				out[n] = false
-			}
-		}
-	}
-	if len(out) < 5 {
-		t.Fatalf("found only %v in pkg", out)
+	for _, n := range metric.All {
+		out[n] = len(metric.Dimensions[n]) > 0
 	}
 	return out
+}
+
+// TestReadmeMetrics: README's list of metrics is pkg/metric's, no more,
+// no less.
+func TestReadmeMetrics(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, list, ok := strings.Cut(string(b), "- Metrics (EMF, ")
+	if !ok {
+		t.Fatal("README has no \"- Metrics (EMF, …\" item")
+	}
+	_, list, _ = strings.Cut(list, "):")
+	list, _, _ = strings.Cut(list, "\n- ")
+	list = regexp.MustCompile("`[^`]*`").ReplaceAllString(list, "") // dimension names
+	got := regexp.MustCompile(`\b[A-Z]\w+\b`).FindAllString(list, -1)
+	want := slices.Clone(metric.All)
+	slices.Sort(got)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, slices.Compact(got)); diff != "" {
+		t.Errorf("README's metrics (+) differ from pkg/metric's (-):\n%s", diff)
+	}
 }
 
 // TestTemplateMetricsAreEmitted: the dashboard and the alarms name only

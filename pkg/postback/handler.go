@@ -20,6 +20,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
@@ -179,7 +180,7 @@ func (h *Handler) authenticate(ctx context.Context, req events.APIGatewayV2HTTPR
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "secret unavailable", Err: err}
 	}
 	if v.PostbackToken == "" || subtle.ConstantTimeCompare([]byte(given), []byte(v.PostbackToken)) != 1 {
-		h.d.Metrics.Count("Rejected403")
+		h.d.Metrics.Count(metric.Rejected403)
 		h.d.Log.WarnContext(ctx, "postback with a wrong or missing token", "sourceIp", req.RequestContext.HTTP.SourceIP)
 		return &apperr.Error{Code: apperr.CodeForbidden, Message: "forbidden"}
 	}
@@ -236,7 +237,7 @@ func trimXMLStart(b []byte) []byte {
 
 // malformed logs a truncated, printable copy and counts it.
 func (h *Handler) malformed(ctx context.Context, doc []byte, err error) {
-	h.d.Metrics.Count("Malformed")
+	h.d.Metrics.Count(metric.Malformed)
 	h.d.Log.WarnContext(ctx, "postback can never be processed; acknowledged", "err", err, "bytes", len(doc), "head", Snippet(doc, 200))
 }
 

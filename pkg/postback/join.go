@@ -14,6 +14,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/store"
@@ -25,11 +26,11 @@ import (
 // answered 503 with everything it held released.
 func (h *Handler) one(ctx context.Context, n Notification, doc []byte, owner string) error {
 	log := h.d.Log.With("code", n.Code, "trackingId", Snippet([]byte(n.TrackingID), 80))
-	h.d.Metrics.Count("Postbacks", "Code", metricCode(n.Code))
+	h.d.Metrics.Count(metric.Postbacks, "Code", metricCode(n.Code))
 	k, notice, known := classify(n.Code)
 	if notice {
 		log.InfoContext(ctx, "template encoding notice", "mmsId", n.MMSID, "status", n.Status)
-		h.d.Metrics.Count("TemplateNotice", "Code", n.Code)
+		h.d.Metrics.Count(metric.TemplateNotice, "Code", n.Code)
 		return nil
 	}
 	switch {
@@ -65,7 +66,7 @@ func (h *Handler) try(ctx context.Context, n Notification, k kind, owner string,
 	}
 	switch decision {
 	case store.Duplicate, store.History:
-		h.d.Metrics.Count("Duplicates")
+		h.d.Metrics.Count(metric.Duplicates)
 		log.InfoContext(ctx, "postback recorded without an event", "decision", decision.String())
 		if j.ID == "" && sendreq.ValidID(n.ClientReference) {
 			// No event of its own, but its CLIENT_REFERENCE may still prove
@@ -124,7 +125,7 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 	id, linked := resolve(n, j)
 	if id == "" {
 		if age := h.now().Sub(j.FirstSeen); age < JoinWindow {
-			h.d.Metrics.Count("JoinWait")
+			h.d.Metrics.Count(metric.JoinWait)
 			log.InfoContext(ctx, "tracking id not linked yet; Skycore will retry", "seenFor", age.Round(1e6).String())
 			return target{}, true, &apperr.Error{Code: apperr.CodeBusy, Message: "tracking id not linked yet"}
 		}
@@ -160,7 +161,7 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 		// Skycore took a call of this id after all (an in-doubt call, before
 		// the request ended rejected or expired): the receipt still reaches
 		// the application under its id, counted, after its terminal event.
-		h.d.Metrics.Count("LateReceipt")
+		h.d.Metrics.Count(metric.LateReceipt)
 		log.WarnContext(ctx, "receipt for a request that ended without acceptance", "id", id, "state", m.State)
 	}
 	if again, err := h.flush(ctx, n, m, owner, log); err != nil {
@@ -215,7 +216,7 @@ func (h *Handler) acceptByPostback(ctx context.Context, n Notification, m *store
 		}
 		return cur, false, false, nil
 	}
-	h.d.Metrics.Count("AcceptedByPostback")
+	h.d.Metrics.Count(metric.AcceptedByPostback)
 	log.InfoContext(ctx, "acceptance recorded from a postback", "id", m.ID, "priorState", m.State)
 	if err := h.publishRecorded(ctx, cur, n, owner, log); err != nil {
 		return nil, false, false, err
@@ -266,7 +267,7 @@ func (h *Handler) reconcile(ctx context.Context, n Notification, owner string, l
 		}
 		return nil
 	}
-	h.d.Metrics.Count("AcceptedByPostback")
+	h.d.Metrics.Count(metric.AcceptedByPostback)
 	log.InfoContext(ctx, "acceptance recorded from a postback without an event of its own", "id", id, "priorState", m.State)
 	return h.publishRecorded(ctx, cur, n, owner, log)
 }
@@ -290,7 +291,7 @@ func (h *Handler) recorded() *recorded.Path {
 func (h *Handler) link(ctx context.Context, trackingID, id string, log *slog.Logger) error {
 	err := h.d.Store.Link(ctx, trackingID, id)
 	if errors.Is(err, store.ErrLinkConflict) {
-		h.d.Metrics.Count("LinkConflict")
+		h.d.Metrics.Count(metric.LinkConflict)
 		log.ErrorContext(ctx, "tracking id already linked to another request; event keeps CLIENT_REFERENCE", "id", id, "code", apperr.CodeConflict)
 		return nil
 	}
@@ -301,7 +302,7 @@ func (h *Handler) link(ctx context.Context, trackingID, id string, log *slog.Log
 }
 
 func (h *Handler) unjoined(ctx context.Context, log *slog.Logger, why string) {
-	h.d.Metrics.Count("Unjoined")
+	h.d.Metrics.Count(metric.Unjoined)
 	log.WarnContext(ctx, "event published without an id", "reason", why)
 }
 

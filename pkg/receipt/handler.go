@@ -17,6 +17,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -129,7 +130,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
 	if err != nil {
 		// Only the sender and the postback function write here: a bug, and
 		// the same body would fail forever.
-		h.d.Metrics.Count("Malformed")
+		h.d.Metrics.Count(metric.Malformed)
 		log.ErrorContext(ctx, "malformed receipt check; dropped", "err", err, "code", apperr.CodeMalformed)
 		return true
 	}
@@ -186,8 +187,8 @@ func (h *Handler) publish(ctx context.Context, log *slog.Logger, rec events.SQSM
 		return h.failed(ctx, log, rec, "cannot publish the unconfirmed event", err)
 	}
 	late := h.now().Sub(due)
-	h.d.Metrics.Count("Unconfirmed")
-	h.d.Metrics.Put("ReceiptCheckLate", seconds, late.Seconds())
+	h.d.Metrics.Count(metric.Unconfirmed)
+	h.d.Metrics.Put(metric.ReceiptCheckLate, seconds, late.Seconds())
 	log.InfoContext(ctx, "unconfirmed", "status", status, "lateMs", late.Milliseconds())
 	return true
 }
@@ -195,7 +196,7 @@ func (h *Handler) publish(ctx context.Context, log *slog.Logger, rec events.SQSM
 // failed logs a store or queue failure and brings the record back after
 // RetryAfter.
 func (h *Handler) failed(ctx context.Context, log *slog.Logger, rec events.SQSMessage, msg string, err error) bool {
-	h.d.Metrics.Count("StoreError")
+	h.d.Metrics.Count(metric.StoreError)
 	log.ErrorContext(ctx, msg+"; retrying", "err", err, "code", apperr.CodeOf(err))
 	h.setVisibility(ctx, log, rec, h.cfg.RetryAfter)
 	return false

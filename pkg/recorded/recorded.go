@@ -16,6 +16,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -94,17 +95,17 @@ func (p *Path) Pending(ctx context.Context, log *slog.Logger, m *store.Message, 
 		}
 		if errors.Is(err, store.ErrLinkConflict) {
 			// Another request holds this tracking id: never re-pointed.
-			p.Metrics.Count("LinkConflict")
+			p.Metrics.Count(metric.LinkConflict)
 			log.ErrorContext(ctx, "tracking id already linked to another request", "id", m.ID, "trackingId", m.TrackingID, "code", apperr.CodeConflict)
 		} else if err != nil {
-			p.Metrics.Count("LinkFailed")
+			p.Metrics.Count(metric.LinkFailed)
 			return release("cannot link the tracking id", err)
 		}
 	}
 	if ev.Event == delivery.Accepted && p.Receipts != nil && p.ReceiptWindow > 0 {
 		// A duplicate check (a retry of this step) is harmless.
 		if err := p.Receipts.Schedule(ctx, m.ID, m.TrackingID, p.now().Add(p.ReceiptWindow)); err != nil {
-			p.Metrics.Count("ReceiptScheduleFailed")
+			p.Metrics.Count(metric.ReceiptScheduleFailed)
 			return release("cannot schedule the receipt check", err)
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
@@ -174,7 +175,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	keys, err := h.d.Keys.Get(ctx)
 	if err != nil {
 		h.d.Log.ErrorContext(ctx, "cannot read the Skycore secret; the whole batch will be retried", "err", err, "code", apperr.CodeOf(err))
-		h.d.Metrics.Count("SecretUnavailable")
+		h.d.Metrics.Count(metric.SecretUnavailable)
 		return events.SQSEventResponse{}, fmt.Errorf("send-mms: secret unavailable: %w", err)
 	}
 	hk := handoffKey(keys.APIKey)
@@ -249,7 +250,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if present && ho == nil {
 		// Written by someone who cannot sign: ignored, the body is handled as
 		// any other request.
-		h.d.Metrics.Count("ForgedHandoff")
+		h.d.Metrics.Count(metric.ForgedHandoff)
 		j.log.WarnContext(ctx, "hand-off attributes without a valid signature; ignored", "code", "FORGED", "class", "hostile")
 	}
 	req.ApplyDefaults(h.cfg.Policy)
@@ -290,7 +291,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		}
 		return false
 	} else if sup != nil {
-		h.d.Metrics.Count("Suppressed")
+		h.d.Metrics.Count(metric.Suppressed)
 		return h.finish(ctx, j, store.StateRejected, store.Outcome{Code: sup.Code, Suppressed: true,
 			Error: fmt.Sprintf("%s: suppressed: %s was refused with %s at %s (request %s); no call until %s",
 				sup.Code, sup.Key, sup.Code, sup.At.UTC().Format(time.RFC3339), sup.ID, sup.Until.UTC().Format(time.RFC3339)),
@@ -303,7 +304,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	resp, err := h.call(ctx, req)
 	latency := h.now().Sub(start)
 	j.log = j.log.With("latencyMs", latency.Milliseconds())
-	h.d.Metrics.Put("SkycoreLatency", emf.Milliseconds, float64(latency.Milliseconds()))
+	h.d.Metrics.Put(metric.SkycoreLatency, emf.Milliseconds, float64(latency.Milliseconds()))
 	if err == nil {
 		return h.accepted(ctx, j, resp)
 	}
@@ -314,7 +315,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if e.Class == apperr.Permanent {
 		if !skycore.Known(e) {
 			j.log.ErrorContext(ctx, "Skycore answered with an unknown code; treated as permanent", "code", e.Code, "err", e)
-			h.d.Metrics.Count("UnknownCode")
+			h.d.Metrics.Count(metric.UnknownCode)
 		}
 		h.suppress(ctx, j, e)
 		return h.finish(ctx, j, store.StateRejected, rejection(j.req, e), latency)
@@ -363,7 +364,7 @@ func (h *Handler) suppress(ctx context.Context, j *job, e *apperr.Error) {
 		j.log.WarnContext(ctx, "cannot record the suppression; the next request to this number will call Skycore", "err", err)
 		return
 	}
-	h.d.Metrics.Count("SuppressionAdded")
+	h.d.Metrics.Count(metric.SuppressionAdded)
 	j.log.InfoContext(ctx, "number suppressed", "code", e.Code, "until", h.now().Add(h.cfg.SuppressTTL).UTC().Format(time.RFC3339))
 }
 
@@ -412,7 +413,7 @@ func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) 
 	if resp.TrackingID == "" {
 		// Skycore took it: never resent, but no postback can be joined by id.
 		o.Code = string(apperr.CodeNoTrackingID)
-		h.d.Metrics.Count("NoTrackingID")
+		h.d.Metrics.Count(metric.NoTrackingID)
 		j.log.WarnContext(ctx, "Skycore answered Success without TRACKINGID; accepted, not resent", "code", o.Code)
 	}
 	var won bool
@@ -423,7 +424,7 @@ func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) 
 	})
 	if err != nil {
 		j.log.ErrorContext(ctx, "accepted by Skycore but not recorded; handing the answer off", "trackingId", resp.TrackingID, "err", err)
-		h.d.Metrics.Count("BookkeepingDeferred")
+		h.d.Metrics.Count(metric.BookkeepingDeferred)
 		return h.handOff(ctx, j, handoff{TrackingID: resp.TrackingID, Code: o.Code, To: o.To, From: o.From, First: j.first.UnixMilli()})
 	}
 	return h.afterAccept(ctx, j, won, m, o)
@@ -440,7 +441,7 @@ func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) bool {
 			h.storeFailed(ctx, j, "cannot record a handed-off acceptance", err)
 			return false
 		}
-		h.d.Metrics.Count("HandoffDeadLettered")
+		h.d.Metrics.Count(metric.HandoffDeadLettered)
 		j.log.ErrorContext(ctx, "cannot record a handed-off acceptance; moved to the DLQ", "trackingId", ho.TrackingID, "err", err, "code", apperr.CodeOf(err))
 		return h.deadLetter(ctx, j, "accepted by Skycore (tracking id "+ho.TrackingID+") but not recorded: "+err.Error())
 	}
@@ -461,7 +462,7 @@ func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Me
 		default:
 			// An earlier call of this id was accepted too: Skycore has it twice.
 			// Link this tracking id as well, so its postbacks name the request.
-			h.d.Metrics.Count("SentTwice")
+			h.d.Metrics.Count(metric.SentTwice)
 			j.log.ErrorContext(ctx, "Skycore accepted an id that was already final", "trackingId", o.TrackingID,
 				"state", m.State, "recordedTrackingId", m.TrackingID, "code", "SENT_TWICE")
 			if o.TrackingID != "" {
@@ -472,7 +473,7 @@ func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Me
 		}
 		return h.pending(ctx, j, m)
 	}
-	h.d.Metrics.Count("Accepted")
+	h.d.Metrics.Count(metric.Accepted)
 	j.log.InfoContext(ctx, "accepted", "trackingId", o.TrackingID, "code", o.Code, "class", "accepted")
 	return h.publishRecorded(ctx, j, m)
 }
@@ -523,7 +524,7 @@ func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outc
 		return h.pending(ctx, j, m)
 	}
 	event := store.TerminalEvent(state)
-	h.d.Metrics.Count(strings.ToUpper(event[:1]) + event[1:])
+	h.d.Metrics.Count(map[string]string{delivery.Rejected: metric.Rejected, delivery.Expired: metric.Expired}[event])
 	j.log.WarnContext(ctx, event, "code", o.Code, "class", "permanent", "latencyMs", latency.Milliseconds(), "err", o.Error)
 	return h.publishRecorded(ctx, j, m)
 }
@@ -544,7 +545,7 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) bool {
 	ev := h.event(j.req, delivery.Retrying)
 	ev.Code, ev.Error = code, e.Message
 	h.emit(ctx, j.log, ev)
-	h.d.Metrics.Count("Retried")
+	h.d.Metrics.Count(metric.Retried)
 	var wait time.Duration
 	var applied bool
 	var err error
@@ -553,7 +554,7 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) bool {
 		until := now.Add(h.cfg.InDoubtWindow)
 		applied, err = h.d.Store.Doubt(ctx, j.req.ID, j.owner, until, o)
 		wait = h.cfg.InDoubtWindow + time.Second
-		h.d.Metrics.Count("InDoubt")
+		h.d.Metrics.Count(metric.InDoubt)
 		j.log.WarnContext(ctx, "the call may have reached Skycore; waiting for a postback before sending again",
 			"code", code, "class", "indoubt", "until", until.UTC().Format(time.RFC3339), "err", e)
 	} else {
@@ -575,7 +576,7 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) bool {
 
 func (h *Handler) logRetry(ctx context.Context, j *job, e *apperr.Error) {
 	if e.Class == apperr.Config {
-		h.d.Metrics.Count("ConfigError")
+		h.d.Metrics.Count(metric.ConfigError)
 		j.log.ErrorContext(ctx, "Skycore refuses the account or deployment; messages wait in the queue", "code", e.Code, "class", "config", "err", e)
 		return
 	}
@@ -590,7 +591,7 @@ func (h *Handler) notClaimed(ctx context.Context, j *job, m *store.Message) bool
 	switch {
 	case m.Final():
 		if !m.NeedsEvent() {
-			h.d.Metrics.Count("Duplicate")
+			h.d.Metrics.Count(metric.Duplicate)
 			j.log.InfoContext(ctx, "duplicate delivery of a finished id; nothing sent", "state", m.State, "code", m.Code, "class", "duplicate")
 		}
 		return h.pending(ctx, j, m)
@@ -655,7 +656,7 @@ func (h *Handler) recorded() *recorded.Path {
 
 // malformed moves a body that cannot be tied to a request to the DLQ.
 func (h *Handler) malformed(ctx context.Context, j *job, err error) bool {
-	h.d.Metrics.Count("Malformed")
+	h.d.Metrics.Count(metric.Malformed)
 	reason := truncate(err.Error(), 1000)
 	id := sendreq.PeekID([]byte(j.rec.Body))
 	j.log.WarnContext(ctx, "malformed request body", "id", id, "code", apperr.CodeOf(err), "class", "permanent", "err", reason)
@@ -697,10 +698,10 @@ func (h *Handler) emit(ctx context.Context, log *slog.Logger, ev delivery.Event)
 
 // storeFailed logs and counts a DynamoDB failure and backs the message off.
 func (h *Handler) storeFailed(ctx context.Context, j *job, msg string, err error) {
-	h.d.Metrics.Count("StoreError")
+	h.d.Metrics.Count(metric.StoreError)
 	e, _ := apperr.As(err)
 	if apperr.ClassOf(err) == apperr.Config {
-		h.d.Metrics.Count("ConfigError")
+		h.d.Metrics.Count(metric.ConfigError)
 		j.log.ErrorContext(ctx, msg+"; DynamoDB refuses it for good", "err", err, "code", apperr.CodeOf(err), "class", "config")
 	} else {
 		j.log.ErrorContext(ctx, msg, "err", err, "code", apperr.CodeOf(err))

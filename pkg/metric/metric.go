@@ -1,0 +1,66 @@
+// Package metric names every CloudWatch metric mmsgate writes (EMF,
+// namespace mmsgate, dimension Function): the one vocabulary that the
+// functions count with, and that the template's alarms and dashboard
+// (template_test.go) and README's list are checked against.
+package metric
+
+// The send-mms function's.
+const (
+	Accepted            = "Accepted"
+	Rejected            = "Rejected"
+	Expired             = "Expired"
+	Retried             = "Retried"
+	InDoubt             = "InDoubt"
+	Duplicate           = "Duplicate" // a delivery of an id already final
+	Suppressed          = "Suppressed"
+	SuppressionAdded    = "SuppressionAdded"
+	SkycoreLatency      = "SkycoreLatency" // milliseconds
+	UnknownCode         = "UnknownCode"
+	NoTrackingID        = "NoTrackingID"
+	ForgedHandoff       = "ForgedHandoff"
+	BookkeepingDeferred = "BookkeepingDeferred"
+	HandoffDeadLettered = "HandoffDeadLettered"
+	SentTwice           = "SentTwice"
+	SecretUnavailable   = "SecretUnavailable"
+)
+
+// The postback function's.
+const (
+	Postbacks          = "Postbacks" // with dimension Code
+	Duplicates         = "Duplicates"
+	Rejected403        = "Rejected403"
+	TemplateNotice     = "TemplateNotice" // with dimension Code
+	Unjoined           = "Unjoined"
+	JoinWait           = "JoinWait"
+	AcceptedByPostback = "AcceptedByPostback"
+	LateReceipt        = "LateReceipt"
+)
+
+// The receipt-check function's.
+const (
+	Unconfirmed      = "Unconfirmed"
+	ReceiptCheckLate = "ReceiptCheckLate" // seconds
+)
+
+// More than one function's.
+const (
+	ConfigError           = "ConfigError"
+	Malformed             = "Malformed"
+	StoreError            = "StoreError"
+	LinkConflict          = "LinkConflict"
+	LinkFailed            = "LinkFailed"
+	ReceiptScheduleFailed = "ReceiptScheduleFailed"
+)
+
+// Dimensions lists, for each metric that has them, its dimensions besides
+// Function (only a CloudWatch SEARCH finds those).
+var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code"}}
+
+// All lists every metric name above.
+var All = []string{
+	Accepted, Rejected, Expired, Retried, InDoubt, Duplicate, Suppressed, SuppressionAdded, SkycoreLatency,
+	UnknownCode, NoTrackingID, ForgedHandoff, BookkeepingDeferred, HandoffDeadLettered, SentTwice, SecretUnavailable,
+	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt,
+	Unconfirmed, ReceiptCheckLate,
+	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
+}
