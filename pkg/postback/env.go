@@ -1,9 +1,9 @@
 package postback
 
 import (
-	"errors"
 	"time"
 
+	"github.com/mmsgate/mmsgate/pkg/env"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -28,20 +28,14 @@ type Env struct {
 // required: SKYCORE_SECRET_ID names the API key's secret, which the
 // internet-facing postback function must not read (docs/secrets.md).
 func FromEnv(getenv func(string) string) (Env, error) {
-	e := Env{SecretID: getenv("POSTBACK_SECRET_ID"), Table: getenv("MESSAGES_TABLE"), EventsQueueURL: getenv("DELIVERY_EVENTS_QUEUE_URL")}
-	var errs []error
-	for _, v := range [][2]string{{"POSTBACK_SECRET_ID", e.SecretID}, {"MESSAGES_TABLE", e.Table}, {"DELIVERY_EVENTS_QUEUE_URL", e.EventsQueueURL}} {
-		if v[1] == "" {
-			errs = append(errs, errors.New(v[0]+" is required"))
-		}
-	}
-	ttl, err := store.TTLFromDays(getenv("MESSAGES_TTL_DAYS"))
-	if err != nil {
-		errs = append(errs, err)
-	}
-	e.TTL = ttl
-	if e.ReceiptWindow, e.ReceiptQueueURL, err = receipt.Window(getenv); err != nil {
-		errs = append(errs, err)
-	}
-	return e, errors.Join(errs...)
+	r := env.New(getenv)
+	var e Env
+	r.Required(env.Var{Name: "POSTBACK_SECRET_ID", To: &e.SecretID}, env.Var{Name: "MESSAGES_TABLE", To: &e.Table},
+		env.Var{Name: "DELIVERY_EVENTS_QUEUE_URL", To: &e.EventsQueueURL})
+	var err error
+	e.TTL, err = store.TTLFromDays(getenv("MESSAGES_TTL_DAYS"))
+	r.Fail(err)
+	e.ReceiptWindow, e.ReceiptQueueURL, err = receipt.Window(getenv)
+	r.Fail(err)
+	return e, r.Err()
 }

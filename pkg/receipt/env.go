@@ -1,10 +1,10 @@
 package receipt
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/mmsgate/mmsgate/pkg/env"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -30,21 +30,17 @@ type Env struct {
 	TTL                             time.Duration
 }
 
-// FromEnv reads and checks the receipt-check function's environment.
+// FromEnv reads and checks the receipt-check function's environment;
+// every problem is reported.
 func FromEnv(getenv func(string) string) (Env, error) {
-	e := Env{Table: getenv("MESSAGES_TABLE"), EventsQueueURL: getenv("DELIVERY_EVENTS_QUEUE_URL"), QueueURL: getenv("RECEIPT_QUEUE_URL")}
-	var errs []error
-	for _, v := range [][2]string{{"MESSAGES_TABLE", e.Table}, {"DELIVERY_EVENTS_QUEUE_URL", e.EventsQueueURL}, {"RECEIPT_QUEUE_URL", e.QueueURL}} {
-		if v[1] == "" {
-			errs = append(errs, errors.New(v[0]+" is required"))
-		}
-	}
-	ttl, err := store.TTLFromDays(getenv("MESSAGES_TTL_DAYS"))
-	if err != nil {
-		errs = append(errs, err)
-	}
-	e.TTL = ttl
-	return e, errors.Join(errs...)
+	r := env.New(getenv)
+	var e Env
+	r.Required(env.Var{Name: "MESSAGES_TABLE", To: &e.Table}, env.Var{Name: "DELIVERY_EVENTS_QUEUE_URL", To: &e.EventsQueueURL},
+		env.Var{Name: "RECEIPT_QUEUE_URL", To: &e.QueueURL})
+	var err error
+	e.TTL, err = store.TTLFromDays(getenv("MESSAGES_TTL_DAYS"))
+	r.Fail(err)
+	return e, r.Err()
 }
 
 // Window reads the scheduling side's RECEIPT_WINDOW (default 24h, "0"

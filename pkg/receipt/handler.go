@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/invocation"
 	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/store"
@@ -52,7 +51,8 @@ const seconds = "Seconds"
 type Config struct {
 	QueueURL string // RECEIPT_QUEUE_URL: the visibility of a record that must come back
 	// MaxVisibility is the longest wait of a check not yet due: SQS allows
-	// 12 hours from the receive, so a minute less.
+	// invocation.VisibilityLimit from the receive, and this function sets it
+	// seconds after (its timeout is 10 s), so a minute less.
 	MaxVisibility time.Duration
 	// BusyMin, BusyMax bound the (jittered) wait when the tracking id's
 	// emitter slot is held.
@@ -85,7 +85,7 @@ type Handler struct {
 
 // NewHandler applies the defaults.
 func NewHandler(cfg Config, d Deps) *Handler {
-	cfg.MaxVisibility = cmp.Or(cfg.MaxVisibility, 12*time.Hour-time.Minute)
+	cfg.MaxVisibility = cmp.Or(cfg.MaxVisibility, invocation.VisibilityLimit-time.Minute)
 	cfg.BusyMin = cmp.Or(cfg.BusyMin, 5*time.Second)
 	cfg.BusyMax = max(cmp.Or(cfg.BusyMax, 30*time.Second), cfg.BusyMin)
 	cfg.RetryAfter = cmp.Or(cfg.RetryAfter, 30*time.Second)
@@ -154,7 +154,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
 		log.WarnContext(ctx, "receipt check of a request that is not accepted; dropped", "state", m.State)
 		return true
 	}
-	owner := "receipt/" + rec.MessageId + "/" + invocationID(ctx)
+	owner := "receipt/" + rec.MessageId + "/" + invocation.ID(ctx)
 	d, status, err := h.d.Store.CheckReceipt(ctx, c.ID, c.TrackingID, owner, now.Add(h.cfg.Hold))
 	if err != nil {
 		return h.failed(ctx, log, rec, "cannot record the receipt check", err)
@@ -208,21 +208,7 @@ func (h *Handler) busyWait() time.Duration {
 }
 
 func (h *Handler) setVisibility(ctx context.Context, log *slog.Logger, rec events.SQSMessage, d time.Duration) {
-	if h.cfg.QueueURL == "" || rec.ReceiptHandle == "" {
-		return
-	}
-	secs := int32((max(d, time.Second) + time.Second - 1) / time.Second)
-	_, err := h.d.Queue.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
-		QueueUrl: aws.String(h.cfg.QueueURL), ReceiptHandle: aws.String(rec.ReceiptHandle), VisibilityTimeout: min(secs, 43200),
-	})
-	if err != nil {
+	if err := invocation.SetVisibility(ctx, h.d.Queue, h.cfg.QueueURL, rec.ReceiptHandle, d, h.cfg.MaxVisibility); err != nil {
 		log.WarnContext(ctx, "cannot set the visibility; the queue's visibility timeout applies", "err", err)
 	}
-}
-
-func invocationID(ctx context.Context) string {
-	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
-		return lc.AwsRequestID
-	}
-	return "local"
 }

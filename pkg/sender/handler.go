@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -31,6 +30,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/invocation"
 	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/secret"
@@ -110,10 +110,11 @@ type Config struct {
 // not the excess); the receive came at most a batching window (5 min)
 // before the invocation, and this call at most a function timeout (15
 // min) into it.
-const MaxVisibility = 12*time.Hour - 20*time.Minute
+const MaxVisibility = invocation.VisibilityLimit - 20*time.Minute
 
 // Defaults of docs/configuration.md.
 const (
+	DefaultConcurrency   = 10
 	DefaultRetryWindow   = 24 * time.Hour
 	DefaultInDoubtWindow = 15 * time.Minute
 	DefaultSuppressTTL   = 72 * time.Hour
@@ -150,7 +151,7 @@ type Handler struct {
 // NewHandler applies defaults to cfg. InDoubtWindow is taken as given (0
 // is a valid setting).
 func NewHandler(cfg Config, d Deps) *Handler {
-	cfg.Concurrency = cmp.Or(cfg.Concurrency, 10)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, DefaultConcurrency)
 	cfg.CallTimeout = cmp.Or(cfg.CallTimeout, skycore.DefaultTimeout)
 	cfg.RetryWindow = cmp.Or(cfg.RetryWindow, DefaultRetryWindow)
 	cfg.Margin = cmp.Or(cfg.Margin, 2*time.Second)
@@ -234,7 +235,7 @@ type job struct {
 
 // process handles one record; false means "report it as a failure".
 func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage) bool {
-	j := &job{rec: rec, owner: rec.MessageId + "/" + invocationID(ctx), first: sentAt(rec, h.now()),
+	j := &job{rec: rec, owner: rec.MessageId + "/" + invocation.ID(ctx), first: sentAt(rec, h.now()),
 		log: h.d.Log.With("messageId", rec.MessageId)}
 	req, verr := sendreq.Decode([]byte(rec.Body))
 	if req == nil || !sendreq.ValidID(req.ID) {
@@ -751,15 +752,7 @@ func Backoff(n int, e *apperr.Error, base, cap time.Duration) time.Duration {
 }
 
 func (h *Handler) setVisibility(ctx context.Context, j *job, d time.Duration) {
-	url := h.cfg.SendQueueURL
-	if url == "" || j.rec.ReceiptHandle == "" {
-		return
-	}
-	secs := int32((min(max(d, time.Second), MaxVisibility) + time.Second - 1) / time.Second)
-	_, err := h.d.Queue.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
-		QueueUrl: aws.String(url), ReceiptHandle: aws.String(j.rec.ReceiptHandle), VisibilityTimeout: secs,
-	})
-	if err != nil {
+	if err := invocation.SetVisibility(ctx, h.d.Queue, h.cfg.SendQueueURL, j.rec.ReceiptHandle, d, MaxVisibility); err != nil {
 		j.log.WarnContext(ctx, "cannot set the retry back-off; the queue's visibility timeout applies", "err", err)
 	}
 }
@@ -807,13 +800,6 @@ func sentAt(rec events.SQSMessage, def time.Time) time.Time {
 		return time.UnixMilli(ms)
 	}
 	return def
-}
-
-func invocationID(ctx context.Context) string {
-	if lc, ok := lambdacontext.FromContext(ctx); ok {
-		return lc.AwsRequestID
-	}
-	return "local"
 }
 
 func truncate(s string, n int) string {
