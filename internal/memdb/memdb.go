@@ -10,6 +10,11 @@
 // secondary indexes, Query, batch or transaction calls, streams or TTL, and
 // rejects the legacy parameters (AttributeUpdates, Expected, ...) rather
 // than ignore them.
+//
+// Its scope is frozen to what pkg/store calls: a store change that needs
+// more of DynamoDB runs its tests on dynalite (`go test` without -short)
+// rather than growing this package. It exists because no library fits:
+// github.com/truora/minidyn was tried and fails the store's tests.
 package memdb
 
 import (

@@ -13,6 +13,12 @@ import (
 // ok=false for anything else (attributes, CDATA, comments, nested elements,
 // a declared encoding other than UTF-8, odd entities), and the caller falls
 // back to encoding/xml; FuzzParseResponse checks that both agree.
+//
+// It stays for BENCHMARKS.md's per-message row (validate + encode + parse
+// ≤ 20 µs, ≤ 40 allocs): without it the same benchmark measured 43 µs and
+// 88 allocs (3.4 KB) against 17 µs and 20 allocs with it, on one shared
+// 2-core machine. The time is under 1 % of a message's 1.2–1.8 ms; the
+// allocations are what the row holds.
 func parseFast(b []byte) (r *Response, ok bool) {
 	b = skipSpace(b)
 	if bytes.HasPrefix(b, []byte("<?")) {
