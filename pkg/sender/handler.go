@@ -206,7 +206,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				ctx, leave = h.d.Outbox.Join(ctx)
 				defer leave()
 			}
-			if !h.process(ctx, hk, rec) {
+			if h.process(ctx, hk, rec) == redeliver {
 				fail(rec.MessageId)
 			}
 			return nil
@@ -233,8 +233,19 @@ type job struct {
 	log     *slog.Logger
 }
 
-// process handles one record; false means "report it as a failure".
-func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage) bool {
+// outcome is what becomes of a record once processed.
+type outcome int
+
+const (
+	// ack: done with it; it leaves the queue.
+	ack outcome = iota
+	// redeliver: reported as a batch item failure, it comes back (its
+	// visibility, when set, says when).
+	redeliver
+)
+
+// process handles one record.
+func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage) outcome {
 	j := &job{rec: rec, owner: rec.MessageId + "/" + invocation.ID(ctx), first: sentAt(rec, h.now()),
 		log: h.d.Log.With("messageId", rec.MessageId)}
 	req, verr := sendreq.Decode([]byte(rec.Body))
@@ -267,7 +278,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	claimed, m, err := h.d.Store.Claim(ctx, req.ID, store.Claim{Owner: j.owner, Lease: h.lease(ctx), First: j.first, InDoubt: h.cfg.InDoubtWindow})
 	if err != nil {
 		h.storeFailed(ctx, j, "cannot claim the request id", err)
-		return false
+		return redeliver
 	}
 	if !claimed {
 		return h.notClaimed(ctx, j, m)
@@ -290,7 +301,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		if _, rerr := h.d.Store.Release(ctx, req.ID, j.owner, store.Outcome{Attempt: j.attempt, Code: string(apperr.CodeOf(err))}); rerr != nil {
 			j.log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", rerr)
 		}
-		return false
+		return redeliver
 	} else if sup != nil {
 		h.d.Metrics.Count(metric.Suppressed)
 		return h.finish(ctx, j, store.StateRejected, store.Outcome{Code: sup.Code, Suppressed: true,
@@ -409,7 +420,7 @@ func (h *Handler) call(ctx context.Context, req *sendreq.Request) (*skycore.Resp
 
 // accepted records Skycore's Success. It never resends: when the record
 // cannot be written, the answer is handed off on the send queue, signed.
-func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) bool {
+func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) outcome {
 	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
 	if resp.TrackingID == "" {
 		// Skycore took it: never resent, but no postback can be joined by id.
@@ -434,20 +445,20 @@ func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) 
 // recordHandoff records an acceptance handed off by an earlier delivery.
 // It is bounded: past SEND_RETRY_WINDOW, or when DynamoDB refuses it for
 // good, it goes to the DLQ with a metric that an alarm watches.
-func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) bool {
+func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) outcome {
 	o := store.Outcome{Attempt: j.attempt, TrackingID: ho.TrackingID, Code: ho.Code, To: cmp.Or(ho.To, j.req.To), From: cmp.Or(ho.From, j.req.From), MMSID: string(j.req.MMSID)}
 	won, m, err := h.d.Store.Accept(ctx, j.req.ID, j.owner, h.lease(ctx), o)
 	if err != nil {
 		if apperr.Transient(err) && h.now().Before(j.first.Add(h.cfg.RetryWindow)) {
 			h.storeFailed(ctx, j, "cannot record a handed-off acceptance", err)
-			return false
+			return redeliver
 		}
 		h.d.Metrics.Count(metric.HandoffDeadLettered)
 		j.log.ErrorContext(ctx, "cannot record a handed-off acceptance; moved to the DLQ", "trackingId", ho.TrackingID, "err", err, "code", apperr.CodeOf(err))
 		return h.deadLetter(ctx, j, "accepted by Skycore (tracking id "+ho.TrackingID+") but not recorded: "+err.Error())
 	}
 	if m == nil { // the record vanished (TTL): nothing to attach to
-		return true
+		return ack
 	}
 	j.log.InfoContext(ctx, "handed-off acceptance", "trackingId", ho.TrackingID, "won", won)
 	return h.afterAccept(ctx, j, won, m, o)
@@ -455,7 +466,7 @@ func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) bool {
 
 // afterAccept links the tracking id and publishes the accepted event when
 // this delivery recorded it; otherwise it says what the record already says.
-func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Message, o store.Outcome) bool {
+func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Message, o store.Outcome) outcome {
 	if !won {
 		switch {
 		case m.State == store.StateAccepted && m.TrackingID == o.TrackingID:
@@ -482,9 +493,9 @@ func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Me
 // handOff puts the body back on the send queue with Skycore's answer,
 // signed; the original is then deleted. Until the hand-off is recorded the
 // claim stays, and after its lease the id is in doubt, never resent blindly.
-func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) bool {
+func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) outcome {
 	if h.cfg.SendQueueURL == "" {
-		return false
+		return redeliver
 	}
 	keys, err := h.d.Keys.Get(ctx)
 	if err == nil {
@@ -495,13 +506,13 @@ func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) bool {
 	}
 	if err != nil {
 		j.log.ErrorContext(ctx, "cannot hand off the acceptance; the id stays claimed and will be in doubt", "err", err)
-		return false
+		return redeliver
 	}
-	return true
+	return ack
 }
 
 // finish records a terminal state other than accepted and publishes it.
-func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outcome, latency time.Duration) bool {
+func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outcome, latency time.Duration) outcome {
 	o.Attempt = j.attempt // the history slot of this claim's attempt
 	var won bool
 	var m *store.Message
@@ -519,7 +530,7 @@ func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outc
 		if _, rerr := h.d.Store.Release(ctx, j.req.ID, j.owner, o); rerr != nil {
 			j.log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", rerr)
 		}
-		return false
+		return redeliver
 	}
 	if !won {
 		return h.pending(ctx, j, m)
@@ -533,7 +544,7 @@ func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outc
 // retry handles a transient failure: in doubt when the call may have
 // reached Skycore, expired when the retry window is spent, otherwise
 // released with a back-off.
-func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) bool {
+func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) outcome {
 	code := string(e.Code)
 	now := h.now()
 	doubt := skycore.MaybeSent(e) && h.cfg.InDoubtWindow > 0
@@ -569,10 +580,10 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) bool {
 	} else if !applied {
 		// The claim is no longer ours (our lease ran out): the record speaks.
 		j.log.InfoContext(ctx, "claim no longer ours after the call", "code", code)
-		return false
+		return redeliver
 	}
 	h.setVisibility(ctx, j, wait)
-	return false
+	return redeliver
 }
 
 func (h *Handler) logRetry(ctx context.Context, j *job, e *apperr.Error) {
@@ -587,7 +598,7 @@ func (h *Handler) logRetry(ctx context.Context, j *job, e *apperr.Error) {
 // notClaimed handles an id that this delivery could not claim: final (a
 // duplicate, maybe with an event still to publish), held elsewhere, or in
 // doubt.
-func (h *Handler) notClaimed(ctx context.Context, j *job, m *store.Message) bool {
+func (h *Handler) notClaimed(ctx context.Context, j *job, m *store.Message) outcome {
 	now := h.now()
 	switch {
 	case m.Final():
@@ -601,37 +612,37 @@ func (h *Handler) notClaimed(ctx context.Context, j *job, m *store.Message) bool
 		j.log.InfoContext(ctx, fmt.Sprintf("%s: in doubt, waiting for a postback; sent again in %s unless one comes", j.req.ID, wait.Round(time.Second)),
 			"code", apperr.CodeInDoubt, "class", "indoubt")
 		h.setVisibility(ctx, j, wait)
-		return false
+		return redeliver
 	default:
 		wait := m.LeaseUntil.Sub(now) + time.Second
 		j.log.InfoContext(ctx, fmt.Sprintf("%s: another delivery holds it, retrying in %s", j.req.ID, wait.Round(time.Second)),
 			"code", apperr.CodeBusy, "class", "retry")
 		h.setVisibility(ctx, j, wait)
-		return false
+		return redeliver
 	}
 }
 
 // pending publishes the record's pending terminal event if nobody else
 // holds it; false when it must come back later.
-func (h *Handler) pending(ctx context.Context, j *job, m *store.Message) bool {
+func (h *Handler) pending(ctx context.Context, j *job, m *store.Message) outcome {
 	if m == nil || !m.NeedsEvent() {
-		return true
+		return ack
 	}
 	took, cur, err := h.d.Store.TakeEvent(ctx, j.req.ID, j.owner, h.lease(ctx))
 	if err != nil {
 		h.storeFailed(ctx, j, "cannot take the pending event", err)
-		return false
+		return redeliver
 	}
 	if !took {
 		if cur == nil || !cur.NeedsEvent() {
-			return true // published meanwhile
+			return ack // published meanwhile
 		}
 		// Its recorder is publishing it now.
 		wait := cur.LeaseUntil.Sub(h.now()) + time.Second
 		j.log.InfoContext(ctx, fmt.Sprintf("%s: its %s event is being published by another delivery; checking again in %s",
 			j.req.ID, cur.PendingEvent, wait.Round(time.Second)), "code", apperr.CodeBusy, "class", "retry")
 		h.setVisibility(ctx, j, wait)
-		return false
+		return redeliver
 	}
 	j.log.InfoContext(ctx, "publishing a terminal event recorded earlier", "event", cur.PendingEvent)
 	return h.publishRecorded(ctx, j, cur)
@@ -639,14 +650,17 @@ func (h *Handler) pending(ctx context.Context, j *job, m *store.Message) bool {
 
 // publishRecorded publishes the record's pending event through the one
 // recorded-event path; false when it stays pending for the next delivery.
-func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message) bool {
+func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message) outcome {
 	deadLetter := func(ctx context.Context) error {
-		if !h.deadLetter(ctx, j, "expired: "+m.Code+": "+m.Error) {
+		if h.deadLetter(ctx, j, "expired: "+m.Code+": "+m.Error) == redeliver {
 			return errors.New("dead-letter queue unavailable")
 		}
 		return nil
 	}
-	return h.recorded().Pending(ctx, j.log, m, j.owner, about(j.req), deadLetter) == nil
+	if err := h.recorded().Pending(ctx, j.log, m, j.owner, about(j.req), deadLetter); err != nil {
+		return redeliver
+	}
+	return ack
 }
 
 // recorded is the one recorded-event path, on the handler's collaborators.
@@ -656,7 +670,7 @@ func (h *Handler) recorded() *recorded.Path {
 }
 
 // malformed moves a body that cannot be tied to a request to the DLQ.
-func (h *Handler) malformed(ctx context.Context, j *job, err error) bool {
+func (h *Handler) malformed(ctx context.Context, j *job, err error) outcome {
 	h.d.Metrics.Count(metric.Malformed)
 	reason := truncate(err.Error(), 1000)
 	id := sendreq.PeekID([]byte(j.rec.Body))
@@ -671,9 +685,9 @@ func (h *Handler) malformed(ctx context.Context, j *job, err error) bool {
 
 // deadLetter moves the body to the DLQ with the reason; without a DLQ URL
 // it is left to the queue's redrive policy.
-func (h *Handler) deadLetter(ctx context.Context, j *job, reason string) bool {
+func (h *Handler) deadLetter(ctx context.Context, j *job, reason string) outcome {
 	if h.cfg.DLQURL == "" {
-		return false
+		return redeliver
 	}
 	_, err := h.d.Queue.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl: aws.String(h.cfg.DLQURL), MessageBody: aws.String(j.rec.Body),
@@ -684,9 +698,9 @@ func (h *Handler) deadLetter(ctx context.Context, j *job, reason string) bool {
 	})
 	if err != nil {
 		j.log.ErrorContext(ctx, "cannot move the body to the DLQ; it stays queued", "err", err)
-		return false
+		return redeliver
 	}
-	return true
+	return ack
 }
 
 // emit publishes an event that is not recorded (retrying, malformed); a
