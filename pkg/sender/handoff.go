@@ -1,6 +1,8 @@
 package sender
 
 import (
+	"cmp"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,7 +11,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/metric"
+	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
 // The hand-off: Skycore accepted a request but DynamoDB would not record
@@ -88,4 +95,47 @@ func attr(rec events.SQSMessage, name string) string {
 		return *a.StringValue
 	}
 	return ""
+}
+
+// recordHandoff records an acceptance handed off by an earlier delivery.
+// It is bounded: past SEND_RETRY_WINDOW, or when DynamoDB refuses it for
+// good, it goes to the DLQ with a metric that an alarm watches.
+func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) outcome {
+	o := store.Outcome{Attempt: j.attempt, TrackingID: ho.TrackingID, Code: ho.Code, To: cmp.Or(ho.To, j.req.To), From: cmp.Or(ho.From, j.req.From), MMSID: string(j.req.MMSID)}
+	won, m, err := h.d.Store.Accept(ctx, j.req.ID, j.owner, h.lease(ctx), o)
+	if err != nil {
+		if apperr.Transient(err) && h.now().Before(j.first.Add(h.cfg.RetryWindow)) {
+			h.storeFailed(ctx, j, "cannot record a handed-off acceptance", err)
+			return redeliver
+		}
+		h.d.Metrics.Count(metric.HandoffDeadLettered)
+		j.log.ErrorContext(ctx, "cannot record a handed-off acceptance; moved to the DLQ", "trackingId", ho.TrackingID, "err", err, "code", apperr.CodeOf(err))
+		return h.deadLetter(ctx, j, "accepted by Skycore (tracking id "+ho.TrackingID+") but not recorded: "+err.Error())
+	}
+	if m == nil { // the record vanished (TTL): nothing to attach to
+		return ack
+	}
+	j.log.InfoContext(ctx, "handed-off acceptance", "trackingId", ho.TrackingID, "won", won)
+	return h.afterAccept(ctx, j, won, m, o)
+}
+
+// handOff puts the body back on the send queue with Skycore's answer,
+// signed; the original is then deleted. Until the hand-off is recorded the
+// claim stays, and after its lease the id is in doubt, never resent blindly.
+func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) outcome {
+	if h.cfg.SendQueueURL == "" {
+		return redeliver
+	}
+	keys, err := h.d.Keys.Get(ctx)
+	if err == nil {
+		_, err = h.d.Queue.SendMessage(context.WithoutCancel(ctx), &sqs.SendMessageInput{
+			QueueUrl: aws.String(h.cfg.SendQueueURL), MessageBody: aws.String(j.rec.Body),
+			MessageAttributes: handoffAttributes(handoffKey(keys.APIKey), j.rec.Body, ho),
+		})
+	}
+	if err != nil {
+		j.log.ErrorContext(ctx, "cannot hand off the acceptance; the id stays claimed and will be in doubt", "err", err)
+		return redeliver
+	}
+	return ack
 }

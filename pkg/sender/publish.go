@@ -1,0 +1,258 @@
+package sender
+
+// Recording an outcome and publishing its event (through the one
+// recorded-event path, pkg/recorded), and moving bodies to the DLQ.
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/metric"
+	"github.com/mmsgate/mmsgate/pkg/recorded"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
+	"github.com/mmsgate/mmsgate/pkg/skycore"
+	"github.com/mmsgate/mmsgate/pkg/store"
+)
+
+// accepted records Skycore's Success. It never resends: when the record
+// cannot be written, the answer is handed off on the send queue, signed.
+func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) outcome {
+	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
+	if resp.TrackingID == "" {
+		// Skycore took it: never resent, but no postback can be joined by id.
+		o.Code = string(apperr.CodeNoTrackingID)
+		h.d.Metrics.Count(metric.NoTrackingID)
+		j.log.WarnContext(ctx, "Skycore answered Success without TRACKINGID; accepted, not resent", "code", o.Code)
+	}
+	var won bool
+	var m *store.Message
+	err := h.persist(ctx, func(ctx context.Context) (err error) {
+		won, m, err = h.d.Store.Accept(ctx, j.req.ID, j.owner, h.lease(ctx), o)
+		return err
+	})
+	if err != nil {
+		j.log.ErrorContext(ctx, "accepted by Skycore but not recorded; handing the answer off", "trackingId", resp.TrackingID, "err", err)
+		h.d.Metrics.Count(metric.BookkeepingDeferred)
+		return h.handOff(ctx, j, handoff{TrackingID: resp.TrackingID, Code: o.Code, To: o.To, From: o.From, First: j.first.UnixMilli()})
+	}
+	return h.afterAccept(ctx, j, won, m, o)
+}
+
+// afterAccept links the tracking id and publishes the accepted event when
+// this delivery recorded it; otherwise it says what the record already says.
+func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Message, o store.Outcome) outcome {
+	if !won {
+		switch {
+		case m.State == store.StateAccepted && m.TrackingID == o.TrackingID:
+			j.log.InfoContext(ctx, "acceptance already recorded", "trackingId", o.TrackingID, "by", m.AcceptedBy)
+		default:
+			// An earlier call of this id was accepted too: Skycore has it twice.
+			// Link this tracking id as well, so its postbacks name the request.
+			h.d.Metrics.Count(metric.SentTwice)
+			j.log.ErrorContext(ctx, "Skycore accepted an id that was already final", "trackingId", o.TrackingID,
+				"state", m.State, "recordedTrackingId", m.TrackingID, "code", "SENT_TWICE")
+			if o.TrackingID != "" {
+				if err := h.d.Store.Link(ctx, o.TrackingID, j.req.ID); err != nil {
+					j.log.WarnContext(ctx, "cannot link the second tracking id", "trackingId", o.TrackingID, "err", err)
+				}
+			}
+		}
+		return h.pending(ctx, j, m)
+	}
+	h.d.Metrics.Count(metric.Accepted)
+	j.log.InfoContext(ctx, "accepted", "trackingId", o.TrackingID, "code", o.Code, "class", "accepted")
+	return h.publishRecorded(ctx, j, m)
+}
+
+// finish records a terminal state other than accepted and publishes it.
+func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outcome, latency time.Duration) outcome {
+	o.Attempt = j.attempt // the history slot of this claim's attempt
+	var won bool
+	var m *store.Message
+	err := h.persist(ctx, func(ctx context.Context) (err error) {
+		write := h.d.Store.Reject
+		if state == store.StateExpired {
+			write = h.d.Store.Expire
+		}
+		won, m, err = write(ctx, j.req.ID, j.owner, h.lease(ctx), o)
+		return err
+	})
+	if err != nil {
+		h.storeFailed(ctx, j, "cannot record the outcome", err)
+		o.Attempt = j.attempt
+		if _, rerr := h.d.Store.Release(ctx, j.req.ID, j.owner, o); rerr != nil {
+			j.log.WarnContext(ctx, "cannot release the claim; the next delivery waits for the lease", "err", rerr)
+		}
+		return redeliver
+	}
+	if !won {
+		return h.pending(ctx, j, m)
+	}
+	event := store.TerminalEvent(state)
+	h.d.Metrics.Count(map[string]string{delivery.Rejected: metric.Rejected, delivery.Expired: metric.Expired}[event])
+	j.log.WarnContext(ctx, event, "code", o.Code, "class", "permanent", "latencyMs", latency.Milliseconds(), "err", o.Error)
+	return h.publishRecorded(ctx, j, m)
+}
+
+// notClaimed handles an id that this delivery could not claim: final (a
+// duplicate, maybe with an event still to publish), held elsewhere, or in
+// doubt.
+func (h *Handler) notClaimed(ctx context.Context, j *job, m *store.Message) outcome {
+	now := h.now()
+	switch {
+	case m.Final():
+		if !m.NeedsEvent() {
+			h.d.Metrics.Count(metric.Duplicate)
+			j.log.InfoContext(ctx, "duplicate delivery of a finished id; nothing sent", "state", m.State, "code", m.Code, "class", "duplicate")
+		}
+		return h.pending(ctx, j, m)
+	case m.State == store.StateInDoubt:
+		wait := m.DoubtUntil.Sub(now) + time.Second
+		j.log.InfoContext(ctx, fmt.Sprintf("%s: in doubt, waiting for a postback; sent again in %s unless one comes", j.req.ID, wait.Round(time.Second)),
+			"code", apperr.CodeInDoubt, "class", "indoubt")
+		h.setVisibility(ctx, j, wait)
+		return redeliver
+	default:
+		wait := m.LeaseUntil.Sub(now) + time.Second
+		j.log.InfoContext(ctx, fmt.Sprintf("%s: another delivery holds it, retrying in %s", j.req.ID, wait.Round(time.Second)),
+			"code", apperr.CodeBusy, "class", "retry")
+		h.setVisibility(ctx, j, wait)
+		return redeliver
+	}
+}
+
+// pending publishes the record's pending terminal event if nobody else
+// holds it; false when it must come back later.
+func (h *Handler) pending(ctx context.Context, j *job, m *store.Message) outcome {
+	if m == nil || !m.NeedsEvent() {
+		return ack
+	}
+	took, cur, err := h.d.Store.TakeEvent(ctx, j.req.ID, j.owner, h.lease(ctx))
+	if err != nil {
+		h.storeFailed(ctx, j, "cannot take the pending event", err)
+		return redeliver
+	}
+	if !took {
+		if cur == nil || !cur.NeedsEvent() {
+			return ack // published meanwhile
+		}
+		// Its recorder is publishing it now.
+		wait := cur.LeaseUntil.Sub(h.now()) + time.Second
+		j.log.InfoContext(ctx, fmt.Sprintf("%s: its %s event is being published by another delivery; checking again in %s",
+			j.req.ID, cur.PendingEvent, wait.Round(time.Second)), "code", apperr.CodeBusy, "class", "retry")
+		h.setVisibility(ctx, j, wait)
+		return redeliver
+	}
+	j.log.InfoContext(ctx, "publishing a terminal event recorded earlier", "event", cur.PendingEvent)
+	return h.publishRecorded(ctx, j, cur)
+}
+
+// publishRecorded publishes the record's pending event through the one
+// recorded-event path; false when it stays pending for the next delivery.
+func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message) outcome {
+	deadLetter := func(ctx context.Context) error {
+		if h.deadLetter(ctx, j, "expired: "+m.Code+": "+m.Error) == redeliver {
+			return errors.New("dead-letter queue unavailable")
+		}
+		return nil
+	}
+	if err := h.recorded().Pending(ctx, j.log, m, j.owner, about(j.req), deadLetter); err != nil {
+		return redeliver
+	}
+	return ack
+}
+
+// recorded is the one recorded-event path, on the handler's collaborators.
+func (h *Handler) recorded() *recorded.Path {
+	return &recorded.Path{Store: h.d.Store, Events: h.d.Events, Receipts: h.d.Receipts, ReceiptWindow: h.cfg.ReceiptWindow,
+		Metrics: h.d.Metrics, Retry: h.persist, Now: h.now}
+}
+
+// malformed moves a body that cannot be tied to a request to the DLQ.
+func (h *Handler) malformed(ctx context.Context, j *job, err error) outcome {
+	h.d.Metrics.Count(metric.Malformed)
+	reason := truncate(err.Error(), 1000)
+	id := sendreq.PeekID([]byte(j.rec.Body))
+	j.log.WarnContext(ctx, "malformed request body", "id", id, "code", apperr.CodeOf(err), "class", "permanent", "err", reason)
+	if id != "" {
+		ev := h.event(&sendreq.Request{ID: id}, delivery.Rejected)
+		ev.Code, ev.Error = string(apperr.CodeOf(err)), reason
+		h.emit(ctx, j.log, ev)
+	}
+	return h.deadLetter(ctx, j, reason)
+}
+
+// deadLetter moves the body to the DLQ with the reason; without a DLQ URL
+// it is left to the queue's redrive policy.
+func (h *Handler) deadLetter(ctx context.Context, j *job, reason string) outcome {
+	if h.cfg.DLQURL == "" {
+		return redeliver
+	}
+	_, err := h.d.Queue.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl: aws.String(h.cfg.DLQURL), MessageBody: aws.String(j.rec.Body),
+		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
+			"error":             {DataType: aws.String("String"), StringValue: aws.String(truncate(reason, 1000))},
+			"originalMessageId": {DataType: aws.String("String"), StringValue: aws.String(j.rec.MessageId)},
+		},
+	})
+	if err != nil {
+		j.log.ErrorContext(ctx, "cannot move the body to the DLQ; it stays queued", "err", err)
+		return redeliver
+	}
+	return ack
+}
+
+// emit publishes an event that is not recorded (retrying, malformed); a
+// failure is logged, the outcome itself is not changed.
+func (h *Handler) emit(ctx context.Context, log *slog.Logger, ev delivery.Event) {
+	if err := h.d.Events.Publish(ctx, ev); err != nil {
+		log.ErrorContext(ctx, "cannot publish the event", "event", ev.Event, "err", err)
+	}
+}
+
+// event is an event of kind about req that no record holds (retrying, a
+// malformed body's rejection).
+func (h *Handler) event(req *sendreq.Request, kind string) delivery.Event {
+	return delivery.New(kind, about(req), h.now())
+}
+
+// about is what the request tells every event about it.
+func about(req *sendreq.Request) delivery.About {
+	return delivery.About{ID: req.ID, To: req.To, From: req.From, MMSID: string(req.MMSID)}
+}
+
+// rejection is the outcome of a permanent refusal: the first code, and
+// every violated field in error.
+func rejection(req *sendreq.Request, cause error) store.Outcome {
+	var msgs []string
+	for _, e := range apperr.All(cause) {
+		if e.Field != "" {
+			msgs = append(msgs, string(e.Code)+" "+e.Field+": "+e.Message)
+		} else {
+			msgs = append(msgs, string(e.Code)+": "+e.Message)
+		}
+	}
+	o := store.Outcome{Code: string(apperr.CodeOf(cause)), Error: strings.Join(msgs, "; "), To: req.To, From: req.From, MMSID: string(req.MMSID)}
+	if o.Error == "" {
+		o.Error = cause.Error()
+	}
+	return o
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
