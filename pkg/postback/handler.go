@@ -298,3 +298,16 @@ func header(h map[string]string, name string) string {
 	}
 	return ""
 }
+
+// The postback's XML shapes are vendor knowledge, kept in pkg/skycore
+// beside the send side; these names are the handler's view of them.
+type Notification = skycore.Notification
+
+// ErrMalformed marks a body that can never be processed.
+var ErrMalformed = skycore.ErrMalformedPostback
+
+// MaxBody is the largest postback body read.
+const MaxBody = skycore.MaxPostbackBody
+
+// Parse reads one postback document (skycore.ParsePostback).
+func Parse(body []byte) ([]Notification, error) { return skycore.ParsePostback(body) }

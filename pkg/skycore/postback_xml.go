@@ -1,4 +1,4 @@
-package postback
+package skycore
 
 import (
 	"bytes"
@@ -11,7 +11,8 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/charset"
 )
 
-// Notification is one postback, every element as given ("" when absent).
+// Notification is one postback (docs/vendor.md), every element as given
+// ("" when absent).
 type Notification struct {
 	Origin          string `xml:"ORIGIN,omitempty" json:"origin,omitempty"`
 	Code            string `xml:"CODE,omitempty" json:"code,omitempty"`
@@ -34,15 +35,15 @@ type Notification struct {
 
 // Limits on untrusted XML; a postback is a dozen short elements.
 const (
-	MaxBody        = 64 << 10
+	MaxPostbackBody        = 64 << 10
 	maxDepth       = 8
 	maxTokens      = 4096
 	maxNotifs      = 100
 	maxFieldLength = 2048
 )
 
-// ErrMalformed marks a body that can never be processed.
-var ErrMalformed = errors.New("malformed postback")
+// ErrMalformedPostback marks a postback body that can never be processed.
+var ErrMalformedPostback = errors.New("malformed postback")
 
 // element is a bounded generic tree.
 type element struct {
@@ -51,19 +52,19 @@ type element struct {
 	children []*element
 }
 
-// Parse reads one postback document: <POSTBACK> with the notification's
+// ParsePostback reads one postback document: <POSTBACK> with the notification's
 // elements, or the obsolete batched form with <NOTIFICATION> children
 // (ORIGIN, CODE and a BODY holding the rest). Unknown elements are
 // ignored, any element may be absent, root attributes are ignored, a
 // declared ISO-8859-1 or windows-1252 encoding is decoded. DOCTYPEs and
 // entities other than XML's five are refused, so nothing expands.
-func Parse(body []byte) ([]Notification, error) {
+func ParsePostback(body []byte) ([]Notification, error) {
 	root, err := parseTree(body)
 	if err != nil {
 		return nil, err
 	}
 	if root.name != "POSTBACK" {
-		return nil, fmt.Errorf("%w: root element is %q, not POSTBACK", ErrMalformed, root.name)
+		return nil, fmt.Errorf("%w: root element is %q, not POSTBACK", ErrMalformedPostback, root.name)
 	}
 	var batched []*element
 	for _, c := range root.children {
@@ -72,20 +73,20 @@ func Parse(body []byte) ([]Notification, error) {
 		}
 	}
 	if len(batched) == 0 {
-		return []Notification{fill(Notification{}, root)}, nil
+		return []Notification{fillNotification(Notification{}, root)}, nil
 	}
 	if len(batched) > maxNotifs {
-		return nil, fmt.Errorf("%w: more than %d notifications", ErrMalformed, maxNotifs)
+		return nil, fmt.Errorf("%w: more than %d notifications", ErrMalformedPostback, maxNotifs)
 	}
 	out := make([]Notification, 0, len(batched))
 	for _, nt := range batched {
-		n := fill(Notification{}, nt)
+		n := fillNotification(Notification{}, nt)
 		for _, c := range nt.children {
 			if c.name != "BODY" {
 				continue
 			}
 			if len(c.children) > 0 {
-				n = fill(n, c)
+				n = fillNotification(n, c)
 				continue
 			}
 			// Some old payloads carried the body as escaped XML text.
@@ -94,7 +95,7 @@ func Parse(body []byte) ([]Notification, error) {
 				if err != nil {
 					return nil, err
 				}
-				n = fill(n, sub)
+				n = fillNotification(n, sub)
 			}
 		}
 		out = append(out, n)
@@ -102,8 +103,8 @@ func Parse(body []byte) ([]Notification, error) {
 	return out, nil
 }
 
-// fill sets n's fields from e's leaf children.
-func fill(n Notification, e *element) Notification {
+// fillNotification sets n's fields from e's leaf children.
+func fillNotification(n Notification, e *element) Notification {
 	for _, c := range e.children {
 		if len(c.children) > 0 {
 			continue
@@ -159,24 +160,24 @@ func parseTree(doc []byte) (*element, error) {
 	var root *element
 	for tokens := 0; ; tokens++ {
 		if tokens > maxTokens {
-			return nil, fmt.Errorf("%w: more than %d tokens", ErrMalformed, maxTokens)
+			return nil, fmt.Errorf("%w: more than %d tokens", ErrMalformedPostback, maxTokens)
 		}
 		tok, err := d.RawToken()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			return nil, fmt.Errorf("%w: %v", ErrMalformedPostback, err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if len(stack) >= maxDepth {
-				return nil, fmt.Errorf("%w: nested deeper than %d", ErrMalformed, maxDepth)
+				return nil, fmt.Errorf("%w: nested deeper than %d", ErrMalformedPostback, maxDepth)
 			}
 			e := &element{name: t.Name.Local}
 			if len(stack) == 0 {
 				if root != nil {
-					return nil, fmt.Errorf("%w: more than one root element", ErrMalformed)
+					return nil, fmt.Errorf("%w: more than one root element", ErrMalformedPostback)
 				}
 				root = e
 			} else {
@@ -186,7 +187,7 @@ func parseTree(doc []byte) (*element, error) {
 			stack = append(stack, e)
 		case xml.EndElement:
 			if len(stack) == 0 || stack[len(stack)-1].name != t.Name.Local {
-				return nil, fmt.Errorf("%w: mismatched </%s>", ErrMalformed, t.Name.Local)
+				return nil, fmt.Errorf("%w: mismatched </%s>", ErrMalformedPostback, t.Name.Local)
 			}
 			stack = stack[:len(stack)-1]
 		case xml.CharData:
@@ -195,14 +196,14 @@ func parseTree(doc []byte) (*element, error) {
 					cur.text.Write(t)
 				}
 			} else if len(bytes.TrimSpace(t)) > 0 {
-				return nil, fmt.Errorf("%w: text outside the root element", ErrMalformed)
+				return nil, fmt.Errorf("%w: text outside the root element", ErrMalformedPostback)
 			}
 		case xml.Directive:
-			return nil, fmt.Errorf("%w: DOCTYPE or other directive refused", ErrMalformed)
+			return nil, fmt.Errorf("%w: DOCTYPE or other directive refused", ErrMalformedPostback)
 		}
 	}
 	if root == nil || len(stack) != 0 {
-		return nil, fmt.Errorf("%w: no complete root element", ErrMalformed)
+		return nil, fmt.Errorf("%w: no complete root element", ErrMalformedPostback)
 	}
 	return root, nil
 }
