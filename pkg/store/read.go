@@ -76,6 +76,9 @@ func (st *Store) GetTracking(ctx context.Context, trackingID string) (*Tracking,
 	return t, nil
 }
 
+// supNames maps #x to x for every attribute of sup#<key>.
+var supNames = map[string]string{"#code": "code", "#id": "id", "#at": "atMs", "#until": "untilMs", "#exp": "exp"}
+
 // Suppression is sup#<key>: a number (or number and campaign) that Skycore
 // refused for good for a number-level reason. Requests to it are rejected
 // locally until Until, with no Skycore call.
@@ -126,7 +129,7 @@ func (st *Store) Suppress(ctx context.Context, key, code, id string, ttl time.Du
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(st.table), Key: supKey(key),
 		UpdateExpression:         aws.String("SET #code = :code, #id = :id, #at = :at, #until = :until, #exp = :exp"),
-		ExpressionAttributeNames: map[string]string{"#code": "code", "#id": "id", "#at": "atMs", "#until": "untilMs", "#exp": "exp"},
+		ExpressionAttributeNames: supNames,
 		ExpressionAttributeValues: map[string]types.AttributeValue{":code": s(code), ":id": s(id), ":at": n(now.UnixMilli()),
 			":until": n(now.Add(ttl).UnixMilli()), ":exp": n(now.Add(ttl).Add(24 * time.Hour).Unix())},
 	})
@@ -142,7 +145,7 @@ func (st *Store) Lift(ctx context.Context, key string) (bool, error) {
 		TableName: aws.String(st.table), Key: supKey(key),
 		UpdateExpression:          aws.String("SET #until = :now"),
 		ConditionExpression:       aws.String("attribute_exists(#until) AND #until > :now"),
-		ExpressionAttributeNames:  map[string]string{"#until": "untilMs"},
+		ExpressionAttributeNames:  map[string]string{"#until": supNames["#until"]},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(st.now().UnixMilli())},
 	})
 	if conditionFailed(err) {

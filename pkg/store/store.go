@@ -18,8 +18,12 @@
 //	                   doubtMs         INDOUBT until
 //	                   attempts        claims so far
 //	                   trackingId,code,error,to,from,mmsId   the outcome
+//	                   suppressed      rejected from the suppression list
 //	                   pendingEvent    the terminal event, recorded, not yet published
 //	                   acceptedBy      "postback" when CLIENT_REFERENCE proved it
+//	                   h00..h19,hpb    the last attempts (attempt mod 20), the postback's
+//	                   unconfirmed,uncOwner,uncHold   the receipt check of a request
+//	                                   accepted without a usable tracking id (receipt.go)
 //	                   created,updated,acceptedAt,exp        times; exp is the TTL
 //	trk#<trackingId>   id              the request (written once: never re-pointed)
 //	  (postbacks)      rank,state      highest state emitted (sent 1, final 2)
@@ -30,6 +34,11 @@
 //	                   settled,about   msg#id seen final with nothing pending, and what
 //	                                   it tells every event (delivery.About)
 //	                   history         postback keys in arrival order
+//	                   unconfirmed     the receipt check's event (receipt.go)
+//	                   updated,exp     times; exp is the TTL
+//	sup#<key>          code,id         a number (or number and campaign) refused, by whom
+//	  (suppression)    atMs,untilMs    when, and no call until
+//	                   exp             the TTL
 //
 // Transitions of msg#<id>: Claim (new, RETRY, INDOUBT past doubtMs, or a dead
 // claim when the doubt window is 0) → INPROGRESS; a dead claim otherwise →
