@@ -35,11 +35,11 @@ type Notification struct {
 
 // Limits on untrusted XML; a postback is a dozen short elements.
 const (
-	MaxPostbackBody        = 64 << 10
-	maxDepth       = 8
-	maxTokens      = 4096
-	maxNotifs      = 100
-	maxFieldLength = 2048
+	MaxPostbackBody = 64 << 10
+	maxDepth        = 8
+	maxTokens       = 4096
+	maxNotifs       = 100
+	maxFieldLength  = 2048
 )
 
 // ErrMalformedPostback marks a postback body that can never be processed.
