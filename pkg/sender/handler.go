@@ -40,17 +40,35 @@ type (
 	api interface {
 		SendSavedMMS(ctx context.Context, apiKey string, r *sendreq.Request) (*skycore.Response, error)
 	}
+	// records is the store as the handler's steps use it, one narrow
+	// interface per step.
 	records interface {
+		claims
+		outcomes
+		pendingEvents
+		suppressions
+	}
+	// claims: the fan-out's claim of an id, and its release.
+	claims interface {
 		Claim(ctx context.Context, id string, c store.Claim) (bool, *store.Message, error)
+		Release(ctx context.Context, id, owner string, o store.Outcome) (bool, error)
+		Doubt(ctx context.Context, id, owner string, until time.Time, o store.Outcome) (bool, error)
+	}
+	// outcomes: the terminal states a claim ends in.
+	outcomes interface {
 		Accept(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error)
 		Reject(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error)
 		Expire(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error)
-		Release(ctx context.Context, id, owner string, o store.Outcome) (bool, error)
-		Doubt(ctx context.Context, id, owner string, until time.Time, o store.Outcome) (bool, error)
+	}
+	// pendingEvents: publication of a recorded event (with pkg/recorded).
+	pendingEvents interface {
 		Link(ctx context.Context, trackingID, id string) error
 		TakeEvent(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
 		EventSent(ctx context.Context, id string) error
 		ReleaseEvent(ctx context.Context, id, owner string) error
+	}
+	// suppressions: the suppression list.
+	suppressions interface {
 		Suppressed(ctx context.Context, key string) (*store.Suppression, error)
 		Suppress(ctx context.Context, key, code, id string, ttl time.Duration) error
 	}
