@@ -112,7 +112,9 @@ func TestInboundDedupKey(t *testing.T) {
 		t.Error("an SMS and an MMS with the same id share a key")
 	}
 	// No id: the fields decide, so a retry is the same key and another text is not.
-	noID := func(text string) *Inbound { return &Inbound{Code: CodeSMSMO, From: "1", To: "2", Text: text, Received: "r"} }
+	noID := func(text string) *Inbound {
+		return &Inbound{Code: CodeSMSMO, From: "1", To: "2", Text: text, Received: "r"}
+	}
 	if noID("STOP").DedupKey(100) != noID("STOP").DedupKey(100) || noID("STOP").DedupKey(100) == noID("START").DedupKey(100) {
 		t.Error("hashed keys do not follow the fields")
 	}
