@@ -11,7 +11,8 @@
 //   - "STOP ALL" and "stop-all" are STOPALL (the two words together are a
 //     keyword; STOP alone would also have opted out: the effect is the
 //     same, the event names the keyword the person meant). "OPT OUT" and
-//     "opt-out" are OPTOUT; "UN STOP" is UNSTOP.
+//     "opt-out" are OPTOUT; "UN STOP" is UNSTOP (and, by the same rule, a
+//     spaced-out "S TOP" is STOP).
 //   - "don't stop", "please stop", "I said STOP" are not keywords: the
 //     keyword must come first, so that a reply that only mentions a word
 //     does not change anyone's list. Apostrophes are part of a word.
