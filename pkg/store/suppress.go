@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -63,6 +64,24 @@ func OptOutKey(to, from string) string {
 		return to
 	}
 	return to + "@" + from
+}
+
+// Explain is the rejected event's error for a request refused by s.
+func (s *Suppression) Explain() string {
+	at := s.At.UTC().Format(time.RFC3339)
+	switch s.Source {
+	case SourceKeyword:
+		number, code, _ := strings.Cut(s.Key, "@")
+		return fmt.Sprintf("%s: suppressed: %s wrote %s to %s at %s (message %s); no call until it opts in again or the entry is lifted",
+			s.Code, number, s.Reason, code, at, s.ID)
+	case SourceOperator:
+		return fmt.Sprintf("%s: suppressed: %s was put on the list by an operator at %s; no call until the entry is lifted", s.Code, s.Key, at)
+	}
+	until := "it is lifted"
+	if !s.Until.IsZero() {
+		until = s.Until.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("%s: suppressed: %s was refused with %s at %s (request %s); no call until %s", s.Code, s.Key, s.Code, at, s.ID, until)
 }
 
 // Live reports whether the entry still suppresses at now.
