@@ -57,7 +57,7 @@ var ErrMalformedInbound = errors.New("malformed inbound postback")
 const (
 	inboundMaxDepth  = 8
 	inboundMaxTokens = 4096
-	inboundMaxField  = 4096 // a long SMS is 1,600 characters; kept whole below this
+	inboundMaxField  = 16 << 10 // a long SMS is 1,600 characters, up to 4 bytes each: kept whole
 )
 
 // SMS reports whether m is an SMS MO (else it is an MMS MO).

@@ -188,3 +188,13 @@ func FuzzParseInbound(f *testing.F) {
 		}
 	})
 }
+
+// TestLongInboundText: the longest concatenated SMS, in 4-byte characters,
+// is kept whole.
+func TestLongInboundText(t *testing.T) {
+	text := strings.Repeat("😀", 1600)
+	m, err := ParseInbound((&Inbound{Origin: OriginSMSMO, Code: CodeSMSMO, From: "1", To: "2", Text: text}).Marshal())
+	if err != nil || m.Text != text {
+		t.Fatalf("ParseInbound kept %d of %d bytes (%v)", len(m.Text), len(text), err)
+	}
+}
