@@ -1,7 +1,11 @@
 // Command skycore-sim runs the Skycore simulator: the v1 XML API's
 // sendSavedMMS at /API/wxml/1.3/index.php, delivery postbacks to
 // -postback-url, and inspection under /_sim/ (GET /_sim/requests lists every
-// call, with "accepted" when Skycore queued the message).
+// call, with "accepted" when Skycore queued the message). POST /_sim/mo
+// {"from": "17743199144", "to": "60856", "text": "STOP"} posts an inbound
+// message (SMS MO; "subject" and "files" for MMS MO) to the postback URL;
+// after a STOP, sends to that number from that code answer E114 until a
+// START (GET /_sim/optouts lists them).
 //
 // Fault flags (all off by default; a -config file can set the same and more,
 // see internal/sim):

@@ -44,8 +44,10 @@ Commands:
   status <id>                  what happened to one request: each attempt (time, outcome, code),
                                the claim, acceptance and tracking id, the terminal state, postbacks
   status --tracking <id>       the same, starting from Skycore's tracking id
-  suppress list                the suppression list: numbers whose requests are rejected locally
-  suppress lift <number>       take a number off the list (--campaign C for a per-campaign entry)
+  suppress list                the suppression list: numbers whose requests are rejected locally,
+                               with the reason, the source (E110, E114, keyword, operator) and when
+  suppress add <number>        put a number on the list until lifted (--from CODE, --reason TEXT)
+  suppress lift <number>       take a number off the list (--campaign C, --from CODE for such entries)
   redrive --dlq URL --to URL   move dead-letter messages back to the send queue (--dry-run lists them)
   help [command]               this text, or a command's (so does -h after any command)
 
@@ -87,14 +89,21 @@ Flags:
 `
 
 const suppressUsage = `Usage: mmsgate suppress list
-       mmsgate suppress lift [--campaign C] <number>
+       mmsgate suppress add [--from CODE] [--reason TEXT] <number>
+       mmsgate suppress lift [--campaign C | --from CODE] <number>
 
-A request to a number that Skycore refused for good for a number-level reason
-(SUPPRESS_CODES) is rejected locally, with no Skycore call, until the entry ends
-(SUPPRESS_TTL). "list" prints the live entries (a Scan of the table, which the
-functions' roles cannot do); "lift" ends one now, so that the next request to the
-number is sent. An entry made for one campaign (E715) is lifted with --campaign.
-Exit status 1 when there is no live entry to lift.
+A request to a number on the suppression list is rejected locally, with no Skycore
+call ("suppressed": true in its rejected event). Entries come from:
+  E110, E114, E715  Skycore refused the number for good (SUPPRESS_CODES): E110 lasts
+                    SUPPRESS_TTL, E114 until lifted; E715 is for one campaign only
+  keyword           the person wrote an opt-out keyword (STOP...) to one code: requests
+                    to the number from that code are rejected with OPTED_OUT until an
+                    opt-in keyword (START...) or a lift
+  operator          "add": until lifted, for every code or (--from) one code; OPTED_OUT
+"list" prints the live entries with their source, reason and times (a Scan of the
+table, which the functions' roles cannot do); "lift" ends one now, so that the next
+request to the number is sent. An entry for one campaign is lifted with --campaign,
+one for one code with --from. Exit status 1 when there is no live entry to lift.
 
 Flags:
 `
@@ -253,7 +262,7 @@ func (c *CLI) subFlags(cmd string, fs *flag.FlagSet) {
 	case "status":
 		fs.String("tracking", "", "start from this tracking id instead of the request's id")
 	case "suppress":
-		fs.String("campaign", "", "lift: the entry of this campaignRef only")
+		suppressFlags(fs)
 	case "redrive":
 		var o RedriveOptions
 		redriveFlags(fs, &o)
@@ -312,18 +321,18 @@ func (c *CLI) status(ctx context.Context, g *Global, args []string) int {
 
 func (c *CLI) suppress(ctx context.Context, g *Global, args []string) int {
 	fs := c.flags("suppress", suppressUsage, g)
-	campaign := fs.String("campaign", "", "lift: the entry of this campaignRef only")
+	campaign, from, reason := suppressFlags(fs)
 	pos, err := parseArgs(fs, args, true)
 	if err != nil {
 		return c.parseFailed(err)
 	}
 	if len(pos) == 0 {
-		return c.usageError("suppress wants list or lift")
+		return c.usageError("suppress wants list, add or lift")
 	}
 	switch {
 	case pos[0] == "list" && len(pos) == 1:
-		if *campaign != "" {
-			return c.usageError("--campaign is for lift")
+		if *campaign != "" || *from != "" || *reason != "" {
+			return c.usageError("--campaign, --from and --reason are for add and lift")
 		}
 		cl, st, err := c.connect(ctx, g)
 		if err != nil {
@@ -337,25 +346,56 @@ func (c *CLI) suppress(ctx context.Context, g *Global, args []string) int {
 			return c.failed(err)
 		}
 		return ExitOK
-	case pos[0] == "lift" && len(pos) == 2:
+	case pos[0] == "add" && len(pos) == 2:
+		if *campaign != "" {
+			return c.usageError("suppress add takes --from, not --campaign")
+		}
 		_, st, err := c.connect(ctx, g)
 		if err != nil {
 			return c.failed(err)
 		}
-		if err := Lift(ctx, st, pos[1], *campaign); err != nil {
+		key, err := Add(ctx, st, pos[1], *from, *reason)
+		if err != nil {
 			return c.failed(err)
 		}
-		key := store.SuppressionKey(pos[1], *campaign)
+		if g.JSON {
+			fmt.Fprintf(c.Stdout, "{\"suppressed\": %q}\n", key)
+		} else {
+			fmt.Fprintf(c.Stdout, "suppressed %s: its requests are rejected (OPTED_OUT) until `mmsgate suppress lift`\n", key)
+		}
+		return ExitOK
+	case pos[0] == "lift" && len(pos) == 2:
+		if *campaign != "" && *from != "" {
+			return c.usageError("suppress lift takes --campaign or --from, not both")
+		}
+		if *reason != "" {
+			return c.usageError("--reason is for add")
+		}
+		_, st, err := c.connect(ctx, g)
+		if err != nil {
+			return c.failed(err)
+		}
+		key, err := Lift(ctx, st, pos[1], *campaign, *from)
+		if err != nil {
+			return c.failed(err)
+		}
 		if g.JSON {
 			fmt.Fprintf(c.Stdout, "{\"lifted\": %q}\n", key)
 		} else {
 			fmt.Fprintf(c.Stdout, "lifted %s: the next request to it is sent\n", key)
 		}
 		return ExitOK
-	case pos[0] == "lift":
-		return c.usageError("suppress lift wants one number")
+	case pos[0] == "lift" || pos[0] == "add":
+		return c.usageError("suppress %s wants one number", pos[0])
 	}
-	return c.usageError("suppress wants list or lift <number>, not %q", strings.Join(pos, " "))
+	return c.usageError("suppress wants list, add <number> or lift <number>, not %q", strings.Join(pos, " "))
+}
+
+func suppressFlags(fs *flag.FlagSet) (campaign, from, reason *string) {
+	campaign = fs.String("campaign", "", "lift: the entry of this campaignRef only")
+	from = fs.String("from", "", "add, lift: the entry for requests from this short or long code only")
+	reason = fs.String("reason", "", "add: why, shown by list")
+	return campaign, from, reason
 }
 
 func redriveFlags(fs *flag.FlagSet, o *RedriveOptions) {

@@ -132,7 +132,7 @@ func TestLocalStandIns(t *testing.T) {
 		}
 		t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.DynamoURL)
 		out, errOut, code := awsCLI(t, "suppress", "list")
-		if code != 0 || !regexp.MustCompile(`17743199144 +\(all\) +E110 .* order-1`).MatchString(out) {
+		if code != 0 || !regexp.MustCompile(`17743199144 +\(all\) +\(all\) +E110 +E110 .* order-1`).MatchString(out) {
 			t.Fatalf("suppress list = exit %d:\n%s\nstderr:\n%s", code, out, errOut)
 		}
 		if out, errOut, code := awsCLI(t, "suppress", "lift", "17743199144"); code != 0 {
@@ -143,6 +143,16 @@ func TestLocalStandIns(t *testing.T) {
 		}
 		if _, errOut, code := awsCLI(t, "suppress", "lift", "17743199144"); code != ops.ExitFailure || !strings.Contains(errOut, "no live suppression") {
 			t.Errorf("a second lift = exit %d, stderr %q", code, errOut)
+		}
+		if out, errOut, code := awsCLI(t, "suppress", "add", "17743199144", "--from", "60856", "--reason", "by phone"); code != 0 {
+			t.Fatalf("suppress add = exit %d:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		out, _, _ = awsCLI(t, "suppress", "list")
+		if !regexp.MustCompile(`17743199144 +60856 +\(all\) +OPTED_OUT +operator .*\(until lifted\) +- +by phone`).MatchString(out) {
+			t.Errorf("suppress list after add:\n%s", out)
+		}
+		if out, errOut, code := awsCLI(t, "suppress", "lift", "17743199144", "--from", "60856"); code != 0 {
+			t.Fatalf("suppress lift --from = exit %d:\n%s\nstderr:\n%s", code, out, errOut)
 		}
 	})
 }

@@ -89,6 +89,7 @@ type Server struct {
 	onAccept func(Request)
 	keepRef  map[string]bool // references whose postbacks always carry them
 	keepAll  bool            // every send accepted now keeps its reference
+	optedOut map[string]bool // number@code that wrote STOP (mo.go): sends answer E114
 	slots    chan struct{}   // postbacks in flight
 	outages  []window        // absolute outage windows
 	born     time.Time
@@ -128,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
 		tracking: map[string]bool{},
+		optedOut: map[string]bool{},
 		client:   &http.Client{Timeout: time.Duration(cfg.PostbackTimeout)},
 		ctx:      ctx,
 		cancel:   cancel,
@@ -225,6 +227,7 @@ func (s *Server) Handler() http.Handler {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	})
+	s.moRoutes(mux)
 	return mux
 }
 
@@ -295,6 +298,9 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	}
 
 	f, acc, _ := s.process(tree, perr)
+	if f == nil && s.OptedOut(acc.to, acc.from) { // the number wrote STOP to this code (mo.go)
+		f = fail("E114")
+	}
 	if f != nil {
 		rec.Code, rec.Info = f.code, f.info
 		if acc != nil {
@@ -614,6 +620,7 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests, s.postbacks = nil, nil
+	s.optedOut = map[string]bool{}
 	s.resetCounts()
 	s.gen++
 	for i := range s.cfg.Faults {

@@ -36,9 +36,20 @@
 //	                   history         postback keys in arrival order
 //	                   unconfirmed     the receipt check's event (receipt.go)
 //	                   updated,exp     times; exp is the TTL
-//	sup#<key>          code,id         a number (or number and campaign) refused, by whom
-//	  (suppression)    atMs,untilMs    when, and no call until
-//	                   exp             the TTL
+//	sup#<number>       code,source     a suppression (suppress.go): the rejected event's
+//	sup#<number>#<c>     (no sending     code (E110, E114, E715, OPTED_OUT) and what made it
+//	sup#<number>@<f>     to it)          (the code, "keyword", "operator"); <c> a campaignRef
+//	                                   (E715), <f> the code a person wrote STOP to
+//	                   reason,id       the keyword or operator's reason; the refused
+//	                                   request or the inbound message id
+//	                   atMs,untilMs    since; until (absent: until lifted)
+//	                   wordMs          the latest keyword or operator action applied
+//	                                   (older keywords retried later do not apply)
+//	in#<code>:<msgId>  holder,holdMs   an inbound message (inbound.go): the invocation
+//	  (inbound                         publishing its events, until holdMs
+//	  messages)        pub_<kind>      its inbound / optout / optin event is published
+//	                   doneMs          every event out: later copies are duplicates
+//	                   firstMs,exp     first copy; TTL
 //
 // Transitions of msg#<id>: Claim (new, RETRY, INDOUBT past doubtMs, or a dead
 // claim when the doubt window is 0) → INPROGRESS; a dead claim otherwise →

@@ -14,7 +14,7 @@ import (
 
 // TestItemTableMatchesCode: the package doc's table of items and
 // attributes names exactly the attributes the code's expressions name
-// (names, trkNames, receiptNames, supNames, the postback keys' p_ and d_,
+// (names, trkNames, receiptNames, supNames, inNames and its pub_<kind>, the postback keys' p_ and d_,
 // the history slots), so the table a reader trusts stays the table.
 func TestItemTableMatchesCode(t *testing.T) {
 	f, err := parser.ParseFile(token.NewFileSet(), "store.go", nil, parser.ParseComments|parser.PackageClauseOnly)
@@ -50,7 +50,7 @@ func TestItemTableMatchesCode(t *testing.T) {
 		}
 	}
 	inCode := map[string]bool{}
-	for _, m := range []map[string]string{names, trkNames, receiptNames, supNames, postbackNames("<key>")} {
+	for _, m := range []map[string]string{names, trkNames, receiptNames, supNames, inNames, postbackNames("<key>"), {"#pub": "pub_<kind>"}} {
 		for _, v := range m {
 			inCode[v] = true
 		}
