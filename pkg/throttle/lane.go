@@ -54,6 +54,10 @@ func LaneOf(ctx context.Context) Lane {
 	return l
 }
 
+// EnvVars are the variables of the send-mms function this package reads
+// (docs/configuration.md).
+var EnvVars = []string{"SKYCORE_RATE_LIMIT", "BULK_SEND_QUEUE_URL"}
+
 // RateFromEnv reads SKYCORE_RATE_LIMIT: the account's Skycore calls per
 // second, 0 (the default) is off.
 func RateFromEnv(getenv func(string) string) (float64, error) {
