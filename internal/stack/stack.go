@@ -330,6 +330,7 @@ type source struct{ queue, function string }
 
 var (
 	sendSource    = source{localenv.SendQueue, SenderFunction}
+	bulkSource    = source{localenv.BulkSendQueue, SenderFunction} // the bulk lane: its records' eventSourceARN names it
 	receiptSource = source{localenv.ReceiptQueue, ReceiptFunction}
 )
 
