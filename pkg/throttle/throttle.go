@@ -17,8 +17,8 @@
 // a bulk lease only while the schedule reaches at most BulkAhead ahead. So
 // transactional demand at the account's rate pushes the schedule past
 // BulkAhead and bulk gets nothing, and a transactional request waits at
-// most BulkAhead plus one bulk lease behind any bulk backlog, however long
-// it is. Within an instance, a transactional waiter takes a leased slot
+// most BulkAhead plus one bulk lease (LeaseSpan) behind any bulk backlog,
+// however long it is. Within an instance, a transactional waiter takes a leased slot
 // before any bulk waiter.
 //
 // E113 (Penalize) cuts the shared rate multiplicatively, at most once per
@@ -86,8 +86,12 @@ type Options struct {
 	// BulkAhead how far ahead the schedule may already reach for a bulk
 	// lease to be granted (250 ms).
 	Ahead, BulkAhead time.Duration
-	// MaxLease is the most slots one write leases (16).
-	MaxLease int
+	// MaxLease is the most slots one write leases (16), and LeaseSpan the
+	// longest stretch of schedule it may cover (250 ms; at least one
+	// slot): at a low rate a lease of 16 would book seconds, which a
+	// transactional request behind a bulk lease would wait for.
+	MaxLease  int
+	LeaseSpan time.Duration
 	// Decrease multiplies the rate on E113 (0.7); Recover is the rate
 	// regained per second after a cut, as a share of the target rate
 	// (0.1: full recovery from a 0.7 cut in 3 s); MinShare is the floor
@@ -119,6 +123,7 @@ func (o *Options) defaults() {
 	defd(&o.Ahead, 2*time.Second)
 	defd(&o.BulkAhead, 250*time.Millisecond)
 	defd(&o.Cooldown, time.Second)
+	defd(&o.LeaseSpan, 250*time.Millisecond)
 	defd(&o.MinCall, time.Second)
 	if o.MaxLease <= 0 {
 		o.MaxLease = 16
@@ -259,7 +264,7 @@ func (l *Limiter) Reserve(ctx context.Context, lane Lane) (time.Time, error) {
 		need := l.waiting[lease] - len(l.slots)
 		if !l.leasing && need > 0 && !now.Before(l.retryAt[lease]) {
 			l.leasing = true
-			n := min(need, l.o.MaxLease)
+			n := min(need, l.o.MaxLease, max(1, int(l.rate(now)*l.o.LeaseSpan.Seconds())))
 			l.mu.Unlock()
 			got, retryAt, err := l.lease(ctx, lease, n)
 			l.mu.Lock()
