@@ -32,12 +32,18 @@ import (
 // instances: an instance takes one invoke at a time (rie.Instance), so a
 // transactional batch waits at most for one bulk batch's invocation.
 func (s *Stack) Serve(ctx context.Context, progress func(Progress)) error {
-	errs := make(chan error, 2*len(s.Senders)+1)
+	bulk := s.Bulk
+	if len(bulk) == 0 {
+		bulk = s.Senders
+	}
+	errs := make(chan error, len(s.Senders)+len(bulk)+1)
 	for _, inst := range s.Senders {
 		go func() { errs <- s.esm(ctx, inst, sendSource, true, progress) }()
+	}
+	for _, inst := range bulk {
 		go func() { errs <- s.esm(ctx, inst, bulkSource, true, progress) }()
 	}
-	n := 2 * len(s.Senders)
+	n := len(s.Senders) + len(bulk)
 	if s.Receipt != nil {
 		n++
 		go func() { errs <- s.esm(ctx, s.Receipt, receiptSource, true, nil) }()
