@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/mmsgate/mmsgate/internal/dynalite"
@@ -37,7 +36,9 @@ func dynaliteTable(t *testing.T) *dynamodb.Client {
 	}
 	t.Cleanup(func() { srv.Close() })
 	c := dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, nil
+		})})
 	if err := store.CreateTable(ctx, c, table); err != nil {
 		t.Fatal(err)
 	}
