@@ -26,6 +26,8 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/postback"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/sender"
+	"github.com/mmsgate/mmsgate/pkg/store"
+	"github.com/mmsgate/mmsgate/pkg/throttle"
 )
 
 // raw is template.yaml as plain YAML, intrinsics kept as tagged nodes.
@@ -200,7 +202,7 @@ func function(t *testing.T, m map[string]any, name string) map[string]any {
 
 func TestFunctions(t *testing.T) {
 	m := raw(t)
-	for name, reads := range map[string][]string{"SendMmsFunction": sender.EnvVars, "PostbackFunction": postback.EnvVars,
+	for name, reads := range map[string][]string{"SendMmsFunction": append(slices.Clone(sender.EnvVars), throttle.EnvVars...), "PostbackFunction": postback.EnvVars,
 		"ReceiptCheckFunction": receipt.EnvVars} {
 		t.Run(name, func(t *testing.T) {
 			p := function(t, m, name)
@@ -534,8 +536,8 @@ func TestTemplateDynamoDBLeastPrivilege(t *testing.T) {
 		"dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:PartiQLDelete", "dynamodb:UpdateTable",
 		"dynamodb:PutItem", "dynamodb:TransactWriteItems"}
 	wantKeys := map[string][]string{
-		"SendMmsFunction":  {"msg#*", "trk#*", "sup#*"}, // sup#: the suppression list
-		"PostbackFunction": {"trk#*", "msg#*"},          // msg#: in-doubt reconciliation by CLIENT_REFERENCE
+		"SendMmsFunction":  {"msg#*", "trk#*", "sup#*", store.ThrottleKey}, // sup#: the suppression list; the shared throughput's item
+		"PostbackFunction": {"trk#*", "msg#*"},                             // msg#: in-doubt reconciliation by CLIENT_REFERENCE
 		// trk#: the unconfirmed marker and emitter slot; msg#: the request's
 		// fields, and the marker when it has no tracking id.
 		"ReceiptCheckFunction": {"trk#*", "msg#*"},
@@ -736,8 +738,8 @@ func TestTemplateDeletionPolicies(t *testing.T) {
 			t.Errorf("%s UpdateReplacePolicy = %v", name, urp)
 		}
 	}
-	if n != 9 { // table, 6 queues, 2 secrets
-		t.Errorf("%d data resources, want 9", n)
+	if n != 11 { // table, 8 queues (the bulk lane's 2 among them), 2 secrets
+		t.Errorf("%d data resources, want 11", n)
 	}
 	dp := strs(path(t, m, "Resources", "MessagesTable", "Properties", "DeletionProtectionEnabled"))
 	cond := strs(path(t, m, "Conditions", "IsProd"))
@@ -1441,5 +1443,78 @@ func TestTemplateReceiptQueueWriters(t *testing.T) {
 	if st["Effect"] != "Deny" || st["Principal"] != "*" || !slices.ContainsFunc(strs(st["Action"]), func(a string) bool { return allows(a, "sqs:SendMessage") }) ||
 		!slices.Equal(roles, []string{"PostbackFunctionRole.Arn", "SendMmsFunctionRole.Arn"}) || st["Resource"] != "ReceiptCheckQueue.Arn" {
 		t.Errorf("queue policy = %v, want SendMessage denied to all but the sender's and the postback function's roles", st)
+	}
+}
+
+// TestTemplateBulkLane: the bulk queue is SendQueue's twin (visibility,
+// retention, redrive to its own DLQ, alarmed, on the dashboard), read by
+// the same function through a second event source mapping with the same
+// settings, named to it in BULK_SEND_QUEUE_URL, and output.
+func TestTemplateBulkLane(t *testing.T) {
+	m := raw(t)
+	res := path(t, m, "Resources").(map[string]any)
+	send := path(t, res, "SendQueue", "Properties").(map[string]any)
+	bulk := path(t, res, "BulkSendQueue", "Properties").(map[string]any)
+	for _, k := range []string{"VisibilityTimeout", "MessageRetentionPeriod", "SqsManagedSseEnabled"} {
+		if fmt.Sprint(bulk[k]) != fmt.Sprint(send[k]) {
+			t.Errorf("BulkSendQueue %s = %v, SendQueue's %v", k, bulk[k], send[k])
+		}
+	}
+	rp := bulk["RedrivePolicy"].(map[string]any)
+	if fmt.Sprint(rp["deadLetterTargetArn"]) != "BulkSendDeadLetterQueue.Arn" ||
+		fmt.Sprint(rp["maxReceiveCount"]) != fmt.Sprint(path(t, send, "RedrivePolicy", "maxReceiveCount")) {
+		t.Errorf("bulk RedrivePolicy = %v", rp)
+	}
+	alarmed := false
+	for _, r := range res {
+		rm := r.(map[string]any)
+		if rm["Type"] == "AWS::CloudWatch::Alarm" && strings.Contains(fmt.Sprint(rm["Properties"].(map[string]any)["Dimensions"]), "BulkSendDeadLetterQueue") {
+			alarmed = true
+		}
+	}
+	if !alarmed {
+		t.Error("no alarm on the bulk dead-letter queue")
+	}
+	board := path(t, res, "Dashboard", "Properties", "DashboardBody").(string)
+	for _, q := range []string{"${BulkSendQueue.QueueName}", "${BulkSendDeadLetterQueue.QueueName}"} {
+		if !strings.Contains(board, q) {
+			t.Errorf("dashboard has no %s", q)
+		}
+	}
+	fn := function(t, m, "SendMmsFunction")
+	evs := path(t, fn, "Events").(map[string]any)
+	txp := path(t, evs, "SendQueue", "Properties").(map[string]any)
+	bp := path(t, evs, "BulkSendQueue", "Properties").(map[string]any)
+	if bp["Queue"] != "BulkSendQueue.Arn" {
+		t.Errorf("bulk event source = %v", bp["Queue"])
+	}
+	for k, v := range txp {
+		if k != "Queue" && fmt.Sprint(bp[k]) != fmt.Sprint(v) {
+			t.Errorf("bulk event %s = %v, the transactional one's %v", k, bp[k], v)
+		}
+	}
+	vars := path(t, fn, "Environment", "Variables").(map[string]any)
+	if vars["BULK_SEND_QUEUE_URL"] != "BulkSendQueue" || vars["SKYCORE_RATE_LIMIT"] != "SkycoreRateLimit" {
+		t.Errorf("BULK_SEND_QUEUE_URL = %v, SKYCORE_RATE_LIMIT = %v", vars["BULK_SEND_QUEUE_URL"], vars["SKYCORE_RATE_LIMIT"])
+	}
+	// The sender reads and hands off on both lanes.
+	var polls, sends bool
+	for _, s := range statements(t, m, "SendMmsFunction") {
+		if slices.Contains(s.Resources, "BulkSendQueue.QueueName") {
+			polls = polls || s.grants("sqs:ReceiveMessage")
+			sends = sends || s.grants("sqs:SendMessage")
+		}
+	}
+	if !polls || !sends {
+		t.Errorf("sender on the bulk queue: receive %v, send %v", polls, sends)
+	}
+	out := path(t, m, "Outputs").(map[string]any)
+	for _, k := range []string{"BulkSendQueueUrl", "BulkSendQueueArn", "BulkSendDeadLetterQueueUrl"} {
+		if _, ok := out[k]; !ok {
+			t.Errorf("output %s missing", k)
+		}
+	}
+	if d := path(t, m, "Parameters", "SkycoreRateLimit", "Default"); d != "0" {
+		t.Errorf("SkycoreRateLimit default %v, want 0 (off)", d)
 	}
 }

@@ -56,6 +56,16 @@ func New(api SendAPI, queueURL string, p Policy) *Client {
 	return &Client{api: api, queueURL: queueURL, policy: p}
 }
 
+// Bulk returns a client for the bulk lane (docs/request.md): the same
+// requests, put on the bulk send queue at bulkQueueURL (the deployment's
+// BulkSendQueueUrl output). Bulk requests share the account's Skycore
+// throughput with the send queue's and take only what those leave, so a
+// campaign never delays a password reset. Sending an id on both lanes is
+// safe: one id is sent at most once, whatever the queue.
+func (c *Client) Bulk(bulkQueueURL string) *Client {
+	return &Client{api: c.api, queueURL: bulkQueueURL, policy: c.policy}
+}
+
 // Validate checks req with the sender's rules under the client's policy;
 // see the package-level Validate.
 func (c *Client) Validate(req Request) (Request, error) { return Validate(req, c.policy) }

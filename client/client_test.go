@@ -422,3 +422,41 @@ func TestEntryID(t *testing.T) {
 		}
 	})
 }
+
+// The bulk lane: the same validated body, on the bulk queue; the client it
+// came from still sends to the send queue.
+func TestBulkLane(t *testing.T) {
+	t.Parallel()
+	var urls []string
+	fake := &fakeSQS{
+		SendMessageFn: func(_ context.Context, in *sqs.SendMessageInput) (*sqs.SendMessageOutput, error) {
+			urls = append(urls, *in.QueueUrl)
+			return &sqs.SendMessageOutput{MessageId: aws.String("m")}, nil
+		},
+		SendMessageBatchFn: func(_ context.Context, in *sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error) {
+			out := &sqs.SendMessageBatchOutput{}
+			for _, e := range in.Entries {
+				urls = append(urls, *in.QueueUrl)
+				out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String("m")})
+			}
+			return out, nil
+		},
+	}
+	c := client.New(fake, "send-url", policy)
+	bulk := c.Bulk("bulk-url")
+	if err := bulk.Send(t.Context(), valid("campaign-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := bulk.SendBatch(t.Context(), []client.Request{valid("campaign-2"), valid("campaign-3")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send(t.Context(), valid("reset-1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := bulk.Send(t.Context(), client.Request{ID: "bad", To: "1", MMSID: "1"}); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("invalid bulk request: %v, want ErrInvalid", err)
+	}
+	if diff := cmp.Diff([]string{"bulk-url", "bulk-url", "bulk-url", "send-url"}, urls); diff != "" {
+		t.Errorf("queues (-want +got):\n%s", diff)
+	}
+}

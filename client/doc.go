@@ -26,6 +26,11 @@
 //		}
 //	}
 //
+// Bulk traffic (a campaign) goes on the bulk lane, which takes only the
+// Skycore throughput the send queue's requests leave:
+//
+//	err = c.Bulk(bulkQueueURL).SendBatch(ctx, campaign)
+//
 // SendBatch sends many with SendMessageBatch (10 per call) and returns a
 // *BatchError naming each request that was not enqueued and why. Sending a
 // request again after an error is always safe: the sender sends one id at

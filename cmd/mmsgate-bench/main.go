@@ -51,7 +51,7 @@ func main() {
 	load := flag.String("load", "", "internal: run as the load generator against this URL")
 	n := flag.Int("n", 3000, "internal: requests for -load")
 	c := flag.Int("c", 8, "internal: connections for -load")
-	only := flag.String("only", "", "measure one group: go, sender, cold, sizes, postbacks or memory")
+	only := flag.String("only", "", "measure one group: go, sender, cold, sizes, postbacks, memory or lanes")
 	flag.Parse()
 	if *load != "" {
 		loadGen(*load, *n, *c)
@@ -91,6 +91,9 @@ func main() {
 	}
 	if group("memory") {
 		add(peakMemory(ctx, bins)...)
+	}
+	if group("lanes") {
+		add(lanes(ctx, bins)...)
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)

@@ -73,12 +73,23 @@ func dev(ctx context.Context, c devConfig, out io.Writer) error {
 		host = "127.0.0.1"
 	}
 	simCfg := sim.Default()
+	// SKYCORE_RATE_LIMIT=N in the environment: the simulator's account takes
+	// N calls a second (E113 beyond) and the senders share N between them.
+	var senderEnv []string
+	if v := os.Getenv("SKYCORE_RATE_LIMIT"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 {
+			return fmt.Errorf("SKYCORE_RATE_LIMIT=%q: want calls per second", v)
+		}
+		simCfg.RateLimit = r
+		senderEnv = append(senderEnv, "SKYCORE_RATE_LIMIT="+v)
+	}
 	s, err := stack.Start(ctx, bins, stack.Options{
 		Sim: simCfg, Logs: logs, Moto: true, MotoLog: filepath.Join(logDir, "moto.log"),
 		Ports:       localenv.Ports{SQS: c.SQSPort, Dynamo: c.DynamoPort, Bind: c.Bind},
 		DynamoPath:  dynamoPath,
 		AdapterAddr: fmt.Sprintf("%s:%d", c.Bind, c.APIPort), SimAddr: fmt.Sprintf("%s:%d", c.Bind, c.SimPort),
-		KeepEvents: true, BatchSize: c.BatchSize, BatchWindow: c.BatchWindow, Timeout: c.Timeout,
+		KeepEvents: true, SenderEnv: senderEnv, BatchSize: c.BatchSize, BatchWindow: c.BatchWindow, Timeout: c.Timeout,
 		RetryWindow: os.Getenv("SEND_RETRY_WINDOW"), InDoubtWindow: os.Getenv("SEND_INDOUBT_WINDOW"),
 		// unconfirmed after 10 minutes locally, so that it can be seen
 		// (RECEIPT_WINDOW=0 turns it off).
@@ -122,8 +133,9 @@ func dev(ctx context.Context, c devConfig, out io.Writer) error {
 			if err != nil {
 				continue
 			}
-			line := fmt.Sprintf("[mmsgate dev] send queue %d waiting, %d hidden · in flight %d · batches %d · delivery events %d · DLQ %d",
-				st.Send.Visible+st.Send.Delayed, st.Send.InFlight, st.InFlight, st.Batches, st.Events.Total(), st.DLQ.Total())
+			line := fmt.Sprintf("[mmsgate dev] send queue %d waiting, %d hidden · bulk %d waiting, %d hidden · in flight %d · batches %d · delivery events %d · DLQ %d",
+				st.Send.Visible+st.Send.Delayed, st.Send.InFlight, st.Bulk.Visible+st.Bulk.Delayed, st.Bulk.InFlight, st.InFlight, st.Batches,
+				st.Events.Total(), st.DLQ.Total()+st.BulkDLQ.Total())
 			switch {
 			case tty:
 				fmt.Fprint(os.Stderr, "\r"+line+"\x1b[K")
@@ -150,7 +162,7 @@ func shutdown(s *stack.Stack, stateFile string, out io.Writer) error {
 		return fmt.Errorf("save queues: %w", err)
 	}
 	fmt.Fprintf(out, "kept %d messages in %s", n, stateFile)
-	if hidden := st.Send.InFlight + st.Events.InFlight + st.DLQ.InFlight; hidden > 0 {
+	if hidden := st.Send.InFlight + st.Bulk.InFlight + st.Events.InFlight + st.DLQ.InFlight + st.BulkDLQ.InFlight; hidden > 0 {
 		fmt.Fprintf(out, " (%d were hidden by a receive and are not kept)", hidden)
 	}
 	fmt.Fprintln(out)
@@ -163,8 +175,12 @@ mmsgate dev: the whole system as a local service. Ctrl-C stops everything.
   SQS + Secrets Manager (moto)  {{.AWS}}
   send queue                    {{.Send}}
                                 (batches of {{.Batch}}, window {{.Window}}, visibility {{.Visibility}}, DLQ after {{.MaxReceive}} receives)
+  bulk send queue               {{.Bulk}}
+                                (the bulk lane: same bodies, only the throughput the send queue leaves)
   delivery events queue         {{.Events}}   (left for your application)
   dead-letter queue             {{.DLQ}}
+  bulk dead-letter queue        {{.BulkDLQ}}
+  Skycore rate limit            {{if .Rate}}{{.Rate}} calls/s, shared by the senders (SKYCORE_RATE_LIMIT){{else}}off (SKYCORE_RATE_LIMIT=N turns it on){{end}}
   DynamoDB (dynalite)           {{.Dynamo}}   table {{.Table}}{{if .Persist}}, kept in {{.Persist}}{{end}}
   Skycore simulator             {{.Sim}}   API key sim-api-key
   postback URL                  {{.Postback}}
@@ -177,6 +193,10 @@ Any credentials and region work:
 Send a request:
   aws --endpoint-url {{.AWS}} sqs send-message --queue-url {{.Send}} \
     --message-body '{"id":"hello-1","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"Hi"}]}'
+
+Send a bulk request (it waits for nothing but throughput the send queue leaves):
+  aws --endpoint-url {{.AWS}} sqs send-message --queue-url {{.Bulk}} \
+    --message-body '{"id":"campaign-1","to":"17743199144","mmsId":1000}'
 
 Read the delivery events (then delete each with its ReceiptHandle, as an application would):
   aws --endpoint-url {{.AWS}} sqs receive-message --queue-url {{.Events}} \
@@ -200,9 +220,19 @@ What happened to one request:
 
 `))
 
+// rateLimit is SKYCORE_RATE_LIMIT when it is on, "" when not.
+func rateLimit() string {
+	v := os.Getenv("SKYCORE_RATE_LIMIT")
+	if r, err := strconv.ParseFloat(v, 64); err != nil || r <= 0 {
+		return ""
+	}
+	return v
+}
+
 func banner(out io.Writer, s *stack.Stack, c devConfig, host string) {
 	bannerText.Execute(out, map[string]any{
 		"AWS": s.Env.SQSURL, "Send": s.Env.SendQueueURL, "Events": s.Env.EventsQueueURL, "DLQ": s.Env.DLQURL,
+		"Bulk": s.Env.BulkSendQueueURL, "BulkDLQ": s.Env.BulkDLQURL, "Rate": rateLimit(),
 		"Dynamo": s.Env.DynamoURL, "Table": localenv.Table, "Persist": c.Persist,
 		"Sim":      strings.Replace(s.SimURL, c.Bind, host, 1) + sim.APIPath,
 		"Postback": strings.Replace(s.Adapter, c.Bind, host, 1) + "/skycore/postbacks/" + s.Token,

@@ -18,6 +18,9 @@
 //	-silent-carriers 0001650 this SPID sends no postback at all
 //	-outage http503:30s:2m   from 30 s after start, for 2 min, every call gets an HTML 503
 //	                         (kinds E503, http503, reset, refused; repeatable)
+//	-rate-limit 100          the account's throughput: at most 100 calls in any second, all
+//	                         callers together; beyond it E113 (GET /_sim/throughput counts them)
+//	-min-interval 2s         E106: a key's call sooner than 2s after its previous one
 package main
 
 import (
@@ -75,6 +78,8 @@ func main() {
 	early := flag.Float64("early-postback", 0, "share of sends whose first postback comes before their answer")
 	noReceipt := flag.String("no-receipt-carriers", "", "comma-separated SPIDs that send no delivery receipt (N101 only); SPIDs: "+strings.Join(sim.Carriers(), ","))
 	silent := flag.String("silent-carriers", "", "comma-separated SPIDs that send no postback at all")
+	rateLimit := flag.Float64("rate-limit", 0, "the account's calls per second over all callers; beyond it E113 (0: off)")
+	minInterval := flag.Duration("min-interval", 0, "E106: least time between one API key's calls (0: off)")
 	var outs outages
 	flag.Var(&outs, "outage", "kind:start:length: every call fails (E503, http503, reset or refused) in that window after start; repeatable")
 	flag.Parse()
@@ -119,6 +124,12 @@ func main() {
 	cfg.NoReceiptCarriers = append(cfg.NoReceiptCarriers, list(*noReceipt)...)
 	cfg.SilentCarriers = append(cfg.SilentCarriers, list(*silent)...)
 	cfg.Outages = append(cfg.Outages, outs...)
+	if *rateLimit > 0 {
+		cfg.RateLimit = *rateLimit
+	}
+	if *minInterval > 0 {
+		cfg.MinInterval = sim.Duration(*minInterval)
+	}
 	s, err := sim.New(cfg)
 	if err != nil {
 		log.Error("config", "err", err)

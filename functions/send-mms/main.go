@@ -5,8 +5,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -20,14 +22,17 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sender"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
 	"github.com/mmsgate/mmsgate/pkg/store"
+	"github.com/mmsgate/mmsgate/pkg/throttle"
 )
 
 func main() {
 	log := applog.New(os.Stdout)
 	env, err := sender.FromEnv(os.Getenv)
-	if err != nil {
+	rateLimit, rerr := throttle.RateFromEnv(os.Getenv)
+	if err = errors.Join(err, rerr); err != nil {
 		log.Error("bad configuration", "err", err)
 		os.Exit(1)
 	}
@@ -43,10 +48,19 @@ func main() {
 	// and are rare: sent at once.)
 	queue := sqs.NewFromConfig(cfg)
 	box := outbox.New(queue)
+	db := dynamodb.NewFromConfig(cfg)
+	var api interface {
+		SendSavedMMS(ctx context.Context, apiKey string, r *sendreq.Request) (*skycore.Response, error)
+	} = skycore.New(env.APIURL, skycore.WithTimeout(env.CallTimeout))
+	if rateLimit > 0 {
+		// SKYCORE_RATE_LIMIT: every call takes a slot of the account's
+		// shared throughput first, in its lane (pkg/throttle).
+		api = throttle.NewGate(api, throttle.New(db, env.Table, throttle.Options{Limit: rateLimit}))
+	}
 	h := sender.NewHandler(env.Config, sender.Deps{
 		Keys:     secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.APIKey),
-		Skycore:  skycore.New(env.APIURL, skycore.WithTimeout(env.CallTimeout)),
-		Store:    store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
+		Skycore:  api,
+		Store:    store.New(db, env.Table, env.TTL),
 		Events:   delivery.NewPublisher(box, env.EventsQueueURL),
 		Queue:    queue,
 		Receipts: receipt.NewScheduler(box, env.ReceiptQueueURL), // off when env.ReceiptWindow is 0
@@ -54,5 +68,13 @@ func main() {
 		Log:      log,
 		Metrics:  emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "send-mms"}),
 	})
-	lambda.Start(h.Handle)
+	// A batch comes from one event source mapping, so from one queue: its
+	// lane (docs/request.md).
+	lanes := throttle.NewLanes(os.Getenv("BULK_SEND_QUEUE_URL"))
+	lambda.Start(func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		if len(ev.Records) > 0 {
+			ctx = throttle.WithLane(ctx, lanes.Of(ev.Records[0].EventSourceARN))
+		}
+		return h.Handle(ctx, ev)
+	})
 }

@@ -43,6 +43,7 @@ type dev struct {
 	dlq, postback, dynamo string
 	out                   *bytes.Buffer
 	log                   *lockedBuffer // stderr: progress and status lines
+	bulk                  string        // the bulk lane's queue
 }
 
 func root(t *testing.T) string {
@@ -107,7 +108,8 @@ func startDev(t *testing.T) *dev {
 			l := sc.Text()
 			d.out.WriteString(l + "\n")
 			for label, dst := range map[string]*string{"SQS + Secrets Manager (moto)": &d.endpoint, "send queue": &d.send,
-				"delivery events queue": &d.event, "dead-letter queue": &d.dlq, "postback URL": &d.postback, "DynamoDB (dynalite)": &d.dynamo} {
+				"delivery events queue": &d.event, "dead-letter queue": &d.dlq, "postback URL": &d.postback, "DynamoDB (dynalite)": &d.dynamo,
+				"bulk send queue": &d.bulk} {
 				if v := field(l, label); v != "" && *dst == "" {
 					*dst = v
 				}
@@ -278,6 +280,17 @@ func TestDev(t *testing.T) {
 			t.Errorf("DLQ after the redrive: %v; want empty", c)
 		}
 		wanted = append(wanted, "redrive-1:accepted", "redrive-1:delivered")
+	})
+
+	t.Run("the bulk lane is served too", func(t *testing.T) {
+		if d.bulk == "" {
+			t.Fatalf("the banner names no bulk send queue:\n%s", d.out)
+		}
+		const body = `{"id":"bulk-1","to":"17743199144","mmsId":1000}`
+		if _, err := d.sqs().SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: aws.String(d.bulk), MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+		wanted = append(wanted, "bulk-1:accepted", "bulk-1:delivered")
 	})
 
 	t.Run("sqs-consumer reads the delivery events", func(t *testing.T) {

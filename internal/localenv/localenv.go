@@ -38,10 +38,14 @@ import (
 
 // Names of the local resources.
 const (
-	Table      = "mmsgate-messages"
-	SendQueue  = "mmsgate-send"
-	SendDLQ    = "mmsgate-send-dlq"
-	EventQueue = "mmsgate-delivery-events"
+	Table     = "mmsgate-messages"
+	SendQueue = "mmsgate-send"
+	SendDLQ   = "mmsgate-send-dlq"
+	// BulkSendQueue is the bulk lane (docs/request.md), redriving to
+	// BulkSendDLQ as the send queue does to its DLQ.
+	BulkSendQueue = "mmsgate-send-bulk"
+	BulkSendDLQ   = "mmsgate-send-bulk-dlq"
+	EventQueue    = "mmsgate-delivery-events"
 	// ReceiptQueue is the internal queue of delayed receipt checks.
 	ReceiptQueue = "mmsgate-receipt-check"
 	SecretID     = "mmsgate/skycore"
@@ -90,6 +94,7 @@ type Env struct {
 	SecretURL   string
 
 	SendQueueURL, DLQURL, EventsQueueURL, ReceiptQueueURL string
+	BulkSendQueueURL, BulkDLQURL                          string
 
 	AWS aws.Config
 }
@@ -307,6 +312,7 @@ func (e *Env) Environ() []string {
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + e.SecretURL,
 		"MESSAGES_TABLE=" + Table, "DELIVERY_EVENTS_QUEUE_URL=" + e.EventsQueueURL,
 		"SEND_QUEUE_URL=" + e.SendQueueURL, "DEAD_LETTER_QUEUE_URL=" + e.DLQURL, "RECEIPT_QUEUE_URL=" + e.ReceiptQueueURL,
+		"BULK_SEND_QUEUE_URL=" + e.BulkSendQueueURL,
 		"SKYCORE_SECRET_ID=" + SecretID, "POSTBACK_SECRET_ID=" + SecretID,
 	}
 }

@@ -48,6 +48,16 @@ func (e *Env) createResources(ctx context.Context, o Options) error {
 		"RedrivePolicy": fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, arn, o.MaxReceive)}); err != nil {
 		return err
 	}
+	if e.BulkDLQURL, err = create(BulkSendDLQ, 30*time.Second, map[string]string{"MessageRetentionPeriod": "1209600"}); err != nil {
+		return err
+	}
+	if arn, err = e.QueueARN(ctx, e.BulkDLQURL); err != nil {
+		return err
+	}
+	if e.BulkSendQueueURL, err = create(BulkSendQueue, o.Visibility, map[string]string{
+		"RedrivePolicy": fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"%d"}`, arn, o.MaxReceive)}); err != nil {
+		return err
+	}
 	if e.EventsQueueURL, err = create(EventQueue, 30*time.Second, nil); err != nil {
 		return err
 	}
@@ -94,6 +104,10 @@ func (e *Env) URL(name string) string {
 		return e.SendQueueURL
 	case SendDLQ:
 		return e.DLQURL
+	case BulkSendQueue:
+		return e.BulkSendQueueURL
+	case BulkSendDLQ:
+		return e.BulkDLQURL
 	case EventQueue:
 		return e.EventsQueueURL
 	case ReceiptQueue:
@@ -220,12 +234,12 @@ type saved struct {
 	Attributes map[string]types.MessageAttributeValue `json:"attributes,omitempty"`
 }
 
-// SaveQueues takes every message off the three queues (in flight ones
+// SaveQueues takes every message off the send, bulk, DLQ and event queues (in flight ones
 // included once they are visible again: call it after the pollers stop)
 // and writes them to file. moto keeps queues in memory only.
 func (e *Env) SaveQueues(ctx context.Context, file string) (int, error) {
 	var all []saved
-	for _, name := range []string{SendQueue, SendDLQ, EventQueue} {
+	for _, name := range []string{SendQueue, SendDLQ, BulkSendQueue, BulkSendDLQ, EventQueue} {
 		msgs, err := e.ReceiveAll(ctx, e.URL(name), 5*time.Minute)
 		if err != nil {
 			return 0, err

@@ -25,6 +25,11 @@
 //   - NoReceiptCarriers / SilentCarriers: carriers (SPIDs) that send no
 //     delivery receipt (N101 only) or no postback at all; the no-receipt
 //     and none scenarios do the same by message.
+//   - RateLimit / MinInterval: the account's throughput (E113 beyond N
+//     calls in any second, all callers together) and E106's interval
+//     between one key's calls; GET /_sim/throughput counts what they
+//     refused (each refused call is in /_sim/requests with its code and
+//     "throttled").
 //   - DuplicateRate / ReorderRate: postbacks delivered twice or out of
 //     order; postback retries follow Skycore's (RetryInterval, MaxRetries).
 //
@@ -98,6 +103,13 @@ type Config struct {
 	// Outages are windows, counted from New, in which every API call fails
 	// the same way (see Outage); StartOutage opens one at run time.
 	Outages []Outage `json:"outages,omitempty"`
+	// RateLimit is the account's throughput: at most this many calls in
+	// any one second, over all callers; beyond it a call is answered E113
+	// and not processed (see throughput). 0 is off.
+	RateLimit float64 `json:"rateLimit,omitempty"`
+	// MinInterval, when set, is E106's X: a key's call sooner than this
+	// after its previous admitted call is answered E106. 0 is off.
+	MinInterval Duration `json:"minInterval,omitempty"`
 }
 
 // Outage is a window in which Skycore is down for every call.
@@ -203,6 +215,9 @@ func (c *Config) check() error {
 		if r < 0 || r > 1 {
 			return fmt.Errorf("config: rate %v outside 0-1", r)
 		}
+	}
+	if c.RateLimit < 0 || c.MinInterval < 0 {
+		return fmt.Errorf("config: rateLimit and minInterval must not be negative")
 	}
 	if c.MaxRetries < 0 {
 		return fmt.Errorf("config: maxRetries < 0")

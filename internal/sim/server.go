@@ -45,6 +45,9 @@ type Request struct {
 	Accepted bool `json:"accepted"`
 	// Carrier is the SPID of the accepted message's postbacks.
 	Carrier string `json:"carrier,omitempty"`
+	// Throttled: refused by the account's throughput limit (E113) or
+	// E106's interval (Config.RateLimit, MinInterval), not by a fault.
+	Throttled bool `json:"throttled,omitempty"`
 }
 
 // PostbackAttempt is one POST of a postback to the receiver.
@@ -96,6 +99,7 @@ type Server struct {
 	listener net.Listener // nil when not started with Start
 	addr     string
 	refused  bool // the listener is closed for a refused outage
+	limit    *throughput
 
 	client *http.Client
 	ctx    context.Context
@@ -135,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 		cancel:   cancel,
 		slots:    make(chan struct{}, cfg.PostbackConcurrency),
 		born:     time.Now(),
+		limit:    newThroughput(cfg.RateLimit, time.Duration(cfg.MinInterval)),
 	}
 	for _, o := range cfg.Outages {
 		s.addOutage(o, s.born)
@@ -178,6 +183,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /_sim/requests", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Requests()) })
 	mux.HandleFunc("GET /_sim/postbacks", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Postbacks()) })
 	mux.HandleFunc("GET /_sim/counts", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Counts()) })
+	mux.HandleFunc("GET /_sim/throughput", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Throughput()) })
 	mux.HandleFunc("GET /_sim/pending", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, map[string]int{"pending": s.Pending()}) })
 	mux.HandleFunc("POST /_sim/reset", func(w http.ResponseWriter, r *http.Request) { s.Reset(); w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /_sim/config", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, s.Config()) })
@@ -265,6 +271,24 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		}
 		s.record(rec)
 		s.injectOutage(w, r, kind)
+		return
+	}
+
+	// The account's limit is Skycore's own answer, before anything else
+	// looks at the request (a fault stands for the network or the vendor
+	// misbehaving, after it).
+	var key string
+	if tree != nil {
+		key, _ = tree.text("API_KEY")
+	}
+	if code := s.limit.admit(time.Now(), key); code != "" {
+		f := fail(code)
+		if code == "E106" {
+			f = fail("E106", max(int((time.Duration(s.cfg.MinInterval)+time.Second-1)/time.Second), 1))
+		}
+		rec.Code, rec.Info, rec.Throttled = code, f.info, true
+		s.record(rec)
+		writeFailure(w, f, "")
 		return
 	}
 
@@ -622,6 +646,7 @@ func (s *Server) Reset() {
 	s.requests, s.postbacks = nil, nil
 	s.optedOut = map[string]bool{}
 	s.resetCounts()
+	s.limit.reset()
 	s.gen++
 	for i := range s.cfg.Faults {
 		s.cfg.Faults[i].hits = 0

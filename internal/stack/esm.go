@@ -25,14 +25,25 @@ import (
 // the batch) to come back after their visibility timeout; the queue's own
 // redrive policy moves a message to the DLQ after maxReceiveCount.
 
-// Serve polls the send queue with every sender instance until ctx ends
-// (`make dev`); progress is called after each batch.
+// Serve polls both send queues (the two lanes, docs/request.md) with every
+// sender instance until ctx ends (`make dev`); progress is called after
+// each batch. As Lambda does with two event source mappings on one
+// function, each queue has its pollers and their batches share the
+// instances: an instance takes one invoke at a time (rie.Instance), so a
+// transactional batch waits at most for one bulk batch's invocation.
 func (s *Stack) Serve(ctx context.Context, progress func(Progress)) error {
-	errs := make(chan error, len(s.Senders))
+	bulk := s.Bulk
+	if len(bulk) == 0 {
+		bulk = s.Senders
+	}
+	errs := make(chan error, len(s.Senders)+len(bulk)+1)
 	for _, inst := range s.Senders {
 		go func() { errs <- s.esm(ctx, inst, sendSource, true, progress) }()
 	}
-	n := len(s.Senders)
+	for _, inst := range bulk {
+		go func() { errs <- s.esm(ctx, inst, bulkSource, true, progress) }()
+	}
+	n := len(s.Senders) + len(bulk)
 	if s.Receipt != nil {
 		n++
 		go func() { errs <- s.esm(ctx, s.Receipt, receiptSource, true, nil) }()
@@ -193,7 +204,8 @@ func (s *Stack) invokeBatch(ctx context.Context, inst *rie.Instance, q *sqs.Clie
 // Counts are the queues' depths (`make dev`'s status line).
 type Counts struct {
 	Send, Events, DLQ localenv.Counts
-	InFlight          int // request ids in sender invocations under way
+	Bulk, BulkDLQ     localenv.Counts // the bulk lane
+	InFlight          int             // request ids in sender invocations under way
 	Batches           int
 }
 
@@ -208,6 +220,12 @@ func (s *Stack) Status(ctx context.Context) (Counts, error) {
 		return c, err
 	}
 	if c.DLQ, err = s.Env.QueueCounts(ctx, s.Env.DLQURL); err != nil {
+		return c, err
+	}
+	if c.Bulk, err = s.Env.QueueCounts(ctx, s.Env.BulkSendQueueURL); err != nil {
+		return c, err
+	}
+	if c.BulkDLQ, err = s.Env.QueueCounts(ctx, s.Env.BulkDLQURL); err != nil {
 		return c, err
 	}
 	c.InFlight = len(s.InFlight())

@@ -102,6 +102,10 @@ type Options struct {
 	// ReceiptWindow is RECEIPT_WINDOW ("" or "0": off); when on, the
 	// receipt-check function runs and its queue is polled too.
 	ReceiptWindow string
+	// BulkSenders, when set, are instances of their own for the bulk
+	// lane, as Lambda gives each event source mapping its own
+	// MaximumConcurrency; 0: Senders poll both queues (`make dev`).
+	BulkSenders int
 }
 
 // Stack is a running system.
@@ -117,6 +121,9 @@ type Stack struct {
 	opts      Options
 	adapter   *http.Server
 	postbacks []*rie.Instance
+
+	// Bulk are Options.BulkSenders: the bulk lane's own instances.
+	Bulk []*rie.Instance
 
 	mu         sync.Mutex
 	collecting sync.Mutex   // collect
@@ -205,6 +212,14 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 		}
 		s.Senders = append(s.Senders, inst)
 	}
+	for n := range o.BulkSenders {
+		inst, err := rie.Start(ctx, SenderFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Sender, Env: senderEnv, Timeout: o.Timeout,
+			Memory: SenderMemoryMB, Logs: s.reports[SenderFunction]})
+		if err != nil {
+			return fail(fmt.Errorf("bulk sender %d: %w", n, err))
+		}
+		s.Bulk = append(s.Bulk, inst)
+	}
 	for range o.Postbacks {
 		inst, err := rie.Start(ctx, PostbackFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.Postback,
 			Env:     append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+PostbackAppID, "RECEIPT_WINDOW="+receiptWindow),
@@ -239,7 +254,7 @@ func (s *Stack) Close() {
 	if s.Sim != nil {
 		s.Sim.Close()
 	}
-	for _, i := range s.Senders {
+	for _, i := range append(s.Senders, s.Bulk...) {
 		i.Close()
 	}
 	for _, i := range s.postbacks {
@@ -330,6 +345,7 @@ type source struct{ queue, function string }
 
 var (
 	sendSource    = source{localenv.SendQueue, SenderFunction}
+	bulkSource    = source{localenv.BulkSendQueue, SenderFunction} // the bulk lane: its records' eventSourceARN names it
 	receiptSource = source{localenv.ReceiptQueue, ReceiptFunction}
 )
 
