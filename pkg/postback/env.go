@@ -43,5 +43,8 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	if e.ReceiptWindow, e.ReceiptQueueURL, err = receipt.Window(getenv); err != nil {
 		errs = append(errs, err)
 	}
+	if err := receipt.CheckRetention(e.TTL, e.ReceiptWindow); err != nil {
+		errs = append(errs, err)
+	}
 	return e, errors.Join(errs...)
 }

@@ -293,8 +293,9 @@ func (h *Handler) link(ctx context.Context, trackingID, id string, log *slog.Log
 	}
 	if err != nil {
 		log.ErrorContext(ctx, "cannot link the tracking id", "id", id, "err", err)
+		return err
 	}
-	return err
+	return h.noteReceiptTracking(ctx, trackingID, id, log)
 }
 
 func (h *Handler) unjoined(ctx context.Context, log *slog.Logger, why string) {

@@ -26,7 +26,20 @@
 // Only the sender and postback roles may send to that queue (IAM, and a
 // queue policy that denies every other principal): a message on it makes
 // the function publish an event, so applications must not be able to
-// write there.
+// write there. Even so a message is trusted for nothing but "look at this
+// id again": the request's state, its tracking id and its due
+// (acceptance + RECEIPT_WINDOW, which the function reads too) come from
+// its record; a check of an id that is not a request id, or that has no
+// record, is dropped (InvalidCheck, CheckDropped) and creates nothing; a
+// body's due can delay a check, never hasten it; a tracking id in the body
+// that the record does not name is ignored (CheckMismatch).
+//
+// A request accepted without a usable tracking id (NO_TRACKINGID, or one
+// too long to key) has its postbacks joined through CLIENT_REFERENCE: the
+// first one to join notes its tracking id on msg#<id> (pbTrk,
+// store.NoteReceiptTracking), and the check then looks at that tracking
+// item like any other. A note waits while a check publishes unconfirmed
+// on msg#<id>, so the receipt's event follows it, never races it.
 //
 // # What a check does (Handler)
 //
