@@ -299,6 +299,7 @@ func (h *Handler) link(ctx context.Context, trackingID, id string, log *slog.Log
 }
 
 func (h *Handler) unjoined(ctx context.Context, log *slog.Logger, why string) {
+	countUnjoined(ctx) // MaxUnjoined
 	h.d.Metrics.Count("Unjoined")
 	log.WarnContext(ctx, "event published without an id", "reason", why)
 }
