@@ -41,6 +41,7 @@ func (h *Handler) one(ctx context.Context, n Notification, doc []byte, owner str
 		h.malformed(ctx, doc, errors.New("no TRACKINGID"))
 		return nil
 	case !store.Keyable(n.TrackingID):
+		h.d.Metrics.Count("UnkeyableTrackingID") // 200: a retry cannot key it either
 		h.malformed(ctx, doc, errors.New("TRACKINGID of "+strconv.Itoa(len(n.TrackingID))+" bytes is too long to key"))
 		return nil
 	}
