@@ -193,6 +193,9 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 			return "", err, false
 		}
 	}
+	if err := h.noteReceiptTracking(ctx, m, n.TrackingID, log); err != nil {
+		return "", err, false
+	}
 	ev.ID = id
 	return id, nil, false
 }
@@ -294,9 +297,8 @@ func (h *Handler) link(ctx context.Context, trackingID, id string, log *slog.Log
 	}
 	if err != nil {
 		log.ErrorContext(ctx, "cannot link the tracking id", "id", id, "err", err)
-		return err
 	}
-	return h.noteReceiptTracking(ctx, trackingID, id, log)
+	return err
 }
 
 func (h *Handler) unjoined(ctx context.Context, log *slog.Logger, why string) {
