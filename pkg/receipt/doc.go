@@ -84,8 +84,9 @@
 //     receives, as many visibility changes minus one, and a delete. Lambda:
 //     at most 3 invocations per message ($0.60 per million messages,
 //     less with batching; 128 MB arm64 for a few ms each adds about $0.10).
-//     DynamoDB: at due, one consistent GetItem and one conditional
-//     UpdateItem (a second one when it publishes), about 2 RRU and 1-2
+//     DynamoDB: at due, three consistent GetItems (the record, its
+//     tracking item, read again by the decision) and one conditional
+//     UpdateItem (a second one when it publishes), about 3 RRU and 1-2
 //     WRU. No index, no extra item, nothing written per message before
 //     due. Total about $3-5 per million messages, less at volume.
 //   - A scheduled sweeper over a sparse time-bucketed GSI: every accepted
