@@ -77,7 +77,7 @@ var ErrReceiptCheckBusy = &apperr.Error{Code: apperr.CodeBusy, Class: apperr.Ret
 // with (trk#trackingID linked to id), when the record has no usable
 // tracking id of its own (NO_TRACKINGID, or one too long to key): its
 // receipt check then sees those postbacks' receipts. The first noted
-// tracking id stays. It returns ErrReceiptCheckBusy while a check holds
+// tracking id stays; one linked to another request is not noted. It returns ErrReceiptCheckBusy while a check holds
 // the request's unconfirmed marker, so that the postback's event never
 // races the unconfirmed one to the queue.
 func (st *Store) NoteReceiptTracking(ctx context.Context, id, trackingID string) error {
@@ -91,6 +91,15 @@ func (st *Store) NoteReceiptTracking(ctx context.Context, id, trackingID string)
 	}
 	it := out.Item
 	if it == nil || Keyable(str(it, "trackingId")) || str(it, pbTrkAttr) != "" {
+		return nil
+	}
+	// Only a tracking item that names this request (a conflicting link
+	// leaves it another's): the check would otherwise wait on it for ever.
+	trk, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(st.table), Key: trkKey(trackingID), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return dynamoError(op, err)
+	}
+	if str(trk.Item, "id") != id {
 		return nil
 	}
 	now := st.now().UnixMilli()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -91,6 +92,18 @@ func TestCheckTarget(t *testing.T) {
 				if tg, err := st.CheckTarget(ctx, id); err != nil || tg.Tracking != trk {
 					t.Errorf("CheckTarget(%s) after the note = %+v, %v; want %q", id, tg, err, trk)
 				}
+			}
+			// A tracking id linked to another request is not noted: the
+			// check marks the request's own record.
+			accepted(t, st, "ct-conflict", "")
+			if err := st.NoteReceiptTracking(ctx, "ct-conflict", "T-ct-own"); err != nil {
+				t.Fatal(err)
+			}
+			if tg, err := st.CheckTarget(ctx, "ct-conflict"); err != nil || tg.Tracking != "" {
+				t.Errorf("CheckTarget(ct-conflict) = %+v, %v; want no tracking item", tg, err)
+			}
+			if d, _, err := st.CheckReceipt(ctx, "ct-conflict", "", "c1", time.Now().Add(time.Minute)); err != nil || d != store.ReceiptEmit {
+				t.Errorf("CheckReceipt(ct-conflict) = %v, %v; want emit on its record", d, err)
 			}
 			// A record with its own tracking id takes no note.
 			if err := st.NoteReceiptTracking(ctx, "ct-own", "T-x"); err != nil {
