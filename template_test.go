@@ -1516,5 +1516,79 @@ func TestTemplateBulkLane(t *testing.T) {
 	}
 	if d := path(t, m, "Parameters", "SkycoreRateLimit", "Default"); d != "0" {
 		t.Errorf("SkycoreRateLimit default %v, want 0 (off)", d)
+
+// TestTemplateRefusesRetentionBelowReceiptWindow: the template's rules
+// refuse every MessagesTtlDays and ReceiptWindow pair the parameters'
+// patterns accept and receipt.CheckRetention refuses (a record that runs
+// out before its receipt check); for 0 and whole hours they refuse nothing
+// more. (Minutes and seconds under an 8-day TTL are refused as well: rules
+// cannot compare durations.)
+func TestTemplateRefusesRetentionBelowReceiptWindow(t *testing.T) {
+	m := raw(t)
+	params := path(t, m, "Parameters").(map[string]any)
+	winPat := regexp.MustCompile(path(t, params, "ReceiptWindow", "AllowedPattern").(string))
+	ttlPat := regexp.MustCompile(path(t, params, "MessagesTtlDays", "AllowedPattern").(string))
+	rules, _ := m["Rules"].(map[string]any)
+	if len(rules) == 0 {
+		t.Fatal("template.yaml has no Rules")
+	}
+	ref := func(v any) string { // {Ref: X} → the parameter's value
+		if r, ok := v.(map[string]any); ok {
+			return r["Ref"].(string)
+		}
+		return ""
+	}
+	// allowed evaluates the rules (Fn::Equals conditions, Fn::Contains
+	// assertions: all this template uses) for one pair of values.
+	allowed := func(ttl, window string) bool {
+		vals := map[string]string{"MessagesTtlDays": ttl, "ReceiptWindow": window}
+		for _, r := range rules {
+			rule := r.(map[string]any)
+			if c, ok := rule["RuleCondition"]; ok {
+				eq := c.(map[string]any)["Fn::Equals"].([]any)
+				if vals[ref(eq[0])] != eq[1].(string) {
+					continue
+				}
+			}
+			for _, a := range rule["Assertions"].([]any) {
+				args := a.(map[string]any)["Assert"].(map[string]any)["Fn::Contains"].([]any)
+				if !slices.Contains(args[0].([]any), any(vals[ref(args[1])])) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	var windows []string
+	for _, unit := range []string{"s", "m", "h"} {
+		for n := 1; n <= 9999; n++ {
+			if w := strconv.Itoa(n) + unit; winPat.MatchString(w) {
+				windows = append(windows, w)
+			}
+		}
+	}
+	windows = append(windows, "0")
+	for days := 1; days <= 10; days++ {
+		ttl := strconv.Itoa(days)
+		if !ttlPat.MatchString(ttl) {
+			t.Fatalf("MessagesTtlDays pattern refuses %s", ttl)
+		}
+		for _, w := range windows {
+			d, err := time.ParseDuration(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			goOK := receipt.CheckRetention(time.Duration(days)*24*time.Hour, d) == nil
+			tplOK := allowed(ttl, w)
+			if tplOK && !goOK {
+				t.Errorf("MessagesTtlDays %s, ReceiptWindow %s: the template accepts what the functions refuse", ttl, w)
+			}
+			if (w == "0" || strings.HasSuffix(w, "h")) && tplOK != goOK {
+				t.Errorf("MessagesTtlDays %s, ReceiptWindow %s: template %v, functions %v", ttl, w, tplOK, goOK)
+			}
+		}
+	}
+	if allowed("1", "24h") || !allowed("1", "23h") || !allowed("30", "168h") {
+		t.Error("the rules do not refuse a 1-day TTL with the default 24h window, or refuse a valid pair")
 	}
 }

@@ -33,7 +33,7 @@ func main() {
 		os.Exit(1)
 	}
 	queue := sqs.NewFromConfig(cfg)
-	h := receipt.NewHandler(receipt.Config{QueueURL: env.QueueURL}, receipt.Deps{
+	h := receipt.NewHandler(receipt.Config{QueueURL: env.QueueURL, Window: env.Window}, receipt.Deps{
 		Store:   store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
 		Events:  delivery.NewPublisher(queue, env.EventsQueueURL),
 		Queue:   queue,

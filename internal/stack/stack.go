@@ -231,7 +231,7 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	}
 	if receiptWindow != "0" {
 		if s.Receipt, err = rie.Start(ctx, ReceiptFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.ReceiptCheck,
-			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+ReceiptAppID), Timeout: 10 * time.Second,
+			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID="+ReceiptAppID, "RECEIPT_WINDOW="+receiptWindow), Timeout: 10 * time.Second,
 			Memory: ReceiptMemoryMB, Logs: s.reports[ReceiptFunction]}); err != nil {
 			return fail(fmt.Errorf("receipt check: %w", err))
 		}

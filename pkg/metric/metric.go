@@ -26,20 +26,25 @@ const (
 
 // The postback function's.
 const (
-	Postbacks          = "Postbacks" // with dimension Code
-	Duplicates         = "Duplicates"
-	Rejected403        = "Rejected403"
-	TemplateNotice     = "TemplateNotice" // with dimension Code
-	Unjoined           = "Unjoined"
-	JoinWait           = "JoinWait"
-	AcceptedByPostback = "AcceptedByPostback"
-	LateReceipt        = "LateReceipt"
+	Postbacks           = "Postbacks" // with dimension Code
+	Duplicates          = "Duplicates"
+	Rejected403         = "Rejected403"
+	TemplateNotice      = "TemplateNotice" // with dimension Code
+	Unjoined            = "Unjoined"
+	JoinWait            = "JoinWait"
+	AcceptedByPostback  = "AcceptedByPostback"
+	LateReceipt         = "LateReceipt"
+	UnjoinedCapped      = "UnjoinedCapped"      // notifications of one postback past MaxUnjoined, acknowledged unwritten
+	UnkeyableTrackingID = "UnkeyableTrackingID" // a tracking id too long to key
 )
 
 // The receipt-check function's.
 const (
 	Unconfirmed      = "Unconfirmed"
 	ReceiptCheckLate = "ReceiptCheckLate" // seconds
+	InvalidCheck     = "InvalidCheck"     // a check naming no valid request id
+	CheckDropped     = "CheckDropped"     // a check of a missing or not accepted record
+	CheckMismatch    = "CheckMismatch"    // a check naming another tracking id than its record
 )
 
 // More than one function's.
@@ -60,7 +65,7 @@ var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code
 var All = []string{
 	Accepted, Rejected, Expired, Retried, InDoubt, Duplicate, Suppressed, SuppressionAdded, SkycoreLatency,
 	UnknownCode, NoTrackingID, ForgedHandoff, BookkeepingDeferred, HandoffDeadLettered, SentTwice, SecretUnavailable,
-	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt,
-	Unconfirmed, ReceiptCheckLate,
+	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt, UnjoinedCapped, UnkeyableTrackingID,
+	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
 }

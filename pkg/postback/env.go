@@ -37,5 +37,6 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	r.Fail(err)
 	e.ReceiptWindow, e.ReceiptQueueURL, err = receipt.Window(getenv)
 	r.Fail(err)
+	r.Fail(receipt.CheckRetention(e.TTL, e.ReceiptWindow))
 	return e, r.Err()
 }

@@ -42,3 +42,18 @@ func TestFromEnv(t *testing.T) {
 		t.Errorf("EnvVars = %v, want POSTBACK_SECRET_ID and not SKYCORE_SECRET_ID", EnvVars)
 	}
 }
+
+// TestFromEnvRefusesRetentionBelowWindow: MESSAGES_TTL_DAYS below
+// RECEIPT_WINDOW is refused at start (the receipt check would find the
+// record gone).
+func TestFromEnvRefusesRetentionBelowWindow(t *testing.T) {
+	env := map[string]string{"POSTBACK_SECRET_ID": "tok", "MESSAGES_TABLE": "t", "DELIVERY_EVENTS_QUEUE_URL": "q",
+		"RECEIPT_QUEUE_URL": "r", "RECEIPT_WINDOW": "48h", "MESSAGES_TTL_DAYS": "1"}
+	if _, err := FromEnv(func(k string) string { return env[k] }); err == nil {
+		t.Error("FromEnv with a 1-day TTL and a 48h window: no error")
+	}
+	env["MESSAGES_TTL_DAYS"] = "3"
+	if _, err := FromEnv(func(k string) string { return env[k] }); err != nil {
+		t.Errorf("FromEnv with a 3-day TTL and a 48h window: %v", err)
+	}
+}

@@ -157,13 +157,7 @@ func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		h.malformed(ctx, doc, err)
 		return nil // 200: a retry would not fix it
 	}
-	owner := "postback/" + requestID(ctx, req)
-	for _, n := range notes {
-		if err := h.one(ctx, n, doc, owner); err != nil {
-			return err
-		}
-	}
-	return nil
+	return h.notifications(ctx, notes, doc, "postback/"+requestID(ctx, req))
 }
 
 // authenticate compares the path token with the secret's in constant time.

@@ -41,6 +41,7 @@ func (h *Handler) one(ctx context.Context, n Notification, doc []byte, owner str
 		h.malformed(ctx, doc, errors.New("no TRACKINGID"))
 		return nil
 	case !store.Keyable(n.TrackingID):
+		h.d.Metrics.Count(metric.UnkeyableTrackingID) // 200: a retry cannot key it either
 		h.malformed(ctx, doc, errors.New("TRACKINGID of "+strconv.Itoa(len(n.TrackingID))+" bytes is too long to key"))
 		return nil
 	}
@@ -172,6 +173,9 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 			return target{}, false, err
 		}
 	}
+	if err := h.noteReceiptTracking(ctx, m, n.TrackingID, log); err != nil {
+		return target{}, false, err
+	}
 	return target{id: id, about: m.About(), settled: true}, false, nil
 }
 
@@ -302,6 +306,7 @@ func (h *Handler) link(ctx context.Context, trackingID, id string, log *slog.Log
 }
 
 func (h *Handler) unjoined(ctx context.Context, log *slog.Logger, why string) {
+	countUnjoined(ctx) // MaxUnjoined
 	h.d.Metrics.Count(metric.Unjoined)
 	log.WarnContext(ctx, "event published without an id", "reason", why)
 }

@@ -26,7 +26,20 @@
 // Only the sender and postback roles may send to that queue (IAM, and a
 // queue policy that denies every other principal): a message on it makes
 // the function publish an event, so applications must not be able to
-// write there.
+// write there. Even so a message is trusted for nothing but "look at this
+// id again": the request's state, its tracking id and its due
+// (acceptance + RECEIPT_WINDOW, which the function reads too) come from
+// its record; a check of an id that is not a request id, or that has no
+// record, is dropped (InvalidCheck, CheckDropped) and creates nothing; a
+// body's due can delay a check, never hasten it; a tracking id in the body
+// that the record does not name is ignored (CheckMismatch).
+//
+// A request accepted without a usable tracking id (NO_TRACKINGID, or one
+// too long to key) has its postbacks joined through CLIENT_REFERENCE: the
+// first one to join notes its tracking id on msg#<id> (pbTrk,
+// store.NoteReceiptTracking), and the check then looks at that tracking
+// item like any other. A note waits while a check publishes unconfirmed
+// on msg#<id>, so the receipt's event follows it, never races it.
 //
 // # What a check does (Handler)
 //
@@ -71,8 +84,9 @@
 //     receives, as many visibility changes minus one, and a delete. Lambda:
 //     at most 3 invocations per message ($0.60 per million messages,
 //     less with batching; 128 MB arm64 for a few ms each adds about $0.10).
-//     DynamoDB: at due, one consistent GetItem and one conditional
-//     UpdateItem (a second one when it publishes), about 2 RRU and 1-2
+//     DynamoDB: at due, three consistent GetItems (the record, its
+//     tracking item, read again by the decision) and one conditional
+//     UpdateItem (a second one when it publishes), about 3 RRU and 1-2
 //     WRU. No index, no extra item, nothing written per message before
 //     due. Total about $3-5 per million messages, less at volume.
 //   - A scheduled sweeper over a sparse time-bucketed GSI: every accepted

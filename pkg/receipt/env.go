@@ -18,7 +18,8 @@ const (
 
 // EnvVars lists every variable the receipt-check function reads;
 // template.yaml must declare each.
-var EnvVars = []string{"MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "RECEIPT_QUEUE_URL", "LOG_LEVEL"}
+var EnvVars = []string{"MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "RECEIPT_QUEUE_URL", "LOG_LEVEL",
+	"RECEIPT_WINDOW"} // a check is due RECEIPT_WINDOW after the record's acceptance
 
 // SchedulerEnvVars are the variables the sender and the postback function
 // read to schedule checks (Window).
@@ -28,6 +29,7 @@ var SchedulerEnvVars = []string{"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL"}
 type Env struct {
 	Table, EventsQueueURL, QueueURL string
 	TTL                             time.Duration
+	Window                          time.Duration // RECEIPT_WINDOW (0: off; the handler then takes DefaultWindow for leftover checks)
 }
 
 // FromEnv reads and checks the receipt-check function's environment;
@@ -40,7 +42,27 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	var err error
 	e.TTL, err = store.TTLFromDays(getenv("MESSAGES_TTL_DAYS"))
 	r.Fail(err)
+	e.Window, _, err = Window(getenv)
+	r.Fail(err)
+	r.Fail(CheckRetention(e.TTL, e.Window))
 	return e, r.Err()
+}
+
+// RetentionMargin is how much longer than RECEIPT_WINDOW a record must be
+// kept: a check runs seconds to minutes after its due, and it reads the
+// record.
+const RetentionMargin = time.Hour
+
+// CheckRetention refuses MESSAGES_TTL_DAYS (ttl) shorter than RECEIPT_WINDOW
+// plus RetentionMargin: the record would run out before its check, which
+// could then neither find the request nor see its receipts. Every function
+// that reads both variables calls it at start; template.yaml's rule
+// ReceiptWindowWithinRetention refuses the same stacks.
+func CheckRetention(ttl, window time.Duration) error {
+	if window > 0 && ttl < window+RetentionMargin {
+		return fmt.Errorf("MESSAGES_TTL_DAYS (%s) must keep a record at least RECEIPT_WINDOW (%s) plus %s", ttl, window, RetentionMargin)
+	}
+	return nil
 }
 
 // Window reads the scheduling side's RECEIPT_WINDOW (default 24h, "0"

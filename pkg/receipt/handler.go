@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,13 +19,14 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/invocation"
 	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/recorded"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
 // The consumer-side interfaces: only what the handler calls.
 type (
 	records interface {
-		Get(ctx context.Context, id string) (*store.Message, error)
+		CheckTarget(ctx context.Context, id string) (*store.Target, error)
 		CheckReceipt(ctx context.Context, id, trackingID, owner string, hold time.Time) (store.ReceiptDecision, string, error)
 		ReceiptDone(ctx context.Context, id, trackingID, owner string) error
 		ReceiptRelease(ctx context.Context, id, trackingID, owner string) error
@@ -50,6 +52,9 @@ const seconds = "Seconds"
 // Config is the handler's configuration; zero fields take the defaults.
 type Config struct {
 	QueueURL string // RECEIPT_QUEUE_URL: the visibility of a record that must come back
+	// Window is RECEIPT_WINDOW (0 takes DefaultWindow): a check is due
+	// this long after the record's acceptance, whatever its body says.
+	Window time.Duration
 	// MaxVisibility is the longest wait of a check not yet due: SQS allows
 	// invocation.VisibilityLimit from the receive, and this function sets it
 	// seconds after (its timeout is 10 s), so a minute less.
@@ -85,6 +90,7 @@ type Handler struct {
 
 // NewHandler applies the defaults.
 func NewHandler(cfg Config, d Deps) *Handler {
+	cfg.Window = cmp.Or(cfg.Window, DefaultWindow)
 	cfg.MaxVisibility = cmp.Or(cfg.MaxVisibility, invocation.VisibilityLimit-time.Minute)
 	cfg.BusyMin = cmp.Or(cfg.BusyMin, 5*time.Second)
 	cfg.BusyMax = max(cmp.Or(cfg.BusyMax, 30*time.Second), cfg.BusyMin)
@@ -123,10 +129,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 }
 
 // process handles one check; false means "report it as a failure" (its
-// visibility already says when it comes back).
+// visibility already says when it comes back). The message only makes
+// the function look: the request, its tracking id and its due are read
+// from the record, since anyone able to write the queue could forge them.
 func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
 	log := h.d.Log.With("messageId", rec.MessageId)
-	c, due, err := Decode([]byte(rec.Body))
+	c, bodyDue, err := Decode([]byte(rec.Body))
 	if err != nil {
 		// Only the sender and the postback function write here: a bug, and
 		// the same body would fail forever.
@@ -134,28 +142,54 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
 		log.ErrorContext(ctx, "malformed receipt check; dropped", "err", err, "code", apperr.CodeMalformed)
 		return true
 	}
-	log = log.With("id", c.ID, "trackingId", c.TrackingID)
+	if !sendreq.ValidID(c.ID) {
+		// Not a request id (too long to key, not ASCII): no record can
+		// match, and reading it would fail the same way for hours.
+		h.d.Metrics.Count(metric.InvalidCheck)
+		log.ErrorContext(ctx, "receipt check of an invalid id; dropped", "idBytes", len(c.ID), "id", snippet(c.ID), "code", apperr.CodeMalformed)
+		return true
+	}
+	log = log.With("id", c.ID)
 	now := h.now()
-	if now.Before(due) {
-		h.setVisibility(ctx, log, rec, min(due.Sub(now), h.cfg.MaxVisibility))
+	if now.Before(bodyDue) {
+		// The body's due can only delay a check, never hasten it.
+		h.setVisibility(ctx, log, rec, min(bodyDue.Sub(now), h.cfg.MaxVisibility))
 		return false
 	}
-	m, err := h.d.Store.Get(ctx, c.ID)
+	t, err := h.d.Store.CheckTarget(ctx, c.ID)
 	if err != nil {
 		return h.failed(ctx, log, rec, "cannot read the request", err)
 	}
 	switch {
-	case m != nil && m.NeedsEvent():
+	case t == nil:
+		h.d.Metrics.Count(metric.CheckDropped)
+		log.WarnContext(ctx, "receipt check of a request with no record; dropped")
+		return true
+	case t.NeedsEvent():
 		// Its accepted event is not out yet: unconfirmed never goes first.
 		log.InfoContext(ctx, "accepted event still pending; checking again soon")
 		h.setVisibility(ctx, log, rec, h.busyWait())
 		return false
-	case m != nil && m.State != store.StateAccepted:
-		log.WarnContext(ctx, "receipt check of a request that is not accepted; dropped", "state", m.State)
+	case t.State != store.StateAccepted:
+		h.d.Metrics.Count(metric.CheckDropped)
+		log.WarnContext(ctx, "receipt check of a request that is not accepted; dropped", "state", t.State)
 		return true
 	}
+	due := t.AcceptedAt.Add(h.cfg.Window)
+	if t.AcceptedAt.IsZero() {
+		due = bodyDue
+	}
+	if now.Before(due) {
+		h.setVisibility(ctx, log, rec, min(due.Sub(now), h.cfg.MaxVisibility))
+		return false
+	}
+	if c.TrackingID != t.TrackingID && c.TrackingID != t.Tracking {
+		h.d.Metrics.Count(metric.CheckMismatch)
+		log.WarnContext(ctx, "receipt check names a tracking id its record does not; the record's is used", "checkTrackingId", snippet(c.TrackingID))
+	}
+	log = log.With("trackingId", snippet(t.TrackingID))
 	owner := "receipt/" + rec.MessageId + "/" + invocation.ID(ctx)
-	d, status, err := h.d.Store.CheckReceipt(ctx, c.ID, c.TrackingID, owner, now.Add(h.cfg.Hold))
+	d, status, err := h.d.Store.CheckReceipt(ctx, c.ID, t.Tracking, owner, now.Add(h.cfg.Hold))
 	if err != nil {
 		return h.failed(ctx, log, rec, "cannot record the receipt check", err)
 	}
@@ -165,24 +199,20 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) bool {
 		h.setVisibility(ctx, log, rec, h.busyWait())
 		return false
 	case store.ReceiptEmit:
-		return h.publish(ctx, log, rec, c, due, status, m, owner)
+		return h.publish(ctx, log, rec, t, due, status, owner)
 	}
 	log.InfoContext(ctx, "receipt check done without an event", "decision", d.String())
 	return true
 }
 
 // publish sends the unconfirmed event this check won, then marks it.
-func (h *Handler) publish(ctx context.Context, log *slog.Logger, rec events.SQSMessage, c Check, due time.Time, status string, m *store.Message, owner string) bool {
-	a := delivery.About{ID: c.ID, TrackingID: c.TrackingID}
-	if m != nil {
-		a = a.Or(m.About())
-	}
-	ev := delivery.New(delivery.Unconfirmed, a, due)
+func (h *Handler) publish(ctx context.Context, log *slog.Logger, rec events.SQSMessage, t *store.Target, due time.Time, status, owner string) bool {
+	ev := delivery.New(delivery.Unconfirmed, t.About(), due)
 	ev.Status = status
 	path := &recorded.Path{Events: h.d.Events, Metrics: h.d.Metrics, Now: h.now}
 	err := path.Publish(ctx, log, ev,
-		func(ctx context.Context) error { return h.d.Store.ReceiptDone(ctx, c.ID, c.TrackingID, owner) },
-		func(ctx context.Context) error { return h.d.Store.ReceiptRelease(ctx, c.ID, c.TrackingID, owner) })
+		func(ctx context.Context) error { return h.d.Store.ReceiptDone(ctx, t.ID, t.Tracking, owner) },
+		func(ctx context.Context) error { return h.d.Store.ReceiptRelease(ctx, t.ID, t.Tracking, owner) })
 	if err != nil {
 		return h.failed(ctx, log, rec, "cannot publish the unconfirmed event", err)
 	}
@@ -191,6 +221,14 @@ func (h *Handler) publish(ctx context.Context, log *slog.Logger, rec events.SQSM
 	h.d.Metrics.Put(metric.ReceiptCheckLate, seconds, late.Seconds())
 	log.InfoContext(ctx, "unconfirmed", "status", status, "lateMs", late.Milliseconds())
 	return true
+}
+
+// snippet is a bounded copy of an untrusted string for the logs.
+func snippet(s string) string {
+	if len(s) > 80 {
+		return strings.ToValidUTF8(s[:80], "?") + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
 }
 
 // failed logs a store or queue failure and brings the record back after

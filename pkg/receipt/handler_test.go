@@ -180,7 +180,7 @@ func TestAcceptedEventPending(t *testing.T) {
 		t.Fatalf("accepted pending: response %+v, events %v; want a failure, none", resp, r.pub.kinds())
 	}
 	r.st.EventSent(ctx, "p")
-	r.run(t, time.Minute, 5*time.Second)
+	r.run(t, rigWindow+time.Minute, 5*time.Second) // due at acceptance + RECEIPT_WINDOW, whatever the body said
 	if diff := cmp.Diff([]string{"p:unconfirmed:accepted"}, r.pub.kinds()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
@@ -297,7 +297,7 @@ type failingStore struct{ records }
 
 var _ records = failingStore{}
 
-func (failingStore) Get(context.Context, string) (*store.Message, error) {
+func (failingStore) CheckTarget(context.Context, string) (*store.Target, error) {
 	return nil, errors.New("throttled")
 }
 

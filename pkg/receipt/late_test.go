@@ -58,7 +58,7 @@ func TestLateReceiptThroughPostbackHandler(t *testing.T) {
 	pb := postback.NewHandler(postback.Deps{
 		Tokens: tokens{get: func() secret.Values { return secret.Values{PostbackToken: "tok"} }}, Store: st, Events: log,
 	})
-	rc := receipt.NewHandler(receipt.Config{QueueURL: "receipt-queue"}, receipt.Deps{Store: st, Events: log, Queue: noQueue{}})
+	rc := receipt.NewHandler(receipt.Config{QueueURL: "receipt-queue", Window: time.Nanosecond}, receipt.Deps{Store: st, Events: log, Queue: noQueue{}})
 
 	st.Claim(ctx, "late", store.Claim{Owner: "sender", Lease: time.Now().Add(time.Minute)})
 	st.Accept(ctx, "late", "sender", time.Now().Add(time.Minute), store.Outcome{TrackingID: "T-late", To: "17743199144", MMSID: "48211"})

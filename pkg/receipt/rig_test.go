@@ -167,6 +167,7 @@ func (p *fakePublisher) kinds() []string {
 // postback function records them (late_test.go drives the real postback
 // handler).
 type rig struct {
+	db    *memdb.DB
 	clock *clock
 	st    *store.Store
 	q     *fakeQueue
@@ -174,6 +175,9 @@ type rig struct {
 	h     *Handler
 	sched *Scheduler
 }
+
+// rigWindow is the receipt function's RECEIPT_WINDOW until accept sets it.
+const rigWindow = time.Minute
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
@@ -183,10 +187,10 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Now()}
-	r := &rig{clock: c, st: store.New(db, "mmsgate-messages", 0), pub: &fakePublisher{}}
+	r := &rig{db: db, clock: c, st: store.New(db, "mmsgate-messages", 0), pub: &fakePublisher{}}
 	r.st.SetClock(c.now)
 	r.q = &fakeQueue{now: c.now, visibility: time.Minute}
-	r.h = NewHandler(Config{QueueURL: "receipt-queue"}, Deps{Store: r.st, Events: r.pub, Queue: r.q})
+	r.h = NewHandler(Config{QueueURL: "receipt-queue", Window: rigWindow}, Deps{Store: r.st, Events: r.pub, Queue: r.q})
 	r.h.now = c.now
 	r.sched = NewScheduler(r.q, "receipt-queue")
 	r.sched.now = c.now
@@ -198,6 +202,7 @@ func newRig(t *testing.T) *rig {
 func (r *rig) accept(t *testing.T, id, trackingID string, window time.Duration) {
 	t.Helper()
 	ctx := context.Background()
+	r.h.cfg.Window = window // RECEIPT_WINDOW, the same on both sides
 	if _, _, err := r.st.Claim(ctx, id, store.Claim{Owner: "sender", Lease: r.clock.now().Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}

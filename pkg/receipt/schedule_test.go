@@ -90,7 +90,7 @@ func TestFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Env{Table: "t", EventsQueueURL: "e", QueueURL: "r", TTL: 48 * time.Hour}, e); diff != "" {
+	if diff := cmp.Diff(Env{Table: "t", EventsQueueURL: "e", QueueURL: "r", TTL: 48 * time.Hour, Window: DefaultWindow}, e); diff != "" {
 		t.Errorf("FromEnv (-want +got):\n%s", diff)
 	}
 	for _, v := range []string{"MESSAGES_TABLE", "DELIVERY_EVENTS_QUEUE_URL", "RECEIPT_QUEUE_URL"} {

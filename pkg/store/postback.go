@@ -85,7 +85,7 @@ func (st *Store) Postback(ctx context.Context, trackingID, key string, rank int,
 	nm := postbackNames(key)
 	vals := map[string]types.AttributeValue{
 		":r": n(int64(rank)), ":state": s(state), ":hold": n(hold.UnixMilli()), ":owner": s(owner), ":one": n(1),
-		":exp": st.exp(), ":now": s(st.stamp()), ":nowms": n(now.UnixMilli()),
+		":exp": n(st.unlinkedExp()), ":now": s(st.stamp()), ":nowms": n(now.UnixMilli()), // Link extends it
 		":h": &types.AttributeValueMemberL{Value: []types.AttributeValue{s(key)}}, ":empty": &types.AttributeValueMemberL{},
 	}
 	const (

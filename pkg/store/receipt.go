@@ -50,7 +50,7 @@ const uncPending = "pending"
 
 var receiptNames = map[string]string{"#pk": "pk", "#rank": "rank", "#state": "state", "#holder": "holder", "#hold": "hold",
 	"#unc": "unconfirmed", "#uncOwner": "uncOwner", "#uncHold": "uncHold", "#exp": "exp", "#upd": "updated",
-	"#st": "st", "#evt": "pendingEvent"}
+	"#st": "st", "#evt": "pendingEvent", "#id": "id", "#pbt": pbTrkAttr}
 
 // finalRank is the rank of a final receipt on trk#.
 const finalRank = delivery.RankFinal
@@ -89,16 +89,20 @@ func (st *Store) CheckReceipt(ctx context.Context, id, trackingID, owner string,
 	}
 	vals := map[string]types.AttributeValue{
 		":pending": s(uncPending), ":owner": s(owner), ":hold": n(hold.UnixMilli()), ":nowms": n(st.now().UnixMilli()),
-		":final": n(finalRank), ":exp": st.exp(), ":now": s(st.stamp()), ":accepted": s(StateAccepted),
+		":final": n(finalRank), ":exp": st.exp(), ":now": s(st.stamp()), ":accepted": s(StateAccepted), ":id": s(id),
 	}
 	var upd, cond string
 	if onTracking {
 		upd = "SET #unc = :pending, #holder = :owner, #hold = :hold, #exp = if_not_exists(#exp, :exp), #upd = :now"
-		cond = "(attribute_not_exists(#rank) OR #rank < :final) AND (attribute_not_exists(#unc) OR #unc = :pending) AND " +
+		// Only the tracking item that names this request: a check never
+		// creates one, nor marks another request's.
+		cond = "#id = :id AND (attribute_not_exists(#rank) OR #rank < :final) AND (attribute_not_exists(#unc) OR #unc = :pending) AND " +
 			"(attribute_not_exists(#hold) OR #hold < :nowms)"
 	} else {
 		upd = "SET #unc = :pending, #uncOwner = :owner, #uncHold = :hold, #upd = :now"
-		cond = "attribute_exists(#pk) AND #st = :accepted AND attribute_not_exists(#evt) AND " +
+		// Not once a postback noted its tracking id (NoteReceiptTracking):
+		// the next check looks at that tracking item.
+		cond = "attribute_exists(#pk) AND #st = :accepted AND attribute_not_exists(#evt) AND attribute_not_exists(#pbt) AND " +
 			"(attribute_not_exists(#unc) OR (#unc = :pending AND #uncHold < :nowms))"
 	}
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -122,6 +126,8 @@ func (st *Store) CheckReceipt(ctx context.Context, id, trackingID, owner string,
 	switch {
 	case onTracking && num(it, "rank") >= finalRank:
 		return ReceiptFinal, "", nil
+	case onTracking && str(it, "id") != id:
+		return ReceiptGone, "", nil
 	case unc != "" && unc != uncPending:
 		return ReceiptPublished, "", nil
 	case !onTracking && (it == nil || str(it, "st") != StateAccepted):

@@ -622,7 +622,7 @@ func (st *Store) Link(ctx context.Context, trackingID, id string) error {
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(st.table),
 		Key:                      trkKey(trackingID),
-		UpdateExpression:         aws.String("SET #id = :id, #exp = if_not_exists(#exp, :exp)"),
+		UpdateExpression:         aws.String("SET #id = :id, #exp = :exp"), // past a postback's short UnlinkedTTL
 		ConditionExpression:      aws.String("attribute_not_exists(#id) OR #id = :id"),
 		ExpressionAttributeNames: map[string]string{"#id": "id", "#exp": "exp"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
