@@ -1516,6 +1516,8 @@ func TestTemplateBulkLane(t *testing.T) {
 	}
 	if d := path(t, m, "Parameters", "SkycoreRateLimit", "Default"); d != "0" {
 		t.Errorf("SkycoreRateLimit default %v, want 0 (off)", d)
+	}
+}
 
 // TestTemplateRefusesRetentionBelowReceiptWindow: the template's rules
 // refuse every MessagesTtlDays and ReceiptWindow pair the parameters'
