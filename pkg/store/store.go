@@ -129,7 +129,7 @@ type Message struct {
 
 // Final reports whether the message reached a terminal state.
 func (m *Message) Final() bool {
-	return m.State == StateAccepted || m.State == StateRejected || m.State == StateExpired
+	return m.State == StateAccepted || m.State == StateRejected || m.State == StateExpired || m.State == StateCanceled
 }
 
 // Held reports whether someone holds the record at now: a live claim, or
@@ -159,6 +159,8 @@ func TerminalEvent(state string) string {
 		return "rejected"
 	case StateExpired:
 		return "expired"
+	case StateCanceled:
+		return "canceled"
 	}
 	return ""
 }
