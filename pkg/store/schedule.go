@@ -128,13 +128,13 @@ func (m *Message) ScheduledEventPending() bool {
 // ScheduleRequest is what a sender records for a request whose sendAt is
 // in the future.
 type ScheduleRequest struct {
-	Body       string    // the SQS body as received (at most 256 KiB: an item holds 400 KB)
-	SendAt     time.Time // after now, at most 35 days ahead (pkg/sendreq checks)
-	Lane       string    // "bulk" for the bulk lane, "" otherwise
-	To, From   string    // for the scheduled and canceled events
-	MMSID      string
-	Owner      string    // the scheduled event's publisher
-	Hold       time.Time // until when it holds the event (its invocation's deadline)
+	Body     string    // the SQS body as received (at most 256 KiB: an item holds 400 KB)
+	SendAt   time.Time // after now, at most 35 days ahead (pkg/sendreq checks)
+	Lane     string    // "bulk" for the bulk lane, "" otherwise
+	To, From string    // for the scheduled and canceled events
+	MMSID    string
+	Owner    string    // the scheduled event's publisher
+	Hold     time.Time // until when it holds the event (its invocation's deadline)
 }
 
 // RecordSchedule records msg#id as SCHEDULED with its body, the scheduled
