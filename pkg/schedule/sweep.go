@@ -22,7 +22,8 @@ const (
 	// the rule's jitter, each body delayed on the queue until its sendAt.
 	Lookahead = 2 * Period
 	// ClaimLease is how long a claimed entry is left to its sweeper before
-	// another sweep may take it again (its sweeper died).
+	// another sweep may take it again (its sweeper died): its dueMs moves
+	// past the look-ahead of every sweep within the lease.
 	ClaimLease = Period
 	// MaxDelay is SQS's longest DelaySeconds.
 	MaxDelay = 15 * time.Minute
@@ -159,7 +160,7 @@ var errLost = errors.New("claimed elsewhere")
 // entry claimed: the next sweep after ClaimLease sends the body once more,
 // which the sender's claim makes harmless.
 func (sw *Sweeper) handOff(ctx context.Context, it store.DueItem, until time.Time) error {
-	ok, sc, err := sw.d.Store.ClaimDue(ctx, it.ID, it.Due, ClaimLease)
+	ok, sc, err := sw.d.Store.ClaimDue(ctx, it.ID, it.Due, Lookahead+ClaimLease)
 	if err != nil {
 		return err
 	}
