@@ -46,6 +46,7 @@ Commands:
   status --tracking <id>       the same, starting from Skycore's tracking id
   suppress list                the suppression list: numbers whose requests are rejected locally
   suppress lift <number>       take a number off the list (--campaign C for a per-campaign entry)
+  cancel <id>                  queue a cancel of one request (--queue URL, default $SEND_QUEUE_URL)
   redrive --dlq URL --to URL   move dead-letter messages back to the send queue (--dry-run lists them)
   help [command]               this text, or a command's (so does -h after any command)
 
@@ -163,6 +164,8 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 		return c.suppress(ctx, &g, rest)
 	case "redrive":
 		return c.redrive(ctx, &g, rest)
+	case "cancel":
+		return c.cancel(ctx, &g, rest)
 	}
 	fmt.Fprintf(c.Stderr, "mmsgate: unknown command %q (mmsgate help lists them)\n", cmd)
 	return ExitUsage
@@ -231,7 +234,7 @@ func (c *CLI) failed(err error) int {
 }
 
 func (c *CLI) help(args []string) int {
-	text := map[string]string{"status": statusUsage, "suppress": suppressUsage, "redrive": redriveUsage}
+	text := map[string]string{"status": statusUsage, "suppress": suppressUsage, "redrive": redriveUsage, "cancel": cancelUsage}
 	if len(args) == 0 {
 		fmt.Fprint(c.Stdout, usage)
 		return ExitOK
@@ -257,6 +260,8 @@ func (c *CLI) subFlags(cmd string, fs *flag.FlagSet) {
 	case "redrive":
 		var o RedriveOptions
 		redriveFlags(fs, &o)
+	case "cancel":
+		fs.String("queue", "", "the send queue's URL (SEND_QUEUE_URL)")
 	}
 }
 
