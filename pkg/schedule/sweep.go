@@ -145,9 +145,9 @@ func (sw *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		if handed.Load() > 0 {
 			sw.count("ScheduledHandedOff")
 		}
-		// A short page is the end; a full page of which nothing moved is
-		// the index lagging behind the claims: the next sweep sees it.
-		if len(due) < batch || handed.Load() == 0 {
+		// Nothing listed is the end; a page of which nothing moved is the
+		// index lagging behind the claims: the next sweep sees it.
+		if len(due) == 0 || handed.Load() == 0 {
 			return r, nil
 		}
 	}

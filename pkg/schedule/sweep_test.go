@@ -403,3 +403,21 @@ func TestSweepCanceled(t *testing.T) {
 		t.Fatalf("a canceled schedule was sent: %+v", got)
 	}
 }
+
+// TestSweepLargeBurst: more due requests than one index page, crowded in
+// one minute: one sweep hands them all off, each once.
+func TestSweepLargeBurst(t *testing.T) {
+	f := setup(t)
+	for i := range 1300 {
+		f.schedule(t, fmt.Sprint("b", i), f.c.now(), "")
+	}
+	r := f.sweep(t)
+	sent := f.q.take()
+	seen := map[string]bool{}
+	for _, s := range sent {
+		seen[s.Body] = true
+	}
+	if r.HandedOff != 1300 || len(sent) != 1300 || len(seen) != 1300 {
+		t.Fatalf("report %+v, %d sends of %d bodies", r, len(sent), len(seen))
+	}
+}

@@ -215,11 +215,14 @@ type DueItem struct {
 }
 
 // Due lists up to limit entries of the due index with dueMs at or before
-// until, the earliest of each shard first. The index is eventually
+// until, the earliest of each shard first, each shard its share of limit
+// (so that a busy shard cannot starve the others). The index is eventually
 // consistent: ClaimDue checks each entry on the record itself.
 func (st *Store) Due(ctx context.Context, q Querier, until time.Time, limit int) ([]DueItem, error) {
 	var out []DueItem
+	share := max(1, limit/DueShards)
 	for i := range DueShards {
+		limit := min(limit, len(out)+share)
 		in := &dynamodb.QueryInput{
 			TableName: aws.String(st.table), IndexName: aws.String(DueIndex),
 			KeyConditionExpression:   aws.String("#shard = :shard AND #due <= :until"),
