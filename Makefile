@@ -22,7 +22,7 @@ SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SAM_LOCAL_FLAGS ?= $(if $(filter Linux,$(shell uname -s)),--add-host host.docker.internal:host-gateway)
 
 .PHONY: run dev test bench fuzz lint deps tools clients build invoke deploy sam-build sam-invoke sam-api stand-ins soak clean \
-        build-SendMmsFunction build-PostbackFunction build-ReceiptCheckFunction
+        build-SendMmsFunction build-PostbackFunction build-ReceiptCheckFunction build-ScheduleSweepFunction
 
 ## run: the whole system on one machine (simulator, dynalite, moto, emulators); EVENTS= a file or folder of
 ##      SQS events, bare requests, JSON arrays of requests or JSON lines (default events/sqs)
@@ -118,7 +118,10 @@ build-PostbackFunction:
 build-ReceiptCheckFunction:
 	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/receipt-check
 
-build: build-SendMmsFunction build-PostbackFunction build-ReceiptCheckFunction
+build-ScheduleSweepFunction:
+	$(LAMBDA_ENV) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./functions/schedule-sweep
+
+build: build-SendMmsFunction build-PostbackFunction build-ReceiptCheckFunction build-ScheduleSweepFunction
 
 ## invoke FN=send-mms|postback EVENT=file: one function under the Runtime Interface Emulator
 invoke: deps $(RIE)

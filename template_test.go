@@ -25,6 +25,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/postback"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
+	"github.com/mmsgate/mmsgate/pkg/schedule"
 	"github.com/mmsgate/mmsgate/pkg/sender"
 	"github.com/mmsgate/mmsgate/pkg/store"
 	"github.com/mmsgate/mmsgate/pkg/throttle"
@@ -1592,5 +1593,114 @@ func TestTemplateRefusesRetentionBelowReceiptWindow(t *testing.T) {
 	}
 	if allowed("1", "24h") || !allowed("1", "23h") || !allowed("30", "168h") {
 		t.Error("the rules do not refuse a 1-day TTL with the default 24h window, or refuse a valid pair")
+	}
+}
+
+// TestTemplateScheduleSweep: the schedule-sweep function (pkg/schedule)
+// runs at the sweeper's period, declares exactly what it reads, may query
+// only the due index (declared as pkg/store defines it), update and read
+// only msg# items, and send only to the send queue; the Makefile builds it.
+func TestTemplateScheduleSweep(t *testing.T) {
+	m := raw(t)
+	fn := function(t, m, "ScheduleSweepFunction")
+	vars := path(t, fn, "Environment", "Variables").(map[string]any)
+	if got, want := slices.Sorted(maps.Keys(vars)), slices.Sorted(slices.Values(schedule.EnvVars)); !slices.Equal(got, want) {
+		t.Errorf("variables %v, want exactly what pkg/schedule reads: %v", got, want)
+	}
+	ev := path(t, fn, "Events", "Sweep").(map[string]any)
+	if ev["Type"] != "Schedule" || path(t, ev, "Properties", "Schedule") != "rate(1 minute)" || schedule.Period != time.Minute {
+		t.Errorf("sweep event %v, want rate(1 minute) = schedule.Period %v", ev, schedule.Period)
+	}
+	if to := fn["Timeout"].(int); time.Duration(to)*time.Second > schedule.Period {
+		t.Errorf("Timeout %ds longer than the period: sweeps would pile up", to)
+	}
+
+	idx, defs := store.DueIndexDefinition()
+	table := path(t, m, "Resources", "MessagesTable", "Properties").(map[string]any)
+	var gsi map[string]any
+	for _, g := range table["GlobalSecondaryIndexes"].([]any) {
+		if g.(map[string]any)["IndexName"] == *idx.IndexName {
+			gsi = g.(map[string]any)
+		}
+	}
+	if gsi == nil {
+		t.Fatalf("MessagesTable has no index %s", *idx.IndexName)
+	}
+	if pt := path(t, gsi, "Projection", "ProjectionType"); pt != string(idx.Projection.ProjectionType) {
+		t.Errorf("projection %v, want %s", pt, idx.Projection.ProjectionType)
+	}
+	for i, k := range gsi["KeySchema"].([]any) {
+		km := k.(map[string]any)
+		if km["AttributeName"] != *idx.KeySchema[i].AttributeName || km["KeyType"] != string(idx.KeySchema[i].KeyType) {
+			t.Errorf("key %d = %v, want %s %s", i, km, *idx.KeySchema[i].AttributeName, idx.KeySchema[i].KeyType)
+		}
+	}
+	attrs := map[string]any{}
+	for _, a := range table["AttributeDefinitions"].([]any) {
+		am := a.(map[string]any)
+		attrs[am["AttributeName"].(string)] = am["AttributeType"]
+	}
+	for _, d := range defs {
+		if attrs[*d.AttributeName] != string(d.AttributeType) {
+			t.Errorf("attribute %s defined as %v, want %s", *d.AttributeName, attrs[*d.AttributeName], d.AttributeType)
+		}
+	}
+
+	var dynamo, sends []string
+	for _, s := range statements(t, m, "ScheduleSweepFunction") {
+		for _, a := range s.Actions {
+			if strings.Contains(a, "dynamodb:") {
+				if strings.Contains(a, "*") {
+					t.Errorf("wildcard action %s", a)
+				}
+				dynamo = append(dynamo, a)
+				want := "MessagesTable.Arn"
+				if a == "dynamodb:Query" {
+					want = "${MessagesTable.Arn}/index/" + store.DueIndex
+				}
+				if !slices.Equal(s.Resources, []string{want}) {
+					t.Errorf("%s on %v, want only %s", a, s.Resources, want)
+				}
+				if a != "dynamodb:Query" {
+					all, _ := s.Condition["ForAllValues:StringLike"].(map[string]any)
+					if got := strs(all["dynamodb:LeadingKeys"]); !slices.Equal(got, []string{"msg#*"}) {
+						t.Errorf("%s LeadingKeys %v, want [msg#*]", a, got)
+					}
+				}
+			}
+		}
+		if s.grants("sqs:SendMessage") {
+			sends = append(sends, s.Resources...)
+		}
+		if s.grants("sqs:ReceiveMessage") || s.grants("sqs:DeleteMessage") || s.grants("secretsmanager:GetSecretValue") {
+			t.Errorf("grants more than it needs: %v", s.Actions)
+		}
+	}
+	slices.Sort(dynamo)
+	if want := []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"}; !slices.Equal(dynamo, want) {
+		t.Errorf("DynamoDB actions %v, want %v", dynamo, want)
+	}
+	if !slices.Equal(sends, []string{"SendQueue.QueueName"}) {
+		t.Errorf("sends to %v, want only the send queue", sends)
+	}
+	// No other function may query the table.
+	for _, other := range functionNames {
+		for _, s := range statements(t, m, other) {
+			if s.grants("dynamodb:Query") {
+				t.Errorf("%s may Query", other)
+			}
+		}
+	}
+
+	mk, err := os.ReadFile("Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^build-ScheduleSweepFunction:\n\t\$\(LAMBDA_ENV\) \$\(GO\) build \$\(LAMBDA_FLAGS\) -o \$\(ARTIFACTS_DIR\)/bootstrap \./functions/schedule-sweep$`)
+	if !re.Match(mk) {
+		t.Error("Makefile lacks build-ScheduleSweepFunction")
+	}
+	if meta := path(t, m, "Resources", "ScheduleSweepFunction", "Metadata", "BuildMethod"); meta != "makefile" {
+		t.Errorf("BuildMethod = %v", meta)
 	}
 }

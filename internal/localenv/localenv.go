@@ -207,7 +207,7 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 	if o.NoDynamo {
 		return e, nil
 	}
-	if err := store.CreateTable(ctx, e.DynamoDB(), Table); err != nil && !tableExists(err) {
+	if err := store.CreateTableWithDueIndex(ctx, e.DynamoDB(), Table); err != nil && !tableExists(err) {
 		e.Close()
 		return nil, fmt.Errorf("create table: %w", err)
 	}

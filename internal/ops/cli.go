@@ -48,6 +48,7 @@ Commands:
                                with the reason, the source (E110, E114, keyword, operator) and when
   suppress add <number>        put a number on the list until lifted (--from CODE, --reason TEXT)
   suppress lift <number>       take a number off the list (--campaign C, --from CODE for such entries)
+  cancel <id>                  queue a cancel of one request (--queue URL, default $SEND_QUEUE_URL)
   redrive --dlq URL --to URL   move dead-letter messages back to the send queue (--dry-run lists them)
   help [command]               this text, or a command's (so does -h after any command)
 
@@ -172,6 +173,8 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 		return c.suppress(ctx, &g, rest)
 	case "redrive":
 		return c.redrive(ctx, &g, rest)
+	case "cancel":
+		return c.cancel(ctx, &g, rest)
 	}
 	fmt.Fprintf(c.Stderr, "mmsgate: unknown command %q (mmsgate help lists them)\n", cmd)
 	return ExitUsage
@@ -240,7 +243,7 @@ func (c *CLI) failed(err error) int {
 }
 
 func (c *CLI) help(args []string) int {
-	text := map[string]string{"status": statusUsage, "suppress": suppressUsage, "redrive": redriveUsage}
+	text := map[string]string{"status": statusUsage, "suppress": suppressUsage, "redrive": redriveUsage, "cancel": cancelUsage}
 	if len(args) == 0 {
 		fmt.Fprint(c.Stdout, usage)
 		return ExitOK
@@ -266,6 +269,8 @@ func (c *CLI) subFlags(cmd string, fs *flag.FlagSet) {
 	case "redrive":
 		var o RedriveOptions
 		redriveFlags(fs, &o)
+	case "cancel":
+		fs.String("queue", "", "the send queue's URL (SEND_QUEUE_URL)")
 	}
 }
 

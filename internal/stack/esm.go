@@ -48,6 +48,10 @@ func (s *Stack) Serve(ctx context.Context, progress func(Progress)) error {
 		n++
 		go func() { errs <- s.esm(ctx, s.Receipt, receiptSource, true, nil) }()
 	}
+	if s.Sweeper != nil {
+		n++
+		go func() { errs <- s.sweepLoop(ctx) }()
+	}
 	var first error
 	for range n {
 		if err := <-errs; err != nil && !errors.Is(err, context.Canceled) && first == nil {

@@ -6,6 +6,8 @@
 package stack
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -25,6 +27,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/rie"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/schedule"
 )
 
 // RIEPackage is the pinned emulator (a tool directive in go.mod).
@@ -36,21 +39,25 @@ type Binaries struct {
 	Sender       string
 	Postback     string
 	ReceiptCheck string
+	// ScheduleSweep is the schedule-sweep function ("": none runs).
+	ScheduleSweep string
 }
 
 // Build compiles both bootstraps for this machine and the emulator.
 func Build(ctx context.Context, root string) (Binaries, error) {
 	b := Binaries{
-		Emulator:     filepath.Join(root, ".bin", "aws-lambda-rie"),
-		Sender:       filepath.Join(root, ".run", "send-mms", "bootstrap"),
-		Postback:     filepath.Join(root, ".run", "postback", "bootstrap"),
-		ReceiptCheck: filepath.Join(root, ".run", "receipt-check", "bootstrap"),
+		Emulator:      filepath.Join(root, ".bin", "aws-lambda-rie"),
+		Sender:        filepath.Join(root, ".run", "send-mms", "bootstrap"),
+		Postback:      filepath.Join(root, ".run", "postback", "bootstrap"),
+		ReceiptCheck:  filepath.Join(root, ".run", "receipt-check", "bootstrap"),
+		ScheduleSweep: filepath.Join(root, ".run", "schedule-sweep", "bootstrap"),
 	}
 	builds := [][]string{
 		{b.Emulator, RIEPackage},
 		{b.Sender, "./functions/send-mms"},
 		{b.Postback, "./functions/postback"},
 		{b.ReceiptCheck, "./functions/receipt-check"},
+		{b.ScheduleSweep, "./functions/schedule-sweep"},
 	}
 	for _, x := range builds {
 		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", x[0], x[1])
@@ -106,6 +113,9 @@ type Options struct {
 	// lane, as Lambda gives each event source mapping its own
 	// MaximumConcurrency; 0: Senders poll both queues (`make dev`).
 	BulkSenders int
+	// SweepPeriod is how often Serve runs the schedule-sweep function
+	// (default schedule.Period, as the deployed rule does).
+	SweepPeriod time.Duration
 }
 
 // Stack is a running system.
@@ -116,6 +126,7 @@ type Stack struct {
 	Senders   []*rie.Instance
 	Postback  *rie.Instance // the first postback instance
 	Receipt   *rie.Instance // the receipt-check function, when ReceiptWindow is on
+	Sweeper   *rie.Instance // the schedule-sweep function (pkg/schedule), when built
 	Adapter   string        // base URL of the API Gateway adapter
 	Token     string
 	opts      Options
@@ -145,6 +156,7 @@ const (
 	SenderFunction   = "SendMmsFunction"
 	PostbackFunction = "PostbackFunction"
 	ReceiptFunction  = "ReceiptCheckFunction"
+	SweepFunction    = "ScheduleSweepFunction"
 )
 
 // Start builds nothing: pass Build's binaries.
@@ -236,6 +248,13 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 			return fail(fmt.Errorf("receipt check: %w", err))
 		}
 	}
+	if bins.ScheduleSweep != "" {
+		if s.Sweeper, err = rie.Start(ctx, SweepFunction, rie.Options{Emulator: bins.Emulator, Bootstrap: bins.ScheduleSweep,
+			Env: append(append([]string{}, common...), "LOG_LEVEL=INFO", "AWS_SDK_UA_APP_ID=schedule-sweep"), Timeout: time.Minute,
+			Memory: 128, Logs: o.Logs}); err != nil {
+			return fail(fmt.Errorf("schedule sweep: %w", err))
+		}
+	}
 	s.Postback = s.postbacks[0]
 	var h http.Handler = apigw.Handler(apigw.Route{Method: "ANY", Path: "/skycore/postbacks/{token}"}, s.invokePostback)
 	if o.PostbackHTTP != nil {
@@ -262,6 +281,9 @@ func (s *Stack) Close() {
 	}
 	if s.Receipt != nil {
 		s.Receipt.Close()
+	}
+	if s.Sweeper != nil {
+		s.Sweeper.Close()
 	}
 	if s.Env != nil {
 		s.Env.Close()
@@ -429,4 +451,39 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// Sweep runs the schedule-sweep function once, as its rule does every
+// minute: scheduled requests due within its look-ahead go back to the send
+// queue. Nothing when no sweeper was built.
+func (s *Stack) Sweep(ctx context.Context) error {
+	if s.Sweeper == nil {
+		return nil
+	}
+	out, err := s.Sweeper.Invoke(ctx, []byte(`{"source":"aws.events","detail-type":"Scheduled Event"}`))
+	if err != nil {
+		return err
+	}
+	if bytes.Contains(out, []byte(`"errorMessage"`)) {
+		return fmt.Errorf("schedule sweep: %s", out)
+	}
+	return nil
+}
+
+// sweepLoop runs Sweep every SweepPeriod until ctx ends; a failed sweep is
+// logged and the next one runs (as the rule would).
+func (s *Stack) sweepLoop(ctx context.Context) error {
+	period := cmp.Or(s.opts.SweepPeriod, schedule.Period)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil && s.opts.Logs != nil {
+				fmt.Fprintf(s.opts.Logs, "schedule sweep failed: %v\n", err)
+			}
+		}
+	}
 }

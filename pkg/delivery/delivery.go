@@ -34,6 +34,17 @@ const (
 	// not terminal and not a rank: a receipt that comes later still
 	// produces its own event.
 	Unconfirmed = "unconfirmed"
+	// Canceled: a cancel won before any call of the id started (terminal).
+	Canceled = "canceled"
+	// Scheduled: a request with a future sendAt was taken in (never the
+	// last word).
+	Scheduled = "scheduled"
+	// Inbound, OptOut, OptIn: a message a person sent to one of the
+	// account's codes, and the opt-out or opt-in its first word is. They
+	// belong to no request ("id": "").
+	Inbound = "inbound"
+	OptOut  = "optout"
+	OptIn   = "optin"
 )
 
 // Ranks of the receipt kinds: a tracking id's state never moves to a
@@ -52,15 +63,20 @@ type kind struct {
 
 // kinds is every event kind, in lifecycle order.
 var kinds = []kind{
+	{name: Scheduled},
 	{name: Accepted, terminal: true},
 	{name: Rejected, terminal: true},
 	{name: Retrying},
 	{name: Expired, terminal: true},
+	{name: Canceled, terminal: true},
 	{name: Sent, rank: RankSent},
 	{name: Delivered, rank: RankFinal},
 	{name: Undelivered, rank: RankFinal},
 	{name: Failed, rank: RankFinal},
 	{name: Unconfirmed},
+	{name: Inbound},
+	{name: OptOut},
+	{name: OptIn},
 }
 
 func lookup(name string) (kind, bool) {

@@ -150,7 +150,7 @@ type Message struct {
 
 // Final reports whether the message reached a terminal state.
 func (m *Message) Final() bool {
-	return m.State == StateAccepted || m.State == StateRejected || m.State == StateExpired
+	return m.State == StateAccepted || m.State == StateRejected || m.State == StateExpired || m.State == StateCanceled
 }
 
 // Held reports whether someone holds the record at now: a live claim, or
@@ -199,6 +199,8 @@ func TerminalEvent(state string) string {
 		return delivery.Rejected
 	case StateExpired:
 		return delivery.Expired
+	case StateCanceled:
+		return delivery.Canceled
 	}
 	return ""
 }
