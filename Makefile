@@ -8,7 +8,10 @@ STATICCHECK  := $(BIN)/staticcheck
 NODE_DEPS    := node_modules/.package-lock.json
 # Lambda build: static, arm64 (template Architectures), no RPC shim.
 LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
-LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
+# VERSION: pkg/version's, from the git tag v<semver> on the commit (git describe),
+# else the source's own (a -dev version); docs/deploy.md#versions-and-upgrades.
+VERSION      ?= $(shell git describe --tags --match 'v[0-9]*' --exact-match 2>/dev/null | sed 's/^v//')
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w$(if $(VERSION), -X github.com/mmsgate/mmsgate/pkg/version.Version=$(VERSION))"
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/build/$@
 FUZZTIME     ?= 30s
 EVENTS       ?= events/sqs

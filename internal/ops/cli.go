@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mmsgate/mmsgate/pkg/store"
+	"github.com/mmsgate/mmsgate/pkg/version"
 )
 
 // DefaultTable is the table's name when neither --table nor
@@ -47,6 +48,7 @@ Commands:
   suppress list                the suppression list: numbers whose requests are rejected locally
   suppress lift <number>       take a number off the list (--campaign C for a per-campaign entry)
   redrive --dlq URL --to URL   move dead-letter messages back to the send queue (--dry-run lists them)
+  version                      the mmsgate version this tool was built from
   help [command]               this text, or a command's (so does -h after any command)
 
 Global flags (before or after the command):
@@ -157,6 +159,9 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 	switch cmd {
 	case "help":
 		return c.help(rest)
+	case "version":
+		fmt.Fprintln(c.Stdout, "mmsgate", version.Version)
+		return ExitOK
 	case "status":
 		return c.status(ctx, &g, rest)
 	case "suppress":
