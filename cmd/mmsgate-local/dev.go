@@ -73,6 +73,10 @@ func dev(ctx context.Context, c devConfig, out io.Writer) error {
 		host = "127.0.0.1"
 	}
 	simCfg := sim.Default()
+	// No postbacks to numbers ending 0000: the banner's example posts that
+	// receipt by hand.
+	simCfg.Scenarios.Rules = append(simCfg.Scenarios.Rules,
+		sim.ScenarioRule{Match: sim.Match{ToSuffix: "0000"}, Scenario: sim.ScenarioNone})
 	s, err := stack.Start(ctx, bins, stack.Options{
 		Sim: simCfg, Logs: logs, Moto: true, MotoLog: filepath.Join(logDir, "moto.log"),
 		Ports:       localenv.Ports{SQS: c.SQSPort, Dynamo: c.DynamoPort, Bind: c.Bind},
@@ -183,9 +187,14 @@ Read the delivery events (then delete each with its ReceiptHandle, as an applica
     --max-number-of-messages 10 --wait-time-seconds 10 --message-attribute-names All
   aws --endpoint-url {{.AWS}} sqs delete-message --queue-url {{.Events}} --receipt-handle HANDLE
 
-Post a delivery report yourself (the simulator posts N101 and N102 for every accepted message):
+Post a delivery report yourself: the simulator posts N101 and N102 for every accepted message except
+to numbers ending 0000, so send to one, take its tracking id from its record and post its receipt
+(a tracking id nobody linked gets 503, for Skycore to retry: docs/postback.md):
+  aws --endpoint-url {{.AWS}} sqs send-message --queue-url {{.Send}} \
+    --message-body '{"id":"hello-2","to":"17745550000","mmsId":1000,"slides":[{"slide":1,"text":"Hi"}]}'
+  tid=$(go run ./cmd/mmsgate --endpoint {{.Dynamo}} status --json hello-2 | jq -r .message.trackingId)
   curl -i -X POST {{.Postback}} -H 'Content-Type: text/xml' \
-    --data '<POSTBACK><CODE>N102</CODE><TRACKINGID>unknown-1</TRACKINGID><STATUS>Message Sent/Delivered</STATUS></POSTBACK>'
+    --data "<POSTBACK><CODE>N102</CODE><TRACKINGID>$tid</TRACKINGID><STATUS>Message Sent/Delivered</STATUS></POSTBACK>"
 
 Change the API key (the simulator knows only sim-api-key: others give E104, and requests wait):
   aws --endpoint-url {{.AWS}} secretsmanager put-secret-value --secret-id {{.Secret}} \
