@@ -293,7 +293,8 @@ func TestAlarmsAndOutputs(t *testing.T) {
 	for _, r := range res {
 		rm := r.(map[string]any)
 		if rm["Type"] == "AWS::CloudWatch::Alarm" {
-			metrics[rm["Properties"].(map[string]any)["MetricName"].(string)] = true
+			mn, _ := rm["Properties"].(map[string]any)["MetricName"].(string) // "" for a metric-math alarm
+			metrics[mn] = true
 		}
 	}
 	for _, mn := range []string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "Errors", "Throttles"} {
@@ -1335,7 +1336,8 @@ func TestTemplateReceiptCheck(t *testing.T) {
 			continue
 		}
 		ap := rm["Properties"].(map[string]any)
-		for _, d := range ap["Dimensions"].([]any) {
+		dims, _ := ap["Dimensions"].([]any) // none on a metric-math alarm
+		for _, d := range dims {
 			if d.(map[string]any)["Value"] == "ReceiptCheckDeadLetterQueue.QueueName" && ap["MetricName"] == "ApproximateNumberOfMessagesVisible" && ap["Threshold"] == 0 {
 				alarmed = true
 			}
