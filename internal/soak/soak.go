@@ -54,17 +54,17 @@ import (
 
 // Options of Run.
 type Options struct {
-	N         int           // send requests (default 10,000)
-	Seed      uint64        // everything random derives from it
-	Kills     int           // sender crashes (default 4: half right after Skycore accepted)
-	Throttle  time.Duration // DynamoDB throttled this long, halfway (default 2 s)
-	Progress  io.Writer     // a progress line every ProgressEvery (nil: none)
+	N        int           // send requests (default 10,000)
+	Seed     uint64        // everything random derives from it
+	Kills    int           // sender crashes (default 4: half right after Skycore accepted)
+	Throttle time.Duration // DynamoDB throttled this long, halfway (default 2 s)
+	Progress io.Writer     // a progress line every ProgressEvery (nil: none)
 	// ProgressEvery is how often Progress gets a line (default 10 s).
 	ProgressEvery time.Duration
-	Logs      io.Writer     // the functions' logs (nil: discarded)
-	Timeout   time.Duration // give up after (default 10 min)
-	Senders   int           // sender instances (default 2)
-	Postbacks int           // postback instances (default 2)
+	Logs          io.Writer     // the functions' logs (nil: discarded)
+	Timeout       time.Duration // give up after (default 10 min)
+	Senders       int           // sender instances (default 2)
+	Postbacks     int           // postback instances (default 2)
 	// Outage is how long Skycore is down, a third each E503, HTML 503 and
 	// refused connections (default 80 s: longer than the old 5-receive
 	// back-off chain of about 75 s).
