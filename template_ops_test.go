@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
 )
 
 // What operators and applications need from the stack on day two: alarms
@@ -272,5 +273,35 @@ func TestTemplateFirstDeployTraps(t *testing.T) {
 	o := path(t, m, "Outputs", "AlarmsHaveNoAction").(map[string]any)
 	if o["Condition"] != "NoAlarmAction" || !strings.Contains(o["Value"].(string), "notify nobody") {
 		t.Errorf("AlarmsHaveNoAction = %v", o)
+	}
+}
+
+// TestWorkflowProdApproval: prod waits for a GitHub environment approval
+// unless the repository says otherwise on purpose; the region is one
+// workflow variable.
+func TestWorkflowProdApproval(t *testing.T) {
+	b, err := os.ReadFile(".github/workflows/deploy.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w map[string]any
+	if err := yaml.Unmarshal(b, &w); err != nil {
+		t.Fatal(err)
+	}
+	prod := path(t, w, "jobs", "deploy-prod").(map[string]any)
+	perms := prod["permissions"].(map[string]any)
+	if diff := cmp.Diff(map[string]any{"id-token": "write", "contents": "read", "actions": "read"}, perms); diff != "" {
+		t.Errorf("deploy-prod permissions (-want +got):\n%s", diff)
+	}
+	first := prod["steps"].([]any)[0].(map[string]any)
+	run, _ := first["run"].(string)
+	if !strings.Contains(run, "required_reviewers") || !strings.Contains(run, "exit 1") || !strings.Contains(run, `"$WITHOUT_APPROVAL" = true`) {
+		t.Errorf("deploy-prod's first step must refuse a prod without required reviewers:\n%s", run)
+	}
+	if env := first["env"].(map[string]any); env["WITHOUT_APPROVAL"] != "${{ vars.PROD_DEPLOY_WITHOUT_APPROVAL }}" {
+		t.Errorf("the escape hatch is %v, want the repository variable PROD_DEPLOY_WITHOUT_APPROVAL", env["WITHOUT_APPROVAL"])
+	}
+	if strings.Count(string(b), "us-east-1") != 1 {
+		t.Errorf("deploy.yml names the region %d times, want once (env AWS_REGION)", strings.Count(string(b), "us-east-1"))
 	}
 }
