@@ -124,9 +124,9 @@ same body and the message attributes an application set (not "error",
 "originalMessageId" or any mmsgate-* attribute), then deleted from the DLQ. A final
 one stays on the DLQ and is reported, as does one without a valid id; the exit
 status is then 1. This is at least once: if the command dies between the send and
-the delete, the message stays on the DLQ and a later run sends it again; the
-sender's idempotency on "id" absorbs the duplicate. A failed send deletes nothing
-and stops the run. Works against AWS and the local stand-ins alike (give the
+the delete, the message stays on the DLQ and a later run sends it again;
+the sender's idempotency on "id" absorbs the duplicate. A failed send deletes
+nothing and stops the run. Works against AWS and the local stand-ins alike (give the
 table's endpoint through AWS_ENDPOINT_URL_DYNAMODB when it is not --endpoint's).
 
 --renew also sends the body of an expired or rejected request again, under a new
