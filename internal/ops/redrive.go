@@ -82,7 +82,7 @@ type Dead struct {
 	RenewAs      string `json:"renewAs"` // VerdictFinal: the id --renew gives it ("" when it cannot be renewed)
 	Note         string `json:"note"`    // why it was kept, or what the table said
 	Moved        bool   `json:"moved"`
-	Renewed      bool   `json:"renewed"` // moved under RenewAs
+	Renewed      bool   `json:"renewed"`      // moved under RenewAs
 	NewMessageID string `json:"newMessageId"` // on the target queue
 }
 
@@ -96,18 +96,18 @@ const (
 
 // RedriveResult is what a run did.
 type RedriveResult struct {
-	DryRun     bool   `json:"dryRun"`
-	Native     bool   `json:"native"`
-	Moved      int    `json:"moved"`
-	Renewed    int    `json:"renewed"` // of Moved, sent under a new id
-	Kept       int    `json:"kept"`    // left on the DLQ: final (without --renew) or no valid id
+	DryRun  bool `json:"dryRun"`
+	Native  bool `json:"native"`
+	Moved   int  `json:"moved"`
+	Renewed int  `json:"renewed"` // of Moved, sent under a new id
+	Kept    int  `json:"kept"`    // left on the DLQ: final (without --renew) or no valid id
 	// Listed is how many messages the dry run saw, Approximate how many SQS
 	// said the DLQ held when it began (-1: unknown).
-	Approximate int `json:"approximate"`
-	TaskHandle string `json:"taskHandle"` // Native: the move task, for aws sqs list-message-move-tasks
-	SourceARN  string `json:"sourceArn"`
-	Messages   []Dead `json:"messages"`
-	Error string `json:"error"`
+	Approximate int    `json:"approximate"`
+	TaskHandle  string `json:"taskHandle"` // Native: the move task, for aws sqs list-message-move-tasks
+	SourceARN   string `json:"sourceArn"`
+	Messages    []Dead `json:"messages"`
+	Error       string `json:"error"`
 }
 
 // The sender's dead-letter attributes (pkg/sender deadLetter): they say why
