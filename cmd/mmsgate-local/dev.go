@@ -200,9 +200,10 @@ Change the API key (the simulator knows only sim-api-key: others give E104, and 
   aws --endpoint-url {{.AWS}} secretsmanager put-secret-value --secret-id {{.Secret}} \
     --secret-string '{"api_key":"sim-api-key","postback_token":"local-postback-token"}'
 
-Look at the dead-letter queue, and move what is there back to the send queue:
-  aws --endpoint-url {{.AWS}} sqs receive-message --queue-url {{.DLQ}} --message-attribute-names All
-  go run ./cmd/mmsgate --endpoint {{.AWS}} redrive --dlq {{.DLQ}} --to {{.Send}} [--dry-run]
+Look at the dead-letter queue (revivable or final), and move what is there back to the send queue
+(--renew: expired and rejected ones under a new id):
+  AWS_ENDPOINT_URL_SQS={{.AWS}} AWS_ENDPOINT_URL_DYNAMODB={{.Dynamo}} \
+    go run ./cmd/mmsgate redrive --dlq {{.DLQ}} --to {{.Send}} [--dry-run] [--renew]
 
 What happened to one request:
   go run ./cmd/mmsgate --endpoint {{.Dynamo}} status hello-1

@@ -64,10 +64,10 @@ On AWS it uses the usual credential chain (environment, profile, SSO, instance o
 Against ` + "`make dev`" + ` (DynamoDB on :8000, SQS on :9324) any credentials work, but some must be set:
   export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
   mmsgate --endpoint http://127.0.0.1:8000 status hello-1
-  mmsgate --endpoint http://127.0.0.1:9324 redrive --dry-run \
-    --dlq http://127.0.0.1:9324/123456789012/mmsgate-send-dlq --to http://127.0.0.1:9324/123456789012/mmsgate-send
-or, for both services at once:
+or, for both services at once (redrive reads the table too):
   export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:9324
+  mmsgate redrive --dry-run \
+    --dlq http://127.0.0.1:9324/123456789012/mmsgate-send-dlq --to http://127.0.0.1:9324/123456789012/mmsgate-send
 
 Exit status: 0 done, 1 failed (unknown id, nothing to lift, an AWS error), 2 usage.
 `
