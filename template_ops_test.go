@@ -305,3 +305,43 @@ func TestWorkflowProdApproval(t *testing.T) {
 		t.Errorf("deploy.yml names the region %d times, want once (env AWS_REGION)", strings.Count(string(b), "us-east-1"))
 	}
 }
+
+// TestTemplateEventBus: with EventBusName set, each function that
+// publishes delivery events may put them on that bus, and only on it.
+func TestTemplateEventBus(t *testing.T) {
+	m := raw(t)
+	p := path(t, m, "Parameters", "EventBusName").(map[string]any)
+	if p["Default"] != "" {
+		t.Errorf("EventBusName default %v, want empty (off)", p["Default"])
+	}
+	for value, ok := range map[string]bool{"": true, "mmsgate-events": true, "default": true, "arn:aws:events:x": false, "a b": false} {
+		if got := paramError(p, value) == ""; got != ok {
+			t.Errorf("EventBusName=%q allowed = %v, want %v", value, got, ok)
+		}
+	}
+	const bus = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+	for _, fn := range functionNames {
+		var found int
+		for _, pol := range path(t, m, "Resources", fn, "Properties", "Policies").([]any) {
+			cond, ok := pol.([]any) // !If [cond, then, else] after stripTags
+			if !ok || len(cond) != 3 || cond[0] != "HasEventBus" {
+				continue
+			}
+			found++
+			want := map[string]any{"Statement": []any{map[string]any{"Sid": "EventBus", "Effect": "Allow", "Action": "events:PutEvents", "Resource": bus}}}
+			if diff := cmp.Diff(want, cond[1]); diff != "" {
+				t.Errorf("%s EventBus statement (-want +got):\n%s", fn, diff)
+			}
+			if cond[2] != "AWS::NoValue" {
+				t.Errorf("%s: without a bus, %v instead of nothing", fn, cond[2])
+			}
+		}
+		if found != 1 {
+			t.Errorf("%s has %d EventBus statements, want 1", fn, found)
+		}
+	}
+	o := path(t, m, "Outputs", "EventBusArn").(map[string]any)
+	if o["Condition"] != "HasEventBus" || o["Value"] != bus {
+		t.Errorf("EventBusArn output = %v", o)
+	}
+}
