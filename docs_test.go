@@ -199,7 +199,7 @@ func TestDocsResourceTable(t *testing.T) {
 // TestDocsNoChangelogVoice: reference docs describe what is; what changed
 // belongs in CHANGELOG.md.
 func TestDocsNoChangelogVoice(t *testing.T) {
-	voice := regexp.MustCompile(`(?i)\b(until now|upgrading from|no longer|used to be|previously|as of this (release|version)|the old (version|design))\b`)
+	voice := regexp.MustCompile(`(?i)\b(until now|upgrading from|used to be|previously|formerly|in earlier versions|as of this (release|version)|the old (version|design))\b`)
 	for name, text := range docFiles(t) {
 		for _, m := range voice.FindAllString(text, -1) {
 			t.Errorf("%s: %q is changelog voice; say what is, and put the change in CHANGELOG.md", name, m)
