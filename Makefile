@@ -39,7 +39,7 @@ dev: deps $(PY_TOOLS) $(RIE)
 
 ## test: every test, the ones that need local services included. Installs Debian's AWS CLI and boto3
 ##       only in CI (CI=true); elsewhere their tests skip unless `make clients` was run
-test: deps tools $(if $(filter true,$(CI)),clients) $(RIE)
+test: deps $(PY_TOOLS) $(if $(filter true,$(CI)),clients) $(RIE)
 	@$(CLIENTS_CHECK) || echo "make test: skipping the client tests of Debian's awscli and python3-boto3 (internal/devtest: TestDev's aws CLI and boto3 subtests), not installed; \`make clients\` installs them"
 	$(GO) test -race -count=1 -skip '^TestSoak$$' ./...
 	@# The 500-request soak on its own, after: it measures timing windows (in
