@@ -345,3 +345,28 @@ func TestTemplateEventBus(t *testing.T) {
 		t.Errorf("EventBusArn output = %v", o)
 	}
 }
+
+// TestMakefileAsksBeforeInstalling: outside CI, `make test` installs no
+// Debian package (its client tests skip, named in one line), and the
+// targets that run the system build only what they run.
+func TestMakefileAsksBeforeInstalling(t *testing.T) {
+	b, err := os.ReadFile("Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prereqs := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^([a-z-]+):(.*)$`).FindAllStringSubmatch(string(b), -1) {
+		prereqs[m[1]] = m[2]
+	}
+	if p := prereqs["test"]; !strings.Contains(p, "$(if $(filter true,$(CI)),clients)") || strings.Contains(strings.ReplaceAll(p, "$(if $(filter true,$(CI)),clients)", ""), "clients") {
+		t.Errorf("test: %q; want clients only when CI=true", p)
+	}
+	if !regexp.MustCompile(`(?m)^test:.*\n\t@\$\(CLIENTS_CHECK\) \|\| echo "make test: skipping the client tests .*make clients`).Match(b) {
+		t.Error("make test does not say in one line which client tests skip and how to enable them")
+	}
+	for _, target := range []string{"run", "dev", "stand-ins", "test"} {
+		if p := prereqs[target]; strings.Contains(p, "tools") || strings.Contains(p, "STATICCHECK") {
+			t.Errorf("%s: %q builds the linters it never runs", target, p)
+		}
+	}
+}
