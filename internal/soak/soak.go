@@ -389,10 +389,13 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	phase.Store("enqueue")
 	var queued atomic.Int64 // the send queue's depth at the last batch
 	if o.Progress != nil {
+		final := 0 // as of the last line
 		stopProgress := ProgressLines(o.Progress, cmp.Or(o.ProgressEvery, 10*time.Second), func() string {
+			if phase.Load() != "check" { // the check reads the events itself: no drain beside it
+				final = finalIDs(s.Events(), want)
+			}
 			return fmt.Sprintf("soak: %s %s: ids final %d/%d, in queue %d, Skycore accepted %d",
-				time.Since(start).Round(time.Second), phase.Load(), finalIDs(s.Events(), want), len(want),
-				queued.Load(), accepted.Load())
+				time.Since(start).Round(time.Second), phase.Load(), final, len(want), queued.Load(), accepted.Load())
 		})
 		defer stopProgress()
 	}
