@@ -354,7 +354,7 @@ func TestMakefileBuildTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	mk := string(b)
-	for _, def := range []string{"LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64", `LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w`} // then -X of the version {
+	for _, def := range []string{"LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64", `LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w`} {
 		if !strings.Contains(mk, def) {
 			t.Errorf("Makefile lacks %q", def)
 		}
