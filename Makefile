@@ -8,7 +8,10 @@ STATICCHECK  := $(BIN)/staticcheck
 NODE_DEPS    := node_modules/.package-lock.json
 # Lambda build: static, arm64 (template Architectures), no RPC shim.
 LAMBDA_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
-LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
+# VERSION: pkg/version's, from the git tag v<semver> on the commit (git describe),
+# else the source's own (a -dev version); docs/deploy.md#versions-and-upgrades.
+VERSION      ?= $(shell git describe --tags --match 'v[0-9]*' --exact-match 2>/dev/null | sed 's/^v//')
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w$(if $(VERSION), -X github.com/mmsgate/mmsgate/pkg/version.Version=$(VERSION))"
 ARTIFACTS_DIR ?= $(CURDIR)/.aws-sam/build/$@
 FUZZTIME     ?= 30s
 EVENTS       ?= events/sqs
@@ -26,16 +29,18 @@ SAM_LOCAL_FLAGS ?= $(if $(filter Linux,$(shell uname -s)),--add-host host.docker
 
 ## run: the whole system on one machine (simulator, dynalite, moto, emulators); EVENTS= a file or folder of
 ##      SQS events, bare requests, JSON arrays of requests or JSON lines (default events/sqs)
-run: deps tools $(RIE)
+run: deps $(PY_TOOLS) $(RIE)
 	$(GO) run ./cmd/mmsgate-local -events $(EVENTS)
 
 ## dev: mmsgate as a local service on fixed ports until Ctrl-C (PERSIST=1 keeps state in .run/dev-state)
-dev: deps tools $(RIE)
+dev: deps $(PY_TOOLS) $(RIE)
 	$(GO) build -o $(BIN)/mmsgate-local ./cmd/mmsgate-local
 	exec $(BIN)/mmsgate-local -dev $(if $(PERSIST),-persist .run/dev-state)
 
-## test: every test, the ones that need local services included
-test: deps tools clients $(RIE)
+## test: every test, the ones that need local services included. Installs Debian's AWS CLI and boto3
+##       only in CI (CI=true); elsewhere their tests skip unless `make clients` was run
+test: deps $(PY_TOOLS) $(if $(filter true,$(CI)),clients) $(RIE)
+	@$(CLIENTS_CHECK) || echo "make test: skipping the client tests of Debian's awscli and python3-boto3 (internal/devtest: TestDev's aws CLI and boto3 subtests), not installed; \`make clients\` installs them"
 	$(GO) test -race -count=1 -skip '^TestSoak$$' ./...
 	@# The 500-request soak on its own, after: it measures timing windows (in
 	@# doubt, postback retries) that other packages' tests beside it would skew.
@@ -94,8 +99,9 @@ $(PY_TOOLS):
 
 ## clients: Debian's AWS CLI and boto3 (SQS query protocol) for the client tests, through apt-get when
 ##          it is there and they are not (the tests say why they skip otherwise)
+CLIENTS_CHECK := [ -x /usr/bin/aws ] && /usr/bin/python3 -c 'import boto3' 2>/dev/null
 clients:
-	@if [ -x /usr/bin/aws ] && /usr/bin/python3 -c 'import boto3' 2>/dev/null; then :; \
+	@if $(CLIENTS_CHECK); then :; \
 	elif command -v apt-get >/dev/null && { [ -z "$(SUDO)" ] || sudo -n true 2>/dev/null; }; then \
 	  echo "apt-get install awscli python3-boto3"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq awscli python3-boto3 >/dev/null \
@@ -133,7 +139,7 @@ deploy:
 	sam deploy --config-env $(STACK_ENV)
 
 ## stand-ins: the simulator and AWS stand-ins on env.json's fixed ports, for sam local (BIND=0.0.0.0 for Docker on Linux)
-stand-ins: deps tools
+stand-ins: deps $(PY_TOOLS)
 	$(GO) run ./cmd/mmsgate-local -stand-ins
 
 ## sam-invoke / sam-api: the SAM CLI's local mode (needs Docker), pointed at local stand-ins by env.json

@@ -63,14 +63,27 @@ func main() {
 	must(os.Chdir(root))
 	start := time.Now()
 	var rows []row
+	var figures atomic.Int64 // len(rows), for the progress line
 	add := func(r ...row) {
 		rows = append(rows, r...)
+		figures.Store(int64(len(rows)))
 		for _, x := range r {
 			fmt.Fprintf(os.Stderr, "  %-58s %s\n", x.figure, x.measured)
 		}
 	}
 	fmt.Fprintln(os.Stderr, "measuring (under 5 minutes)…")
-	group := func(name string) bool { return *only == "" || *only == name }
+	var current atomic.Value // the group being measured, for the progress line
+	current.Store("go")
+	groups := []string{"go", "sender", "cold", "sizes", "postbacks", "memory"}
+	stopProgress := soak.ProgressLines(os.Stderr, 10*time.Second, func() string {
+		g := current.Load().(string)
+		return fmt.Sprintf("bench: %s measuring %s (group %d of %d), %d figures so far",
+			time.Since(start).Round(time.Second), g, slices.Index(groups, g)+1, len(groups), figures.Load())
+	})
+	group := func(name string) bool {
+		current.Store(name)
+		return *only == "" || *only == name
+	}
 	if group("go") {
 		add(goBench()...)
 	}
@@ -96,6 +109,7 @@ func main() {
 		add(lanes(ctx, bins)...)
 	}
 
+	stopProgress()
 	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FIGURE\tTARGET\tMEASURED\t")
 	failed := 0

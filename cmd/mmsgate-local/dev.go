@@ -84,6 +84,10 @@ func dev(ctx context.Context, c devConfig, out io.Writer) error {
 		simCfg.RateLimit = r
 		senderEnv = append(senderEnv, "SKYCORE_RATE_LIMIT="+v)
 	}
+	// No postbacks to numbers ending 0000: the banner's example posts that
+	// receipt by hand.
+	simCfg.Scenarios.Rules = append(simCfg.Scenarios.Rules,
+		sim.ScenarioRule{Match: sim.Match{ToSuffix: "0000"}, Scenario: sim.ScenarioNone})
 	s, err := stack.Start(ctx, bins, stack.Options{
 		Sim: simCfg, Logs: logs, Moto: true, MotoLog: filepath.Join(logDir, "moto.log"),
 		Ports:       localenv.Ports{SQS: c.SQSPort, Dynamo: c.DynamoPort, Bind: c.Bind},
@@ -203,17 +207,23 @@ Read the delivery events (then delete each with its ReceiptHandle, as an applica
     --max-number-of-messages 10 --wait-time-seconds 10 --message-attribute-names All
   aws --endpoint-url {{.AWS}} sqs delete-message --queue-url {{.Events}} --receipt-handle HANDLE
 
-Post a delivery report yourself (the simulator posts N101 and N102 for every accepted message):
+Post a delivery report yourself: the simulator posts N101 and N102 for every accepted message except
+to numbers ending 0000, so send to one, take its tracking id from its record and post its receipt
+(a tracking id nobody linked gets 503, for Skycore to retry: docs/postback.md):
+  aws --endpoint-url {{.AWS}} sqs send-message --queue-url {{.Send}} \
+    --message-body '{"id":"hello-2","to":"17745550000","mmsId":1000,"slides":[{"slide":1,"text":"Hi"}]}'
+  tid=$(go run ./cmd/mmsgate --endpoint {{.Dynamo}} status --json hello-2 | jq -r .message.trackingId)
   curl -i -X POST {{.Postback}} -H 'Content-Type: text/xml' \
-    --data '<POSTBACK><CODE>N102</CODE><TRACKINGID>unknown-1</TRACKINGID><STATUS>Message Sent/Delivered</STATUS></POSTBACK>'
+    --data "<POSTBACK><CODE>N102</CODE><TRACKINGID>$tid</TRACKINGID><STATUS>Message Sent/Delivered</STATUS></POSTBACK>"
 
 Change the API key (the simulator knows only sim-api-key: others give E104, and requests wait):
   aws --endpoint-url {{.AWS}} secretsmanager put-secret-value --secret-id {{.Secret}} \
     --secret-string '{"api_key":"sim-api-key","postback_token":"local-postback-token"}'
 
-Look at the dead-letter queue, and move what is there back to the send queue:
-  aws --endpoint-url {{.AWS}} sqs receive-message --queue-url {{.DLQ}} --message-attribute-names All
-  go run ./cmd/mmsgate --endpoint {{.AWS}} redrive --dlq {{.DLQ}} --to {{.Send}} [--dry-run]
+Look at the dead-letter queue (revivable or final), and move what is there back to the send queue
+(--renew: expired and rejected ones under a new id):
+  AWS_ENDPOINT_URL_SQS={{.AWS}} AWS_ENDPOINT_URL_DYNAMODB={{.Dynamo}} \
+    go run ./cmd/mmsgate redrive --dlq {{.DLQ}} --to {{.Send}} [--dry-run] [--renew]
 
 What happened to one request:
   go run ./cmd/mmsgate --endpoint {{.Dynamo}} status hello-1

@@ -293,6 +293,66 @@ func TestDev(t *testing.T) {
 		wanted = append(wanted, "bulk-1:accepted", "bulk-1:delivered")
 	})
 
+	t.Run("the banner's postback example is answered 200 and delivers", func(t *testing.T) {
+		// The banner's own commands, run as printed: send to a number the
+		// simulator posts nothing for, read its tracking id, post N102.
+		for _, tool := range []string{"aws", "jq", "curl"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("no %s on PATH", tool)
+			}
+		}
+		block := d.out.String()
+		i := strings.Index(block, "Post a delivery report yourself")
+		if i < 0 {
+			t.Fatalf("banner has no postback example:\n%s", block)
+		}
+		block = block[i:]
+		block = block[:strings.Index(block, "\n\n")]
+		var cmds []string // the indented command lines, continuations joined
+		for _, l := range strings.Split(block, "\n") {
+			if !strings.HasPrefix(l, "  ") {
+				continue
+			}
+			l = strings.TrimSpace(l)
+			if n := len(cmds); n > 0 && strings.HasSuffix(cmds[n-1], "\\") {
+				cmds[n-1] = strings.TrimSuffix(cmds[n-1], "\\") + l
+				continue
+			}
+			cmds = append(cmds, l)
+		}
+		if len(cmds) != 3 {
+			t.Fatalf("want send, tracking id, curl; got %q", cmds)
+		}
+		sh := func(script string) string {
+			t.Helper()
+			cmd := exec.Command("bash", "-c", script)
+			cmd.Dir = root(t)
+			cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_DEFAULT_REGION=us-east-1", "AWS_REGION=us-east-1")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", script, err, out)
+			}
+			return string(out)
+		}
+		sh(cmds[0])
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			// The tracking id, once the sender has recorded the acceptance.
+			_, tid, _ := strings.Cut(sh(cmds[1]+`; echo "tid=$tid"`), "tid=")
+			if tid = strings.TrimSpace(tid); tid != "" && tid != "null" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("hello-2 has no tracking id 60 s after it was sent")
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if out := sh(cmds[1] + "; " + cmds[2]); !strings.Contains(out, "HTTP/1.1 200") {
+			t.Fatalf("the banner's curl:\n%s", out)
+		}
+		wanted = append(wanted, "hello-2:accepted", "hello-2:delivered")
+	})
+
 	t.Run("sqs-consumer reads the delivery events", func(t *testing.T) {
 		if len(wanted) == 0 {
 			t.Skip("nothing was sent")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mmsgate/mmsgate/pkg/store"
+	"github.com/mmsgate/mmsgate/pkg/version"
 )
 
 // DefaultTable is the table's name when neither --table nor
@@ -49,7 +50,9 @@ Commands:
   suppress add <number>        put a number on the list until lifted (--from CODE, --reason TEXT)
   suppress lift <number>       take a number off the list (--campaign C, --from CODE for such entries)
   cancel <id>                  queue a cancel of one request (--queue URL, default $SEND_QUEUE_URL)
-  redrive --dlq URL --to URL   move dead-letter messages back to the send queue (--dry-run lists them)
+  redrive --dlq URL --to URL   move dead-letter messages back to the send queue (--dry-run lists them,
+                               revivable or final; --renew sends final ones under a new id)
+  version                      the mmsgate version this tool was built from
   help [command]               this text, or a command's (so does -h after any command)
 
 Global flags (before or after the command):
@@ -64,10 +67,10 @@ On AWS it uses the usual credential chain (environment, profile, SSO, instance o
 Against ` + "`make dev`" + ` (DynamoDB on :8000, SQS on :9324) any credentials work, but some must be set:
   export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
   mmsgate --endpoint http://127.0.0.1:8000 status hello-1
-  mmsgate --endpoint http://127.0.0.1:9324 redrive --dry-run \
-    --dlq http://127.0.0.1:9324/123456789012/mmsgate-send-dlq --to http://127.0.0.1:9324/123456789012/mmsgate-send
-or, for both services at once:
+or, for both services at once (redrive reads the table too):
   export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:8000 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:9324
+  mmsgate redrive --dry-run \
+    --dlq http://127.0.0.1:9324/123456789012/mmsgate-send-dlq --to http://127.0.0.1:9324/123456789012/mmsgate-send
 
 Exit status: 0 done, 1 failed (unknown id, nothing to lift, an AWS error), 2 usage.
 `
@@ -109,34 +112,45 @@ one for one code with --from. Exit status 1 when there is no live entry to lift.
 Flags:
 `
 
-const redriveUsage = `Usage: mmsgate redrive --dlq URL --to URL [--dry-run] [--max N] [--native [--rate N]]
+const redriveUsage = `Usage: mmsgate redrive --dlq URL --to URL [--dry-run] [--renew] [--max N] [--native [--rate N]]
 
 Moves messages from the dead-letter queue back to the send queue. Bodies get there
-two ways: the sender moves a body it can never process (not JSON, no usable id)
-with message attribute "error" (the reason) and "originalMessageId"; and the send
-queue's redrive policy moves a message received maxReceiveCount times without
-success (the sender kept failing). Each is listed with its request id, why it is
-there and when it was first sent.
+two ways: the sender moves a body it can never process (not JSON, no usable id) or
+whose request expired, with message attribute "error" (the reason) and
+"originalMessageId"; and the send queue's redrive policy moves a message received
+maxReceiveCount times without success (the sender kept failing). Each is listed
+with its request id, why it is there, when it was first sent, and what its record
+in the table (--table) says:
+  revivable    no record, or not final: the sender takes it up again
+  final        accepted, rejected or expired: the sender would ignore it
+  no valid id  the sender can never process it
+  unknown      the table could not be read (the message moves as it is)
 
---dry-run lists what would move and changes nothing: each message is received
-once, hidden while the listing runs, then made visible again (its receive count
-goes up by one).
+--dry-run lists and moves nothing. SQS has no peek: each message is received once
+and hidden for one second (its receive count goes up by one), nothing else.
 
-By default each message is received, sent to --to with the same body and the
-message attributes an application set (not "error", "originalMessageId" or any
-mmsgate-* attribute), then deleted from the DLQ. This is at least once: if the
-command dies between the send and the delete, the message stays on the DLQ and a
-later run sends it again; the sender's idempotency on "id" absorbs the duplicate.
-A failed send deletes nothing and stops the run. Works against AWS and the local
-stand-ins alike.
+By default each revivable (or unknown) message is received, sent to --to with the
+same body and the message attributes an application set (not "error",
+"originalMessageId" or any mmsgate-* attribute), then deleted from the DLQ. A final
+one stays on the DLQ and is reported, as does one without a valid id; the exit
+status is then 1. This is at least once: if the command dies between the send and
+the delete, the message stays on the DLQ and a later run sends it again;
+the sender's idempotency on "id" absorbs the duplicate. A failed send deletes
+nothing and stops the run. Works against AWS and the local stand-ins alike (give the
+table's endpoint through AWS_ENDPOINT_URL_DYNAMODB when it is not --endpoint's).
+
+--renew also sends the body of an expired or rejected request again, under a new
+id derived from its own (<id>.r1; <id>.r2 for <id>.r1) with "renewedFrom": <id> in
+its "metadata": after an outage that expired requests, this one command sends them
+again. The new id depends on the old one alone, so a run repeated after a crash
+sends the same id again, which the sender ignores. An accepted request is never
+renewed (its recipient would get it twice). An expired request that was in doubt
+(its call may have reached Skycore) is sent again like any in-doubt request whose
+window passed without a postback.
 
 --native starts SQS's own move task (StartMessageMoveTask, AWS only), which moves
-every message as it is, attributes included; follow it with
+every message as it is, attributes included, final ones too; follow it with
   aws sqs list-message-move-tasks --source-arn <the DLQ's ARN>
-
-A request whose id is already final (accepted, rejected, expired) is not sent
-again when redriven: the sender counts it as a duplicate. Send such a request
-again under a new id.
 
 Flags:
 `
@@ -167,6 +181,9 @@ func (c *CLI) Run(ctx context.Context, args []string) int {
 	switch cmd {
 	case "help":
 		return c.help(rest)
+	case "version":
+		fmt.Fprintln(c.Stdout, "mmsgate", version.Version)
+		return ExitOK
 	case "status":
 		return c.status(ctx, &g, rest)
 	case "suppress":
@@ -408,6 +425,7 @@ func redriveFlags(fs *flag.FlagSet, o *RedriveOptions) {
 	fs.StringVar(&o.To, "to", "", "the send queue's URL (SEND_QUEUE_URL)")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "list what would move and why each is there; change nothing")
 	fs.IntVar(&o.Max, "max", 0, "move at most N messages (0: all)")
+	fs.BoolVar(&o.Renew, "renew", false, "send the body of an expired or rejected id again under <id>.r1 (metadata.renewedFrom)")
 	fs.BoolVar(&o.Native, "native", false, "start SQS's StartMessageMoveTask instead (AWS)")
 	fs.IntVar(&o.Rate, "rate", 0, "--native: messages per second (0: SQS's default)")
 	fs.DurationVar(&o.Visibility, "visibility", 2*time.Minute, "how long each received message stays hidden while it is handled")
@@ -432,34 +450,42 @@ func (c *CLI) redrive(ctx context.Context, g *Global, args []string) int {
 		return c.usageError("--max and --rate cannot be negative")
 	case o.Native && o.Max > 0:
 		return c.usageError("--max does not apply to --native (SQS moves every message; --rate slows it)")
+	case o.Native && o.Renew:
+		return c.usageError("--renew does not apply to --native (SQS moves bodies as they are)")
 	}
 	if g.Region == "" && g.Endpoint == "" {
 		g.Region = regionOfQueue(o.DLQ)
 	}
-	cl, err := c.Connect(ctx, *g)
+	cl, st, err := c.connect(ctx, g)
 	if err != nil {
-		return c.failed(fmt.Errorf("AWS configuration: %w", err))
+		return c.failed(err)
+	}
+	var recs messages
+	if cl.DB != nil {
+		recs = st
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', 0)
 	each := func(d Dead) {
 		if g.JSON {
 			return
 		}
-		verb := "moved"
-		if o.DryRun {
-			verb = "would move"
-		}
 		id := d.ID
 		if id == "" {
 			id = "(no usable id)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\tid %s\tsent %s\t%s\n", verb, d.MessageID, id, seconds(d.SentAt), d.Reason)
+		fmt.Fprintf(tw, "%s\t%s\tid %s\tsent %s\t%s\n", redriveVerb(d, o.DryRun), d.MessageID, id, seconds(d.SentAt), d.Reason)
 		if d.OriginalMessageID != "" {
 			fmt.Fprintf(tw, "\t\t\t\toriginalMessageId %s\n", d.OriginalMessageID)
 		}
+		if note := redriveNote(d, o.DryRun); note != "" {
+			fmt.Fprintf(tw, "\t\t\t\t%s\n", note)
+		}
 	}
-	res, err := Redrive(ctx, cl.SQS, o, each)
+	res, err := Redrive(ctx, cl.SQS, recs, o, each)
 	tw.Flush()
+	if err == nil && res.Kept > 0 {
+		err = fmt.Errorf("%d message(s) kept on the dead-letter queue (see above)", res.Kept)
+	}
 	if err != nil {
 		res.Error = err.Error()
 	}
@@ -476,17 +502,71 @@ func (c *CLI) redrive(ctx context.Context, g *Global, args []string) int {
 	return ExitOK
 }
 
+// redriveVerb is the first column of a message's line.
+func redriveVerb(d Dead, dryRun bool) string {
+	switch {
+	case d.Renewed:
+		return "renewed"
+	case d.Moved:
+		return "moved"
+	case !dryRun:
+		return "kept"
+	case d.Verdict == VerdictFinal:
+		return "final " + d.State
+	}
+	return d.Verdict
+}
+
+// redriveNote is the line under a message's: what a redrive does with it.
+func redriveNote(d Dead, dryRun bool) string {
+	switch {
+	case d.Renewed:
+		return "as " + d.RenewAs + " (metadata.renewedFrom " + d.ID + "), message " + d.NewMessageID
+	case !dryRun:
+		return d.Note
+	case d.Verdict == VerdictFinal && d.State == store.StateAccepted:
+		return "accepted by Skycore: never sent again"
+	case d.Verdict == VerdictFinal && d.RenewAs != "":
+		return "the sender would ignore it; --renew sends it as " + d.RenewAs
+	case d.Verdict == VerdictFinal:
+		return "the sender would ignore it; too long an id to renew"
+	case d.Verdict == VerdictNoID:
+		return "the sender can never process it: a redrive keeps it here"
+	case d.Verdict == VerdictUnknown:
+		return d.Note
+	}
+	return ""
+}
+
 func (c *CLI) redriveSummary(res *RedriveResult, o RedriveOptions) {
 	switch {
 	case res.Native:
 		fmt.Fprintf(c.Stdout, "started SQS move task %s from %s\nfollow it: aws sqs list-message-move-tasks --source-arn %s\n", res.TaskHandle, res.SourceARN, res.SourceARN)
 	case res.DryRun:
-		fmt.Fprintf(c.Stdout, "dry run: %d message(s) would move to %s; nothing changed\n", len(res.Messages), o.To)
-		if res.StillHidden > 0 {
-			fmt.Fprintf(c.Stdout, "%d message(s) could not be made visible again and stay hidden for up to %s\n", res.StillHidden, o.Visibility)
+		n := map[string]int{}
+		renewable := 0
+		for _, d := range res.Messages {
+			n[d.Verdict]++
+			if d.RenewAs != "" {
+				renewable++
+			}
 		}
+		about := ""
+		if res.Approximate >= 0 && res.Approximate != len(res.Messages) {
+			about = fmt.Sprintf(" of about %d", res.Approximate)
+		}
+		fmt.Fprintf(c.Stdout, "dry run: %d message(s)%s listed, nothing moved (each was received once and hidden for 1s)\n", len(res.Messages), about)
+		fmt.Fprintf(c.Stdout, "  %d revivable, would move to %s\n  %d final (%d would be sent again under a new id with --renew)\n  %d without a valid id, %d unknown\n",
+			n[VerdictRevivable], o.To, n[VerdictFinal], renewable, n[VerdictNoID], n[VerdictUnknown])
 	default:
-		fmt.Fprintf(c.Stdout, "moved %d message(s) to %s\n", res.Moved, o.To)
+		fmt.Fprintf(c.Stdout, "moved %d message(s) to %s", res.Moved, o.To)
+		if res.Renewed > 0 {
+			fmt.Fprintf(c.Stdout, " (%d under a new id)", res.Renewed)
+		}
+		fmt.Fprintln(c.Stdout)
+		if res.Kept > 0 {
+			fmt.Fprintf(c.Stdout, "kept %d message(s) on the dead-letter queue (see above)\n", res.Kept)
+		}
 	}
 }
 

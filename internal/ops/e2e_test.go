@@ -2,6 +2,7 @@ package ops_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/moto"
@@ -71,13 +73,16 @@ func TestLocalStandIns(t *testing.T) {
 			t.Fatal(err)
 		}
 
+		// SQS on moto, the table on dynalite: one endpoint variable each.
+		t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.DynamoURL)
 		out, errOut, code := awsCLI(t, "--endpoint", env.SQSURL, "redrive", "--dlq", env.DLQURL, "--to", env.SendQueueURL, "--dry-run")
-		if code != 0 || !strings.Contains(out, "would move") || !strings.Contains(out, "id redrive-1") ||
+		if code != 0 || !strings.Contains(out, "1 revivable") || !strings.Contains(out, "id redrive-1") ||
 			!strings.Contains(out, "expired: SEND_RETRY_WINDOW spent") || !strings.Contains(out, "originalMessageId orig-9") {
 			t.Fatalf("redrive --dry-run = exit %d:\n%s\nstderr:\n%s", code, out, errOut)
 		}
+		time.Sleep(1500 * time.Millisecond) // the peek hides a message for a second
 		if c := counts(t, env, env.DLQURL); c.Visible != 1 || c.InFlight != 0 {
-			t.Fatalf("DLQ after the dry run = %+v; want the message there and visible", c)
+			t.Fatalf("DLQ a second after the dry run = %+v; want the message there and visible", c)
 		}
 		if c := counts(t, env, env.SendQueueURL); c.Total() != 0 {
 			t.Fatalf("send queue after the dry run = %+v; want empty", c)
@@ -107,6 +112,64 @@ func TestLocalStandIns(t *testing.T) {
 		}
 		if c := counts(t, env, env.DLQURL); c.Total() != 0 {
 			t.Errorf("DLQ after the move = %+v; want empty", c)
+		}
+	})
+
+	t.Run("redrive a mixed DLQ after an outage", func(t *testing.T) {
+		ctx := t.Context()
+		q := env.SQSClient()
+		f := onTable(env.DynamoDB())
+		scenarios["expired after 23 attempts"](t, f) // order-8
+		scenarios["suppressed"](t, f)                // order-7, rejected
+		body := func(id string) string {
+			return `{"id":"` + id + `","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"Hi"}]}`
+		}
+		for _, b := range []string{body("order-8"), body("order-7"), body("fresh-1"), `{"id":"no good!"}`} {
+			if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(env.DLQURL), MessageBody: aws.String(b)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Setenv("AWS_ENDPOINT_URL_SQS", env.SQSURL)
+		t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", env.DynamoURL)
+		out, errOut, code := awsCLI(t, "redrive", "--dlq", env.DLQURL, "--to", env.SendQueueURL, "--dry-run")
+		for _, want := range []string{"final EXPIRED", "--renew sends it as order-8.r1", "final REJECTED", "revivable", "no valid id",
+			"4 message(s) listed", "1 revivable", "2 final (2 would be sent again under a new id with --renew)", "1 without a valid id, 0 unknown"} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Fatalf("redrive --dry-run = exit %d, lacks %q:\n%s\nstderr:\n%s", code, want, out, errOut)
+			}
+		}
+		if c := counts(t, env, env.DLQURL); c.Total() != 4 {
+			t.Fatalf("DLQ after the dry run = %+v; want the 4 there", c)
+		}
+		time.Sleep(1500 * time.Millisecond) // the peek's one-second visibility
+
+		out, errOut, code = awsCLI(t, "redrive", "--dlq", env.DLQURL, "--to", env.SendQueueURL, "--renew")
+		if code != ops.ExitFailure || !strings.Contains(out, "moved 3 message(s)") || !strings.Contains(out, "(2 under a new id)") ||
+			!strings.Contains(errOut, "1 message(s) kept") {
+			t.Fatalf("redrive --renew = exit %d:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		got := map[string]string{} // id → renewedFrom
+		for len(got) < 3 {
+			r, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(env.SendQueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 2})
+			if err != nil || len(r.Messages) == 0 {
+				t.Fatalf("send queue: %v; have %v", err, got)
+			}
+			for _, m := range r.Messages {
+				var b struct {
+					ID       string
+					Metadata struct{ RenewedFrom string }
+				}
+				if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &b); err != nil {
+					t.Fatal(err)
+				}
+				got[b.ID] = b.Metadata.RenewedFrom
+			}
+		}
+		if diff := cmp.Diff(map[string]string{"order-8.r1": "order-8", "order-7.r1": "order-7", "fresh-1": ""}, got); diff != "" {
+			t.Errorf("on the send queue, id → renewedFrom (-want +got):\n%s", diff)
+		}
+		if c := counts(t, env, env.DLQURL); c.Total() != 1 {
+			t.Errorf("DLQ after the redrive = %+v; want the one without a valid id", c)
 		}
 	})
 

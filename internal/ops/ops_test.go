@@ -15,6 +15,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/internal/ops"
 	"github.com/mmsgate/mmsgate/pkg/store"
+	"github.com/mmsgate/mmsgate/pkg/version"
 )
 
 const testTable = "mmsgate-messages"
@@ -120,6 +121,7 @@ func TestHelp(t *testing.T) {
 		"suppress -h":        {args: []string{"suppress", "-h"}, stdout: "mmsgate suppress lift [--campaign C | --from CODE] <number>"},
 		"redrive -h":         {args: []string{"redrive", "-h"}, stdout: "the sender's idempotency on \"id\" absorbs the duplicate"},
 		"help redrive flags": {args: []string{"help", "redrive"}, stdout: "-dry-run"},
+		"version":            {args: []string{"version"}, stdout: "mmsgate " + version.Version + "\n"},
 		"unknown command":    {args: []string{"frobnicate"}, code: ops.ExitUsage, inStderr: `unknown command "frobnicate"`},
 		"unknown flag":       {args: []string{"status", "--nope", "x"}, code: ops.ExitUsage, inStderr: "flag provided but not defined: -nope"},
 		"status without id":  {args: []string{"status"}, code: ops.ExitUsage, inStderr: "status wants one id"},

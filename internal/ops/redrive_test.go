@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -84,6 +85,8 @@ type queueModel struct {
 	log     []string
 	handles int
 	failTo  string // SendMessage fails for this body
+	// visibility is each receive's VisibilityTimeout.
+	visibility []int32
 }
 
 type modelMsg struct {
@@ -117,11 +120,13 @@ func (q *queueModel) fake() *fakeSQS {
 			for _, m := range q.msgs {
 				if !m.hidden && len(out.Messages) < int(in.MaxNumberOfMessages) {
 					q.handles++
-					m.hidden, m.m.ReceiptHandle = true, aws.String(fmt.Sprintf("rh-%d", q.handles))
+					// A visibility of a second or less is over before the next call.
+					m.hidden, m.m.ReceiptHandle = in.VisibilityTimeout > 1, aws.String(fmt.Sprintf("rh-%d", q.handles))
 					out.Messages = append(out.Messages, m.m)
 				}
 			}
 			q.log = append(q.log, fmt.Sprintf("receive %d", len(out.Messages)))
+			q.visibility = append(q.visibility, in.VisibilityTimeout)
 			return out, nil
 		},
 		SendMessageFn: func(in *sqs.SendMessageInput) (*sqs.SendMessageOutput, error) {
@@ -155,7 +160,16 @@ func (q *queueModel) fake() *fakeSQS {
 		GetQueueAttributesFn: func(in *sqs.GetQueueAttributesInput) (*sqs.GetQueueAttributesOutput, error) {
 			u := aws.ToString(in.QueueUrl)
 			name := u[strings.LastIndex(u, "/")+1:]
-			return &sqs.GetQueueAttributesOutput{Attributes: map[string]string{"QueueArn": "arn:aws:sqs:eu-west-1:123456789012:" + name}}, nil
+			visible, hidden := 0, 0
+			for _, m := range q.msgs {
+				if m.hidden {
+					hidden++
+				} else {
+					visible++
+				}
+			}
+			return &sqs.GetQueueAttributesOutput{Attributes: map[string]string{"QueueArn": "arn:aws:sqs:eu-west-1:123456789012:" + name,
+				"ApproximateNumberOfMessages": strconv.Itoa(visible), "ApproximateNumberOfMessagesNotVisible": strconv.Itoa(hidden)}}, nil
 		},
 	}
 }
@@ -208,16 +222,19 @@ func TestRedriveDryRunChangesNothing(t *testing.T) {
 			t.Errorf("dry run left %s hidden", aws.ToString(m.m.MessageId))
 		}
 	}
-	want := []string{"receive 3", "receive 0", "visible order-1 after 0s", "visible order-2 after 0s", "visible ? after 0s"}
-	if diff := cmp.Diff(want, q.log); diff != "" {
+	// One receive, hiding each message for a second only; no other call.
+	if diff := cmp.Diff([]string{"receive 3"}, q.log); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int32{1}, q.visibility); diff != "" {
+		t.Errorf("receive visibility (-want +got):\n%s", diff)
 	}
 	golden(t, "redrive/dry_run.txt", out)
 }
 
 func TestRedriveDryRunMax(t *testing.T) {
 	q := newQueueModel(deadLetters()...)
-	res, err := ops.Redrive(context.Background(), q.fake(), ops.RedriveOptions{DLQ: dlqURL, To: sendURL, DryRun: true, Max: 2, Wait: -1}, nil)
+	res, err := ops.Redrive(context.Background(), q.fake(), nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, DryRun: true, Max: 2, Wait: -1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,16 +254,17 @@ func TestRedriveDryRunMax(t *testing.T) {
 
 func TestRedriveReasons(t *testing.T) {
 	q := newQueueModel(deadLetters()...)
-	res, err := ops.Redrive(context.Background(), q.fake(), ops.RedriveOptions{DLQ: dlqURL, To: sendURL, DryRun: true, Wait: -1}, nil)
+	res, err := ops.Redrive(context.Background(), q.fake(), nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, DryRun: true, Wait: -1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []ops.Dead{
 		{MessageID: "m-1", ID: "order-1", Reason: "E100: unknown field extra", Error: "E100: unknown field extra", OriginalMessageID: "orig-1",
-			ReceiveCount: 1, SentAt: "2026-11-26T09:00:00.000Z", Bytes: 58},
+			ReceiveCount: 1, SentAt: "2026-11-26T09:00:00.000Z", Bytes: 58, Verdict: ops.VerdictUnknown, Note: "no table to read"},
 		{MessageID: "m-2", ID: "order-2", Reason: "the redrive policy of mmsgate-send (received maxReceiveCount times without success)",
-			Source: "arn:aws:sqs:eu-west-1:123456789012:mmsgate-send", ReceiveCount: 5, SentAt: "2026-11-26T09:01:00.000Z", Bytes: 48},
-		{MessageID: "m-3", Reason: "body is not JSON", Error: "body is not JSON", OriginalMessageID: "orig-3", Bytes: 8},
+			Source: "arn:aws:sqs:eu-west-1:123456789012:mmsgate-send", ReceiveCount: 5, SentAt: "2026-11-26T09:01:00.000Z", Bytes: 48,
+			Verdict: ops.VerdictUnknown, Note: "no table to read"},
+		{MessageID: "m-3", Reason: "body is not JSON", Error: "body is not JSON", OriginalMessageID: "orig-3", Bytes: 8, Verdict: ops.VerdictNoID},
 	}
 	if diff := cmp.Diff(want, res.Messages); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)
@@ -258,16 +276,17 @@ func TestRedriveMoves(t *testing.T) {
 	f := newFixture(t)
 	f.sqs = q.fake()
 	out, errOut, code := f.run(t, "redrive", "--dlq", dlqURL, "--to", sendURL)
-	if code != 0 {
+	// The body that is not JSON stays: the sender could only dead-letter it again.
+	if code != ops.ExitFailure || !strings.Contains(errOut, "1 message(s) kept on the dead-letter queue") {
 		t.Fatalf("redrive = exit %d; stderr:\n%s", code, errOut)
 	}
-	// Each one is sent before it is deleted.
-	want := []string{"receive 3", "send order-1", "delete order-1", "send order-2", "delete order-2", "send ?", "delete ?", "receive 0"}
+	// Each one is sent before it is deleted; the kept one is visible again at the end.
+	want := []string{"receive 3", "send order-1", "delete order-1", "send order-2", "delete order-2", "receive 0", "visible ? after 0s"}
 	if diff := cmp.Diff(want, q.log); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
-	if len(q.msgs) != 0 {
-		t.Errorf("%d messages left on the DLQ", len(q.msgs))
+	if len(q.msgs) != 1 || q.msgs[0].hidden || aws.ToString(q.msgs[0].m.MessageId) != "m-3" {
+		t.Errorf("left on the DLQ: %v, want m-3, visible", q.msgs)
 	}
 	for i, in := range q.sent {
 		if got, want := aws.ToString(in.MessageBody), aws.ToString(deadLetters()[i].Body); got != want || aws.ToString(in.QueueUrl) != sendURL {
@@ -290,7 +309,7 @@ func TestRedriveMoves(t *testing.T) {
 
 func TestRedriveMax(t *testing.T) {
 	q := newQueueModel(deadLetters()...)
-	res, err := ops.Redrive(context.Background(), q.fake(), ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Max: 2, Wait: -1}, nil)
+	res, err := ops.Redrive(context.Background(), q.fake(), nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Max: 2, Wait: -1}, nil)
 	if err != nil || res.Moved != 2 {
 		t.Fatalf("Redrive --max 2 = %+v, %v", res, err)
 	}
@@ -321,7 +340,7 @@ func TestRedriveFailedDelete(t *testing.T) {
 	q := newQueueModel(deadLetters()[:1]...)
 	fake := q.fake()
 	fake.DeleteMessageFn = func(*sqs.DeleteMessageInput) (*sqs.DeleteMessageOutput, error) { return nil, errors.New("throttled") }
-	res, err := ops.Redrive(context.Background(), fake, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Wait: -1}, nil)
+	res, err := ops.Redrive(context.Background(), fake, nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Wait: -1}, nil)
 	if err == nil || !strings.Contains(err.Error(), "a later run sends it again") || res.Moved != 1 {
 		t.Errorf("Redrive with a failing delete = %+v, %v; want the send counted and the duplicate explained", res, err)
 	}
@@ -351,7 +370,7 @@ func TestRedriveDuplicateDelivery(t *testing.T) {
 			return &sqs.DeleteMessageOutput{}, nil
 		},
 	}
-	res, err := ops.Redrive(context.Background(), fake, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Wait: -1}, nil)
+	res, err := ops.Redrive(context.Background(), fake, nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Wait: -1}, nil)
 	if err != nil || res.Moved != 1 || sent != 1 || deleted != 2 {
 		t.Errorf("Redrive = %+v, %v; sent %d, deleted %d; want 1 move, 1 send, 2 deletes", res, err, sent, deleted)
 	}

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -85,9 +86,15 @@ type Server struct {
 	requests  []Request
 	postbacks []PostbackAttempt
 	tracking  map[string]bool
-	counts    Counts
-	gen       int // bumped by Reset: older scheduled postbacks are dropped
-	npending  int
+	// trackingSalt shifts every tracking id's characters by a per-process
+	// random amount: ids differ across restarts (a restarted simulator
+	// under `make dev PERSIST=1` must not hand out a tracking id the kept
+	// table already links to another request), while the seeded rng draws
+	// exactly what it drew before, so faults and mixes stay repeatable.
+	trackingSalt [13]int
+	counts       Counts
+	gen          int // bumped by Reset: older scheduled postbacks are dropped
+	npending     int
 
 	onAccept func(Request)
 	keepRef  map[string]bool // references whose postbacks always carry them
@@ -130,16 +137,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:      cfg,
-		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
-		tracking: map[string]bool{},
-		optedOut: map[string]bool{},
-		client:   &http.Client{Timeout: time.Duration(cfg.PostbackTimeout)},
-		ctx:      ctx,
-		cancel:   cancel,
-		slots:    make(chan struct{}, cfg.PostbackConcurrency),
-		born:     time.Now(),
-		limit:    newThroughput(cfg.RateLimit, time.Duration(cfg.MinInterval)),
+		cfg:          cfg,
+		rng:          rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5eed)),
+		tracking:     map[string]bool{},
+		trackingSalt: newTrackingSalt(),
+		optedOut:     map[string]bool{},
+		client:       &http.Client{Timeout: time.Duration(cfg.PostbackTimeout)},
+		ctx:          ctx,
+		cancel:       cancel,
+		slots:        make(chan struct{}, cfg.PostbackConcurrency),
+		born:         time.Now(),
+		limit:        newThroughput(cfg.RateLimit, time.Duration(cfg.MinInterval)),
 	}
 	for _, o := range cfg.Outages {
 		s.addOutage(o, s.born)
@@ -573,12 +581,14 @@ const trackingAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 func (s *Server) newTrackingID() string {
 	for {
 		b := make([]byte, 0, 15)
+		k := 0
 		for i, n := range []int{6, 4, 3} {
 			if i > 0 {
 				b = append(b, '-')
 			}
 			for range n {
-				b = append(b, trackingAlphabet[s.rng.IntN(len(trackingAlphabet))])
+				b = append(b, trackingAlphabet[(s.rng.IntN(len(trackingAlphabet))+s.trackingSalt[k])%len(trackingAlphabet)])
+				k++
 			}
 		}
 		if id := string(b); !s.tracking[id] {
@@ -586,6 +596,17 @@ func (s *Server) newTrackingID() string {
 			return id
 		}
 	}
+}
+
+// newTrackingSalt draws the per-process shifts of newTrackingID from the
+// operating system's randomness.
+func newTrackingSalt() (salt [13]int) {
+	var b [13]byte
+	crand.Read(b[:]) // never fails (crypto/rand panics rather)
+	for i := range salt {
+		salt[i] = int(b[i]) % len(trackingAlphabet)
+	}
+	return salt
 }
 
 func (s *Server) record(rec Request) {

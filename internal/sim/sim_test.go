@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -684,4 +685,24 @@ func BenchmarkAPI(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// TestTrackingIDsDifferAcrossRestarts: a simulator restarted with the same
+// seed (make dev PERSIST=1 keeps the table) must not hand out the tracking
+// ids it gave before, or a new request's link collides with an old one's.
+func TestTrackingIDsDifferAcrossRestarts(t *testing.T) {
+	seen := map[string]int{}
+	for run := range 3 {
+		_, base := start(t, Default()) // the same Seed each time
+		for range 5 {
+			a := postXML(t, base, valid())
+			if prev, dup := seen[a.TrackingID]; dup {
+				t.Errorf("run %d handed out %s again (run %d had it)", run, a.TrackingID, prev)
+			}
+			seen[a.TrackingID] = run
+			if !regexp.MustCompile(`^[A-Za-z0-9]{6}-[A-Za-z0-9]{4}-[A-Za-z0-9]{3}$`).MatchString(a.TrackingID) {
+				t.Errorf("tracking id %q: want the shape DrXAFP-Ylpc-JZL", a.TrackingID)
+			}
+		}
+	}
 }

@@ -23,6 +23,7 @@
 package soak
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -53,15 +54,17 @@ import (
 
 // Options of Run.
 type Options struct {
-	N         int           // send requests (default 10,000)
-	Seed      uint64        // everything random derives from it
-	Kills     int           // sender crashes (default 4: half right after Skycore accepted)
-	Throttle  time.Duration // DynamoDB throttled this long, halfway (default 2 s)
-	Progress  io.Writer     // a line every few seconds (nil: none)
-	Logs      io.Writer     // the functions' logs (nil: discarded)
-	Timeout   time.Duration // give up after (default 10 min)
-	Senders   int           // sender instances (default 2)
-	Postbacks int           // postback instances (default 2)
+	N        int           // send requests (default 10,000)
+	Seed     uint64        // everything random derives from it
+	Kills    int           // sender crashes (default 4: half right after Skycore accepted)
+	Throttle time.Duration // DynamoDB throttled this long, halfway (default 2 s)
+	Progress io.Writer     // a progress line every ProgressEvery (nil: none)
+	// ProgressEvery is how often Progress gets a line (default 10 s).
+	ProgressEvery time.Duration
+	Logs          io.Writer     // the functions' logs (nil: discarded)
+	Timeout       time.Duration // give up after (default 10 min)
+	Senders       int           // sender instances (default 2)
+	Postbacks     int           // postback instances (default 2)
 	// Outage is how long Skycore is down, a third each E503, HTML 503 and
 	// refused connections (default 80 s: longer than the old 5-receive
 	// back-off chain of about 75 s).
@@ -382,6 +385,20 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	s.Env.Proxy.MeasureCapacity()
 	before := takeSnapshot(s)
 	start := time.Now()
+	var phase atomic.Value // what the run is doing, for the progress line
+	phase.Store("enqueue")
+	var queued atomic.Int64 // the send queue's depth at the last batch
+	if o.Progress != nil {
+		final := 0 // as of the last line
+		stopProgress := ProgressLines(o.Progress, cmp.Or(o.ProgressEvery, 10*time.Second), func() string {
+			if phase.Load() != "check" { // the check reads the events itself: no drain beside it
+				final = finalIDs(s.Events(), want)
+			}
+			return fmt.Sprintf("soak: %s %s: ids final %d/%d, in queue %d, Skycore accepted %d",
+				time.Since(start).Round(time.Second), phase.Load(), final, len(want), queued.Load(), accepted.Load())
+		})
+		defer stopProgress()
+	}
 	// Up to maxQueued requests go in before the pollers start; more go in
 	// beside them, the queue kept about maxQueued deep (moto's sends slow
 	// with its depth, should the soak run on moto again).
@@ -417,15 +434,10 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	} else if err := feed(); err != nil {
 		return nil, err
 	}
-	last := time.Now()
-	err = s.Pump(ctx, func(p stack.Progress) {
-		if o.Progress != nil && time.Since(last) > 3*time.Second {
-			last = time.Now()
-			fmt.Fprintf(o.Progress, "soak: %s batches %d, in queue %d, delivery events %d, Skycore accepted %d\n",
-				time.Since(start).Round(time.Second), p.Batches, p.Queued, p.Events, accepted.Load())
-		}
-	})
+	phase.Store("send and postbacks")
+	err = s.Pump(ctx, func(p stack.Progress) { queued.Store(int64(p.Queued)) })
 	stopFeed()
+	phase.Store("check")
 	if len(bodies) > maxQueued {
 		if ferr := <-fed; ferr != nil && err == nil {
 			err = fmt.Errorf("enqueue: %w", ferr)
@@ -457,6 +469,40 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		return r, err
 	}
 	return r, r.check(ctx, s, want, window, start)
+}
+
+// ProgressLines writes line() to w every interval until the returned stop
+// is called: a long run says where it is even while nothing moves (an
+// outage, a back-off).
+func ProgressLines(w io.Writer, every time.Duration, line func() string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintln(w, line())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// finalIDs counts the ids of want with a terminal send event among events.
+func finalIDs(events []delivery.Event, want map[string]string) int {
+	final := map[string]bool{}
+	for _, e := range events {
+		if _, ok := want[e.ID]; ok && delivery.Terminal(e.Event) {
+			final[e.ID] = true
+		}
+	}
+	return len(final)
 }
 
 // maxQueued is how deep the soak lets the send queue get before it waits

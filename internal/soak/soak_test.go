@@ -2,10 +2,14 @@ package soak
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mmsgate/mmsgate/internal/stack"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
 // TestSoak is the short soak of `make test`: 500 requests through the real
@@ -24,7 +28,8 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Run(ctx, bins, Options{N: 500, Seed: 7})
+	// A line every 10 s: the run takes minutes (make test runs it with -v).
+	r, err := Run(ctx, bins, Options{N: 500, Seed: 7, Progress: t.Output()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,5 +85,47 @@ func TestSoak(t *testing.T) {
 	}
 	if r.Usage.Throttled < r.Throttled {
 		t.Errorf("cost table: %d throttled calls, the proxy answered %d", r.Usage.Throttled, r.Throttled)
+	}
+}
+
+func TestProgressLines(t *testing.T) {
+	var mu sync.Mutex
+	var b strings.Builder
+	n := 0
+	stop := ProgressLines(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return b.Write(p)
+	}), 5*time.Millisecond, func() string { n++; return fmt.Sprintf("line %d", n) })
+	time.Sleep(60 * time.Millisecond)
+	stop()
+	mu.Lock()
+	got := b.String()
+	mu.Unlock()
+	if !strings.HasPrefix(got, "line 1\nline 2\n") {
+		t.Errorf("progress lines = %q, want line 1, line 2, ...", got)
+	}
+	time.Sleep(20 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if b.String() != got {
+		t.Errorf("a line after stop: %q", strings.TrimPrefix(b.String(), got))
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestFinalIDs(t *testing.T) {
+	want := map[string]string{"a": "valid", "b": "valid", "c": "invalid"}
+	events := []delivery.Event{
+		{ID: "a", Event: delivery.Accepted}, {ID: "a", Event: "delivered"}, {ID: "a", Event: delivery.Accepted}, // one id, however many events
+		{ID: "b", Event: "retrying"},         // not final yet
+		{ID: "c", Event: delivery.Rejected},  // final
+		{ID: "zz", Event: delivery.Rejected}, // not one of the run's ids
+	}
+	if got := finalIDs(events, want); got != 2 {
+		t.Errorf("finalIDs = %d, want 2 (a and c)", got)
 	}
 }

@@ -11,16 +11,20 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/mmsgate/mmsgate/pkg/version"
 )
 
 // New returns a JSON logger writing to w at the level the environment asks.
+// Every line carries the build's version (pkg/version): during a deploy old
+// and new instances run side by side, and the logs say which wrote what.
 func New(w io.Writer) *slog.Logger {
 	level := os.Getenv("LOG_LEVEL")
 	if level == "" {
 		level = os.Getenv("AWS_LAMBDA_LOG_LEVEL")
 	}
 	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: ParseLevel(level), ReplaceAttr: lambdacontext.ReplaceAttr})
-	return slog.New(requestID{h})
+	return slog.New(requestID{h}).With("version", version.Version)
 }
 
 // ParseLevel reads DEBUG, INFO, WARN or ERROR (any case); INFO otherwise.

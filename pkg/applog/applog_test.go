@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/mmsgate/mmsgate/pkg/version"
 )
 
 func TestJSONWithRequestID(t *testing.T) {
@@ -22,7 +24,7 @@ func TestJSONWithRequestID(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
 		t.Fatalf("want one JSON line at WARN, got %q", b.String())
 	}
-	if got["message"] != "shown" || got["level"] != "WARN" || got["requestId"] != "req-1" || got["timestamp"] == nil || got["k"] != "v" {
+	if got["message"] != "shown" || got["level"] != "WARN" || got["requestId"] != "req-1" || got["timestamp"] == nil || got["k"] != "v" || got["version"] != version.Version {
 		t.Errorf("log line = %v", got)
 	}
 }
