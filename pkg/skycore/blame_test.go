@@ -48,7 +48,7 @@ func TestE100Burst(t *testing.T) {
 		{"the burst ends 10 minutes after its last answers", []step{{0, "a", P, 1}, {0, "b", P, 2}, {0, "c", P, 3}, {0, "d", P, 4}, {0, "e", C, 5},
 			{10 * time.Minute, "f", P, 1}}},
 		{"a retried id counts at its latest answer", []step{{0, "a", P, 1}, {0, "b", P, 2}, {0, "c", P, 3}, {0, "d", P, 4}, {0, "e", C, 5},
-			{9 * time.Minute, "e", C, 5}, // a-d are 9 minutes old: still in
+			{9 * time.Minute, "e", C, 5},   // a-d are 9 minutes old: still in
 			{2 * time.Minute, "f", P, 2}}}, // a-d are out; e (2 minutes old) and f remain
 	}
 	for _, tt := range tests {
