@@ -135,6 +135,10 @@ type Account struct {
 	Campaigns            map[string][]string `json:"campaigns,omitempty"` // campaignRef → subscribed numbers
 	Blacklist            []string            `json:"blacklist,omitempty"`
 	RequireFallbackText  bool                `json:"requireFallbackText,omitempty"`
+	// PhotoTypes is the Content-Type that a vCard photo URL serves, as
+	// Skycore would find on fetching it: a type other than GIF, JPEG or PNG
+	// is E1502. A URL not listed is taken to be an image.
+	PhotoTypes map[string]string `json:"photoTypes,omitempty"`
 }
 
 // Template is a saved MMS.
