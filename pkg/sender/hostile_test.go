@@ -35,9 +35,9 @@ func TestHostileRequests(t *testing.T) {
 		{"h-nul", `{"id":"h-nul","to":"17743199144","mmsId":1000,"subject":"a\u0000b"}`, "E108"},
 		{"h-esc", `{"id":"h-esc","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"\u001b[31mred"}]}`, "E108"},
 		{"h-bom", `{"id":"h-bom","to":"17743199144","mmsId":1000,"data":{"a":"\ufffe"}}`, "E108"},
-		{"h-utf8", "{\"id\":\"h-utf8\",\"to\":\"17743199144\",\"mmsId\":1000,\"subject\":\"\xff\xfe\"}", ""}, // JSON turns it into U+FFFD: valid
-		{"h-data", `{"id":"h-data","to":"17743199144","mmsId":1000,"data":` + string(bigData) + `}`, ""}, // no local limit (docs/codes.md): sent
-		{"h-value", `{"id":"h-value","to":"17743199144","mmsId":1000,"data":{"a":"` + long(1001) + `"}}`, ""}, // no local limit (docs/codes.md): sent
+		{"h-utf8", "{\"id\":\"h-utf8\",\"to\":\"17743199144\",\"mmsId\":1000,\"subject\":\"\xff\xfe\"}", ""},          // JSON turns it into U+FFFD: valid
+		{"h-data", `{"id":"h-data","to":"17743199144","mmsId":1000,"data":` + string(bigData) + `}`, ""},              // no local limit (docs/codes.md): sent
+		{"h-value", `{"id":"h-value","to":"17743199144","mmsId":1000,"data":{"a":"` + long(1001) + `"}}`, ""},         // no local limit (docs/codes.md): sent
 		{"h-vcard", `{"id":"h-vcard","to":"17743199144","mmsId":1000,"vcard":{"lastName":"` + long(1001) + `"}}`, ""}, // no local limit (docs/codes.md): sent
 		{"h-mmsid", `{"id":"h-mmsid","to":"17743199144","mmsId":99999999999999999999}`, "E620"},
 		{"h-no-id", `{"to":"17743199144","mmsId":1000}`, ""}, // DLQ, no event: no id to name
