@@ -10,8 +10,8 @@
 // Faults and disorder, each off by default (Config fields; cmd/skycore-sim
 // has a flag for each):
 //
-//   - Faults: per-request vendor errors (E106, E113, E120, E503, E618,
-//     E713) and transport faults (http500/502/503, reset, hang, truncate,
+//   - Faults: per-request vendor errors (E100, E106, E111, E113, E120,
+//     E503, E618, E713) and transport faults (http500/502/503, reset, hang, truncate,
 //     html), by rate, count and match; none of these is a send.
 //   - accept-hang / accept-reset (Fault kinds): Skycore accepts and queues
 //     the message, then holds the answer past the caller's timeout (or for
