@@ -3,6 +3,7 @@ package skycore
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -24,6 +25,9 @@ func TestRemovedRulesEncode(t *testing.T) {
 		Note     string   `xml:"DYNAMICVCARD>NOTE"`
 		Mask     string   `xml:"FROM_MASK"`
 		DataNote string   `xml:"DATA>NOTE"`
+		DataK99  string   `xml:"DATA>K99"`
+		Campaign string   `xml:"CAMPAIGNREF"`
+		Operator string   `xml:"OPERATORID"`
 	}
 	long := func(c string, n int) string { return strings.Repeat(c, n) }
 	tests := []struct {
@@ -46,6 +50,16 @@ func TestRemovedRulesEncode(t *testing.T) {
 		{"data value of 2000 characters (was E100 over 1000)", func(r *sendreq.Request) { r.Data = map[string]string{"note": long("d", 2000)} },
 			sent{To: "17743199144", DataNote: long("d", 2000)}},
 		{"fromMask with a space (was E100)", func(r *sendreq.Request) { r.FromMask = "ACME Ltd" }, sent{To: "17743199144", Mask: "ACME Ltd"}},
+		{"100 data keys (was E100 over 64)", func(r *sendreq.Request) {
+			r.Data = map[string]string{}
+			for i := range 100 {
+				r.Data[fmt.Sprint("k", i)] = fmt.Sprint(i)
+			}
+		}, sent{To: "17743199144", DataK99: "99"}},
+		{"campaignRef of 2000 characters (was E100 over 1000)", func(r *sendreq.Request) { r.CampaignRef = long("c", 2000) },
+			sent{To: "17743199144", Campaign: long("c", 2000)}},
+		{"operatorId of 20 digits (was E100 over 16)", func(r *sendreq.Request) { r.OperatorID = long("1", 20) },
+			sent{To: "17743199144", Operator: long("1", 20)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
