@@ -117,13 +117,13 @@ func TestValidate(t *testing.T) {
 func TestInvalidNeverReachesSQS(t *testing.T) {
 	t.Parallel()
 	invalid := map[string]client.Request{
-		"empty":             {},
-		"no from":           {ID: "a", To: "17743199144", MMSID: "1", From: ""},
-		"bad to":            {ID: "a", To: "+17743199144", MMSID: "1", From: "1"},
-		"id too long":       {ID: strings.Repeat("a", 65), To: "17743199144", MMSID: "1", From: "1"},
-		"slide text empty":  {ID: "a", To: "17743199144", MMSID: "1", From: "1", Slides: []client.Slide{{Slide: 1}}},
-		"barcodeid empty":   {ID: "a", To: "17743199144", MMSID: "1", From: "1", Data: map[string]string{"barcodeid": ""}},
-		"fallback too long": {ID: "a", To: "17743199144", MMSID: "1", From: "1", Fallback: &client.Fallback{Text: strings.Repeat("x", 161)}},
+		"empty":            {},
+		"no from":          {ID: "a", To: "17743199144", MMSID: "1", From: ""},
+		"bad to":           {ID: "a", To: "+1 774 FLOWERS", MMSID: "1", From: "1"},
+		"id too long":      {ID: strings.Repeat("a", 65), To: "17743199144", MMSID: "1", From: "1"},
+		"slide text empty": {ID: "a", To: "17743199144", MMSID: "1", From: "1", Slides: []client.Slide{{Slide: 1}}},
+		"barcodeid empty":  {ID: "a", To: "17743199144", MMSID: "1", From: "1", Data: map[string]string{"barcodeid": ""}},
+		"slide text blank": {ID: "a", To: "17743199144", MMSID: "1", From: "1", Slides: []client.Slide{{Slide: 1, Text: " \n"}}},
 	}
 	for name, req := range invalid {
 		t.Run(name, func(t *testing.T) {
@@ -458,5 +458,27 @@ func TestBulkLane(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"bulk-url", "bulk-url", "bulk-url", "send-url"}, urls); diff != "" {
 		t.Errorf("queues (-want +got):\n%s", diff)
+	}
+}
+
+// TestValidateNormalises: `to` and the vCard's numbers are enqueued as
+// digits (docs/request.md); the caller's request, vCard included, is left
+// as written; advice is a warning, not an error.
+func TestValidateNormalises(t *testing.T) {
+	req := client.Request{ID: "people-1", To: "+1 (774) 319-9144", MMSID: "48211",
+		Fallback: &client.Fallback{Text: strings.Repeat("f", 200)},
+		VCard:    &client.VCard{LastName: "Support", PhotoURL: "https://cdn.example.com/i/8812?w=400", Phones: []client.Phone{{Number: "+1 (800) 555-0100"}}}}
+	got, err := client.Validate(req, policy)
+	if err != nil {
+		t.Fatalf("Validate = %v, want valid", err)
+	}
+	if got.To != "17743199144" || got.VCard.Phones[0].Number != "18005550100" {
+		t.Errorf("enqueued to %q, vCard number %q; want digits", got.To, got.VCard.Phones[0].Number)
+	}
+	if req.To != "+1 (774) 319-9144" || req.VCard.Phones[0].Number != "+1 (800) 555-0100" {
+		t.Errorf("Validate changed its argument: to %q, vCard number %q", req.To, req.VCard.Phones[0].Number)
+	}
+	if w := got.Warnings(); len(w) != 1 || w[0] != "FALLBACK_TEXT_OVER_110" {
+		t.Errorf("Warnings = %v, want [FALLBACK_TEXT_OVER_110]", w)
 	}
 }

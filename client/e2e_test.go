@@ -61,7 +61,7 @@ func TestEndToEnd(t *testing.T) {
 	reqs[0].MMSID = "0001000"
 	reqs[1].Slides = []client.Slide{{Slide: 2, Text: "Ünïcødé\nline ✓ <&>"}}
 	reqs[2].VCard = &client.VCard{FirstName: "Acme", Emails: []client.Email{{ID: "help@acme.example"}}}
-	reqs[17].To = "+17743199144" // invalid: never enqueued
+	reqs[17].To = "+1 774 FLOWERS" // invalid: never enqueued
 	err = c.SendBatch(ctx, reqs)
 	var be *client.BatchError
 	if !errors.As(err, &be) || len(be.Failures) != 1 || be.Failures[0].Index != 17 || !errors.Is(err, client.ErrInvalid) {

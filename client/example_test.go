@@ -19,7 +19,7 @@ func ExampleValidate() {
 	p := client.Policy{DefaultFrom: "60856"} // as the sender is deployed
 	req := client.Request{
 		ID:     "order-1",
-		To:     "+1 774 319 9144",
+		To:     "1-774-FLOWERS",
 		MMSID:  "48211",
 		Slides: []client.Slide{{Slide: 1, Text: "Your order shipped"}, {Slide: 1, Text: "Track it any time"}},
 		VCard:  &client.VCard{FirstName: "Acme", Phones: []client.Phone{{Number: "18005550100", Label: "mobile"}}},
@@ -30,17 +30,17 @@ func ExampleValidate() {
 		fmt.Printf("%s %s: %s\n", v.Code, v.Field, v.Message)
 	}
 
-	req.To = "17743199144"
+	req.To = "+1 (774) 319-9144" // as people write it: enqueued as digits
 	req.Slides[1].Slide = 2
 	req.VCard.Phones[0].Label = "work"
 	ok, err := client.Validate(req, p)
-	fmt.Println(err, ok.From)
+	fmt.Println(err, ok.To, ok.From)
 	// Output:
 	// true
-	// E110 to: must be an international number of 8-15 digits, no + or spaces
+	// E110 to: must be an international number of 7-15 digits (a leading + and spaces, - . ( ) between them are allowed)
 	// E100 slides[1].slide: slide 1 is given twice
 	// E1516 vcard.phones[0].label: label must be work or home
-	// <nil> 60856
+	// <nil> 17743199144 60856
 }
 
 // Send puts one request on the send queue; here the queue is a fake that
@@ -109,7 +109,7 @@ func ExampleClient_SendBatch() {
 	// entry 1-order_2
 	// entry 2-order-4
 	// 1 order.2 retryable=true: sqs refused the entry (server fault): InternalError: please retry
-	// 2 order-3 retryable=false: invalid send request "order-3": E110 to: must be an international number of 8-15 digits, no + or spaces
+	// 2 order-3 retryable=false: invalid send request "order-3": E110 to: must be an international number of 7-15 digits (a leading + and spaces, - . ( ) between them are allowed)
 	// 3 order:1 retryable=false: id given twice in one batch
 }
 

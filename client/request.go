@@ -35,12 +35,21 @@ var ErrInvalid = errors.New("invalid send request")
 // code (sendreq.ApplyDefaults and Validate), so a request that passes here
 // fails in the sender only if the deployment's policy differs from p. It
 // returns the request as it will be enqueued: FROM filled from
-// p.DefaultFrom when empty, leading zeros of mmsId dropped. req itself is
-// not changed.
+// p.DefaultFrom when empty, leading zeros of mmsId dropped, `to` and the
+// vCard's phone numbers as digits ("+1 (774) 319-9144" is 17743199144).
+// req itself is not changed (its vCard, if any, is copied before its
+// numbers are rewritten). Advice the vendor gives (req.Warnings) is not an
+// error: the sender lists it in the accepted event.
 //
 // The error wraps ErrInvalid and every violation: errors.Is(err,
 // ErrInvalid) tells it apart, apperr.All(err) lists the fields.
 func Validate(req Request, p Policy) (Request, error) {
+	if req.VCard != nil {
+		// ApplyDefaults rewrites the phone numbers in place: not the caller's.
+		vc := *req.VCard
+		vc.Phones = append([]Phone(nil), vc.Phones...)
+		req.VCard = &vc
+	}
 	req.ApplyDefaults(p)
 	if err := req.Validate(p); err != nil {
 		return req, fmt.Errorf("%w %q: %w", ErrInvalid, req.ID, err)

@@ -158,6 +158,9 @@ func (s *Schema) check(node map[string]any, v any, path string, errs *[]string) 
 		}
 	case map[string]any:
 		props, _ := node["properties"].(map[string]any)
+		if max, ok := num(node["maxProperties"]); ok && float64(len(x)) > max {
+			add("more than %v properties", max)
+		}
 		if req, ok := node["required"].([]any); ok {
 			for _, r := range req {
 				if _, ok := x[r.(string)]; !ok {

@@ -10,8 +10,8 @@
 // Faults and disorder, each off by default (Config fields; cmd/skycore-sim
 // has a flag for each):
 //
-//   - Faults: per-request vendor errors (E106, E113, E120, E503, E618,
-//     E713) and transport faults (http500/502/503, reset, hang, truncate,
+//   - Faults: per-request vendor errors (E100, E106, E111, E113, E120,
+//     E503, E618, E713) and transport faults (http500/502/503, reset, hang, truncate,
 //     html), by rate, count and match; none of these is a send.
 //   - accept-hang / accept-reset (Fault kinds): Skycore accepts and queues
 //     the message, then holds the answer past the caller's timeout (or for
@@ -147,6 +147,10 @@ type Account struct {
 	Campaigns            map[string][]string `json:"campaigns,omitempty"` // campaignRef → subscribed numbers
 	Blacklist            []string            `json:"blacklist,omitempty"`
 	RequireFallbackText  bool                `json:"requireFallbackText,omitempty"`
+	// PhotoTypes is the Content-Type that a vCard photo URL serves, as
+	// Skycore would find on fetching it: a type other than GIF, JPEG or PNG
+	// is E1502. A URL not listed is taken to be an image.
+	PhotoTypes map[string]string `json:"photoTypes,omitempty"`
 }
 
 // Template is a saved MMS.

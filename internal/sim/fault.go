@@ -9,7 +9,8 @@ import (
 // Fault is injected into matching requests before they are processed, so a
 // faulted request is never a send.
 type Fault struct {
-	// Kind is a vendor code (E106, E113, E120, E503, E618, E713), http500,
+	// Kind is a vendor code (E100, E106, E111, E113, E120, E503, E618,
+	// E713), http500,
 	// http502, http503, reset, hang, truncate or html: the request is not
 	// processed, so it is never a send. Or accept-hang / accept-reset: the
 	// request is processed as usual and, when Skycore accepts it (records
@@ -32,7 +33,7 @@ type Fault struct {
 }
 
 var faultKinds = map[string]bool{
-	"E106": true, "E113": true, "E120": true, "E503": true, "E618": true, "E713": true,
+	"E100": true, "E106": true, "E111": true, "E113": true, "E120": true, "E503": true, "E618": true, "E713": true,
 	"http500": true, "http502": true, "http503": true, "reset": true, "hang": true, "truncate": true, "html": true,
 	"accept-hang": true, "accept-reset": true,
 }

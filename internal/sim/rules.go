@@ -95,7 +95,10 @@ func (a *Account) check(req *node) (acc *accepted, f *failure, warnings []string
 	switch {
 	case to == "":
 		return nil, fail("E621"), warnings
-	case !allDigits(to) || len(to) < 8 || len(to) > 15:
+	case !allDigits(to) || len(to) < 7 || len(to) > 15:
+		// The page: "the message recipient's phone number in an
+		// international format"; Skycore's number format is digits only, no
+		// + and no punctuation, at most E.164's 15 digits.
 		return nil, fail("E110"), warnings
 	case slices.Contains(a.Blacklist, to):
 		return nil, fail("E114"), warnings
@@ -185,7 +188,7 @@ func (a *Account) check(req *node) (acc *accepted, f *failure, warnings []string
 		return nil, &failure{code: "E100", info: "Only one dynamic vCard per request is allowed."}, warnings
 	}
 	if len(cards) == 1 {
-		if f := checkVCard(cards[0]); f != nil {
+		if f := a.checkVCard(cards[0]); f != nil {
 			return nil, f, warnings
 		}
 		for _, c := range cards[0].Children {
@@ -197,7 +200,7 @@ func (a *Account) check(req *node) (acc *accepted, f *failure, warnings []string
 	return &accepted{mmsID: id, to: to, from: from}, nil, warnings
 }
 
-func checkVCard(card *node) *failure {
+func (a *Account) checkVCard(card *node) *failure {
 	empty := true
 	var walk func(*node)
 	walk = func(n *node) {
@@ -222,16 +225,22 @@ func checkVCard(card *node) *failure {
 		return fail("E1515")
 	}
 	if p, ok := card.text("PHOTOURL"); ok && strings.TrimSpace(p) != "" {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.Host == "" {
+		// The page: "If the photo is not a gif, jpg, or png file or if the
+		// photo does not exist, then the request will fail". Skycore
+		// fetches it: what counts is the file's type, not how its URL
+		// ends. The simulator fetches nothing: a URL it cannot fetch is not
+		// an image (E1502), a host under .invalid does not exist (E1511),
+		// PhotoTypes says what a URL serves, and anything else is an image.
+		p = strings.TrimSpace(p)
+		u, err := url.Parse(p)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			return fail("E1502")
 		}
-		ext := strings.ToLower(u.Path)
-		if !(strings.HasSuffix(ext, ".gif") || strings.HasSuffix(ext, ".jpg") || strings.HasSuffix(ext, ".jpeg") || strings.HasSuffix(ext, ".png")) {
-			return fail("E1502")
-		}
-		if strings.HasSuffix(u.Hostname(), ".invalid") { // the simulator's "photo does not exist"
+		if strings.HasSuffix(u.Hostname(), ".invalid") {
 			return fail("E1511")
+		}
+		if ct, ok := a.PhotoTypes[p]; ok && !imageTypes[strings.ToLower(strings.TrimSpace(strings.Split(ct, ";")[0]))] {
+			return fail("E1502")
 		}
 	}
 	// docs/request.md: each phone, email and address is one element directly
@@ -272,6 +281,9 @@ func checkVCard(card *node) *failure {
 	}
 	return nil
 }
+
+// imageTypes are the photo types the page names: gif, jpg and png.
+var imageTypes = map[string]bool{"image/gif": true, "image/jpeg": true, "image/jpg": true, "image/png": true}
 
 func (a *Account) template(id int64) *Template {
 	for i := range a.Templates {

@@ -85,6 +85,8 @@ func valid(extra ...string) string {
 
 func TestAPICodes(t *testing.T) {
 	cfg := Default()
+	cfg.Accounts[0].PhotoTypes = map[string]string{"https://x.example/a.bmp": "image/bmp", "https://x.example/page": "text/html; charset=utf-8",
+		"https://x.example/photo": "IMAGE/JPEG"}
 	cfg.Accounts = append(cfg.Accounts, Account{
 		APIKey: "strict-key", From: map[string]string{"60856": "1"}, Templates: []Template{{MMSID: 2000, Slides: 3}},
 		EnforceCampaignCheck: true, Campaigns: map[string][]string{"spring": {"17743199144"}},
@@ -108,7 +110,13 @@ func TestAPICodes(t *testing.T) {
 		{"no key", doc(el("ACTION", "sendSavedMMS")), "E102"},
 		{"wrong key", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", "nope")), "E104"},
 		{"no to", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", key), el("MMSID", "1000"), el("FROM", "60856")), "E621"},
+		// Skycore's TO is digits only: mmsgate sends "+1 (774) 319-9144" as
+		// 17743199144; the simulator refuses what it did not normalise.
 		{"to with plus", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", key), el("TO", "+17743199144"), el("MMSID", "1000"), el("FROM", "60856")), "E110"},
+		{"to with separators", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", key), el("TO", "1 (774) 319-9144"), el("MMSID", "1000"), el("FROM", "60856")), "E110"},
+		{"to of 7 digits", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", key), el("TO", "4412345"), el("MMSID", "1000"), el("FROM", "60856")), ""},
+		{"to of 6 digits", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", key), el("TO", "441234"), el("MMSID", "1000"), el("FROM", "60856")), "E110"},
+		{"to of 16 digits", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", key), el("TO", "4412345678901234"), el("MMSID", "1000"), el("FROM", "60856")), "E110"},
 		{"blacklisted", strict(el("TO", "17745550000")), "E114"},
 		{"no mmsid", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", key), el("TO", "17743199144"), el("FROM", "60856")), "E620"},
 		{"unknown mmsid", doc(el("ACTION", "sendSavedMMS"), el("API_KEY", key), el("TO", "17743199144"), el("FROM", "60856"), el("MMSID", "77")), "E241"},
@@ -125,11 +133,18 @@ func TestAPICodes(t *testing.T) {
 		{"force_send_as_sms true", valid(el("FORCE_SEND_AS_SMS", "true")), ""},
 		{"customtext slide past template", strict(el("TO", "17743199144"), el("CAMPAIGNREF", "spring"), el("FALLBACKSMSTEXT", "x"), "<CUSTOMTEXT>"+el("VALUE", "v")+el("SLIDE", "4")+"</CUSTOMTEXT>"), "E100"},
 		{"customtext without slide", valid("<CUSTOMTEXT>" + el("VALUE", "v") + "</CUSTOMTEXT>"), "E100"},
+		{"customtext value blank", valid("<CUSTOMTEXT>" + el("VALUE", " \n ") + el("SLIDE", "1") + "</CUSTOMTEXT>"), "E100"},
 		{"barcode empty", valid(el("DATA", el("BARCODEID", ""))), "E803"},
 		{"vcard empty", valid(vcard("<NAME><FIRSTNAME/><LASTNAME/></NAME>")), "E1501"},
 		{"vcard no name", valid(vcard(el("ORGANIZATION", "Acme"))), "E1515"},
 		{"vcard bad name", valid(vcard(el("NAME", el("FIRSTNAME", "A&amp;B")))), "E1515"},
-		{"vcard photo type", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "https://x.example/a.bmp"))), "E1502"},
+		{"vcard photo type told bmp", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "https://x.example/a.bmp"))), "E1502"},
+		{"vcard photo type told html", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "https://x.example/page"))), "E1502"},
+		{"vcard photo type told jpeg", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "https://x.example/photo"))), ""},
+		{"vcard photo bmp not told: an image", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "https://y.example/a.bmp"))), ""},
+		{"vcard photo without extension", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "https://cdn.example.com/i/8812?w=400"))), ""},
+		{"vcard photo not a URL", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "a.png"))), "E1502"},
+		{"vcard photo ftp", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "ftp://x.example/a.png"))), "E1502"},
 		{"vcard photo missing", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHOTOURL", "https://gone.invalid/a.png"))), "E1511"},
 		{"vcard phone blank", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHONE", el("NUMBER", " ")))), "E1507"},
 		{"vcard phone invalid", valid(vcard(el("NAME", el("LASTNAME", "A")) + el("PHONE", el("NUMBER", "1-800")))), "E1506"},
@@ -502,6 +517,11 @@ func TestClientAgainstSimulator(t *testing.T) {
 		{name: "unknown template", req: func(r *sendreq.Request) { r.MMSID = "5" }, wantCode: "E241", wantClass: apperr.Permanent},
 		{name: "encoding", req: func(r *sendreq.Request) { r.MMSID = "1009" }, wantCode: "E626", wantClass: apperr.Retry},
 		{name: "from not allowed", req: func(r *sendreq.Request) { r.From = "12345" }, wantCode: "E111", wantClass: apperr.Permanent},
+		// The table's classes; skycore.Blame refines E100 and E111 by who
+		// is at fault.
+		{name: "E100", fault: &Fault{Kind: "E100"}, wantCode: "E100", wantClass: apperr.Config},
+		{name: "E111", fault: &Fault{Kind: "E111"}, wantCode: "E111", wantClass: apperr.Permanent},
+		{name: "to as people write it goes out as digits", req: func(r *sendreq.Request) { r.To = "+1 (774) 319-9144" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

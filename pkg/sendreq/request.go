@@ -30,6 +30,24 @@ type Request struct {
 	ForcePassAsLink bool              `json:"forcePassAsLink,omitempty"`
 	Data            map[string]string `json:"data,omitempty"`
 	VCard           *VCard            `json:"vcard,omitempty"`
+
+	// Metadata is the application's own: never sent to Skycore, echoed
+	// verbatim in every event of this id. At most MaxMetadataValues string
+	// values, keys of 1-64 of A-Z a-z 0-9 _ . : -, values of at most
+	// MaxMetadataValue bytes, the object at most MaxMetadataBytes as JSON.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// SendAt, RFC 3339 with an offset, holds the Skycore call until then
+	// (at most MaxSendAhead ahead; a past time sends now). SendTime parses
+	// it. Kept as written so that a body re-encodes as it came.
+	SendAt string `json:"sendAt,omitempty"`
+	// ExpiresAt, RFC 3339 with an offset: no Skycore call starts at or
+	// after it; a request not accepted by then ends expired. ExpiryTime
+	// parses it.
+	ExpiresAt string `json:"expiresAt,omitempty"`
+	// Cancel marks the body {"id": X, "cancel": true}, nothing else: it
+	// cancels id X (docs/request.md, "Cancel"), it sends nothing. false is
+	// the same as absent.
+	Cancel bool `json:"cancel,omitempty"`
 }
 
 // Slide is one CUSTOMTEXT.
@@ -139,7 +157,7 @@ func Decode(body []byte) (*Request, error) {
 		"campaignRef": &r.CampaignRef, "operatorId": &r.OperatorID, "fromMask": &r.FromMask,
 		"subject": &r.Subject, "slides": &r.Slides, "fallback": &r.Fallback,
 		"forceSendAsSms": &r.ForceSendAsSMS, "forcePassAsLink": &r.ForcePassAsLink,
-		"vcard": &r.VCard,
+		"vcard": &r.VCard, "sendAt": &r.SendAt, "expiresAt": &r.ExpiresAt, "cancel": &r.Cancel,
 	}
 	names := make([]string, 0, len(fields))
 	for name := range fields {
@@ -148,8 +166,14 @@ func Decode(body []byte) (*Request, error) {
 	sort.Strings(names) // deterministic error order
 	var errs []*apperr.Error
 	for _, name := range names {
-		if name == "data" {
-			errs = append(errs, r.decodeData(op, fields[name])...)
+		if name == "data" || name == "metadata" {
+			m, e := decodeStrings(op, name, fields[name])
+			if name == "data" {
+				r.Data = m
+			} else {
+				r.Metadata = m
+			}
+			errs = append(errs, e...)
 			continue
 		}
 		dst, ok := targets[name]
@@ -169,27 +193,28 @@ func Decode(body []byte) (*Request, error) {
 	return r, nil
 }
 
-// decodeData decodes DATA key by key so that an error names the key.
-func (r *Request) decodeData(op string, raw json.RawMessage) []*apperr.Error {
+// decodeStrings decodes an object of strings (data, metadata) key by key so
+// that an error names the key.
+func decodeStrings(op, field string, raw json.RawMessage) (map[string]string, []*apperr.Error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return []*apperr.Error{{Code: "E100", Class: apperr.Permanent, Op: op, Field: "data", Message: "must be an object of strings"}}
+		return nil, []*apperr.Error{{Code: "E100", Class: apperr.Permanent, Op: op, Field: field, Message: "must be an object of strings"}}
 	}
 	if m == nil {
-		return nil
+		return nil, nil
 	}
 	var errs []*apperr.Error
-	r.Data = make(map[string]string, len(m))
+	out := make(map[string]string, len(m))
 	for k, v := range m {
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			errs = append(errs, &apperr.Error{Code: "E100", Class: apperr.Permanent, Op: op, Field: "data." + k, Message: "value must be a string"})
+			errs = append(errs, &apperr.Error{Code: "E100", Class: apperr.Permanent, Op: op, Field: field + "." + k, Message: "value must be a string"})
 			continue
 		}
-		r.Data[k] = s
+		out[k] = s
 	}
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
-	return errs
+	return out, errs
 }
 
 // exactKeys rejects keys that encoding/json matched only case-insensitively

@@ -132,6 +132,9 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"id":"a","mmsId":"1","data":{"x":"y"}}`))
 	f.Add([]byte(`[1,2]`))
+	f.Add([]byte(`{"id":"p","to":"+1 (774) 319-9144","mmsId":1,"vcard":{"lastName":"A","phones":[{"number":"+1 (800) 555-0100"}]}}`))
+	f.Add([]byte(`{"id":"m","to":"1","mmsId":1,"metadata":{"orderId":"8812"},"sendAt":"2026-12-24T09:00:00-05:00","expiresAt":"x"}`))
+	f.Add([]byte(`{"id":"c","cancel":true}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := Decode(body)
 		if err != nil {

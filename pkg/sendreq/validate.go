@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -16,47 +17,51 @@ import (
 type Policy struct {
 	DefaultFrom          string // SKYCORE_DEFAULT_FROM
 	EnforceCampaignCheck bool   // SKYCORE_ENFORCE_CAMPAIGN_CHECK
+	// Scheduling says the caller honours sendAt, expiresAt and cancel. When
+	// false a request using any of them is refused (E100, field named)
+	// rather than sent at the wrong time or despite its cancel.
+	Scheduling bool
+	// Now is the clock for sendAt's limit; nil is time.Now.
+	Now func() time.Time
 }
 
-// Limits from the contract and the vendor page.
+// Limits, each with its source in docs/codes.md. There is deliberately no
+// limit on the fallback text, free vCard text or DATA values: the vendor
+// states none, and a local rejection is final for its id.
 const (
-	MaxIDLen          = 64
-	MaxSubject        = 80
-	MaxSlideText      = 5000
-	MaxSlides         = 8
-	MaxFallbackText   = 160
-	WarnFallbackText  = 110 // the vendor's advice for deliverability
-	MaxVCardEntries   = 4
-	MaxFromMask       = 11
-	MaxDataKeys       = 64
-	MaxDataValue      = 1000
-	MaxFreeText       = 1000 // vCard organization, title, note, address; campaignRef
-	MaxPhotoURL       = 2048
-	maxPhoneDigits    = 20
-	minToDigits       = 8
-	maxToDigits       = 15
-	maxOperatorDigits = 16
+	MaxIDLen         = 64   // CLIENT_REFERENCE: "a maximum length of 64 characters"
+	MaxSubject       = 80   // Skycore 1.3 saveMMS rules [L]
+	MaxSlideText     = 5000 // Skycore 1.3 saveMMS rules [L]
+	MaxSlides        = 8    // Skycore 1.3 saveMMS rules [L]
+	WarnFallbackText = 110  // the vendor's advice for deliverability: a warning only
+	MaxVCardEntries  = 4    // the vendor page: "Max phones supported: 4" (and emails, addresses)
+	MaxFromMask      = 11   // the medium: an alphanumeric sender is at most 11 characters
 )
 
 var dataKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 
-// ApplyDefaults fills FROM from the policy when the request has none and
-// drops an mmsId's leading zeros ("048211" is sent as 48211).
+// ApplyDefaults fills FROM from the policy when the request has none, drops
+// an mmsId's leading zeros ("048211" is sent as 48211) and writes `to` and
+// the vCard's phone numbers as the digits Skycore takes ("+1 (774)
+// 319-9144" becomes 17743199144), so that what is sent, recorded and echoed
+// in events is the same. A value that is not a well-written number is left
+// as it is, for Validate to name. A cancel is left alone.
 func (r *Request) ApplyDefaults(p Policy) {
+	if r.Cancel {
+		return
+	}
 	if r.From == "" {
 		r.From = p.DefaultFrom
 	}
 	if isPositiveInt(string(r.MMSID)) {
 		r.MMSID = MMSID(strings.TrimLeft(string(r.MMSID), "0"))
 	}
-}
-
-// Warnings lists what is accepted but worth a log line.
-func (r *Request) Warnings() []string {
-	if r.Fallback != nil && utf8.RuneCountInString(r.Fallback.Text) > WarnFallbackText {
-		return []string{fmt.Sprintf("fallback.text is over %d characters: the link may not fit one SMS", WarnFallbackText)}
+	normalizePhone(&r.To)
+	if r.VCard != nil {
+		for i := range r.VCard.Phones {
+			normalizePhone(&r.VCard.Phones[i].Number)
+		}
 	}
-	return nil
 }
 
 // Validate checks every rule of docs/request.md and reports every violated field
@@ -111,20 +116,24 @@ func (r *Request) validate(v *validator, p Policy) {
 	case !ValidID(r.ID):
 		v.add("E100", "id", "must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxIDLen)
 	}
+	if r.Cancel {
+		r.validateCancel(v, p)
+		return
+	}
 
-	switch {
-	case r.To == "":
+	switch to, ok := PhoneDigits(r.To); {
+	case strings.TrimSpace(r.To) == "":
 		v.add("E621", "to", "is required")
 	case !v.safe("to", r.To):
-	case !digits(r.To) || len(r.To) < minToDigits || len(r.To) > maxToDigits:
-		v.add("E110", "to", "must be an international number of %d-%d digits, no + or spaces", minToDigits, maxToDigits)
+	case !ok || len(to) < MinToDigits || len(to) > MaxToDigits:
+		v.add("E110", "to", "must be an international number of %d-%d digits (a leading + and spaces, - . ( ) between them are allowed)", MinToDigits, MaxToDigits)
 	}
 
 	switch {
 	case r.From == "":
 		v.add("E111", "from", "is required when SKYCORE_DEFAULT_FROM is not set")
 	case !v.safe("from", r.From):
-	case !digits(r.From) || len(r.From) > maxToDigits:
+	case !digits(r.From) || len(r.From) > maxFromDigits:
 		v.add("E111", "from", "must be digits (a short code or long code)")
 	}
 
@@ -141,28 +150,29 @@ func (r *Request) validate(v *validator, p Policy) {
 			v.add("E718", "campaignRef", "is required: the account enforces the campaign check")
 		}
 	} else {
-		v.text("campaignRef", r.CampaignRef, MaxFreeText)
+		v.safe("campaignRef", r.CampaignRef)
 	}
 
-	if r.OperatorID != "" && v.safe("operatorId", r.OperatorID) && (!digits(r.OperatorID) || len(r.OperatorID) > maxOperatorDigits) {
+	if r.OperatorID != "" && v.safe("operatorId", r.OperatorID) && !digits(r.OperatorID) {
 		v.add("E100", "operatorId", "must be digits")
 	}
 
 	if r.FromMask != "" && v.safe("fromMask", r.FromMask) && !validFromMask(r.FromMask) {
-		v.add("E100", "fromMask", "must be 1-%d of A-Z a-z 0-9 _ -, not all digits", MaxFromMask)
+		v.add("E100", "fromMask", "must be at most %d characters, not all digits", MaxFromMask)
 	}
 
 	v.text("subject", r.Subject, MaxSubject)
 	r.validateSlides(v)
 
 	if f := r.Fallback; f != nil {
-		v.text("fallback.text", f.Text, MaxFallbackText)
+		v.safe("fallback.text", f.Text) // no length limit: over 110 is a warning
 	}
 
 	r.validateData(v)
 	if r.VCard != nil {
 		r.VCard.validate(v)
 	}
+	r.validateExtras(v, p)
 }
 
 func (r *Request) validateSlides(v *validator) {
@@ -176,8 +186,8 @@ func (r *Request) validateSlides(v *validator) {
 		default:
 			seen[s.Slide] = true
 		}
-		if s.Text == "" {
-			v.add("E100", indexed("slides", i, "text"), "must not be empty")
+		if strings.TrimSpace(s.Text) == "" {
+			v.add("E100", indexed("slides", i, "text"), "must not be blank")
 		} else if !v.ok(s.Text, MaxSlideText) {
 			v.text(indexed("slides", i, "text"), s.Text, MaxSlideText)
 		}
@@ -190,10 +200,6 @@ func indexed(list string, i int, field string) string {
 }
 
 func (r *Request) validateData(v *validator) {
-	if len(r.Data) > MaxDataKeys {
-		v.add("E100", "data", "more than %d keys", MaxDataKeys)
-		return
-	}
 	first := len(v.errs)
 	for k, val := range r.Data {
 		if !v.safe("data."+k, k) {
@@ -213,11 +219,13 @@ func (r *Request) validateData(v *validator) {
 			v.add("E803", "data."+k, "barcode value is required when barcodeid is given")
 			continue
 		}
-		if !v.ok(val, MaxDataValue) {
-			v.text("data."+k, val, MaxDataValue)
-		}
+		v.safe("data."+k, val)
 	}
-	added := v.errs[first:]
+	sortFrom(v.errs[first:])
+}
+
+// sortFrom orders errors found walking a map, so that they are deterministic.
+func sortFrom(added []*apperr.Error) {
 	sort.Slice(added, func(i, j int) bool { return added[i].Field < added[j].Field })
 }
 
@@ -241,12 +249,14 @@ func (c *VCard) validate(v *validator) {
 	}
 	v.name("vcard.firstName", c.FirstName)
 	v.name("vcard.lastName", c.LastName)
-	v.text("vcard.suffix", c.Suffix, MaxFreeText)
-	v.text("vcard.organization", c.Organization, MaxFreeText)
-	v.text("vcard.title", c.Title, MaxFreeText)
-	v.text("vcard.note", c.Note, MaxFreeText)
-	if c.PhotoURL != "" && v.text("vcard.photoUrl", c.PhotoURL, MaxPhotoURL) && !validPhotoURL(c.PhotoURL) {
-		v.add("E1502", "vcard.photoUrl", "must be an http(s) URL ending in .gif, .jpg, .jpeg or .png")
+	v.safe("vcard.suffix", c.Suffix)
+	v.safe("vcard.organization", c.Organization)
+	v.safe("vcard.title", c.Title)
+	v.safe("vcard.note", c.Note)
+	// Whether the photo exists and is a GIF, JPEG or PNG is Skycore's to
+	// check (E1502, E1511); its path's ending says nothing about it.
+	if c.PhotoURL != "" && v.safe("vcard.photoUrl", c.PhotoURL) && !validPhotoURL(c.PhotoURL) {
+		v.add("E1502", "vcard.photoUrl", "must be an absolute http or https URL")
 	}
 	entries := func(field string, n int) bool {
 		if n > MaxVCardEntries {
@@ -262,12 +272,12 @@ func (c *VCard) validate(v *validator) {
 	}
 	if entries("vcard.phones", len(c.Phones)) {
 		for i, p := range c.Phones {
-			switch {
+			switch d, ok := PhoneDigits(p.Number); {
 			case !v.safe(indexed("vcard.phones", i, "number"), p.Number):
 			case strings.TrimSpace(p.Number) == "":
 				v.add("E1507", indexed("vcard.phones", i, "number"), "phone number is blank")
-			case !digits(p.Number) || len(p.Number) > maxPhoneDigits:
-				v.add("E1506", indexed("vcard.phones", i, "number"), "phone number must be digits")
+			case !ok || d == "" || len(d) > MaxVCardDigits:
+				v.add("E1506", indexed("vcard.phones", i, "number"), "phone number must be 1-%d digits (a leading + and spaces, - . ( ) between them are allowed)", MaxVCardDigits)
 			}
 			label("vcard.phones", i, p.Label)
 		}
@@ -282,8 +292,8 @@ func (c *VCard) validate(v *validator) {
 	}
 	if entries("vcard.addresses", len(c.Addresses)) {
 		for i, a := range c.Addresses {
-			if !v.ok(a.Address, MaxFreeText) {
-				v.text(indexed("vcard.addresses", i, "address"), a.Address, MaxFreeText)
+			if _, _, bad := xmlUnsafe(a.Address); bad {
+				v.safe(indexed("vcard.addresses", i, "address"), a.Address)
 			}
 			label("vcard.addresses", i, a.Label)
 		}
@@ -293,9 +303,7 @@ func (c *VCard) validate(v *validator) {
 func (v *validator) name(field, s string) {
 	if s != "" && v.safe(field, s) && !validName(s) {
 		v.add("E1515", field, "may hold only letters, digits, space and period")
-		return
 	}
-	v.text(field, s, MaxFreeText)
 }
 
 func (c *VCard) empty() bool {
@@ -343,17 +351,10 @@ func isPositiveInt(s string) bool {
 	return len(s) < 19 || s <= "9223372036854775807"
 }
 
+// validFromMask: what the medium carries as an alphanumeric sender; which
+// characters a country's carriers take is theirs to say.
 func validFromMask(s string) bool {
-	if len(s) > MaxFromMask || digits(s) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return utf8.RuneCountInString(s) <= MaxFromMask && !digits(s)
 }
 
 // validName is the vendor's "alphanumeric, space and period"; letters from
@@ -381,16 +382,7 @@ func validEmail(s string) bool {
 
 func validPhotoURL(s string) bool {
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return false
-	}
-	p := strings.ToLower(u.Path)
-	for _, ext := range []string{".gif", ".jpg", ".jpeg", ".png"} {
-		if strings.HasSuffix(p, ext) {
-			return true
-		}
-	}
-	return false
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // xmlUnsafe finds the first character XML 1.0 cannot carry (its Char

@@ -36,10 +36,10 @@ func TestValidate(t *testing.T) {
 		{name: "id 64 ok", edit: func(r *Request) { r.ID = long(64) }},
 		{name: "id 65", edit: func(r *Request) { r.ID = long(65) }, want: []violation{{"E100", "id"}}},
 		{name: "to missing", edit: func(r *Request) { r.To = "" }, want: []violation{{"E621", "to"}}},
-		{name: "to with plus", edit: func(r *Request) { r.To = "+17743199144" }, want: []violation{{"E110", "to"}}},
-		{name: "to with space", edit: func(r *Request) { r.To = "1 7743199144" }, want: []violation{{"E110", "to"}}},
-		{name: "to 7 digits", edit: func(r *Request) { r.To = "1234567" }, want: []violation{{"E110", "to"}}},
-		{name: "to 8 digits ok", edit: func(r *Request) { r.To = "12345678" }},
+		{name: "to with plus ok", edit: func(r *Request) { r.To = "+17743199144" }},
+		{name: "to with space ok", edit: func(r *Request) { r.To = "1 7743199144" }},
+		{name: "to 6 digits", edit: func(r *Request) { r.To = "123456" }, want: []violation{{"E110", "to"}}},
+		{name: "to 7 digits ok", edit: func(r *Request) { r.To = "1234567" }},
 		{name: "to 15 digits ok", edit: func(r *Request) { r.To = "123456789012345" }},
 		{name: "to 16 digits", edit: func(r *Request) { r.To = "1234567890123456" }, want: []violation{{"E110", "to"}}},
 		{name: "from missing, no default", edit: func(r *Request) { r.From = "" }, want: []violation{{"E111", "from"}}},
@@ -56,7 +56,7 @@ func TestValidate(t *testing.T) {
 		{name: "operatorId letters", edit: func(r *Request) { r.OperatorID = "AT&T" }, want: []violation{{"E100", "operatorId"}}},
 		{name: "fromMask all digits", edit: func(r *Request) { r.FromMask = "12345" }, want: []violation{{"E100", "fromMask"}}},
 		{name: "fromMask 12 chars", edit: func(r *Request) { r.FromMask = "ABCDEFGHIJKL" }, want: []violation{{"E100", "fromMask"}}},
-		{name: "fromMask space", edit: func(r *Request) { r.FromMask = "AC ME" }, want: []violation{{"E100", "fromMask"}}},
+		{name: "fromMask space ok", edit: func(r *Request) { r.FromMask = "AC ME" }},
 		{name: "fromMask 11 ok", edit: func(r *Request) { r.FromMask = "Acme_Ltd-1X" }},
 		{name: "subject 80 ok", edit: func(r *Request) { r.Subject = long(80) }},
 		{name: "subject 81", edit: func(r *Request) { r.Subject = long(81) }, want: []violation{{"E100", "subject"}}},
@@ -67,7 +67,7 @@ func TestValidate(t *testing.T) {
 		{name: "slide text empty", edit: func(r *Request) { r.Slides = []Slide{{1, ""}} }, want: []violation{{"E100", "slides[0].text"}}},
 		{name: "slide text 5001", edit: func(r *Request) { r.Slides = []Slide{{1, long(5001)}} }, want: []violation{{"E100", "slides[0].text"}}},
 		{name: "slide text 5000 ok", edit: func(r *Request) { r.Slides = []Slide{{1, long(5000)}} }},
-		{name: "fallback 161", edit: func(r *Request) { r.Fallback = &Fallback{Text: long(161)} }, want: []violation{{"E100", "fallback.text"}}},
+		{name: "fallback 161 ok (warned)", edit: func(r *Request) { r.Fallback = &Fallback{Text: long(161)} }},
 		{name: "fallback 160 ok (warned)", edit: func(r *Request) { r.Fallback = &Fallback{Text: long(160)} }},
 		{name: "data key bad", edit: func(r *Request) { r.Data = map[string]string{"1abc": "x"} }, want: []violation{{"E100", "data.1abc"}}},
 		{name: "data key dash", edit: func(r *Request) { r.Data = map[string]string{"first-name": "x"} }, want: []violation{{"E100", "data.first-name"}}},
@@ -85,7 +85,8 @@ func TestValidate(t *testing.T) {
 		{name: "vcard only last name ok", edit: func(r *Request) { r.VCard = &VCard{LastName: "Support"} }},
 		{name: "vcard name special char", edit: func(r *Request) { r.VCard = &VCard{FirstName: "Ann-Marie"} }, want: []violation{{"E1515", "vcard.firstName"}}},
 		{name: "vcard name period and space ok", edit: func(r *Request) { r.VCard = &VCard{FirstName: "J. R. R.", LastName: "Tolkien"} }},
-		{name: "vcard photo bad ext", edit: func(r *Request) { r.VCard = &VCard{LastName: "A", PhotoURL: "https://x.example/a.bmp"} }, want: []violation{{"E1502", "vcard.photoUrl"}}},
+		{name: "vcard photo any ext ok", edit: func(r *Request) { r.VCard = &VCard{LastName: "A", PhotoURL: "https://x.example/a.bmp"} }},
+		{name: "vcard photo ftp", edit: func(r *Request) { r.VCard = &VCard{LastName: "A", PhotoURL: "ftp://x.example/a.png"} }, want: []violation{{"E1502", "vcard.photoUrl"}}},
 		{name: "vcard photo not URL", edit: func(r *Request) { r.VCard = &VCard{LastName: "A", PhotoURL: "a.png"} }, want: []violation{{"E1502", "vcard.photoUrl"}}},
 		{name: "vcard photo jpeg ok", edit: func(r *Request) { r.VCard = &VCard{LastName: "A", PhotoURL: "https://x.example/a.jpeg?v=2"} }},
 		{name: "vcard 5 phones", edit: func(r *Request) { r.VCard = &VCard{LastName: "A", Phones: phones(5)} }, want: []violation{{"E100", "vcard.phones"}}},
@@ -134,18 +135,6 @@ func TestApplyDefaults(t *testing.T) {
 	r.ApplyDefaults(Policy{DefaultFrom: "60856"})
 	if r.From != "11111" {
 		t.Errorf("From = %q, want the request's own", r.From)
-	}
-}
-
-func TestWarnings(t *testing.T) {
-	r := base()
-	r.Fallback = &Fallback{Text: strings.Repeat("a", 110)}
-	if w := r.Warnings(); len(w) != 0 {
-		t.Errorf("Warnings at 110 = %v, want none", w)
-	}
-	r.Fallback.Text += "b"
-	if w := r.Warnings(); len(w) != 1 {
-		t.Errorf("Warnings at 111 = %v, want one", w)
 	}
 }
 

@@ -24,7 +24,7 @@ func AppendRequest(buf *bytes.Buffer, apiKey string, r *sendreq.Request) {
 	buf.WriteString(`<?xml version="1.0" encoding="UTF-8"?><REQUEST>`)
 	elem(buf, "ACTION", Action)
 	elem(buf, "API_KEY", apiKey)
-	elem(buf, "TO", r.To)
+	elem(buf, "TO", phone(r.To))
 	elem(buf, "FROM", r.From)
 	opt(buf, "FROM_MASK", r.FromMask)
 	elem(buf, "MMSID", string(r.MMSID))
@@ -77,7 +77,7 @@ func appendVCard(buf *bytes.Buffer, c *sendreq.VCard) {
 	opt(buf, "TITLE", c.Title)
 	opt(buf, "NOTE", c.Note)
 	opt(buf, "PHOTOURL", c.PhotoURL)
-	appendEntries(buf, "PHONE", "NUMBER", c.Phones, func(p sendreq.Phone) (string, string) { return p.Number, p.Label })
+	appendEntries(buf, "PHONE", "NUMBER", c.Phones, func(p sendreq.Phone) (string, string) { return phone(p.Number), p.Label })
 	appendEntries(buf, "EMAIL", "ID", c.Emails, func(e sendreq.Email) (string, string) { return e.ID, e.Label })
 	appendEntries(buf, "PHYSICALADDRESS", "ADDRESS", c.Addresses, func(a sendreq.Address) (string, string) { return a.Address, a.Label })
 	buf.WriteString("</DYNAMICVCARD>")
@@ -95,6 +95,17 @@ func appendEntries[T any](buf *bytes.Buffer, name, key string, items []T, get fu
 		opt(buf, "LABEL", l)
 		buf.WriteString("</" + name + ">")
 	}
+}
+
+// phone is a number as Skycore takes it, digits only ("+1 (774) 319-9144"
+// is 17743199144). ApplyDefaults has normally done it already; doing it
+// here too means no caller can send a number Skycore would refuse for its
+// punctuation.
+func phone(s string) string {
+	if d, ok := sendreq.PhoneDigits(s); ok && d != "" {
+		return d
+	}
+	return s
 }
 
 // slideOrder lists the slides' indexes in slide order (insertion sort into
