@@ -22,6 +22,11 @@ const (
 	Undelivered = delivery.Undelivered // receipt: not delivered (E102/E202, final)
 	Failed      = delivery.Failed      // receipt: failed (E101/E201, final)
 	Unconfirmed = delivery.Unconfirmed // no final receipt within RECEIPT_WINDOW; a late one still comes
+	Canceled    = delivery.Canceled    // a cancel won before any call (terminal)
+	Scheduled   = delivery.Scheduled   // taken in, to be sent at its sendAt
+	Inbound     = delivery.Inbound     // a message a person sent to one of the account's codes ("id": "")
+	OptOut      = delivery.OptOut      // that message was an opt-out keyword ("id": "")
+	OptIn       = delivery.OptIn       // that message was an opt-in keyword ("id": "")
 )
 
 // Kinds lists every event kind this client knows, in lifecycle order.

@@ -62,6 +62,11 @@ func TestDecodeEventKinds(t *testing.T) {
 		client.Undelivered: {final: true, receipt: true},
 		client.Failed:      {final: true, receipt: true},
 		client.Unconfirmed: {}, // neither: a late receipt may still come
+		client.Canceled:    {terminal: true},
+		client.Scheduled:   {},
+		client.Inbound:     {},
+		client.OptOut:      {},
+		client.OptIn:       {},
 	}
 	if len(tests) != len(client.Kinds()) {
 		t.Fatalf("%d kinds tested, Kinds() has %d", len(tests), len(client.Kinds()))

@@ -56,7 +56,7 @@ func TestVocabulary(t *testing.T) {
 		name      string
 		got, want []string
 	}{
-		{"terminal", terminal, []string{Accepted, Rejected, Expired}},
+		{"terminal", terminal, []string{Accepted, Rejected, Expired, Canceled}},
 		{"final", final, []string{Delivered, Undelivered, Failed}},
 		{"receipt", receipt, []string{Sent, Delivered, Undelivered, Failed}},
 	} {
@@ -64,7 +64,7 @@ func TestVocabulary(t *testing.T) {
 			t.Errorf("%s kinds (-want +got):\n%s", c.name, diff)
 		}
 	}
-	if Known("") || Known("canceled") || Rank(Unconfirmed) != 0 || Rank(Sent) >= Rank(Delivered) {
+	if Known("") || Known("cancelled") || Rank(Unconfirmed) != 0 || Rank(Sent) >= Rank(Delivered) {
 		t.Errorf("unknown kinds or ranks wrong")
 	}
 }

@@ -197,25 +197,6 @@ func IsInbound(doc []byte) bool {
 	return err == nil || errors.Is(err, ErrMalformedInbound)
 }
 
-// phone writes a phone number given with a leading + or separators as
-// digits (as requests' "to" is); anything else is kept as given.
-func phone(v string) string {
-	var b strings.Builder
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c >= '0' && c <= '9':
-			b.WriteByte(c)
-		case c == '+' && i == 0, c == ' ', c == '-', c == '.', c == '(', c == ')':
-		default:
-			return v
-		}
-	}
-	if b.Len() == 0 {
-		return v
-	}
-	return b.String()
-}
-
 // Marshal encodes m as Skycore's v1 XML postback (the simulator sends it;
 // tests round-trip it).
 func (m *Inbound) Marshal() []byte {

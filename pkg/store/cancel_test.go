@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"sync"
 	"testing"
 	"time"
@@ -51,7 +52,8 @@ func TestCancelBeforeTheRequest(t *testing.T) {
 	if err != nil || !took || m.PendingEvent != store.EventCanceled {
 		t.Fatalf("TakeEvent after the hold = %v, %+v, %v", took, m, err)
 	}
-	ev := m.Event(c.now())
+	ev := delivery.New(m.PendingEvent, m.About(), c.now())
+	ev.Code = m.Code
 	if ev.Event != "canceled" || ev.ID != "early" || ev.Code != "" {
 		t.Errorf("event = %+v", ev)
 	}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"slices"
 	"sync"
 	"testing"
@@ -16,7 +17,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-func rawItem(t *testing.T, db dynamo, id string) map[string]types.AttributeValue {
+func rawSchedItem(t *testing.T, db dynamo, id string) map[string]types.AttributeValue {
 	t.Helper()
 	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(localenv.Table),
 		Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "msg#" + id}}, ConsistentRead: aws.Bool(true)})
@@ -51,11 +52,11 @@ func TestScheduleLifecycle(t *testing.T) {
 				sc.Body != req.Body || sc.Lane != "bulk" || !sc.First.Equal(sendAt) || !sc.Due.IsZero() {
 				t.Fatalf("RecordSchedule = %v, %+v, %v", won, sc, err)
 			}
-			if ev := sc.Event(c.now()); ev.Event != "scheduled" || ev.To != "1555" || ev.From != "60856" {
+			if ev := delivery.New(sc.PendingEvent, sc.About(), c.now()); ev.Event != "scheduled" || ev.To != "1555" || ev.From != "60856" {
 				t.Errorf("scheduled event = %+v", ev)
 			}
 			// The record outlives its sendAt by the TTL.
-			if got, want := numAttr(rawItem(t, b.db, "s1"), "exp"), fmt.Sprint(sendAt.Add(store.DefaultTTL).Unix()); got != want {
+			if got, want := numAttr(rawSchedItem(t, b.db, "s1"), "exp"), fmt.Sprint(sendAt.Add(store.DefaultTTL).Unix()); got != want {
 				t.Errorf("exp = %s, want %s", got, want)
 			}
 			// A redelivery of the same request: not recorded again; the event
@@ -84,7 +85,7 @@ func TestScheduleLifecycle(t *testing.T) {
 			if err := st.ScheduledEventSent(ctx, "s1"); err != nil { // twice: harmless
 				t.Fatal(err)
 			}
-			it := rawItem(t, b.db, "s1")
+			it := rawSchedItem(t, b.db, "s1")
 			if numAttr(it, "dueMs") != fmt.Sprint(sendAt.UnixMilli()) || it["dueShard"] == nil || it["pendingEvent"] != nil {
 				t.Fatalf("after ScheduledEventSent: %v", it)
 			}
@@ -108,7 +109,7 @@ func TestScheduleLifecycle(t *testing.T) {
 			if err != nil || !applied || m.State != store.StateRetry || m.Attempts != 0 {
 				t.Fatalf("Unschedule = %v, %+v, %v", applied, m, err)
 			}
-			it = rawItem(t, b.db, "s1")
+			it = rawSchedItem(t, b.db, "s1")
 			for _, k := range []string{"dueMs", "dueShard", "body", "pendingEvent"} {
 				if it[k] != nil {
 					t.Errorf("%s kept after the hand-off", k)

@@ -22,6 +22,8 @@
 //	                   pendingEvent    the terminal event, recorded, not yet published
 //	                   acceptedBy      "postback" when CLIENT_REFERENCE proved it
 //	                   h00..h19,hpb    the last attempts (attempt mod 20), the postback's
+//	                   pbTrk           the tracking id its postbacks came with when it was
+//	                                   accepted without a usable one (check.go)
 //	                   unconfirmed,uncOwner,uncHold   the receipt check of a request
 //	                                   accepted without a usable tracking id (receipt.go)
 //	                   created,updated,acceptedAt,exp        times; exp is the TTL
