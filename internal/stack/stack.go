@@ -131,6 +131,9 @@ type Stack struct {
 	reports     map[string]*reports // by function name
 	apiRequests atomic.Int64
 	esmUsage    map[string]ESMUsage // by queue name
+	// borrowed: Env and Sim belong to the caller (StartDeployed).
+	borrowed        bool
+	deployedReceipt *rie.Instance
 }
 
 // Function names, as in template.yaml.
@@ -236,7 +239,7 @@ func (s *Stack) Close() {
 	if s.adapter != nil {
 		s.adapter.Close()
 	}
-	if s.Sim != nil {
+	if s.Sim != nil && !s.borrowed {
 		s.Sim.Close()
 	}
 	for _, i := range s.Senders {
@@ -248,7 +251,10 @@ func (s *Stack) Close() {
 	if s.Receipt != nil {
 		s.Receipt.Close()
 	}
-	if s.Env != nil {
+	if s.deployedReceipt != nil {
+		s.deployedReceipt.Close()
+	}
+	if s.Env != nil && !s.borrowed {
 		s.Env.Close()
 	}
 }

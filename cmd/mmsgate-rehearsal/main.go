@@ -1,0 +1,50 @@
+// Command mmsgate-rehearsal is `make deploy-rehearsal`: template.yaml
+// deployed on moto's CloudFormation and run end to end as deployed
+// (internal/rehearsal).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/mmsgate/mmsgate/internal/rehearsal"
+)
+
+func main() {
+	root, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tpl := flag.String("template", filepath.Join(root, "template.yaml"), "the SAM template")
+	env := flag.String("config-env", "default", "samconfig.toml environment")
+	python := flag.String("python", "python3", "Python with the pinned aws-sam-translator")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	start := time.Now()
+	say := func(s string) { fmt.Printf("rehearsal: [%s] %s\n", time.Since(start).Round(time.Second), s) }
+	arts, local, err := rehearsal.Build(ctx, root)
+	if err != nil {
+		fail(err)
+	}
+	say("built the functions as sam build does (.aws-sam/build)")
+	res, err := rehearsal.Run(ctx, rehearsal.Options{Template: *tpl, Samconfig: filepath.Join(root, "samconfig.toml"), ConfigEnv: *env,
+		Python: *python, Emulator: filepath.Join(root, ".bin", "aws-lambda-rie"), Bootstraps: local, Artifacts: arts, Progress: say})
+	if err != nil {
+		fail(err)
+	}
+	fmt.Println(res.Summary())
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "rehearsal: FAILED:", err)
+	os.Exit(1)
+}
