@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +25,7 @@ func main() {
 	tpl := flag.String("template", filepath.Join(root, "template.yaml"), "the SAM template")
 	env := flag.String("config-env", "default", "samconfig.toml environment")
 	python := flag.String("python", "python3", "Python with the pinned aws-sam-translator")
+	logs := flag.String("logs", "", "write the functions' log lines to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -36,7 +38,16 @@ func main() {
 		fail(err)
 	}
 	say("built the functions as sam build does (.aws-sam/build)")
-	res, err := rehearsal.Run(ctx, rehearsal.Options{Template: *tpl, Samconfig: filepath.Join(root, "samconfig.toml"), ConfigEnv: *env,
+	var logw io.Writer
+	if *logs != "" {
+		f, err := os.Create(*logs)
+		if err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		logw = f
+	}
+	res, err := rehearsal.Run(ctx, rehearsal.Options{Logs: logw, Template: *tpl, Samconfig: filepath.Join(root, "samconfig.toml"), ConfigEnv: *env,
 		Python: *python, Emulator: filepath.Join(root, ".bin", "aws-lambda-rie"), Bootstraps: local, Artifacts: arts, Progress: say})
 	if err != nil {
 		fail(err)

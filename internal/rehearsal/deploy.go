@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -18,8 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -34,7 +33,6 @@ type clients struct {
 	cf  *cloudformation.Client
 	lam *lambda.Client
 	api *apigatewayv2.Client
-	cw  *cloudwatch.Client
 	sqs *sqs.Client
 	sm  *secretsmanager.Client
 	ddb *dynamodb.Client
@@ -51,7 +49,7 @@ func newClients(ctx context.Context, url string) (*clients, error) {
 	}
 	cfg.BaseEndpoint = aws.String(url)
 	return &clients{cfg: cfg, cf: cloudformation.NewFromConfig(cfg), lam: lambda.NewFromConfig(cfg),
-		api: apigatewayv2.NewFromConfig(cfg), cw: cloudwatch.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg),
+		api: apigatewayv2.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg),
 		sm: secretsmanager.NewFromConfig(cfg), ddb: dynamodb.NewFromConfig(cfg),
 		s3: s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })}, nil
 }
@@ -534,26 +532,29 @@ func (d *Deployment) putAlarm(ctx context.Context, name string, p map[string]any
 	if alarm == "" {
 		alarm = d.Name + "-" + name + "-REHEARSAL" // CloudFormation names it <stack>-<logical id>-<suffix>
 	}
-	in := &cloudwatch.PutMetricAlarmInput{AlarmName: aws.String(alarm), AlarmDescription: aws.String(str(p, "AlarmDescription")),
-		Namespace: aws.String(str(p, "Namespace")), MetricName: aws.String(str(p, "MetricName")),
-		Statistic: cwtypes.Statistic(str(p, "Statistic")), Period: i32(p, "Period"), EvaluationPeriods: i32(p, "EvaluationPeriods"),
-		DatapointsToAlarm: i32(p, "DatapointsToAlarm"), Threshold: num(p, "Threshold"),
-		ComparisonOperator: cwtypes.ComparisonOperator(str(p, "ComparisonOperator")), TreatMissingData: aws.String(str(p, "TreatMissingData"))}
+	q := url.Values{"AlarmName": {alarm}}
+	for _, k := range []string{"AlarmDescription", "Namespace", "MetricName", "Statistic", "Period", "EvaluationPeriods",
+		"DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData"} {
+		if v := str(p, k); v != "" {
+			q.Set(k, v)
+		}
+	}
 	if dims, ok := p["Dimensions"].([]any); ok {
-		for _, dm := range dims {
+		for i, dm := range dims {
 			dm := dm.(map[string]any)
 			if str(dm, "Value") == "" {
 				return fmt.Errorf("dimension %s has no value", str(dm, "Name"))
 			}
-			in.Dimensions = append(in.Dimensions, cwtypes.Dimension{Name: aws.String(str(dm, "Name")), Value: aws.String(str(dm, "Value"))})
+			q.Set(fmt.Sprintf("Dimensions.member.%d.Name", i+1), str(dm, "Name"))
+			q.Set(fmt.Sprintf("Dimensions.member.%d.Value", i+1), str(dm, "Value"))
 		}
 	}
 	if acts, ok := p["AlarmActions"].([]any); ok {
-		for _, a := range acts {
-			in.AlarmActions = append(in.AlarmActions, fmt.Sprint(a))
+		for i, a := range acts {
+			q.Set(fmt.Sprintf("AlarmActions.member.%d", i+1), fmt.Sprint(a))
 		}
 	}
-	if _, err := d.c.cw.PutMetricAlarm(ctx, in); err != nil {
+	if err := d.cloudWatch(ctx, "PutMetricAlarm", q); err != nil {
 		return err
 	}
 	if d.ids[name] == "" {
@@ -624,7 +625,7 @@ func (d *Deployment) Delete(ctx context.Context) error {
 		case "AWS::ApiGatewayV2::Api":
 			_, err = d.c.api.DeleteApi(ctx, &apigatewayv2.DeleteApiInput{ApiId: aws.String(id)})
 		case "AWS::CloudWatch::Alarm":
-			_, err = d.c.cw.DeleteAlarms(ctx, &cloudwatch.DeleteAlarmsInput{AlarmNames: []string{id}})
+			err = d.cloudWatch(ctx, "DeleteAlarms", url.Values{"AlarmNames.member.1": {id}})
 		case "AWS::SecretsManager::Secret":
 			_, err = d.c.sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(id)})
 		}

@@ -103,7 +103,7 @@ func Deploy(ctx context.Context, o *Options, params map[string]string) (*Deploym
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := moto.Start(ctx, moto.Options{})
+	srv, err := moto.Start(ctx, moto.Options{Log: os.Getenv("REHEARSAL_MOTO_LOG")})
 	if err != nil {
 		return nil, nil, err
 	}

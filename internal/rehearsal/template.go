@@ -13,12 +13,12 @@ import (
 
 // Template is a transformed (plain CloudFormation) template.
 type Template struct {
-	Parameters map[string]struct {
-		Default any
-	}
-	Conditions map[string]any
-	Resources  map[string]*Resource
-	Outputs    map[string]struct {
+	AWSTemplateFormatVersion string `json:",omitempty"`
+	Description              string `json:",omitempty"`
+	Parameters               map[string]map[string]any
+	Conditions               map[string]any
+	Resources                map[string]*Resource
+	Outputs                  map[string]struct {
 		Value     any
 		Condition string
 	}
@@ -147,7 +147,7 @@ func (r *Resolver) param(name string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return fmt.Sprint(p.Default), true
+	return fmt.Sprint(p["Default"]), true
 }
 
 var pseudo = map[string]string{"AWS::Region": Region, "AWS::AccountId": Account, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
