@@ -186,6 +186,14 @@ func (d *Deployment) engineTemplate() (string, error) {
 				delete(res, k)
 			}
 		}
+		// moto 5.2.1 keeps a resource on delete only for "Retain" and
+		// deletes one marked RetainExceptOnCreate, which AWS keeps once
+		// its create completed: the same as Retain for a delete.
+		for _, k := range []string{"DeletionPolicy", "UpdateReplacePolicy"} {
+			if res[k] == "RetainExceptOnCreate" {
+				res[k] = "Retain"
+			}
+		}
 		m["Resources"].(map[string]any)[name] = res
 	}
 	// Outputs whose condition is false are left out, as CloudFormation does.
@@ -463,9 +471,10 @@ func (d *Deployment) createOwn(ctx context.Context, r *Resolver, name string, re
 		d.ids[name] = aws.ToString(out.RouteId)
 	case "AWS::ApiGatewayV2::Stage":
 		if exists {
-			_, err = d.c.api.UpdateStage(ctx, &apigatewayv2.UpdateStageInput{ApiId: aws.String(str(p, "ApiId")), StageName: aws.String(str(p, "StageName")),
-				AutoDeploy: aws.Bool(true)})
-			return err
+			// moto 5.2.1 has no UpdateStage (AWS has): delete and create it again.
+			if _, err := d.c.api.DeleteStage(ctx, &apigatewayv2.DeleteStageInput{ApiId: aws.String(str(p, "ApiId")), StageName: aws.String(d.ids[name])}); err != nil {
+				return err
+			}
 		}
 		_, err := d.c.api.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: aws.String(str(p, "ApiId")), StageName: aws.String(str(p, "StageName")),
 			AutoDeploy: aws.Bool(str(p, "AutoDeploy") == "true")})
