@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -130,12 +131,22 @@ func (d *Deployment) functionConfig(ctx context.Context, logical, bootstrap, end
 // e2e runs the system on what the stack created: one request sent through
 // to `delivered` with its postbacks through the adapter, and, when
 // receiptCheck, its receipt check polled until it fires.
-func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID string, receiptCheck bool) (RunResult, error) {
-	res := RunResult{Calls: map[string][]Call{}}
+func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID string, receiptCheck bool) (res RunResult, err error) {
+	res = RunResult{Calls: map[string][]Call{}}
 	proxies := map[string]*faultproxy.Proxy{}
+	errs := &errorLines{}
+	o.Logs = teeLogs(o.Logs, errs)
 	defer func() {
-		for _, p := range proxies {
+		for fn, p := range proxies {
+			for _, op := range recordedOps {
+				for _, rec := range p.Recorded(op) {
+					res.Calls[fn] = append(res.Calls[fn], callOf(fn, op, rec.Body))
+				}
+			}
 			p.Close()
+		}
+		if err != nil && errs.String() != "" {
+			err = fmt.Errorf("%w\nthe functions' errors:\n%s", err, errs)
 		}
 	}()
 	fns := map[string]stack.Function{}
@@ -225,11 +236,6 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 		return res, fmt.Errorf("request %s: events %v (of %d on the queue), want it to end `delivered`", id, res.Statuses, len(all))
 	}
 	for fn, p := range proxies {
-		for _, op := range recordedOps {
-			for _, rec := range p.Recorded(op) {
-				res.Calls[fn] = append(res.Calls[fn], callOf(fn, op, rec.Body))
-			}
-		}
 		for c, n := range p.Calls() {
 			if !contains(recordedOps, c.Op) && n > 0 {
 				return res, fmt.Errorf("%s made %d %s calls, which the role check does not know", fn, n, c.Op)
@@ -304,9 +310,35 @@ func callOf(fn, op string, body []byte) Call {
 	return c
 }
 
-var _ = io.Discard
-var _ = http.StatusOK
-var _ = strings.Contains
+// errorLines keeps the functions' ERROR log lines (at most 10).
+type errorLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (e *errorLines) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range strings.Split(string(p), "\n") {
+		if strings.Contains(l, `"level":"ERROR"`) && len(e.lines) < 10 {
+			e.lines = append(e.lines, "  "+l)
+		}
+	}
+	return len(p), nil
+}
+
+func (e *errorLines) String() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return strings.Join(e.lines, "\n")
+}
+
+func teeLogs(w io.Writer, e *errorLines) io.Writer {
+	if w == nil {
+		return e
+	}
+	return io.MultiWriter(w, e)
+}
 
 // disableMappings turns the engine's event source mappings off in moto,
 // which differs from AWS here: on every SendMessage to a mapped queue it

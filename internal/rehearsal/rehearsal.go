@@ -11,6 +11,7 @@ package rehearsal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -19,7 +20,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -40,8 +40,10 @@ type Options struct {
 	Progress   func(string)      // progress lines
 	// Update is the parameters changed by the update (default: the
 	// rehearsal's own set).
-	Update  map[string]string
-	SkipRun bool // deploy, update and delete only (the broken-template checks)
+	Update map[string]string
+	// Quick stops after the first end-to-end run and its role check (the
+	// broken-template tests).
+	Quick   bool
 	motoURL string
 }
 
@@ -162,14 +164,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		SecretString: aws.String(`{"api_key":"` + apiKey + `"}`)}); err != nil {
 		return res, fmt.Errorf("put the API key: %w", err)
 	}
-	if o.SkipRun {
-		return res, nil
-	}
 	run1, err := d.e2e(ctx, o, sky, "create", false)
 	if err != nil {
-		return res, fmt.Errorf("after create: %w", err)
+		return res, d.withRoleCheck(ctx, fmt.Errorf("after create: %w", err), run1.Calls)
 	}
 	o.progress("end to end after create: %v", run1.Statuses)
+	if o.Quick {
+		return res, d.withRoleCheck(ctx, nil, run1.Calls)
+	}
 	update := o.Update
 	if update == nil {
 		update = map[string]string{"LogLevel": "INFO", "SendBatchSize": "5", "SendBatchingWindowSeconds": "0", "ReceiptWindow": "3s", "PostbackTokenRevision": "2"}
@@ -185,7 +187,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	o.progress("stack UPDATE_COMPLETE with %v", update)
 	run2, err := d.e2e(ctx, o, sky, "update", true)
 	if err != nil {
-		return res, fmt.Errorf("after update: %w", err)
+		return res, d.withRoleCheck(ctx, fmt.Errorf("after update: %w", err), run2.Calls)
 	}
 	o.progress("end to end after update: %v, receipt check fired", run2.Statuses)
 	res.Statuses = append(run1.Statuses, run2.Statuses...)
@@ -216,4 +218,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
-var _ = time.Second
+// withRoleCheck adds to err the calls outside their roles: the likelier
+// cause of a failed run, which moto (no IAM enforcement) does not refuse.
+func (d *Deployment) withRoleCheck(ctx context.Context, err error, calls map[string][]Call) error {
+	if calls == nil {
+		return err
+	}
+	d.addMappingCalls(calls)
+	v, cerr := d.checkRoles(ctx, calls)
+	if cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	if len(v.Outside) > 0 {
+		return errors.Join(err, fmt.Errorf("calls outside their role:\n  %s", strings.Join(v.Outside, "\n  ")))
+	}
+	return err
+}
