@@ -47,7 +47,7 @@ func main() {
 		defer f.Close()
 		logw = f
 	}
-	res, err := rehearsal.Run(ctx, rehearsal.Options{Logs: logw, Template: *tpl, Samconfig: filepath.Join(root, "samconfig.toml"), ConfigEnv: *env,
+	res, err := rehearsal.Run(ctx, rehearsal.Options{Logs: logw, Docs: filepath.Join(root, "docs", "deploy.md"), Template: *tpl, Samconfig: filepath.Join(root, "samconfig.toml"), ConfigEnv: *env,
 		Python: *python, Emulator: filepath.Join(root, ".bin", "aws-lambda-rie"), Bootstraps: local, Artifacts: arts, Progress: say})
 	if err != nil {
 		fail(err)

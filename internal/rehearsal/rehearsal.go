@@ -15,13 +15,16 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/mmsgate/mmsgate/internal/moto"
@@ -37,6 +40,7 @@ type Options struct {
 	Bootstraps map[string]string
 	Artifacts  map[string]string // the built Lambda bootstraps (linux/arm64), by logical id
 	Logs       io.Writer         // the functions' log lines (nil: discarded)
+	Docs       string            // docs/deploy.md: its deployer permissions must cover every resource type ("": not checked)
 	Progress   func(string)      // progress lines
 	// Update is the parameters changed by the update (default: the
 	// rehearsal's own set).
@@ -153,6 +157,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer srv.Close()
 	res.ByEngine, res.ByUs = d.ByEngine, d.ByUs
+	if o.Docs != "" {
+		if err := CheckDeployerPermissions(o.Docs, d.Full); err != nil {
+			return res, err
+		}
+	}
 	if err := d.checkFunctions(ctx); err != nil {
 		return res, fmt.Errorf("create: %w", err)
 	}
@@ -215,7 +224,41 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("delete: %w", err)
 	}
 	o.progress("stack DELETE_COMPLETE; retained: %s", strings.Join(d.retained(), ", "))
+	if err := staticEgress(ctx, o, sky.URL); err != nil {
+		return res, fmt.Errorf("StaticEgressIp=true: %w", err)
+	}
 	return res, nil
+}
+
+// staticEgress creates the stack with the static egress option on (on a
+// fresh engine: the first stack's retained secrets keep their names) and
+// checks the sender sits in the private subnets and the IP is an output.
+func staticEgress(ctx context.Context, o Options, skycoreURL string) error {
+	d, srv, err := Deploy(ctx, &o, map[string]string{"SkycoreApiUrl": skycoreURL, "StaticEgressIp": "true"})
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	defer srv.Close()
+	if err := d.checkFunctions(ctx); err != nil {
+		return err
+	}
+	ip := d.Outputs["EgressIp"]
+	if net.ParseIP(ip) == nil {
+		return fmt.Errorf("output EgressIp %q is not an IP", ip)
+	}
+	out, err := d.c.lam.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(d.ids["SendMmsFunction"])})
+	if err != nil {
+		return err
+	}
+	want := []string{d.ids["EgressPrivateSubnetA"], d.ids["EgressPrivateSubnetB"]}
+	if out.VpcConfig == nil || !slices.Equal(out.VpcConfig.SubnetIds, want) || !slices.Equal(out.VpcConfig.SecurityGroupIds, []string{d.ids["EgressSecurityGroup"]}) {
+		return fmt.Errorf("SendMmsFunction's VpcConfig is %+v, want subnets %v and group %s", out.VpcConfig, want, d.ids["EgressSecurityGroup"])
+	}
+	o.progress("StaticEgressIp=true: stack CREATE_COMPLETE (%d by the engine, %d by the rehearsal), sender in %v, EgressIp %s", len(d.ByEngine), len(d.ByUs), want, ip)
+	if err := d.Delete(ctx); err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	return d.checkDeleted(ctx)
 }
 
 // withRoleCheck adds to err the calls outside their roles: the likelier

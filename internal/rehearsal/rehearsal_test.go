@@ -57,3 +57,21 @@ func TestConditionsAndRoleCheck(t *testing.T) {
 		t.Error("kms:ViaService is not evaluated and must be reported")
 	}
 }
+
+// TestDeployerPermissionsCoverTheTemplate: docs/deploy.md's table covers
+// every resource type a template has, and a missing row is named.
+func TestDeployerPermissionsCoverTheTemplate(t *testing.T) {
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := filepath.Join(root, "docs", "deploy.md")
+	tpl := &Template{Resources: map[string]*Resource{"Q": {Type: "AWS::SQS::Queue"}, "N": {Type: "AWS::EC2::NatGateway"}}}
+	if err := CheckDeployerPermissions(doc, tpl); err != nil {
+		t.Fatal(err)
+	}
+	tpl.Resources["K"] = &Resource{Type: "AWS::KMS::Key"}
+	if err := CheckDeployerPermissions(doc, tpl); err == nil || !regexp.MustCompile(`AWS::KMS::Key$`).MatchString(err.Error()) {
+		t.Fatalf("a type the table lacks: %v", err)
+	}
+}
