@@ -33,7 +33,14 @@ func main() {
 	defer cancel()
 	start := time.Now()
 	say := func(s string) { fmt.Printf("rehearsal: [%s] %s\n", time.Since(start).Round(time.Second), s) }
+	building := time.NewTicker(10 * time.Second)
+	go func() {
+		for range building.C {
+			say("building the functions (make build-<LogicalId>)…")
+		}
+	}()
 	arts, local, err := rehearsal.Build(ctx, root)
+	building.Stop()
 	if err != nil {
 		fail(err)
 	}
