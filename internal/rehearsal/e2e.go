@@ -215,14 +215,14 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 		return res, fmt.Errorf("end to end: %w", err)
 	}
 	if receiptCheck {
-		rbatch, _, err := d.mapping(ctx, "ReceiptCheckFunction")
+		rbatch, rwindow, err := d.mapping(ctx, "ReceiptCheckFunction")
 		if err != nil {
 			return res, err
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		before := s.Invokes(stack.ReceiptFunction)
-		if err := s.PollReceipts(rctx, rbatch, func() bool {
+		if err := s.PollReceipts(rctx, rbatch, rwindow, func() bool {
 			c, err := env.QueueCounts(rctx, env.ReceiptQueueURL)
 			// The check of the first run waits its 24h, delayed.
 			return err == nil && s.Invokes(stack.ReceiptFunction) > before && c.Visible+c.InFlight == 0

@@ -76,12 +76,12 @@ func StartDeployed(ctx context.Context, o DeployedOptions) (*Stack, error) {
 }
 
 // PollReceipts runs the receipt queue's event source mapping (batches of
-// batchSize, window 0, as the template sets it) until done says so or ctx
-// ends: checks not yet due stay hidden on the queue, as on AWS.
-func (s *Stack) PollReceipts(ctx context.Context, batchSize int, done func() bool) error {
+// batchSize, waiting up to window, as the stack set them) until done says
+// so or ctx ends: checks not yet due stay hidden on the queue, as on AWS.
+func (s *Stack) PollReceipts(ctx context.Context, batchSize int, window time.Duration, done func() bool) error {
 	q := s.Env.SQSClient()
 	saved := s.opts
-	s.opts.BatchSize, s.opts.BatchWindow = batchSize, 0
+	s.opts.BatchSize, s.opts.BatchWindow = batchSize, window
 	defer func() { s.opts = saved }()
 	for !done() {
 		if ctx.Err() != nil {
