@@ -56,18 +56,16 @@ func newClients(ctx context.Context, url string) (*clients, error) {
 
 // Deployment is one stack as the engine and the rehearsal made it.
 type Deployment struct {
-	c         *clients
-	Name      string
-	Full      *Template // the transformed template
-	Params    map[string]string
-	Bucket    string
-	ids       map[string]string // logical id → physical id
-	ByEngine  []string          // logical ids the engine created
-	ByUs      []string          // logical ids the rehearsal created
-	Outputs   map[string]string
-	apiIDs    map[string]string // logical → id of API Gateway resources, for updates
-	log       func(format string, a ...any)
-	preCreate map[string]bool
+	c        *clients
+	Name     string
+	Full     *Template // the transformed template
+	Params   map[string]string
+	Bucket   string
+	ids      map[string]string // logical id → physical id
+	ByEngine []string          // logical ids the engine created
+	ByUs     []string          // logical ids the rehearsal created
+	Outputs  map[string]string
+	log      func(format string, a ...any)
 }
 
 // The types moto 5.2.1's CloudFormation has no model for: it lists such a
@@ -412,15 +410,6 @@ func num(m map[string]any, k string) *float64 {
 		return nil
 	}
 	return &f
-}
-
-func i32(m map[string]any, k string) *int32 {
-	f := num(m, k)
-	if f == nil {
-		return nil
-	}
-	v := int32(*f)
-	return &v
 }
 
 // createOwn creates (or, when it exists, updates) one resource the engine

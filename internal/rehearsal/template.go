@@ -167,7 +167,7 @@ func (r *Resolver) ref(name string) (string, error) {
 			return v, nil
 		}
 	}
-	return "", fmt.Errorf("Ref %s: not created", name)
+	return "", fmt.Errorf("%s (Ref) is not created", name)
 }
 
 // Eval evaluates every intrinsic function in v (Ref, Fn::GetAtt, Fn::Sub,
@@ -190,7 +190,7 @@ func (r *Resolver) Eval(v any) (any, error) {
 							return v, nil
 						}
 					}
-					return nil, fmt.Errorf("Fn::GetAtt %s.%s: not created", parts[0], parts[1])
+					return nil, fmt.Errorf("%s.%s (Fn::GetAtt) is not created", parts[0], parts[1])
 				case "Fn::If":
 					args := a.([]any)
 					b, err := r.Condition(args[0].(string))
