@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/mmsgate/mmsgate/internal/rehearsal"
+	"github.com/mmsgate/mmsgate/internal/stack"
 )
 
 func main() {
-	root, err := os.Getwd()
+	root, err := stack.Root() // the module's root, wherever it is run from
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
