@@ -1,6 +1,7 @@
 package rehearsal
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -73,5 +74,38 @@ func TestDeployerPermissionsCoverTheTemplate(t *testing.T) {
 	tpl.Resources["K"] = &Resource{Type: "AWS::KMS::Key"}
 	if err := CheckDeployerPermissions(doc, tpl); err == nil || !regexp.MustCompile(`AWS::KMS::Key$`).MatchString(err.Error()) {
 		t.Fatalf("a type the table lacks: %v", err)
+	}
+}
+
+// TestResolver evaluates what the transformed template uses with real ids.
+func TestResolver(t *testing.T) {
+	tpl := &Template{Parameters: map[string]map[string]any{"Env": {"Default": "dev"}},
+		Resources: map[string]*Resource{"Q": {Type: "AWS::SQS::Queue"}, "S": {Type: "AWS::SecretsManager::Secret"}}}
+	ids := map[string]string{"Q": "https://sqs.us-east-1.amazonaws.com/123456789012/q-1", "S": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf"}
+	d := &Deployment{Full: tpl, ids: ids}
+	r := &Resolver{T: tpl, Params: map[string]string{}, StackName: "st", Ref: func(l string) (string, bool) { v, ok := ids[l]; return v, ok }, Attr: d.attr,
+		Secret: func(id, key string) (string, error) { return "tok-" + id[len(id)-6:] + "-" + key, nil }}
+	for _, c := range []struct {
+		in   any
+		want string
+	}{
+		{map[string]any{"Fn::GetAtt": []any{"Q", "Arn"}}, "arn:aws:sqs:us-east-1:123456789012:q-1"},
+		{map[string]any{"Fn::Sub": "${AWS::StackName}-${Env}-${Q.QueueName}"}, "st-dev-q-1"},
+		{map[string]any{"Fn::Sub": []any{"arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${n}", map[string]any{"n": map[string]any{"Fn::GetAtt": []any{"Q", "QueueName"}}}}},
+			"arn:aws:sqs:us-east-1:123456789012:q-1"},
+		{map[string]any{"Fn::Sub": []any{"ANY /p/{{resolve:secretsmanager:${S}:SecretString:postback_token}}", map[string]any{"S": map[string]any{"Ref": "S"}}}}, "ANY /p/tok-AbCdEf-postback_token"},
+	} {
+		got, err := r.Eval(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("Eval(%v) = %v, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+	if _, err := r.Eval(map[string]any{"Ref": "Missing"}); err == nil {
+		t.Error("a Ref to a resource not created must fail")
+	}
+	got := Substitute(map[string]any{"a": map[string]any{"Ref": "S"}, "b": "x-${S}-y", "c": map[string]any{"Ref": "Q"}}, map[string]string{"S": "arn:s"})
+	want := map[string]any{"a": "arn:s", "b": "x-arn:s-y", "c": map[string]any{"Ref": "Q"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Substitute = %v, want %v", got, want)
 	}
 }
