@@ -1452,8 +1452,8 @@ func TestTemplateStaticEgress(t *testing.T) {
 	res := path(t, m, "Resources").(map[string]any)
 	for name, r := range res {
 		rm := r.(map[string]any)
-		if strings.HasPrefix(name, "Egress") && rm["Condition"] != "HasStaticEgress" {
-			t.Errorf("%s exists without StaticEgressIp", name)
+		if strings.HasPrefix(name, "Egress") && rm["Condition"] != "CreateEgressNetwork" {
+			t.Errorf("%s exists without StaticEgressIp, or beside the deployer's own subnets", name)
 		}
 		if name != "SendMmsFunction" && rm["Type"] == "AWS::Serverless::Function" {
 			if _, ok := rm["Properties"].(map[string]any)["VpcConfig"]; ok {
@@ -1465,7 +1465,12 @@ func TestTemplateStaticEgress(t *testing.T) {
 	if len(vpc) != 3 || vpc[0] != "HasStaticEgress" || vpc[2] != "AWS::NoValue" {
 		t.Fatalf("sender VpcConfig = %v, want it only with HasStaticEgress", vpc)
 	}
-	on := vpc[1].(map[string]any)
+	// With EgressSubnetIds, the deployer's own subnets; else the stack's.
+	own := vpc[1].([]any)
+	if len(own) != 3 || own[0] != "UseExistingEgressSubnets" {
+		t.Fatalf("sender VpcConfig with the option = %v, want the deployer's subnets or the stack's", own)
+	}
+	on := own[2].(map[string]any)
 	// routeOf returns the default route of the table associated with subnet.
 	routeOf := func(subnet string) map[string]any {
 		for _, r := range res {
@@ -1502,7 +1507,7 @@ func TestTemplateStaticEgress(t *testing.T) {
 		t.Errorf("the NAT gateway's subnet routes to %v, want the internet gateway", r)
 	}
 	out := path(t, m, "Outputs", "EgressIp").(map[string]any)
-	if out["Value"] != "EgressIp" || out["Condition"] != "HasStaticEgress" {
+	if out["Value"] != "EgressIp" || out["Condition"] != "CreateEgressNetwork" {
 		t.Errorf("output EgressIp = %v", out)
 	}
 	if d := path(t, m, "Parameters", "StaticEgressIp", "Default"); d != "false" {

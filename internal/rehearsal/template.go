@@ -182,7 +182,15 @@ func (r *Resolver) Eval(v any) (any, error) {
 					if a == "AWS::NoValue" {
 						return noValue{}, nil
 					}
-					return r.ref(a.(string))
+					v, err := r.ref(a.(string))
+					if ty, _ := r.T.Parameters[a.(string)]["Type"].(string); err == nil && (ty == "CommaDelimitedList" || strings.HasPrefix(ty, "List<")) {
+						var list []any
+						for _, e := range strings.Split(v, ",") {
+							list = append(list, e)
+						}
+						return list, nil
+					}
+					return v, err
 				case "Fn::GetAtt":
 					parts := toStrings(a)
 					if r.Attr != nil {
@@ -209,8 +217,12 @@ func (r *Resolver) Eval(v any) (any, error) {
 					if err != nil {
 						return nil, err
 					}
+					list, ok := items.([]any)
+					if !ok {
+						return nil, fmt.Errorf("Fn::Join of %v", items)
+					}
 					var ss []string
-					for _, it := range items.([]any) {
+					for _, it := range list {
 						ss = append(ss, fmt.Sprint(it))
 					}
 					return strings.Join(ss, args[0].(string)), nil
