@@ -19,11 +19,13 @@ STACK_ENV    ?= default
 PYTHON       ?= python3
 MOTO_VERSION    := 5.2.1
 CFNLINT_VERSION := 1.51.0
-PY_TOOLS     := $(BIN)/.python-tools-$(MOTO_VERSION)-$(CFNLINT_VERSION)
+SAMTRANSLATOR_VERSION := 1.110.0
+PY_TOOLS     := $(BIN)/.python-tools-$(MOTO_VERSION)-$(CFNLINT_VERSION)-$(SAMTRANSLATOR_VERSION)
 SUDO         := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # sam local on Linux: host.docker.internal (env.json's host) resolves only when added.
 SAM_LOCAL_FLAGS ?= $(if $(filter Linux,$(shell uname -s)),--add-host host.docker.internal:host-gateway)
 
+.PHONY: deploy-rehearsal
 .PHONY: run dev test bench fuzz lint deps tools clients build invoke deploy sam-build sam-invoke sam-api stand-ins soak clean \
         build-SendMmsFunction build-PostbackFunction build-ReceiptCheckFunction build-ScheduleSweepFunction
 
@@ -82,8 +84,8 @@ tools: $(RIE) $(STATICCHECK) $(PY_TOOLS)
 # moto's server (SQS, Secrets Manager) and cfn-lint, pinned, as .bin/moto_server and
 # .bin/cfn-lint: from $(PYTHON) when it has them, else installed by pip (into a
 # virtualenv in .bin/venv where the system Python refuses pip, as Ubuntu 24.04's does).
-PY_CHECK := import sys, importlib.metadata as m, flask; sys.exit(m.version("moto") != "$(MOTO_VERSION)" or m.version("cfn-lint") != "$(CFNLINT_VERSION)")
-PY_PKGS  := 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFNLINT_VERSION)'
+PY_CHECK := import sys, importlib.metadata as m, flask; sys.exit(m.version("moto") != "$(MOTO_VERSION)" or m.version("cfn-lint") != "$(CFNLINT_VERSION)" or m.version("aws-sam-translator") != "$(SAMTRANSLATOR_VERSION)")
+PY_PKGS  := 'moto[server]==$(MOTO_VERSION)' 'cfn-lint==$(CFNLINT_VERSION)' 'aws-sam-translator==$(SAMTRANSLATOR_VERSION)'
 $(PY_TOOLS):
 	@mkdir -p $(BIN)
 	@set -e; py=$$(command -v $(PYTHON)); \
@@ -94,7 +96,8 @@ $(PY_TOOLS):
 	  $$py -c '$(PY_CHECK)'; fi; \
 	printf '#!/bin/sh\nexec %s -c "import sys; from moto.server import main; sys.argv[0] = \\"moto_server\\"; sys.exit(main())" "$$@"\n' "$$py" > $(BIN)/moto_server; \
 	printf '#!/bin/sh\nexec %s -c "import sys; from cfnlint.runner import main; sys.argv[0] = \\"cfn-lint\\"; sys.exit(main())" "$$@"\n' "$$py" > $(BIN)/cfn-lint; \
-	chmod +x $(BIN)/moto_server $(BIN)/cfn-lint
+	printf '#!/bin/sh\nexec %s "$$@"\n' "$$py" > $(BIN)/python-tools; \
+	chmod +x $(BIN)/moto_server $(BIN)/cfn-lint $(BIN)/python-tools
 	@touch $@
 
 ## clients: Debian's AWS CLI and boto3 (SQS query protocol) for the client tests, through apt-get when
@@ -113,6 +116,13 @@ $(RIE): go.mod
 
 $(STATICCHECK): go.mod
 	$(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
+
+## deploy-rehearsal: template.yaml deployed on moto's CloudFormation as `sam deploy` would (SAM transform by the
+##      pinned translator), run end to end as deployed, updated and deleted; every AWS call checked against its role
+deploy-rehearsal: $(PY_TOOLS) $(RIE)
+	$(GO) run ./cmd/mmsgate-rehearsal -python $(BIN)/python-tools
+	@# Broken copies of the template must fail, naming the resource and the reason.
+	MMSGATE_REHEARSAL=$(BIN)/python-tools $(GO) test -count=1 -run '^TestBrokenTemplate' ./internal/rehearsal/
 
 ## build-<LogicalId>: what `sam build` calls (BuildMethod: makefile)
 build-SendMmsFunction:

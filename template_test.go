@@ -1710,3 +1710,75 @@ func TestTemplateScheduleSweep(t *testing.T) {
 		t.Errorf("BuildMethod = %v", meta)
 	}
 }
+
+// TestTemplateStaticEgress: with StaticEgressIp the sender's subnets route
+// everything to the NAT gateway holding the stack's Elastic IP, whose own
+// subnet routes to the internet gateway; the IP is an output; nothing of
+// it exists without the option, and no other function is in the VPC.
+func TestTemplateStaticEgress(t *testing.T) {
+	m := raw(t)
+	res := path(t, m, "Resources").(map[string]any)
+	for name, r := range res {
+		rm := r.(map[string]any)
+		if strings.HasPrefix(name, "Egress") && rm["Condition"] != "CreateEgressNetwork" {
+			t.Errorf("%s exists without StaticEgressIp, or beside the deployer's own subnets", name)
+		}
+		if name != "SendMmsFunction" && rm["Type"] == "AWS::Serverless::Function" {
+			if _, ok := rm["Properties"].(map[string]any)["VpcConfig"]; ok {
+				t.Errorf("%s is in the VPC: only the sender calls Skycore", name)
+			}
+		}
+	}
+	vpc := path(t, res, "SendMmsFunction", "Properties", "VpcConfig").([]any)
+	if len(vpc) != 3 || vpc[0] != "HasStaticEgress" || vpc[2] != "AWS::NoValue" {
+		t.Fatalf("sender VpcConfig = %v, want it only with HasStaticEgress", vpc)
+	}
+	// With EgressSubnetIds, the deployer's own subnets; else the stack's.
+	own := vpc[1].([]any)
+	if len(own) != 3 || own[0] != "UseExistingEgressSubnets" {
+		t.Fatalf("sender VpcConfig with the option = %v, want the deployer's subnets or the stack's", own)
+	}
+	on := own[2].(map[string]any)
+	// routeOf returns the default route of the table associated with subnet.
+	routeOf := func(subnet string) map[string]any {
+		for _, r := range res {
+			rm := r.(map[string]any)
+			p, _ := rm["Properties"].(map[string]any)
+			if rm["Type"] != "AWS::EC2::SubnetRouteTableAssociation" || p["SubnetId"] != subnet {
+				continue
+			}
+			for _, r2 := range res {
+				rm2 := r2.(map[string]any)
+				p2, _ := rm2["Properties"].(map[string]any)
+				if rm2["Type"] == "AWS::EC2::Route" && p2["RouteTableId"] == p["RouteTableId"] && p2["DestinationCidrBlock"] == "0.0.0.0/0" {
+					return p2
+				}
+			}
+		}
+		t.Fatalf("subnet %s has no default route", subnet)
+		return nil
+	}
+	subnets := strs(on["SubnetIds"])
+	if len(subnets) < 2 {
+		t.Errorf("sender subnets %v: want two (two availability zones)", subnets)
+	}
+	for _, s := range subnets {
+		if r := routeOf(s); r["NatGatewayId"] != "EgressNatGateway" {
+			t.Errorf("subnet %s routes to %v, want the NAT gateway", s, r)
+		}
+	}
+	nat := path(t, res, "EgressNatGateway", "Properties").(map[string]any)
+	if nat["AllocationId"] != "EgressIp.AllocationId" {
+		t.Errorf("NAT gateway's address = %v, want the stack's Elastic IP", nat["AllocationId"])
+	}
+	if r := routeOf(nat["SubnetId"].(string)); r["GatewayId"] != "EgressInternetGateway" {
+		t.Errorf("the NAT gateway's subnet routes to %v, want the internet gateway", r)
+	}
+	out := path(t, m, "Outputs", "EgressIp").(map[string]any)
+	if out["Value"] != "EgressIp" || out["Condition"] != "CreateEgressNetwork" {
+		t.Errorf("output EgressIp = %v", out)
+	}
+	if d := path(t, m, "Parameters", "StaticEgressIp", "Default"); d != "false" {
+		t.Errorf("StaticEgressIp defaults to %v, want false (the NAT gateway costs money idle)", d)
+	}
+}

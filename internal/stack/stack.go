@@ -149,6 +149,9 @@ type Stack struct {
 	reports     map[string]*reports // by function name
 	apiRequests atomic.Int64
 	esmUsage    map[string]ESMUsage // by queue name
+	// borrowed: Env and Sim belong to the caller (StartDeployed).
+	borrowed        bool
+	deployedReceipt *rie.Instance
 }
 
 // Function names, as in template.yaml.
@@ -270,7 +273,7 @@ func (s *Stack) Close() {
 	if s.adapter != nil {
 		s.adapter.Close()
 	}
-	if s.Sim != nil {
+	if s.Sim != nil && !s.borrowed {
 		s.Sim.Close()
 	}
 	for _, i := range append(s.Senders, s.Bulk...) {
@@ -285,7 +288,10 @@ func (s *Stack) Close() {
 	if s.Sweeper != nil {
 		s.Sweeper.Close()
 	}
-	if s.Env != nil {
+	if s.deployedReceipt != nil {
+		s.deployedReceipt.Close()
+	}
+	if s.Env != nil && !s.borrowed {
 		s.Env.Close()
 	}
 }

@@ -1,0 +1,364 @@
+package rehearsal
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/mmsgate/mmsgate/internal/faultproxy"
+	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/sim"
+	"github.com/mmsgate/mmsgate/internal/stack"
+)
+
+// functions are the template's functions and their bootstraps' folders.
+var functions = []string{stack.SenderFunction, stack.PostbackFunction, stack.ReceiptFunction}
+
+// recordedOps are the calls each function's proxy keeps for the role check.
+var recordedOps = []string{"GetItem", "UpdateItem", "PutItem", "DeleteItem", "Query", "Scan", "BatchWriteItem", "BatchGetItem", "TransactWriteItems",
+	"SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "ChangeMessageVisibility",
+	"ChangeMessageVisibilityBatch", "GetQueueAttributes", "GetQueueUrl", "GetSecretValue", "DescribeSecret"}
+
+// Skycore is the simulator served over TLS, as Skycore's API is (the
+// template accepts only an https SkycoreApiUrl): one address for the whole
+// rehearsal, a fresh simulator behind it for each run.
+type Skycore struct {
+	srv      *httptest.Server
+	URL      string // the API's URL
+	CertFile string // its certificate, for the functions' SSL_CERT_FILE
+	APIKey   string
+	h        atomic.Pointer[http.Handler]
+}
+
+// StartSkycore starts the TLS front; apiKey is what the rehearsal puts in
+// the created secret.
+func StartSkycore(dir, apiKey string) (*Skycore, error) {
+	s := &Skycore{APIKey: apiKey}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := s.h.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "no simulator", http.StatusServiceUnavailable)
+	}))
+	s.srv.StartTLS()
+	s.URL = s.srv.URL + sim.APIPath
+	cert := s.srv.TLS.Certificates[0]
+	s.CertFile = filepath.Join(dir, "skycore-sim.pem")
+	if err := os.WriteFile(s.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// run starts a simulator whose postbacks go to postbackURL.
+func (s *Skycore) run(postbackURL string) (*sim.Server, error) {
+	cfg := sim.Default()
+	cfg.Accounts[0].APIKey = s.APIKey
+	cfg.PostbackURL = postbackURL
+	// Each run its own tracking ids, as Skycore's never repeat: the
+	// simulator derives them from its seed.
+	cfg.Seed = time.Now().UnixNano()
+	sm, err := sim.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h := sm.Handler()
+	s.h.Store(&h)
+	return sm, nil
+}
+
+// Close stops it.
+func (s *Skycore) Close() { s.srv.Close() }
+
+// RunResult is what one end-to-end run saw.
+type RunResult struct {
+	Statuses []string // the delivery events' statuses, in order
+	Calls    map[string][]Call
+}
+
+// Call is one AWS call a function made.
+type Call struct {
+	Function string
+	Action   string // service:Operation
+	Resource string // the ARN it names
+	Key      string // the item's partition key (DynamoDB)
+}
+
+// functionConfig reads a created function back from the engine and builds
+// the environment it runs with: exactly its variables, plus what the Lambda
+// runtime provides (region, the role's credentials) and the local
+// additions: AWS_ENDPOINT_URL (its own recording proxy in front of moto)
+// and SSL_CERT_FILE (the simulator's certificate).
+func (d *Deployment) functionConfig(ctx context.Context, logical, bootstrap, endpoint, certFile string) (stack.Function, string, map[string]string, error) {
+	out, err := d.c.lam.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(d.ids[logical])})
+	if err != nil {
+		return stack.Function{}, "", nil, fmt.Errorf("%s: %w", logical, err)
+	}
+	vars := map[string]string{}
+	if out.Environment != nil {
+		vars = out.Environment.Variables
+	}
+	var env []string
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	env = append(env, "AWS_REGION="+Region, "AWS_DEFAULT_REGION="+Region,
+		"AWS_ACCESS_KEY_ID="+logical, "AWS_SECRET_ACCESS_KEY=rehearsal", "AWS_SESSION_TOKEN=rehearsal",
+		"AWS_ENDPOINT_URL="+endpoint, "SSL_CERT_FILE="+certFile)
+	f := stack.Function{Bootstrap: bootstrap, Env: env, Timeout: time.Duration(aws.ToInt32(out.Timeout)) * time.Second, Memory: int(aws.ToInt32(out.MemorySize))}
+	return f, aws.ToString(out.Role), vars, nil
+}
+
+// e2e runs the system on what the stack created: one request sent through
+// to `delivered` with its postbacks through the adapter, and, when
+// receiptCheck, its receipt check polled until it fires.
+func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID string, receiptCheck bool) (res RunResult, err error) {
+	res = RunResult{Calls: map[string][]Call{}}
+	proxies := map[string]*faultproxy.Proxy{}
+	errs := &errorLines{}
+	o.Logs = teeLogs(o.Logs, errs)
+	defer func() {
+		for fn, p := range proxies {
+			for _, op := range recordedOps {
+				for _, rec := range p.Recorded(op) {
+					res.Calls[fn] = append(res.Calls[fn], callOf(fn, op, rec.Body))
+				}
+			}
+			p.Close()
+		}
+		if err != nil && errs.String() != "" {
+			err = fmt.Errorf("%w\nthe functions' errors:\n%s", err, errs)
+		}
+	}()
+	fns := map[string]stack.Function{}
+	for _, fn := range functions {
+		p, url, err := faultproxy.Front(o.motoURL, "127.0.0.1:0")
+		if err != nil {
+			return res, err
+		}
+		p.Record(recordedOps...)
+		proxies[fn] = p
+		f, _, _, err := d.functionConfig(ctx, fn, o.Bootstraps[fn], url, sky.CertFile)
+		if err != nil {
+			return res, err
+		}
+		fns[fn] = f
+	}
+	token, err := d.secretKey(ctx, d.Outputs["PostbackSecretArn"], "postback_token")
+	if err != nil {
+		return res, fmt.Errorf("postback token from the created secret: %w", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	sm, err := sky.run("http://" + l.Addr().String() + "/skycore/postbacks/" + token)
+	if err != nil {
+		l.Close()
+		return res, err
+	}
+	defer sm.Close()
+	env := &localenv.Env{SQSURL: o.motoURL, SecretURL: o.motoURL, AWS: d.c.cfg,
+		SendQueueURL: d.Outputs["SendQueueUrl"], DLQURL: d.Outputs["SendDeadLetterQueueUrl"],
+		EventsQueueURL: d.Outputs["DeliveryEventsQueueUrl"], ReceiptQueueURL: d.ids["ReceiptCheckQueue"]}
+	if err := d.disableMappings(ctx); err != nil {
+		return res, err
+	}
+	batch, window, err := d.mapping(ctx, "SendMmsFunction")
+	if err != nil {
+		return res, err
+	}
+	s, err := stack.StartDeployed(ctx, stack.DeployedOptions{Env: env, Sender: fns[stack.SenderFunction], Postback: fns[stack.PostbackFunction],
+		ReceiptCheck: fns[stack.ReceiptFunction], BatchSize: batch, BatchWindow: window, Sim: sm, SimURL: sky.URL,
+		Listener: l, Logs: o.Logs, Emulator: o.Emulator})
+	if err != nil {
+		return res, err
+	}
+	defer s.Close()
+	id := "rehearsal-" + runID
+	body := fmt.Sprintf(`{"id":%q,"to":"17743199144","from":"60856","mmsId":1000,"slides":[{"slide":1,"text":"rehearsal %s"}]}`, id, runID)
+	if err := s.Enqueue(body); err != nil {
+		return res, err
+	}
+	wait := 2 * time.Minute
+	if o.Quick {
+		wait = 45 * time.Second // a broken template: the cause is in the calls made so far
+	}
+	pctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	last := time.Now()
+	if err := s.Pump(pctx, func(p stack.Progress) {
+		if time.Since(last) > 10*time.Second {
+			o.progress("end to end %s: %d batches, %d queued, %d events", runID, p.Batches, p.Queued, p.Events)
+			last = time.Now()
+		}
+	}); err != nil {
+		return res, fmt.Errorf("end to end: %w", err)
+	}
+	if receiptCheck {
+		rbatch, rwindow, err := d.mapping(ctx, "ReceiptCheckFunction")
+		if err != nil {
+			return res, err
+		}
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		before := s.Invokes(stack.ReceiptFunction)
+		if err := s.PollReceipts(rctx, rbatch, rwindow, func() bool {
+			c, err := env.QueueCounts(rctx, env.ReceiptQueueURL)
+			// The check of the first run waits its 24h, delayed.
+			return err == nil && s.Invokes(stack.ReceiptFunction) > before && c.Visible+c.InFlight == 0
+		}); err != nil {
+			return res, fmt.Errorf("the receipt check did not fire: %w", err)
+		}
+	}
+	all := s.Events()
+	for _, ev := range all {
+		if ev.ID == id {
+			res.Statuses = append(res.Statuses, ev.Event)
+		}
+	}
+	if len(res.Statuses) == 0 || res.Statuses[len(res.Statuses)-1] != "delivered" {
+		return res, fmt.Errorf("request %s: events %v (of %d on the queue), want it to end `delivered`", id, res.Statuses, len(all))
+	}
+	for fn, p := range proxies {
+		for c, n := range p.Calls() {
+			if !contains(recordedOps, c.Op) && n > 0 {
+				return res, fmt.Errorf("%s made %d %s calls, which the role check does not know", fn, n, c.Op)
+			}
+			if c.Outcome == faultproxy.Failed && n > 0 {
+				return res, fmt.Errorf("%s: %d %s calls failed", fn, n, c.Op)
+			}
+		}
+	}
+	return res, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// mapping reads an event source mapping of a function as the stack set it.
+func (d *Deployment) mapping(ctx context.Context, fn string) (int, time.Duration, error) {
+	out, err := d.c.lam.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{FunctionName: aws.String(d.ids[fn])})
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(out.EventSourceMappings) != 1 {
+		return 0, 0, fmt.Errorf("%s has %d event source mappings, want 1", fn, len(out.EventSourceMappings))
+	}
+	m := out.EventSourceMappings[0]
+	return int(aws.ToInt32(m.BatchSize)), time.Duration(aws.ToInt32(m.MaximumBatchingWindowInSeconds)) * time.Second, nil
+}
+
+func (d *Deployment) secretKey(ctx context.Context, id, key string) (string, error) {
+	out, err := d.c.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
+	if err != nil {
+		return "", err
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &m); err != nil {
+		return "", err
+	}
+	return m[key], nil
+}
+
+// callOf turns a recorded call into the action and resource IAM checks.
+func callOf(fn, op string, body []byte) Call {
+	var b struct {
+		QueueUrl  string
+		TableName string
+		SecretId  string
+		Key       map[string]map[string]any
+	}
+	json.Unmarshal(body, &b)
+	c := Call{Function: fn}
+	switch {
+	case b.QueueUrl != "":
+		c.Action, c.Resource = "sqs:"+op, "arn:aws:sqs:"+Region+":"+Account+":"+queueName(b.QueueUrl)
+	case b.TableName != "":
+		c.Action, c.Resource = "dynamodb:"+op, "arn:aws:dynamodb:"+Region+":"+Account+":table/"+b.TableName
+		for _, v := range b.Key {
+			if s, ok := v["S"].(string); ok {
+				c.Key = s
+			}
+		}
+	case b.SecretId != "":
+		c.Action, c.Resource = "secretsmanager:"+op, b.SecretId
+	default:
+		c.Action = "unknown:" + op
+	}
+	return c
+}
+
+// errorLines keeps the functions' ERROR log lines (at most 10).
+type errorLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (e *errorLines) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range strings.Split(string(p), "\n") {
+		if strings.Contains(l, `"level":"ERROR"`) && len(e.lines) < 10 {
+			e.lines = append(e.lines, "  "+l)
+		}
+	}
+	return len(p), nil
+}
+
+func (e *errorLines) String() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return strings.Join(e.lines, "\n")
+}
+
+func teeLogs(w io.Writer, e *errorLines) io.Writer {
+	if w == nil {
+		return e
+	}
+	return io.MultiWriter(w, e)
+}
+
+// disableMappings turns the engine's event source mappings off in moto,
+// which differs from AWS here: on every SendMessage to a mapped queue it
+// invokes the function itself (in Docker, absent here) and, when that
+// fails, puts the message back with its receive count raised. The
+// rehearsal's poller is the mapping, with the batch size and window the
+// stack set.
+func (d *Deployment) disableMappings(ctx context.Context) error {
+	out, err := d.c.lam.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{})
+	if err != nil {
+		return err
+	}
+	for _, m := range out.EventSourceMappings {
+		if _, err := d.c.lam.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: m.UUID, Enabled: aws.Bool(false)}); err != nil {
+			return fmt.Errorf("disable mapping %s: %w", aws.ToString(m.UUID), err)
+		}
+	}
+	return nil
+}

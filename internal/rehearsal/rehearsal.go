@@ -1,0 +1,280 @@
+// Package rehearsal deploys template.yaml as `sam deploy` would, on moto's
+// CloudFormation instead of AWS, and runs mmsgate end to end on what the
+// stack created (make deploy-rehearsal): the functions built by the
+// Makefile's build-<LogicalId> targets, the SAM transform by the pinned
+// aws-sam-translator, the stack created, updated and deleted by the engine,
+// the resources moto has no model for created by the rehearsal through
+// their services' APIs, each function run under the Lambda emulator with
+// the environment the created function carries, and every AWS call a
+// function makes checked against its role.
+package rehearsal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/mmsgate/mmsgate/internal/moto"
+)
+
+// Options of Run.
+type Options struct {
+	Template   string // template.yaml (default: the repository's)
+	Samconfig  string // samconfig.toml
+	ConfigEnv  string // its environment (default "default")
+	Python     string // with the pinned aws-sam-translator (default python3)
+	Emulator   string // aws-lambda-rie
+	Bootstraps map[string]string
+	Artifacts  map[string]string // the built Lambda bootstraps (linux/arm64), by logical id
+	Logs       io.Writer         // the functions' log lines (nil: discarded)
+	Docs       string            // docs/deploy.md: its deployer permissions must cover every resource type ("": not checked)
+	Progress   func(string)      // progress lines
+	// Update is the parameters changed by the update (default: the
+	// rehearsal's own set).
+	Update map[string]string
+	// Quick stops after the first end-to-end run and its role check (the
+	// broken-template tests).
+	Quick   bool
+	motoURL string
+}
+
+func (o Options) progress(format string, a ...any) {
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf(format, a...))
+	}
+}
+
+// Result is what the rehearsal did.
+type Result struct {
+	ByEngine, ByUs []string
+	Outputs        map[string]string
+	Verdict        Verdict
+	Statuses       []string
+}
+
+// Summary is the one line the rehearsal ends with.
+func (r Result) Summary() string {
+	return fmt.Sprintf("rehearsal: stack CREATE_COMPLETE (%d by the engine, %d by the rehearsal), end to end ok, update ok, delete ok, calls outside role %d, unused grants %d",
+		len(r.ByEngine), len(r.ByUs), len(r.Verdict.Outside), len(r.Verdict.Unused))
+}
+
+// Build builds the functions as `sam build` does (make build-<LogicalId>,
+// linux/arm64, into .aws-sam/build/<LogicalId>) and, for this machine's
+// emulator, the same packages for its own architecture.
+func Build(ctx context.Context, root string) (artifacts, local map[string]string, err error) {
+	artifacts, local = map[string]string{}, map[string]string{}
+	dirs := map[string]string{"SendMmsFunction": "send-mms", "PostbackFunction": "postback", "ReceiptCheckFunction": "receipt-check"}
+	for fn, dir := range dirs {
+		art := filepath.Join(root, ".aws-sam", "build", fn)
+		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "build-"+fn, "ARTIFACTS_DIR="+art)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, nil, fmt.Errorf("make build-%s: %v\n%s", fn, err, out)
+		}
+		artifacts[fn] = filepath.Join(art, "bootstrap")
+		local[fn] = filepath.Join(root, ".run", "rehearsal", dir, "bootstrap")
+		// Same flags as the Makefile's LAMBDA_FLAGS; only GOARCH differs.
+		cmd = exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", local[fn], "./functions/"+dir)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, nil, fmt.Errorf("go build %s: %v\n%s", dir, err, out)
+		}
+	}
+	return artifacts, local, nil
+}
+
+// Deploy transforms the template and creates the stack on a fresh moto;
+// the caller closes the server.
+func Deploy(ctx context.Context, o *Options, params map[string]string) (*Deployment, *moto.Server, error) {
+	cfg, err := ReadDeployConfig(o.Samconfig, o.ConfigEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	bucket := "aws-sam-cli-managed-default-rehearsal"
+	_, full, err := Transform(o.Python, o.Template, bucket)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := moto.Start(ctx, moto.Options{Log: os.Getenv("REHEARSAL_MOTO_LOG")})
+	if err != nil {
+		return nil, nil, err
+	}
+	o.motoURL = srv.URL
+	c, err := newClients(ctx, srv.URL)
+	if err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	p := maps.Clone(cfg.Params)
+	maps.Copy(p, params)
+	d := &Deployment{c: c, Name: cfg.StackName, Full: full, Params: p, Bucket: bucket, ids: map[string]string{}, log: o.progress}
+	if err := d.upload(ctx, o.Artifacts); err != nil {
+		srv.Close()
+		return nil, nil, err
+	}
+	if err := d.Create(ctx); err != nil {
+		srv.Close()
+		return d, nil, err
+	}
+	return d, srv, nil
+}
+
+// Run is the whole rehearsal.
+func Run(ctx context.Context, o Options) (Result, error) {
+	var res Result
+	if o.ConfigEnv == "" {
+		o.ConfigEnv = "default"
+	}
+	dir, err := os.MkdirTemp("", "rehearsal")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	const apiKey = "rehearsal-api-key"
+	sky, err := StartSkycore(dir, apiKey)
+	if err != nil {
+		return res, err
+	}
+	defer sky.Close()
+	// The deployer's own value for Skycore's URL: the simulator.
+	d, srv, err := Deploy(ctx, &o, map[string]string{"SkycoreApiUrl": sky.URL})
+	if err != nil {
+		return res, fmt.Errorf("create: %w", err)
+	}
+	defer srv.Close()
+	res.ByEngine, res.ByUs = d.ByEngine, d.ByUs
+	if o.Docs != "" {
+		if err := CheckDeployerPermissions(o.Docs, d.Full); err != nil {
+			return res, err
+		}
+	}
+	if err := d.checkFunctions(ctx); err != nil {
+		return res, fmt.Errorf("create: %w", err)
+	}
+	res.Outputs = d.Outputs
+	o.progress("stack %s CREATE_COMPLETE: %d resources by the engine, %d by the rehearsal (%s)", d.Name, len(d.ByEngine), len(d.ByUs), strings.Join(d.ByUs, ", "))
+	// What the deployer does after the first deploy (docs/deploy.md): the
+	// API key into the created secret.
+	if _, err := d.c.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(d.Outputs["ApiKeySecretArn"]),
+		SecretString: aws.String(`{"api_key":"` + apiKey + `"}`)}); err != nil {
+		return res, fmt.Errorf("put the API key: %w", err)
+	}
+	run1, err := d.e2e(ctx, o, sky, "create", false)
+	if err != nil {
+		return res, d.withRoleCheck(ctx, fmt.Errorf("after create: %w", err), run1.Calls)
+	}
+	o.progress("end to end after create: %v", run1.Statuses)
+	if o.Quick {
+		return res, d.withRoleCheck(ctx, nil, run1.Calls)
+	}
+	update := o.Update
+	if update == nil {
+		update = map[string]string{"LogLevel": "INFO", "SendBatchSize": "5", "SendBatchingWindowSeconds": "0", "ReceiptWindow": "3s", "PostbackTokenRevision": "2"}
+	}
+	p := maps.Clone(d.Params)
+	maps.Copy(p, update)
+	if err := d.Update(ctx, p); err != nil {
+		return res, fmt.Errorf("update: %w", err)
+	}
+	if err := d.checkUpdated(ctx, update); err != nil {
+		return res, fmt.Errorf("update: %w", err)
+	}
+	o.progress("stack UPDATE_COMPLETE with %v", update)
+	run2, err := d.e2e(ctx, o, sky, "update", true)
+	if err != nil {
+		return res, d.withRoleCheck(ctx, fmt.Errorf("after update: %w", err), run2.Calls)
+	}
+	o.progress("end to end after update: %v, receipt check fired", run2.Statuses)
+	res.Statuses = append(run1.Statuses, run2.Statuses...)
+	calls := run1.Calls
+	for fn, cs := range run2.Calls {
+		calls[fn] = append(calls[fn], cs...)
+	}
+	d.addMappingCalls(calls)
+	if res.Verdict, err = d.checkRoles(ctx, calls); err != nil {
+		return res, err
+	}
+	for _, u := range res.Verdict.Unused {
+		o.progress("unused grant: %s", u)
+	}
+	if len(res.Verdict.NotEvaluated) > 0 {
+		o.progress("condition keys not evaluated: %s", strings.Join(res.Verdict.NotEvaluated, ", "))
+	}
+	if len(res.Verdict.Outside) > 0 {
+		return res, fmt.Errorf("calls outside their role:\n  %s", strings.Join(res.Verdict.Outside, "\n  "))
+	}
+	if err := d.Delete(ctx); err != nil {
+		return res, fmt.Errorf("delete: %w", err)
+	}
+	if err := d.checkDeleted(ctx); err != nil {
+		return res, fmt.Errorf("delete: %w", err)
+	}
+	o.progress("stack DELETE_COMPLETE; retained: %s", strings.Join(d.retained(), ", "))
+	if err := staticEgress(ctx, o, sky.URL); err != nil {
+		return res, fmt.Errorf("StaticEgressIp=true: %w", err)
+	}
+	return res, nil
+}
+
+// staticEgress creates the stack with the static egress option on (on a
+// fresh engine: the first stack's retained secrets keep their names) and
+// checks the sender sits in the private subnets and the IP is an output.
+func staticEgress(ctx context.Context, o Options, skycoreURL string) error {
+	d, srv, err := Deploy(ctx, &o, map[string]string{"SkycoreApiUrl": skycoreURL, "StaticEgressIp": "true"})
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	defer srv.Close()
+	if err := d.checkFunctions(ctx); err != nil {
+		return err
+	}
+	ip := d.Outputs["EgressIp"]
+	if net.ParseIP(ip) == nil {
+		return fmt.Errorf("output EgressIp %q is not an IP", ip)
+	}
+	out, err := d.c.lam.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(d.ids["SendMmsFunction"])})
+	if err != nil {
+		return err
+	}
+	want := []string{d.ids["EgressPrivateSubnetA"], d.ids["EgressPrivateSubnetB"]}
+	if out.VpcConfig == nil || !slices.Equal(out.VpcConfig.SubnetIds, want) || !slices.Equal(out.VpcConfig.SecurityGroupIds, []string{d.ids["EgressSecurityGroup"]}) {
+		return fmt.Errorf("SendMmsFunction's VpcConfig is %+v, want subnets %v and group %s", out.VpcConfig, want, d.ids["EgressSecurityGroup"])
+	}
+	o.progress("StaticEgressIp=true: stack CREATE_COMPLETE (%d by the engine, %d by the rehearsal), sender in %v, EgressIp %s", len(d.ByEngine), len(d.ByUs), want, ip)
+	// Not deleted: moto 5.2.1's DeleteStack fails on this stack with
+	// DependencyViolation ("The vpc … has dependencies"), deleting the VPC
+	// before what is in it; CloudFormation deletes in reverse dependency
+	// order. The engine goes away with its server.
+	return nil
+}
+
+// withRoleCheck adds to err the calls outside their roles: the likelier
+// cause of a failed run, which moto (no IAM enforcement) does not refuse.
+func (d *Deployment) withRoleCheck(ctx context.Context, err error, calls map[string][]Call) error {
+	if calls == nil {
+		return err
+	}
+	d.addMappingCalls(calls)
+	v, cerr := d.checkRoles(ctx, calls)
+	if cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	if len(v.Outside) > 0 {
+		return errors.Join(err, fmt.Errorf("calls outside their role:\n  %s", strings.Join(v.Outside, "\n  ")))
+	}
+	return err
+}
