@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -442,13 +443,17 @@ func TestDev(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 		defer cancel()
 		const number = "17743199177"
-		resp, err := http.Post(strings.TrimRight(d.sim, "/")+"/_sim/mo", "application/json",
+		base, err := url.Parse(d.sim) // the banner names the API's URL
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(base.Scheme+"://"+base.Host+"/_sim/mo", "application/json",
 			strings.NewReader(`{"from": "`+number+`", "to": "60856", "text": "STOP"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode/100 != 2 { // 202: the simulator posts it on its own
 			t.Fatalf("POST /_sim/mo: %s", resp.Status)
 		}
 		api := d.sqs()
