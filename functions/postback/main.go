@@ -42,6 +42,7 @@ func main() {
 		// Schedules receipt checks before accepted events (off when env.ReceiptWindow is 0).
 		Receipts:      receipt.NewScheduler(queue, env.ReceiptQueueURL),
 		ReceiptWindow: env.ReceiptWindow,
+		Keywords:      env.Keywords,
 		Log:           log,
 		Metrics:       emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "postback"}),
 	})

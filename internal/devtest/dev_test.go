@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +46,7 @@ type dev struct {
 	out                   *bytes.Buffer
 	log                   *lockedBuffer // stderr: progress and status lines
 	bulk                  string        // the bulk lane's queue
+	sim                   string        // the Skycore simulator's base URL
 }
 
 func root(t *testing.T) string {
@@ -109,7 +112,7 @@ func startDev(t *testing.T) *dev {
 			d.out.WriteString(l + "\n")
 			for label, dst := range map[string]*string{"SQS + Secrets Manager (moto)": &d.endpoint, "send queue": &d.send,
 				"delivery events queue": &d.event, "dead-letter queue": &d.dlq, "postback URL": &d.postback, "DynamoDB (dynalite)": &d.dynamo,
-				"bulk send queue": &d.bulk} {
+				"bulk send queue": &d.bulk, "Skycore simulator": &d.sim} {
 				if v := field(l, label); v != "" && *dst == "" {
 					*dst = v
 				}
@@ -428,6 +431,71 @@ func TestDev(t *testing.T) {
 		}
 		if len(want) > 0 {
 			t.Errorf("events never read: %v", want)
+		}
+	})
+
+	t.Run("a STOP through the simulator: inbound and optout events, the next request refused", func(t *testing.T) {
+		// docs/local.md: a person's reply is one POST to the simulator's
+		// /_sim/mo, which posts it to the postback URL as Skycore would.
+		if d.sim == "" {
+			t.Fatalf("the banner names no simulator:\n%s", d.out)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+		defer cancel()
+		const number = "17743199177"
+		base, err := url.Parse(d.sim) // the banner names the API's URL
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post(base.Scheme+"://"+base.Host+"/_sim/mo", "application/json",
+			strings.NewReader(`{"from": "`+number+`", "to": "60856", "text": "STOP"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 { // 202: the simulator posts it on its own
+			t.Fatalf("POST /_sim/mo: %s", resp.Status)
+		}
+		api := d.sqs()
+		r := &client.Receiver{API: api, QueueURL: d.event, Wait: time.Second}
+		seen := map[string]client.Event{}
+		read := func(want ...string) {
+			t.Helper()
+			for ctx.Err() == nil && slices.ContainsFunc(want, func(k string) bool { _, ok := seen[k]; return !ok }) {
+				if _, err := r.Poll(ctx, func(_ context.Context, e client.Event) error {
+					switch {
+					case e.Event == client.Inbound && e.From == number:
+						seen["inbound"] = e
+					case e.Event == client.OptOut && e.To == number:
+						seen["optout"] = e
+					case e.ID != "":
+						seen[e.ID] = e
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, k := range want {
+				if _, ok := seen[k]; !ok {
+					t.Fatalf("no %s event (read %v)", k, seen)
+				}
+			}
+		}
+		read("inbound", "optout")
+		if e := seen["inbound"]; e.ID != "" || e.To != "60856" || e.Text != "STOP" || e.Code != "N211" {
+			t.Errorf("inbound = %+v", e)
+		}
+		if e := seen["optout"]; e.ID != "" || e.From != "60856" || e.Keyword != "STOP" {
+			t.Errorf("optout = %+v", e)
+		}
+		c := client.New(api, d.send, client.Policy{DefaultFrom: "60856"})
+		if err := c.Send(ctx, client.Request{ID: "after-stop-1", To: number, MMSID: "1000"}); err != nil {
+			t.Fatal(err)
+		}
+		read("after-stop-1")
+		if e := seen["after-stop-1"]; e.Event != client.Rejected || e.Code != "OPTED_OUT" || !e.Suppressed {
+			t.Errorf("the request after the STOP = %s %s suppressed=%v (%s), want rejected OPTED_OUT", e.Event, e.Code, e.Suppressed, e.Error)
 		}
 	})
 

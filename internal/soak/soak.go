@@ -135,6 +135,11 @@ type Report struct {
 
 	// Usage is what AWS would bill for the run, by service and operation.
 	Usage *Usage
+
+	// Opt-outs: numbers that wrote STOP during the run (optout events
+	// seen), and requests to them enqueued after their opt-out was
+	// recorded that reached Skycore anyway (must be 0).
+	OptOuts, SentAfterOptOut int
 }
 
 // MsgsPerSec is requests over wall time.
@@ -233,7 +238,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			continue
 		case x < 0.035:
 			want[id] = "invalid"
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"+%s","mmsId":1000}`, id, to))
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"%sx","mmsId":1000}`, id, to)) // not a number (E110)
 		case x < 0.05:
 			want[id] = "valid" // a template Skycore does not have: rejected E241
 			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":4242}`, id, to))
@@ -268,7 +273,20 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		hostile = append(hostile, message{b, forgedAttrs(rng, "FORGED-"+id)})
 	}
 	r.Hostile = len(hostile)
-	r.Requests, r.IDs = len(bodies)+len(hostile), len(want)
+	// Opt-outs during the run: once a quarter of the sends are accepted,
+	// numbers write STOP to the default code through the simulator (POST
+	// /_sim/mo, retried like any postback); once each opt-out is recorded,
+	// requests to those numbers go in, and none may reach Skycore.
+	var optBodies []string
+	for k, num := range optNumbers {
+		for j := range 3 {
+			id := fmt.Sprintf("optout-%d-%d", k, j)
+			want[id] = "optedout"
+			optBodies = append(optBodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":1000}`, id, num))
+		}
+	}
+	optDone := make(chan (<-chan error), 1)
+	r.Requests, r.IDs = len(bodies)+len(hostile)+len(optBodies), len(want)
 
 	// Crashes: at fixed counts of accepted sends, alternately inside the
 	// simulator's acceptance (Skycore queued it, the sender never hears)
@@ -304,6 +322,10 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	var inflightDups atomic.Int64
 	s.Sim.OnAccept(func(req sim.Request) {
 		n := accepted.Add(1)
+		if n == int64(max(o.N/4, 1)) {
+			// A feeder, so that the run waits for its requests.
+			optDone <- s.Feed(func() error { return optOut(ctx, s, optNumbers, optBodies) })
+		}
 		switch n {
 		case int64(max(o.N/10, 1)):
 			// Skycore goes down: E503, then HTML 503, then nothing listens.
@@ -445,6 +467,14 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	}
 	r.Wall = time.Since(start)
 	refusal.Wait()
+	select {
+	case done := <-optDone:
+		if oerr := <-done; oerr != nil {
+			r.Violations = append(r.Violations, "opt-outs: "+oerr.Error())
+		}
+	default:
+		r.Violations = append(r.Violations, "the opt-outs never started")
+	}
 	r.Usage = usage(before, takeSnapshot(s), DefaultPrices)
 	s.Env.Proxy.ThrottleMatching(acceptWrite, 0)
 	r.AcceptRefused, r.InFlightDuplicates = refused.Load(), int(inflightDups.Load())
@@ -841,6 +871,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 			r.Reconciled++
 		}
 	}
+	v = append(v, r.checkOptOuts(s.Events(), want, calls)...)
 	if len(done) > 0 {
 		slices.SortFunc(done, func(a, b time.Time) int { return a.Compare(b) })
 		r.P99Done = done[len(done)*99/100].Sub(started)
@@ -861,7 +892,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 
 // Failed reports whether an invariant broke.
 func (r *Report) Failed() bool {
-	return len(r.Violations) > 0 || r.Lost > 0 || r.SentTwice > 0 || r.MinTerminal != 1 || r.MaxTerminal != 1 ||
+	return len(r.Violations) > 0 || r.Lost > 0 || r.SentTwice > 0 || r.MinTerminal != 1 || r.MaxTerminal != 1 || r.SentAfterOptOut > 0 ||
 		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0
 }
 
@@ -871,8 +902,8 @@ func (r *Report) Line() string {
 	if r.MinTerminal != r.MaxTerminal {
 		per = fmt.Sprintf("%d-%d", r.MinTerminal, r.MaxTerminal)
 	}
-	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d",
-		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept)
+	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, sent after opt-out %d",
+		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.SentAfterOptOut)
 }
 
 // Print writes the summary table, then the cost table; its last two
@@ -907,6 +938,7 @@ func (r *Report) Print(w io.Writer) {
 	row("retrying as the last send event", r.RetryingLast)
 	row("postback events / joined to the wrong id", fmt.Sprintf("%d / %d", r.PostbackEvents, r.Misjoined))
 	row("postbacks dropped after Skycore's retries", r.PostbacksDropped)
+	row("opt-outs during the run / requests sent after one", fmt.Sprintf("%d / %d", r.OptOuts, r.SentAfterOptOut))
 	row("wall time (99 % of ids final)", fmt.Sprintf("%s (%s)", r.Wall.Round(time.Millisecond), r.P99Done.Round(time.Millisecond)))
 	row("throughput", fmt.Sprintf("%.0f msgs/s overall, %.0f msgs/s to 99 %%", r.MsgsPerSec(), 0.99*float64(r.Requests)/max(r.P99Done.Seconds(), 0.001)))
 	row("peak RSS send-mms / postback", fmt.Sprintf("%.1f MiB / %.1f MiB", float64(r.PeakRSSKiB["send-mms"])/1024, float64(r.PeakRSSKiB["postback"])/1024))
@@ -929,4 +961,86 @@ func (r *Report) Print(w io.Writer) {
 func (r *Report) JSON() []byte {
 	b, _ := json.MarshalIndent(r, "", "  ")
 	return b
+}
+
+// optNumbers write STOP to the default code during the run (outside the
+// numbers of the other requests).
+var optNumbers = []string{"17746660001", "17746660002", "17746660003", "17746660004", "17746660005"}
+
+// optOut has each number write STOP to the default code through the
+// simulator's POST /_sim/mo, waits until the postback function has
+// recorded every opt-out, then enqueues bodies (requests to those
+// numbers): each is claimed after its opt-out is recorded, so none may
+// reach Skycore.
+func optOut(ctx context.Context, s *stack.Stack, nums, bodies []string) error {
+	for _, num := range nums {
+		b, _ := json.Marshal(sim.MO{From: num, To: "60856", Text: "STOP"})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.SimURL+"/_sim/mo", strings.NewReader(string(b)))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("POST /_sim/mo: %w", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 { // 202: the simulator posts it on its own
+			return fmt.Errorf("POST /_sim/mo: %s", resp.Status)
+		}
+	}
+	// Read past the fault proxy: the soak's own reads are not the
+	// functions' calls the cost table and the throttle count measure.
+	st := store.New(s.Env.DynamoDBDirect(), localenv.Table, 0)
+	deadline := time.Now().Add(2 * time.Minute) // Skycore's retries (5 × 6 s here) outlast a busy moment
+	for _, num := range nums {
+		for {
+			sup, err := st.SuppressedFor(ctx, num, "60856", "")
+			if err == nil && sup != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the opt-out of %s was not recorded within 2 min (last error %v)", num, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for _, b := range bodies {
+		if err := s.Enqueue(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOptOuts: every request enqueued after its number's opt-out is
+// rejected OPTED_OUT, suppressed, without a Skycore call; each opt-out
+// gave one optout event.
+func (r *Report) checkOptOuts(events []delivery.Event, want map[string]string, calls map[string][]sim.Request) []string {
+	var v []string
+	got := map[string]delivery.Event{}
+	for _, e := range events {
+		switch {
+		case e.Event == delivery.OptOut && e.From == "60856" && strings.HasPrefix(e.To, "1774666"):
+			r.OptOuts++
+		case want[e.ID] == "optedout" && delivery.Terminal(e.Event):
+			got[e.ID] = e
+		}
+	}
+	for id, kind := range want {
+		if kind != "optedout" {
+			continue
+		}
+		if n := len(calls[id]); n > 0 {
+			r.SentAfterOptOut++
+			v = append(v, fmt.Sprintf("%s: sent to Skycore %d times after its number opted out", id, n))
+		}
+		if e, ok := got[id]; ok && (e.Event != delivery.Rejected || e.Code != store.CodeOptedOut || !e.Suppressed) {
+			v = append(v, fmt.Sprintf("%s: %s %s suppressed=%v after its number opted out, want rejected OPTED_OUT", id, e.Event, e.Code, e.Suppressed))
+		}
+	}
+	if r.OptOuts != len(optNumbers) {
+		v = append(v, fmt.Sprintf("%d optout events for the %d opt-outs", r.OptOuts, len(optNumbers)))
+	}
+	return v
 }

@@ -160,6 +160,13 @@ type Event struct {
 	Suppressed   bool   `json:"suppressed,omitempty"` // rejected from the suppression list, no Skycore call
 	OccurredAt   string `json:"occurredAt"`
 	RecordedAt   string `json:"recordedAt"`
+
+	// Inbound messages only (docs/events.md "Inbound messages"): what the
+	// person wrote, and the keyword (optout, optin: the one matched).
+	Text    string   `json:"text,omitempty"`
+	Subject string   `json:"subject,omitempty"`
+	Files   []string `json:"files,omitempty"`
+	Keyword string   `json:"keyword,omitempty"`
 }
 
 // About is what e says of its request: the fields New set from an About.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/keyword"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
 	"github.com/mmsgate/mmsgate/pkg/store"
@@ -19,9 +20,9 @@ import (
 
 // Event kinds of inbound messages (docs/events.md).
 const (
-	KindInbound = "inbound"
-	KindOptOut  = "optout"
-	KindOptIn   = "optin"
+	KindInbound = delivery.Inbound
+	KindOptOut  = delivery.OptOut
+	KindOptIn   = delivery.OptIn
 )
 
 // Event is what one inbound event carries besides id (always "") and

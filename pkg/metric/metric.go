@@ -38,6 +38,14 @@ const (
 	UnkeyableTrackingID = "UnkeyableTrackingID" // a tracking id too long to key
 )
 
+// The postback function's, for inbound (MO) messages.
+const (
+	Inbound          = "Inbound"          // an inbound message recorded (its copies count as Duplicates)
+	InboundMalformed = "InboundMalformed" // an inbound postback that can never be processed, acknowledged
+	OptOuts          = "OptOuts"          // an opt-out keyword that changed the suppression list
+	OptIns           = "OptIns"           // an opt-in keyword that changed the suppression list
+)
+
 // The receipt-check function's.
 const (
 	Unconfirmed      = "Unconfirmed"
@@ -66,6 +74,7 @@ var All = []string{
 	Accepted, Rejected, Expired, Retried, InDoubt, Duplicate, Suppressed, SuppressionAdded, SkycoreLatency,
 	UnknownCode, NoTrackingID, ForgedHandoff, BookkeepingDeferred, HandoffDeadLettered, SentTwice, SecretUnavailable,
 	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt, UnjoinedCapped, UnkeyableTrackingID,
+	Inbound, InboundMalformed, OptOuts, OptIns,
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
 }

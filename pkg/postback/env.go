@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/mmsgate/mmsgate/pkg/env"
+	"github.com/mmsgate/mmsgate/pkg/keyword"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -11,7 +12,8 @@ import (
 // EnvVars lists every variable the postback function reads. It reads the
 // token's secret only (POSTBACK_SECRET_ID), never the API key's.
 var EnvVars = []string{"POSTBACK_SECRET_ID", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "LOG_LEVEL",
-	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL"} // receipt checks (pkg/receipt)
+	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL", // receipt checks (pkg/receipt)
+	"OPTOUT_KEYWORDS", "OPTIN_KEYWORDS"} // inbound messages (pkg/keyword)
 
 // Env is the function's configuration.
 type Env struct {
@@ -22,6 +24,8 @@ type Env struct {
 	// acceptance a postback proves (Deps.Receipts).
 	ReceiptWindow   time.Duration
 	ReceiptQueueURL string
+	// Keywords are OPTOUT_KEYWORDS and OPTIN_KEYWORDS (pkg/keyword).
+	Keywords keyword.Lists
 }
 
 // FromEnv reads and checks the environment. POSTBACK_SECRET_ID is
@@ -38,5 +42,7 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	e.ReceiptWindow, e.ReceiptQueueURL, err = receipt.Window(getenv)
 	r.Fail(err)
 	r.Fail(receipt.CheckRetention(e.TTL, e.ReceiptWindow))
+	e.Keywords, err = keyword.FromEnv(getenv)
+	r.Fail(err)
 	return e, r.Err()
 }

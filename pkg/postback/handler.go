@@ -20,6 +20,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/keyword"
 	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/secret"
@@ -93,6 +94,9 @@ type Deps struct {
 	ReceiptWindow time.Duration
 	Log           *slog.Logger
 	Metrics       *emf.Metrics
+	// Keywords are the opt-out and opt-in keywords of inbound messages
+	// (OPTOUT_KEYWORDS, OPTIN_KEYWORDS); the zero value matches none.
+	Keywords keyword.Lists
 }
 
 // Handler handles API Gateway HTTP API (payload 2.0) requests.
@@ -150,6 +154,9 @@ func (h *Handler) handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		} else {
 			h.d.Log.WarnContext(ctx, "postback rejected", "code", apperr.CodeOf(err), "bytes", len(req.Body))
 		}
+		return err
+	}
+	if done, err := h.mo(ctx, doc, "postback/"+requestID(ctx, req)); done {
 		return err
 	}
 	notes, err := Parse(doc)

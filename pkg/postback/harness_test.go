@@ -14,6 +14,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/applog"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
+	"github.com/mmsgate/mmsgate/pkg/keyword"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -75,6 +76,8 @@ func newHarnessOn(t *testing.T, dynalite bool) *harness {
 	})
 	hs.h.waits = nil // answer 503 at once; TestShortWait covers the pauses
 	hs.h.now = hs.now
+	// As FromEnv reads an unset OPTOUT_KEYWORDS and OPTIN_KEYWORDS.
+	hs.h.d.Keywords = keyword.Defaults()
 	hs.store.SetClock(hs.now)
 	return hs
 }

@@ -11,7 +11,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -69,7 +68,7 @@ type (
 	}
 	// suppressions: the suppression list.
 	suppressions interface {
-		Suppressed(ctx context.Context, key string) (*store.Suppression, error)
+		SuppressedFor(ctx context.Context, to, from, campaign string) (*store.Suppression, error)
 		Suppress(ctx context.Context, key, code, id string, ttl time.Duration) error
 	}
 	publisher interface {
@@ -239,9 +238,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		return redeliver
 	} else if sup != nil {
 		h.d.Metrics.Count(metric.Suppressed)
-		return h.finish(ctx, j, store.StateRejected, store.Outcome{Code: sup.Code, Suppressed: true,
-			Error: fmt.Sprintf("%s: suppressed: %s was refused with %s at %s (request %s); no call until %s",
-				sup.Code, sup.Key, sup.Code, sup.At.UTC().Format(time.RFC3339), sup.ID, sup.Until.UTC().Format(time.RFC3339)),
+		return h.finish(ctx, j, store.StateRejected, store.Outcome{Code: sup.Code, Suppressed: true, Error: sup.Explain(),
 			To: req.To, From: req.From, MMSID: string(req.MMSID)}, 0)
 	}
 	for _, w := range req.Warnings() {

@@ -1,7 +1,8 @@
 package sender
 
 // Suppression: numbers (and numbers within a campaign) refused for good
-// are not called again until SUPPRESS_TTL ends.
+// are not called again until SUPPRESS_TTL ends (E114: until lifted), nor
+// numbers that opted out of a code (docs/events.md "Suppression").
 
 import (
 	"context"
@@ -14,27 +15,19 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// suppressionKeys are the keys a request is checked against: its number,
-// and its number within its campaign.
-func suppressionKeys(req *sendreq.Request) []string {
-	keys := []string{store.SuppressionKey(req.To, "")}
-	if req.CampaignRef != "" {
-		keys = append(keys, store.SuppressionKey(req.To, req.CampaignRef))
-	}
-	return keys
-}
-
-// suppressed returns the live suppression of the request's number, if any.
+// suppressed returns the live suppression of the request's number, if
+// any: an opt-out of its number from its code (req.From, defaults
+// applied), then its number, then its number within its campaign
+// (store.SuppressedFor, consistent reads after the claim: a request
+// claimed after an opt-out is recorded is refused). Opt-outs and operator
+// entries refuse even when SUPPRESS_CODES is none; entries Skycore's codes
+// made only when it is not.
 func (h *Handler) suppressed(ctx context.Context, req *sendreq.Request) (*store.Suppression, error) {
-	if len(h.cfg.SuppressCodes) == 0 {
-		return nil, nil
+	sup, err := h.d.Store.SuppressedFor(ctx, req.To, req.From, req.CampaignRef)
+	if sup != nil && len(h.cfg.SuppressCodes) == 0 && sup.Source != store.SourceKeyword && sup.Source != store.SourceOperator {
+		return nil, err
 	}
-	for _, k := range suppressionKeys(req) {
-		if sup, err := h.d.Store.Suppressed(ctx, k); sup != nil || err != nil {
-			return sup, err
-		}
-	}
-	return nil, nil
+	return sup, err
 }
 
 // suppress puts the number on the suppression list when Skycore refused it
@@ -56,5 +49,9 @@ func (h *Handler) suppress(ctx context.Context, j *job, e *apperr.Error) {
 		return
 	}
 	h.d.Metrics.Count(metric.SuppressionAdded)
-	j.log.InfoContext(ctx, "number suppressed", "code", e.Code, "until", h.now().Add(h.cfg.SuppressTTL).UTC().Format(time.RFC3339))
+	until := h.now().Add(h.cfg.SuppressTTL).UTC().Format(time.RFC3339)
+	if store.UntilLifted(string(e.Code)) {
+		until = "lifted" // E114: blacklisted until someone lifts it
+	}
+	j.log.InfoContext(ctx, "number suppressed", "code", e.Code, "until", until)
 }

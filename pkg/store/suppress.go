@@ -66,14 +66,17 @@ func OptOutKey(to, from string) string {
 	return to + "@" + from
 }
 
-// Explain is the rejected event's error for a request refused by s.
+// Explain is the rejected event's error for a request refused by s. It
+// says why without naming the request or message that caused the entry:
+// the event goes to whoever sent this request, which may not be who sent
+// that one (`mmsgate suppress list` shows it to the operator).
 func (s *Suppression) Explain() string {
 	at := s.At.UTC().Format(time.RFC3339)
 	switch s.Source {
 	case SourceKeyword:
 		number, code, _ := strings.Cut(s.Key, "@")
-		return fmt.Sprintf("%s: suppressed: %s wrote %s to %s at %s (message %s); no call until it opts in again or the entry is lifted",
-			s.Code, number, s.Reason, code, at, s.ID)
+		return fmt.Sprintf("%s: suppressed: %s wrote %s to %s at %s; no call until it opts in again or the entry is lifted",
+			s.Code, number, s.Reason, code, at)
 	case SourceOperator:
 		return fmt.Sprintf("%s: suppressed: %s was put on the list by an operator at %s; no call until the entry is lifted", s.Code, s.Key, at)
 	}
@@ -81,8 +84,12 @@ func (s *Suppression) Explain() string {
 	if !s.Until.IsZero() {
 		until = s.Until.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("%s: suppressed: %s was refused with %s at %s (request %s); no call until %s", s.Code, s.Key, s.Code, at, s.ID, until)
+	return fmt.Sprintf("%s: suppressed: Skycore refused %s with %s at %s; no call until %s", s.Code, s.Key, s.Code, at, until)
 }
+
+// UntilLifted reports whether Skycore's code suppresses a number until
+// someone lifts it (E114) rather than for SUPPRESS_TTL.
+func UntilLifted(code string) bool { return untilLifted[code] }
 
 // Live reports whether the entry still suppresses at now.
 func (s *Suppression) Live(now time.Time) bool { return s.Until.IsZero() || s.Until.After(now) }

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -379,16 +380,21 @@ func TestSuppressionExplain(t *testing.T) {
 		want string
 	}{
 		{store.Suppression{Key: num, Code: "E110", Source: "E110", ID: "order-0", At: at, Until: at.Add(72 * time.Hour)},
-			"E110: suppressed: 17743199144 was refused with E110 at 2026-11-25T14:00:00Z (request order-0); no call until 2026-11-28T14:00:00Z"},
+			"E110: suppressed: Skycore refused 17743199144 with E110 at 2026-11-25T14:00:00Z; no call until 2026-11-28T14:00:00Z"},
 		{store.Suppression{Key: num, Code: "E114", Source: "E114", ID: "order-0", At: at},
-			"E114: suppressed: 17743199144 was refused with E114 at 2026-11-25T14:00:00Z (request order-0); no call until it is lifted"},
+			"E114: suppressed: Skycore refused 17743199144 with E114 at 2026-11-25T14:00:00Z; no call until it is lifted"},
 		{store.Suppression{Key: num + "@" + code, Code: "OPTED_OUT", Source: "keyword", Reason: "STOP", ID: "tx-1", At: at},
-			"OPTED_OUT: suppressed: 17743199144 wrote STOP to 60856 at 2026-11-25T14:00:00Z (message tx-1); no call until it opts in again or the entry is lifted"},
+			"OPTED_OUT: suppressed: 17743199144 wrote STOP to 60856 at 2026-11-25T14:00:00Z; no call until it opts in again or the entry is lifted"},
 		{store.Suppression{Key: num, Code: "OPTED_OUT", Source: "operator", Reason: "asked by phone", At: at},
 			"OPTED_OUT: suppressed: 17743199144 was put on the list by an operator at 2026-11-25T14:00:00Z; no call until the entry is lifted"},
 	} {
 		if got := tt.sup.Explain(); got != tt.want {
 			t.Errorf("Explain() =\n%s\nwant\n%s", got, tt.want)
+		}
+		// The id of what caused the entry (another request, or the
+		// person's message) goes to the operator, never into the event.
+		if tt.sup.ID != "" && strings.Contains(tt.sup.Explain(), tt.sup.ID) {
+			t.Errorf("Explain() names %s: %s", tt.sup.ID, tt.sup.Explain())
 		}
 	}
 }
