@@ -6,6 +6,8 @@ package sender
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,11 +31,20 @@ import (
 // cannot be written, the answer is handed off on the send queue, signed.
 func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) outcome {
 	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
-	if resp.TrackingID == "" {
+	switch {
+	case resp.TrackingID == "":
 		// Skycore took it: never resent, but no postback can be joined by id.
 		o.Code = string(apperr.CodeNoTrackingID)
 		h.d.Metrics.Count(metric.NoTrackingID)
 		j.log.WarnContext(ctx, "Skycore answered Success without TRACKINGID; accepted, not resent", "code", o.Code)
+	case !store.Keyable(resp.TrackingID):
+		// Too long to key: linking it would fail for good and leave the
+		// accepted event pending. Recorded as if Skycore gave none (postbacks
+		// join through CLIENT_REFERENCE); only its length and hash are kept.
+		o.TrackingID, o.Code = "", string(apperr.CodeNoTrackingID)
+		h.d.Metrics.Count(metric.UnkeyableTrackingID)
+		j.log.WarnContext(ctx, "Skycore answered Success with a TRACKINGID too long to key; accepted without it, not resent",
+			"code", o.Code, "trackingIdBytes", len(resp.TrackingID), "trackingIdSha256", shortHash(resp.TrackingID))
 	}
 	var won bool
 	var m *store.Message
@@ -42,9 +53,9 @@ func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) 
 		return err
 	})
 	if err != nil {
-		j.log.ErrorContext(ctx, "accepted by Skycore but not recorded; handing the answer off", "trackingId", resp.TrackingID, "err", err)
+		j.log.ErrorContext(ctx, "accepted by Skycore but not recorded; handing the answer off", "trackingId", o.TrackingID, "err", err)
 		h.d.Metrics.Count(metric.BookkeepingDeferred)
-		return h.handOff(ctx, j, handoff{TrackingID: resp.TrackingID, Code: o.Code, To: o.To, From: o.From, First: j.first.UnixMilli()})
+		return h.handOff(ctx, j, handoff{TrackingID: o.TrackingID, Code: o.Code, To: o.To, From: o.From, First: j.first.UnixMilli()})
 	}
 	return h.afterAccept(ctx, j, won, m, o)
 }
@@ -248,6 +259,13 @@ func rejection(req *sendreq.Request, cause error) store.Outcome {
 		o.Error = cause.Error()
 	}
 	return o
+}
+
+// shortHash names a value too long to log: the first 8 bytes of its
+// SHA-256, in hex.
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
 }
 
 func truncate(s string, n int) string {
