@@ -66,5 +66,3 @@ func TestUnkeyableTrackingID(t *testing.T) {
 		}
 	}
 }
-
-
