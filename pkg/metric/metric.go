@@ -22,6 +22,7 @@ const (
 	HandoffDeadLettered = "HandoffDeadLettered"
 	SentTwice           = "SentTwice"
 	SecretUnavailable   = "SecretUnavailable"
+	AmbiguousAnswer     = "AmbiguousAnswer" // an answer that says Skycore took it and something else: in doubt
 )
 
 // The postback function's.
@@ -68,4 +69,5 @@ var All = []string{
 	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt, UnjoinedCapped, UnkeyableTrackingID,
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
+	AmbiguousAnswer,
 }

@@ -66,3 +66,57 @@ func TestUnkeyableTrackingID(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswersThatSayTaken: answers that say Skycore took the request among
+// other things (Success with an E-code, two STATUS elements, a Success over
+// the size cap, an unexpected root with a tracking id) put the request in
+// doubt: one call, one retrying (AMBIGUOUS), counted, logged with the
+// answer redacted, no suppression of the number, and not sent again
+// inside SEND_INDOUBT_WINDOW.
+func TestAnswersThatSayTaken(t *testing.T) {
+	const key = "k+y/Zq7W=v3%Np8&Lx<2Rt" // URL-, XML- and base64-sensitive characters
+	const trk = "a1b2c3d4-0000-4000-8000-123456789abc"
+	pages := map[string]string{
+		"success-ecode": `<RESPONSE><STATUS>Success</STATUS><TRACKINGID>` + trk + `</TRACKINGID><ERRORCODE>E110</ERRORCODE><ERRORINFO>Invalid receiver number ` + strings.NewReplacer("&", "&amp;", "<", "&lt;").Replace(key) + `</ERRORINFO></RESPONSE>`,
+		"two-status":    `<RESPONSE><STATUS>Success</STATUS><TRACKINGID>` + trk + `</TRACKINGID><STATUS>Failure</STATUS><ERRORCODE>E110</ERRORCODE></RESPONSE>`,
+		"over-cap":      `<RESPONSE><STATUS>Success</STATUS><TRACKINGID>` + trk + `</TRACKINGID><STATUSDETAILS>` + strings.Repeat("x", skycore.MaxResponse) + `</STATUSDETAILS></RESPONSE>`,
+		"odd-root":      `<SKYCORE><STATUS>Failure</STATUS><TRACKINGID>` + trk + `</TRACKINGID><ERRORCODE>E110</ERRORCODE></SKYCORE>`,
+	}
+	for name, page := range pages {
+		t.Run(name, func(t *testing.T) {
+			hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow, c.SuppressCodes = time.Hour, []string{"E110"} })
+			hs.env.PutSecret(key, "tok")
+			calls := hs.answering(t, page)
+			ev := record(t, "m", `{"id":"odd-`+name+`","to":"17743199144","mmsId":1000}`, time.Now())
+			hs.mustInvoke(t, context.Background(), ev, 1)
+			hs.mustInvoke(t, context.Background(), ev, 1) // redelivered inside the window: not sent
+			if n := calls.Load(); n != 1 {
+				t.Errorf("calls = %d, want 1 (in doubt)", n)
+			}
+			if got := hs.kinds(t); !slices.Equal(got, []string{"odd-" + name + ":retrying:AMBIGUOUS"}) {
+				t.Errorf("events = %v, want one retrying AMBIGUOUS", got)
+			}
+			m, err := hs.h.d.Store.(*store.Store).Get(context.Background(), "odd-"+name)
+			if err != nil || m.State != store.StateInDoubt {
+				t.Errorf("record = %+v, %v: want in doubt", m, err)
+			}
+			logs := hs.logs.String()
+			if !strings.Contains(logs, `"AmbiguousAnswer":1`) || !strings.Contains(logs, "in doubt") {
+				t.Errorf("not counted or not logged:\n%.2000s", logs)
+			}
+			for n := 6; n <= len(key); n++ {
+				for j := 0; j+n <= len(key); j++ {
+					if strings.Contains(logs, key[j:j+n]) {
+						t.Fatalf("%d characters of the key in the logs: %q", n, key[j:j+n])
+					}
+				}
+			}
+			// The number is not suppressed: another request to it is sent.
+			calls = hs.answering(t, `<RESPONSE><STATUS>Success</STATUS><TRACKINGID>t2</TRACKINGID></RESPONSE>`)
+			hs.mustInvoke(t, context.Background(), record(t, "m2", `{"id":"next-`+name+`","to":"17743199144","mmsId":1000}`, time.Now()), 0)
+			if got := hs.kinds(t); calls.Load() != 1 || !slices.Equal(got, []string{"next-" + name + ":accepted:"}) {
+				t.Errorf("next request to the number: calls %d, events %v; want sent and accepted", calls.Load(), got)
+			}
+		})
+	}
+}
