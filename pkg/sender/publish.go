@@ -190,17 +190,15 @@ func (h *Handler) recorded() *recorded.Path {
 		Metrics: h.d.Metrics, Retry: h.persist, Now: h.now}
 }
 
-// malformed moves a body that cannot be tied to a request to the DLQ.
+// malformed moves a body that cannot be tied to a request (no usable id)
+// to the DLQ. It publishes nothing: with no record to de-duplicate
+// against, every redelivery or redrive would publish again, and an
+// unusable id names no request the application can have sent.
 func (h *Handler) malformed(ctx context.Context, j *job, err error) outcome {
 	h.d.Metrics.Count(metric.Malformed)
 	reason := truncate(err.Error(), 1000)
 	id := sendreq.PeekID([]byte(j.rec.Body))
-	j.log.WarnContext(ctx, "malformed request body", "id", id, "code", apperr.CodeOf(err), "class", "permanent", "err", reason)
-	if id != "" {
-		ev := h.event(&sendreq.Request{ID: id}, delivery.Rejected)
-		ev.Code, ev.Error = string(apperr.CodeOf(err)), reason
-		h.emit(ctx, j.log, ev)
-	}
+	j.log.WarnContext(ctx, "malformed request body", "id", strings.ToValidUTF8(truncate(id, 100), "?"), "code", apperr.CodeOf(err), "class", "permanent", "err", reason)
 	return h.deadLetter(ctx, j, reason)
 }
 
