@@ -87,7 +87,7 @@ func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Me
 }
 
 // finish records a terminal state other than accepted and publishes it.
-func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outcome, latency time.Duration) outcome {
+func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outcome, _ time.Duration) outcome {
 	o.Attempt = j.attempt // the history slot of this claim's attempt
 	var won bool
 	var m *store.Message
@@ -112,7 +112,8 @@ func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outc
 	}
 	event := store.TerminalEvent(state)
 	h.d.Metrics.Count(map[string]string{delivery.Rejected: metric.Rejected, delivery.Expired: metric.Expired}[event])
-	j.log.WarnContext(ctx, event, "code", o.Code, "class", "permanent", "latencyMs", latency.Milliseconds(), "err", o.Error)
+	// latencyMs, when there was a call, is already on j.log.
+	j.log.WarnContext(ctx, event, "code", o.Code, "class", "permanent", "err", o.Error)
 	return h.publishRecorded(ctx, j, m)
 }
 
@@ -178,7 +179,10 @@ func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message)
 		}
 		return nil
 	}
-	if err := h.recorded().Pending(ctx, j.log, m, j.owner, about(j.req), deadLetter); err != nil {
+	// The recorded path names the id on each of its lines: its logger must
+	// not carry it already.
+	log := h.d.Log.With("messageId", j.rec.MessageId)
+	if err := h.recorded().Pending(ctx, log, m, j.owner, about(j.req), deadLetter); err != nil {
 		return redeliver
 	}
 	return ack
