@@ -120,3 +120,23 @@ func TestAnswersThatSayTaken(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptedKeepsRequestTo: Skycore's answer names the number in its own
+// form (or another one); the accepted event and the record keep the
+// request's, and a different number is logged.
+func TestAcceptedKeepsRequestTo(t *testing.T) {
+	hs := newHarness(t, nil, nil)
+	hs.answering(t, `<RESPONSE><STATUS>Success</STATUS><TRACKINGID>t-to</TRACKINGID><TO>19995550000</TO></RESPONSE>`)
+	hs.mustInvoke(t, context.Background(), record(t, "m", `{"id":"to-1","to":"17743199144","mmsId":1000}`, time.Now()), 0)
+	evs, _ := hs.env.DrainEvents()
+	if len(evs) != 1 || evs[0].Event != "accepted" || evs[0].To != "17743199144" {
+		t.Errorf("events = %+v, want one accepted to 17743199144", evs)
+	}
+	m, err := hs.h.d.Store.(*store.Store).Get(context.Background(), "to-1")
+	if err != nil || m.To != "17743199144" {
+		t.Errorf("record to = %q, %v", m.To, err)
+	}
+	if !strings.Contains(hs.logs.String(), `"skycoreTo":"19995550000"`) {
+		t.Error("Skycore's other number is not logged")
+	}
+}

@@ -30,7 +30,12 @@ import (
 // accepted records Skycore's Success. It never resends: when the record
 // cannot be written, the answer is handed off on the send queue, signed.
 func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) outcome {
-	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
+	// to is the request's, as the application wrote it (Skycore answers in
+	// its own form); Skycore's is logged when it names another number.
+	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: j.req.To, From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
+	if resp.To != "" && digits(resp.To) != digits(j.req.To) {
+		j.log.WarnContext(ctx, "Skycore's answer names another number than the request", "skycoreTo", truncate(resp.To, 64))
+	}
 	switch {
 	case resp.TrackingID == "":
 		// Skycore took it: never resent, but no postback can be joined by id.
@@ -261,6 +266,16 @@ func rejection(req *sendreq.Request, cause error) store.Outcome {
 		o.Error = cause.Error()
 	}
 	return o
+}
+
+// digits keeps the digits of a phone number (+1 774… and 1774… are one).
+func digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 // shortHash names a value too long to log: the first 8 bytes of its
