@@ -34,6 +34,8 @@ func TestHostileRequests(t *testing.T) {
 		{"h-fallback", `{"id":"h-fallback","to":"17743199144","mmsId":1000,"fallback":{"text":"` + long(161) + `"}}`, ""}, // no local limit (docs/codes.md): sent
 		{"h-to", `{"id":"h-to","to":"` + strings.Repeat("1", 16) + `","mmsId":1000}`, "E110"},
 		{"h-nul", `{"id":"h-nul","to":"17743199144","mmsId":1000,"subject":"a\u0000b"}`, "E108"},
+		{"h-nul-text", `{"id":"h-nul-text","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"a\u0000b"}]}`, "E108"},
+		{"h-nul-fallback", `{"id":"h-nul-fallback","to":"17743199144","mmsId":1000,"fallback":{"text":"a\u0000b"}}`, "E108"},
 		{"h-esc", `{"id":"h-esc","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"\u001b[31mred"}]}`, "E108"},
 		{"h-bom", `{"id":"h-bom","to":"17743199144","mmsId":1000,"data":{"a":"\ufffe"}}`, "E108"},
 		{"h-utf8", "{\"id\":\"h-utf8\",\"to\":\"17743199144\",\"mmsId\":1000,\"subject\":\"\xff\xfe\"}", ""},          // JSON turns it into U+FFFD: valid
