@@ -14,8 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/outbox"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
+	"github.com/mmsgate/mmsgate/pkg/skycore"
 )
 
 // refusingEntries is the events queue refusing, once, the batch entries
@@ -91,5 +94,43 @@ func TestOutboxPartialFailure(t *testing.T) {
 		if n := hs.sim.Counts().Received[fmt.Sprint("pf-", i)]; n != 1 {
 			t.Errorf("pf-%d sent %d times", i, n)
 		}
+	}
+}
+
+// TestSuppressedAlwaysRejected: a request retrying when its number is put on
+// the suppression list (another request's E110) ends in rejected,
+// suppressed, with no further call, and its redeliveries publish nothing
+// more.
+func TestSuppressedAlwaysRejected(t *testing.T) {
+	hs := newHarness(t, nil, func(c *Config) { c.SuppressCodes, c.SuppressTTL = []string{"E110"}, time.Hour })
+	calls := map[string]int{}
+	var mu sync.Mutex
+	hs.h.d.Skycore = apiFunc(func(_ context.Context, _ string, r *sendreq.Request) (*skycore.Response, error) {
+		mu.Lock()
+		calls[r.ID]++
+		mu.Unlock()
+		if r.ID == "sa-1" {
+			return nil, &apperr.Error{Code: "E503", Class: apperr.Retry, Op: "skycore.SendSavedMMS", Message: "Internal error."}
+		}
+		return nil, &apperr.Error{Code: "E110", Class: apperr.Permanent, Op: "skycore.SendSavedMMS", Message: "Invalid receiver number."}
+	})
+	first := record(t, "m1", `{"id":"sa-1","to":"17745550110","mmsId":1000}`, time.Now())
+	hs.mustInvoke(t, context.Background(), first, 1) // E503: retrying
+	hs.mustInvoke(t, context.Background(), record(t, "m2", `{"id":"sa-2","to":"17745550110","mmsId":1000}`, time.Now()), 0)
+	for range 2 {
+		hs.mustInvoke(t, context.Background(), first, 0)
+	}
+	evs, _ := hs.env.DrainEvents()
+	var got []string
+	for _, e := range evs {
+		got = append(got, fmt.Sprintf("%s:%s:%s:%v", e.ID, e.Event, e.Code, e.Suppressed))
+	}
+	slices.Sort(got)
+	want := []string{"sa-1:rejected:E110:true", "sa-1:retrying:E503:false", "sa-2:rejected:E110:false"}
+	if !slices.Equal(got, want) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+	if calls["sa-1"] != 1 {
+		t.Errorf("sa-1 called %d times after its number was suppressed, want 1 in all", calls["sa-1"])
 	}
 }
