@@ -28,6 +28,10 @@ const (
 	CodeConflict     Code = "CONFLICT"      // a record already says something else (a tracking id linked to another id)
 	CodeStore        Code = "STORE"         // DynamoDB refuses the call for good (validation, access, missing table)
 	CodeInDoubt      Code = "INDOUBT"       // a call that may have reached Skycore: waiting for its postback
+	// CodeAmbiguous: Skycore's answer says it took the request (Success, a
+	// tracking id) and something else too (an error code, another STATUS, an
+	// odd form, over the size cap): in doubt, as TIMEOUT.
+	CodeAmbiguous Code = "AMBIGUOUS"
 )
 
 // HTTPCode is the code for an unusable HTTP answer with the given status,

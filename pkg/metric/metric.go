@@ -22,6 +22,7 @@ const (
 	HandoffDeadLettered = "HandoffDeadLettered"
 	SentTwice           = "SentTwice"
 	SecretUnavailable   = "SecretUnavailable"
+	AmbiguousAnswer     = "AmbiguousAnswer" // an answer that says Skycore took it and something else: in doubt
 )
 
 // The postback function's.
@@ -77,4 +78,5 @@ var All = []string{
 	Inbound, InboundMalformed, OptOuts, OptIns,
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
+	AmbiguousAnswer,
 }

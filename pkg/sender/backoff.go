@@ -25,6 +25,11 @@ import (
 func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) outcome {
 	code := string(e.Code)
 	now := h.now()
+	if e.Code == apperr.CodeAmbiguous {
+		// Skycore may have taken it: never suppressed, never rejected.
+		h.d.Metrics.Count(metric.AmbiguousAnswer)
+		j.log.ErrorContext(ctx, "Skycore's answer says it took the request and something else; in doubt", "code", code, "class", "indoubt", "err", e)
+	}
 	doubt := skycore.MaybeSent(e) && h.cfg.InDoubtWindow > 0
 	if !doubt && !now.Before(j.first.Add(h.cfg.RetryWindow)) {
 		return h.finish(ctx, j, store.StateExpired, store.Outcome{Code: code, Error: e.Message, To: j.req.To, From: j.req.From, MMSID: string(j.req.MMSID)}, 0)

@@ -70,5 +70,7 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	r.Fail(err)
 	e.TTL, err = store.TTLFromDays(getenv("MESSAGES_TTL_DAYS"))
 	r.Fail(err)
+	// A record gone before its receipt check would make the check wrong.
+	r.Fail(receipt.CheckRetention(e.TTL, e.ReceiptWindow))
 	return e, r.Err()
 }

@@ -183,8 +183,17 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	j := &job{rec: rec, owner: rec.MessageId + "/" + invocation.ID(ctx), first: sentAt(rec, h.now()),
 		log: h.d.Log.With("messageId", rec.MessageId)}
 	req, verr := sendreq.Decode([]byte(rec.Body))
+	unreadable := false
+	if req == nil {
+		// Too deep for the decoder, but its id is readable: rejected through
+		// its record (once), like any other invalid request.
+		if id := sendreq.PeekID([]byte(rec.Body)); sendreq.ValidID(id) {
+			req, unreadable = &sendreq.Request{ID: id}, true
+		}
+	}
 	if req == nil || !sendreq.ValidID(req.ID) {
 		if verr == nil {
+			req.ApplyDefaults(h.cfg.Policy)   // or the reason lists the defaults' fields as missing
 			verr = req.Validate(h.cfg.Policy) // names the id rule
 		}
 		return h.malformed(ctx, j, verr)
@@ -200,7 +209,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		j.log.WarnContext(ctx, "hand-off attributes without a valid signature; ignored", "code", "FORGED", "class", "hostile")
 	}
 	req.ApplyDefaults(h.cfg.Policy)
-	if err := req.Validate(h.cfg.Policy); err != nil {
+	if err := req.Validate(h.cfg.Policy); err != nil && !unreadable {
 		// Every violated field, the decoding's first (its code leads).
 		verr = errors.Join(verr, err)
 	}

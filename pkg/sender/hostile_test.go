@@ -27,12 +27,15 @@ func TestHostileRequests(t *testing.T) {
 	tests := []struct {
 		id, body, code string
 	}{
-		{"h-id-long", `{"id":"` + long(65) + `","to":"17743199144","mmsId":1000}`, ""}, // no usable id: rejected event, no record
+		{"h-id-long", `{"id":"` + long(65) + `","to":"17743199144","mmsId":1000}`, ""}, // no usable id: DLQ, no event, no record
+		{"h-id-utf8", `{"id":"h-id-é","to":"17743199144","mmsId":1000}`, ""},           // no usable id: DLQ, no event, no record
 		{"h-subject", `{"id":"h-subject","to":"17743199144","mmsId":1000,"subject":"` + long(81) + `"}`, "E100"},
 		{"h-slide", `{"id":"h-slide","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"` + long(5001) + `"}]}`, "E100"},
 		{"h-fallback", `{"id":"h-fallback","to":"17743199144","mmsId":1000,"fallback":{"text":"` + long(161) + `"}}`, ""}, // no local limit (docs/codes.md): sent
 		{"h-to", `{"id":"h-to","to":"` + strings.Repeat("1", 16) + `","mmsId":1000}`, "E110"},
 		{"h-nul", `{"id":"h-nul","to":"17743199144","mmsId":1000,"subject":"a\u0000b"}`, "E108"},
+		{"h-nul-text", `{"id":"h-nul-text","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"a\u0000b"}]}`, "E108"},
+		{"h-nul-fallback", `{"id":"h-nul-fallback","to":"17743199144","mmsId":1000,"fallback":{"text":"a\u0000b"}}`, "E108"},
 		{"h-esc", `{"id":"h-esc","to":"17743199144","mmsId":1000,"slides":[{"slide":1,"text":"\u001b[31mred"}]}`, "E108"},
 		{"h-bom", `{"id":"h-bom","to":"17743199144","mmsId":1000,"data":{"a":"\ufffe"}}`, "E108"},
 		{"h-utf8", "{\"id\":\"h-utf8\",\"to\":\"17743199144\",\"mmsId\":1000,\"subject\":\"\xff\xfe\"}", ""},          // JSON turns it into U+FFFD: valid
@@ -40,6 +43,7 @@ func TestHostileRequests(t *testing.T) {
 		{"h-value", `{"id":"h-value","to":"17743199144","mmsId":1000,"data":{"a":"` + long(1001) + `"}}`, ""},         // no local limit (docs/codes.md): sent
 		{"h-vcard", `{"id":"h-vcard","to":"17743199144","mmsId":1000,"vcard":{"lastName":"` + long(1001) + `"}}`, ""}, // no local limit (docs/codes.md): sent
 		{"h-mmsid", `{"id":"h-mmsid","to":"17743199144","mmsId":99999999999999999999}`, "E620"},
+		{"h-mmsid-exp", `{"id":"h-mmsid-exp","to":"17743199144","mmsId":1e3}`, "E620"},
 		{"h-no-id", `{"to":"17743199144","mmsId":1000}`, ""}, // DLQ, no event: no id to name
 	}
 	ev := events.SQSEvent{}
@@ -59,14 +63,23 @@ func TestHostileRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		switch tt.id {
-		case "h-id-long":
-			// Rejected under the id as sent, so the application can match
-			// it, and kept in the DLQ: there is no usable id to record.
-			if got[long(65)] != "rejected:E100" {
-				t.Errorf("over-long id: events %v", got)
+		case "h-id-long", "h-id-utf8":
+			// Kept in the DLQ with no event: there is no usable id to record,
+			// so an event could not be de-duplicated (every redelivery or
+			// redrive would publish it again).
+			if e, ok := got[long(65)]; ok {
+				t.Errorf("over-long id: event %s", e)
 			}
-			if dlq := hs.peek(t, localenv.SendDLQ); len(dlq) != 2 || !strings.Contains(aws.ToString(dlq[0].Body)+aws.ToString(dlq[1].Body), long(65)) {
-				t.Errorf("over-long id and missing id: DLQ = %+v", dlq)
+			if e, ok := got["h-id-\u00e9"]; ok {
+				t.Errorf("non-ASCII id: event %s", e)
+			}
+			var bodies string
+			dlq := hs.peek(t, localenv.SendDLQ)
+			for _, m := range dlq {
+				bodies += aws.ToString(m.Body)
+			}
+			if len(dlq) != 3 || !strings.Contains(bodies, long(65)) || !strings.Contains(bodies, "h-id-\u00e9") {
+				t.Errorf("over-long, non-ASCII and missing id: DLQ = %+v", dlq)
 			}
 		case "h-no-id":
 			if _, ok := got[""]; ok {

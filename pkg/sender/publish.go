@@ -6,6 +6,8 @@ package sender
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,12 +30,26 @@ import (
 // accepted records Skycore's Success. It never resends: when the record
 // cannot be written, the answer is handed off on the send queue, signed.
 func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) outcome {
-	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
-	if resp.TrackingID == "" {
+	// to is the request's, as the application wrote it (Skycore answers in
+	// its own form); Skycore's is logged when it names another number.
+	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: j.req.To, From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
+	if resp.To != "" && digits(resp.To) != digits(j.req.To) {
+		j.log.WarnContext(ctx, "Skycore's answer names another number than the request", "skycoreTo", truncate(resp.To, 64))
+	}
+	switch {
+	case resp.TrackingID == "":
 		// Skycore took it: never resent, but no postback can be joined by id.
 		o.Code = string(apperr.CodeNoTrackingID)
 		h.d.Metrics.Count(metric.NoTrackingID)
 		j.log.WarnContext(ctx, "Skycore answered Success without TRACKINGID; accepted, not resent", "code", o.Code)
+	case !store.Keyable(resp.TrackingID):
+		// Too long to key: linking it would fail for good and leave the
+		// accepted event pending. Recorded as if Skycore gave none (postbacks
+		// join through CLIENT_REFERENCE); only its length and hash are kept.
+		o.TrackingID, o.Code = "", string(apperr.CodeNoTrackingID)
+		h.d.Metrics.Count(metric.UnkeyableTrackingID)
+		j.log.WarnContext(ctx, "Skycore answered Success with a TRACKINGID too long to key; accepted without it, not resent",
+			"code", o.Code, "trackingIdBytes", len(resp.TrackingID), "trackingIdSha256", shortHash(resp.TrackingID))
 	}
 	var won bool
 	var m *store.Message
@@ -42,9 +58,9 @@ func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) 
 		return err
 	})
 	if err != nil {
-		j.log.ErrorContext(ctx, "accepted by Skycore but not recorded; handing the answer off", "trackingId", resp.TrackingID, "err", err)
+		j.log.ErrorContext(ctx, "accepted by Skycore but not recorded; handing the answer off", "trackingId", o.TrackingID, "err", err)
 		h.d.Metrics.Count(metric.BookkeepingDeferred)
-		return h.handOff(ctx, j, handoff{TrackingID: resp.TrackingID, Code: o.Code, To: o.To, From: o.From, First: j.first.UnixMilli()})
+		return h.handOff(ctx, j, handoff{TrackingID: o.TrackingID, Code: o.Code, To: o.To, From: o.From, First: j.first.UnixMilli()})
 	}
 	return h.afterAccept(ctx, j, won, m, o)
 }
@@ -76,7 +92,7 @@ func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Me
 }
 
 // finish records a terminal state other than accepted and publishes it.
-func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outcome, latency time.Duration) outcome {
+func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outcome, _ time.Duration) outcome {
 	o.Attempt = j.attempt // the history slot of this claim's attempt
 	var won bool
 	var m *store.Message
@@ -101,7 +117,8 @@ func (h *Handler) finish(ctx context.Context, j *job, state string, o store.Outc
 	}
 	event := store.TerminalEvent(state)
 	h.d.Metrics.Count(map[string]string{delivery.Rejected: metric.Rejected, delivery.Expired: metric.Expired}[event])
-	j.log.WarnContext(ctx, event, "code", o.Code, "class", "permanent", "latencyMs", latency.Milliseconds(), "err", o.Error)
+	// latencyMs, when there was a call, is already on j.log.
+	j.log.WarnContext(ctx, event, "code", o.Code, "class", "permanent", "err", o.Error)
 	return h.publishRecorded(ctx, j, m)
 }
 
@@ -167,7 +184,10 @@ func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message)
 		}
 		return nil
 	}
-	if err := h.recorded().Pending(ctx, j.log, m, j.owner, about(j.req), deadLetter); err != nil {
+	// The recorded path names the id on each of its lines: its logger must
+	// not carry it already.
+	log := h.d.Log.With("messageId", j.rec.MessageId)
+	if err := h.recorded().Pending(ctx, log, m, j.owner, about(j.req), deadLetter); err != nil {
 		return redeliver
 	}
 	return ack
@@ -179,17 +199,15 @@ func (h *Handler) recorded() *recorded.Path {
 		Metrics: h.d.Metrics, Retry: h.persist, Now: h.now}
 }
 
-// malformed moves a body that cannot be tied to a request to the DLQ.
+// malformed moves a body that cannot be tied to a request (no usable id)
+// to the DLQ. It publishes nothing: with no record to de-duplicate
+// against, every redelivery or redrive would publish again, and an
+// unusable id names no request the application can have sent.
 func (h *Handler) malformed(ctx context.Context, j *job, err error) outcome {
 	h.d.Metrics.Count(metric.Malformed)
 	reason := truncate(err.Error(), 1000)
 	id := sendreq.PeekID([]byte(j.rec.Body))
-	j.log.WarnContext(ctx, "malformed request body", "id", id, "code", apperr.CodeOf(err), "class", "permanent", "err", reason)
-	if id != "" {
-		ev := h.event(&sendreq.Request{ID: id}, delivery.Rejected)
-		ev.Code, ev.Error = string(apperr.CodeOf(err)), reason
-		h.emit(ctx, j.log, ev)
-	}
+	j.log.WarnContext(ctx, "malformed request body", "id", strings.ToValidUTF8(truncate(id, 100), "?"), "code", apperr.CodeOf(err), "class", "permanent", "err", reason)
 	return h.deadLetter(ctx, j, reason)
 }
 
@@ -248,6 +266,23 @@ func rejection(req *sendreq.Request, cause error) store.Outcome {
 		o.Error = cause.Error()
 	}
 	return o
+}
+
+// digits keeps the digits of a phone number (+1 774… and 1774… are one).
+func digits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// shortHash names a value too long to log: the first 8 bytes of its
+// SHA-256, in hex.
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
 }
 
 func truncate(s string, n int) string {

@@ -324,8 +324,8 @@ func PeekID(body []byte) string {
 	// A map, not a struct: encoding/json matches struct fields without
 	// regard to case, and "ID" must not name the request "id" names.
 	var fields map[string]json.RawMessage
-	if json.Unmarshal(body, &fields) != nil {
-		return ""
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return peekDeep(body) // well-formed but too deep for encoding/json
 	}
 	var id string
 	if json.Unmarshal(fields["id"], &id) != nil {

@@ -119,11 +119,17 @@ func (c *Client) callContext(ctx context.Context) (context.Context, context.Canc
 func checkResponse(op string, resp *http.Response, raw []byte, apiKey string) (*Response, error) {
 	status := resp.StatusCode
 	if len(raw) > MaxResponse {
+		if ev := ScanAnswer(raw[:MaxResponse]); ev.Taken() {
+			return nil, ambiguous(op, status, fmt.Sprintf("an answer over %d bytes that says Skycore took the request", MaxResponse), ev, raw[:MaxResponse], apiKey)
+		}
 		return nil, &apperr.Error{Code: apperr.HTTPCode(status), Class: apperr.Retry, Op: op,
 			Message: fmt.Sprintf("answer over %d bytes (HTTP %d)", MaxResponse, status)}
 	}
 	r, perr := ParseResponse(raw)
 	if perr != nil {
+		if ev := ScanAnswer(raw); ev.Taken() {
+			return nil, ambiguous(op, status, "an answer that is not a plain RESPONSE but says Skycore took the request", ev, raw, apiKey)
+		}
 		// The body goes to the logs (redacted), never into an event.
 		e := &apperr.Error{Code: apperr.HTTPCode(status), Class: apperr.Retry, Op: op,
 			Message: fmt.Sprintf("HTTP %d with a body that is not a RESPONSE", status), Err: errors.New(snippet(raw, apiKey))}
@@ -137,9 +143,23 @@ func checkResponse(op string, resp *http.Response, raw []byte, apiKey string) (*
 		}
 		return nil, e
 	}
-	switch {
-	case strings.EqualFold(r.Status, StatusSuccess) && r.ErrorCode == "":
+	// Only an answer that says Success and nothing else is accepted; one
+	// that says Success (or carries a tracking id) and anything else is in
+	// doubt, never a failure to send again at once.
+	success, rep := strings.EqualFold(r.Status, StatusSuccess), repeats(raw)
+	if success && r.ErrorCode == "" && !rep {
 		return r, nil // without TRACKINGID too: Skycore took it (docs/events.md, NO_TRACKINGID)
+	}
+	if success || r.TrackingID != "" || rep {
+		ev := ScanAnswer(raw)
+		if success && r.ErrorCode == "" && ev.clean() {
+			return r, nil // the same Success twice
+		}
+		if ev.Taken() || success || r.TrackingID != "" {
+			return nil, ambiguous(op, status, "an answer that says Skycore took the request and something else", ev, raw, apiKey)
+		}
+	}
+	switch {
 	case r.ErrorCode != "":
 		return nil, vendorError(op, r, apiKey)
 	default:
@@ -157,8 +177,12 @@ func vendorError(op string, r *Response, apiKey string) *apperr.Error {
 
 // MaybeSent reports whether a failed call may still have reached Skycore:
 // it timed out or its connection broke after the request could have been
-// written. A refused connection, or any answer, is not in doubt.
+// written, or its answer says Skycore took it among other things
+// (AMBIGUOUS). A refused connection, or any other answer, is not in doubt.
 func MaybeSent(e *apperr.Error) bool {
+	if e.Op == opSend && e.Code == apperr.CodeAmbiguous {
+		return true // the answer says Skycore took it
+	}
 	if e.Op != opSend || (e.Code != apperr.CodeTimeout && e.Code != apperr.CodeNetwork) {
 		return false
 	}

@@ -121,7 +121,7 @@ func TestSendSavedMMSFailures(t *testing.T) {
 		{"truncated XML", reply(`<RESPONSE><STATUS>Succ`), "HTTP_200", apperr.Retry, 0},
 		{"not XML", reply(`OK`), "HTTP_200", apperr.Retry, 0},
 		{"empty body", reply(``), "HTTP_200", apperr.Retry, 0},
-		{"body over the limit", reply(`<RESPONSE><STATUS>Success</STATUS><STATUSDETAILS>` + strings.Repeat("x", MaxResponse) + `</STATUSDETAILS></RESPONSE>`), "HTTP_200", apperr.Retry, 0},
+		{"body over the limit", reply(`<RESPONSE><STATUS>Failure</STATUS><STATUSDETAILS>` + strings.Repeat("x", MaxResponse) + `</STATUSDETAILS></RESPONSE>`), "HTTP_200", apperr.Retry, 0},
 		{"connection reset", func(w http.ResponseWriter, r *http.Request) {
 			conn, _, _ := w.(http.Hijacker).Hijack()
 			conn.(*net.TCPConn).SetLinger(0)
