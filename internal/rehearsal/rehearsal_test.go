@@ -109,3 +109,18 @@ func TestResolver(t *testing.T) {
 		t.Errorf("Substitute = %v, want %v", got, want)
 	}
 }
+
+func TestFindInMapAndUnknownFunctions(t *testing.T) {
+	r := &Resolver{T: &Template{Parameters: map[string]map[string]any{"Hours": {"Default": "2"}},
+		Mappings: map[string]map[string]map[string]any{"Hours": {"1": {"Seconds": 3600.0}, "2": {"Seconds": 7200.0}}}}, Params: map[string]string{}}
+	v, err := r.Eval(map[string]any{"Fn::FindInMap": []any{"Hours", map[string]any{"Ref": "Hours"}, "Seconds"}})
+	if err != nil || fmt.Sprint(v) != "7200" {
+		t.Errorf("FindInMap: %v, %v; want 7200", v, err)
+	}
+	if _, err := r.Eval(map[string]any{"Fn::FindInMap": []any{"Hours", "3", "Seconds"}}); err == nil {
+		t.Error("FindInMap of a missing key passed")
+	}
+	if _, err := r.Eval(map[string]any{"Period": map[string]any{"Fn::Cidr": []any{"10.0.0.0/16", 2, 8}}}); err == nil || !strings.Contains(err.Error(), "Fn::Cidr") {
+		t.Errorf("an unknown function must be named: %v", err)
+	}
+}
