@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
+	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
 // runFunctions are the stack's functions the rehearsal runs: every
@@ -99,10 +101,11 @@ func (s *Skycore) Close() { s.srv.Close() }
 
 // RunResult is what one end-to-end run saw.
 type RunResult struct {
-	Statuses []string // the delivery events' statuses, in order
-	Bulk     []string // the bulk lane's request's, in order
-	Swept    bool     // the schedule sweep ran
-	Calls    map[string][]Call
+	Statuses  []string // the delivery events' statuses, in order
+	Bulk      []string // the bulk lane's request's, in order
+	Swept     bool     // the schedule sweep ran
+	Scheduled []string // the swept request's events, in order
+	Calls     map[string][]Call
 }
 
 // Call is one AWS call a function made.
@@ -250,11 +253,30 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 			return res, fmt.Errorf("end to end, bulk lane: %w", err)
 		}
 	}
+	schedID := id + "-scheduled"
 	if fns[stack.SweepFunction].Bootstrap != "" {
 		// The sweeper as its schedule rule runs it, with the environment
-		// and role the stack gave it.
+		// and role the stack gave it, on one request due now. The sender
+		// of this base does not record a sendAt yet: the rehearsal writes
+		// the record as the sender's store call would (pkg/store,
+		// RecordSchedule then ScheduledEventSent), in the table the
+		// sweeper's environment names, and the request must come out of
+		// the send queue `delivered`.
+		st := store.New(dynamodb.NewFromConfig(d.c.cfg), vars[stack.SweepFunction]["MESSAGES_TABLE"], 0)
+		body := fmt.Sprintf(`{"id":%q,"to":"17743199146","from":"60856","mmsId":1000,"slides":[{"slide":1,"text":"rehearsal scheduled %s"}]}`, schedID, runID)
+		now := time.Now()
+		if won, _, err := st.RecordSchedule(pctx, schedID, store.ScheduleRequest{Body: body, SendAt: now.Add(time.Second), To: "17743199146",
+			From: "60856", MMSID: "1000", Owner: "rehearsal", Hold: now}); err != nil || !won {
+			return res, fmt.Errorf("schedule %s: won %v, %v", schedID, won, err)
+		}
+		if err := st.ScheduledEventSent(pctx, schedID); err != nil {
+			return res, fmt.Errorf("schedule %s: %w", schedID, err)
+		}
 		if err := s.Sweep(pctx); err != nil {
 			return res, fmt.Errorf("%s: %w", stack.SweepFunction, err)
+		}
+		if err := s.Pump(pctx, nil); err != nil {
+			return res, fmt.Errorf("end to end, after the schedule sweep: %w", err)
 		}
 		res.Swept = true
 	}
@@ -282,10 +304,15 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 			res.Statuses = append(res.Statuses, ev.Event)
 		case bulkID:
 			bulk = append(bulk, ev.Event)
+		case schedID:
+			res.Scheduled = append(res.Scheduled, ev.Event)
 		}
 	}
 	if len(res.Statuses) == 0 || res.Statuses[len(res.Statuses)-1] != "delivered" {
 		return res, fmt.Errorf("request %s: events %v (of %d on the queue), want it to end `delivered`", id, res.Statuses, len(all))
+	}
+	if res.Swept && (len(res.Scheduled) == 0 || res.Scheduled[len(res.Scheduled)-1] != "delivered") {
+		return res, fmt.Errorf("scheduled request %s: events %v (of %d on the queue), want it swept to the send queue and `delivered`", schedID, res.Scheduled, len(all))
 	}
 	if env.BulkSendQueueURL != "" {
 		if len(bulk) == 0 || bulk[len(bulk)-1] != "delivered" {

@@ -216,7 +216,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, d.withRoleCheck(ctx, fmt.Errorf("after create: %w", err), run1.Calls)
 	}
-	o.progress("end to end after create: %v, bulk lane %v, schedule sweep ran %v", run1.Statuses, run1.Bulk, run1.Swept)
+	o.progress("end to end after create: %v, bulk lane %v, swept by the schedule %v", run1.Statuses, run1.Bulk, run1.Scheduled)
 	if o.Quick {
 		return res, d.withRoleCheck(ctx, nil, run1.Calls)
 	}
@@ -237,7 +237,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, d.withRoleCheck(ctx, fmt.Errorf("after update: %w", err), run2.Calls)
 	}
-	o.progress("end to end after update: %v, bulk lane %v, schedule sweep ran %v, receipt check fired", run2.Statuses, run2.Bulk, run2.Swept)
+	o.progress("end to end after update: %v, bulk lane %v, swept by the schedule %v, receipt check fired", run2.Statuses, run2.Bulk, run2.Scheduled)
 	res.Statuses = append(run1.Statuses, run2.Statuses...)
 	calls := run1.Calls
 	for fn, cs := range run2.Calls {
