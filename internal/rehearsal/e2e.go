@@ -44,7 +44,8 @@ func (d *Deployment) runFunctions(o Options) []string {
 // recordedOps are the calls each function's proxy keeps for the role check.
 var recordedOps = []string{"GetItem", "UpdateItem", "PutItem", "DeleteItem", "Query", "Scan", "BatchWriteItem", "BatchGetItem", "TransactWriteItems",
 	"SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "ChangeMessageVisibility",
-	"ChangeMessageVisibilityBatch", "GetQueueAttributes", "GetQueueUrl", "GetSecretValue", "DescribeSecret"}
+	"ChangeMessageVisibilityBatch", "GetQueueAttributes", "GetQueueUrl", "GetSecretValue", "DescribeSecret",
+	"PutEvents"} // EventBridge, when EventBusName is set
 
 // Skycore is the simulator served over TLS, as Skycore's API is (the
 // template accepts only an https SkycoreApiUrl): one address for the whole
@@ -380,6 +381,7 @@ func callOf(fn, op string, body []byte) Call {
 		IndexName string
 		SecretId  string
 		Key       map[string]map[string]any
+		Entries   []struct{ EventBusName string }
 	}
 	json.Unmarshal(body, &b)
 	c := Call{Function: fn}
@@ -395,6 +397,15 @@ func callOf(fn, op string, body []byte) Call {
 			if s, ok := v["S"].(string); ok {
 				c.Key = s
 			}
+		}
+	case op == "PutEvents":
+		bus := "default"
+		if len(b.Entries) > 0 && b.Entries[0].EventBusName != "" {
+			bus = b.Entries[0].EventBusName
+		}
+		c.Action, c.Resource = "events:"+op, "arn:aws:events:"+Region+":"+Account+":event-bus/"+bus
+		if strings.HasPrefix(bus, "arn:") { // EventBusName may be the bus's ARN
+			c.Resource = bus
 		}
 	case b.SecretId != "":
 		c.Action, c.Resource = "secretsmanager:"+op, b.SecretId

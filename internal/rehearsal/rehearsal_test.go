@@ -125,3 +125,19 @@ func TestFindInMapAndUnknownFunctions(t *testing.T) {
 		t.Errorf("an unknown function must be named: %v", err)
 	}
 }
+
+func TestCallOf(t *testing.T) {
+	for _, c := range []struct {
+		op, body         string
+		action, resource string
+	}{
+		{"Query", `{"TableName":"t","IndexName":"due"}`, "dynamodb:Query", "arn:aws:dynamodb:" + Region + ":" + Account + ":table/t/index/due"},
+		{"GetItem", `{"TableName":"t","Key":{"pk":{"S":"msg#a"}}}`, "dynamodb:GetItem", "arn:aws:dynamodb:" + Region + ":" + Account + ":table/t"},
+		{"PutEvents", `{"Entries":[{"EventBusName":"apps"}]}`, "events:PutEvents", "arn:aws:events:" + Region + ":" + Account + ":event-bus/apps"},
+	} {
+		got := callOf("F", c.op, []byte(c.body))
+		if got.Action != c.action || got.Resource != c.resource {
+			t.Errorf("%s %s: %s on %s, want %s on %s", c.op, c.body, got.Action, got.Resource, c.action, c.resource)
+		}
+	}
+}
