@@ -63,7 +63,7 @@ func (d *Deployment) checkFunctions(ctx context.Context) error {
 					fn = l
 				}
 			}
-			batch, window, err := d.mapping(ctx, fn)
+			batch, window, err := d.mapping(ctx, fn, str(p, "EventSourceArn"))
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}

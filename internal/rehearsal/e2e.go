@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -25,15 +26,26 @@ import (
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
+	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// functions are the template's functions and their bootstraps' folders.
-var functions = []string{stack.SenderFunction, stack.PostbackFunction, stack.ReceiptFunction}
+// runFunctions are the stack's functions the rehearsal runs: every
+// AWS::Lambda::Function of the created stack with a built bootstrap.
+func (d *Deployment) runFunctions(o Options) []string {
+	var out []string
+	for _, l := range sortedNames(d.Full) {
+		if _, created := d.ids[l]; created && d.Full.Resources[l].Type == "AWS::Lambda::Function" && o.Bootstraps[l] != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
 
 // recordedOps are the calls each function's proxy keeps for the role check.
 var recordedOps = []string{"GetItem", "UpdateItem", "PutItem", "DeleteItem", "Query", "Scan", "BatchWriteItem", "BatchGetItem", "TransactWriteItems",
 	"SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch", "ChangeMessageVisibility",
-	"ChangeMessageVisibilityBatch", "GetQueueAttributes", "GetQueueUrl", "GetSecretValue", "DescribeSecret"}
+	"ChangeMessageVisibilityBatch", "GetQueueAttributes", "GetQueueUrl", "GetSecretValue", "DescribeSecret",
+	"PutEvents"} // EventBridge, when EventBusName is set
 
 // Skycore is the simulator served over TLS, as Skycore's API is (the
 // template accepts only an https SkycoreApiUrl): one address for the whole
@@ -90,8 +102,11 @@ func (s *Skycore) Close() { s.srv.Close() }
 
 // RunResult is what one end-to-end run saw.
 type RunResult struct {
-	Statuses []string // the delivery events' statuses, in order
-	Calls    map[string][]Call
+	Statuses  []string // the delivery events' statuses, in order
+	Bulk      []string // the bulk lane's request's, in order
+	Swept     bool     // the schedule sweep ran
+	Scheduled []string // the swept request's events, in order
+	Calls     map[string][]Call
 }
 
 // Call is one AWS call a function made.
@@ -150,18 +165,19 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 		}
 	}()
 	fns := map[string]stack.Function{}
-	for _, fn := range functions {
+	vars := map[string]map[string]string{}
+	for _, fn := range d.runFunctions(o) {
 		p, url, err := faultproxy.Front(o.motoURL, "127.0.0.1:0")
 		if err != nil {
 			return res, err
 		}
 		p.Record(recordedOps...)
 		proxies[fn] = p
-		f, _, _, err := d.functionConfig(ctx, fn, o.Bootstraps[fn], url, sky.CertFile)
+		f, _, v, err := d.functionConfig(ctx, fn, o.Bootstraps[fn], url, sky.CertFile)
 		if err != nil {
 			return res, err
 		}
-		fns[fn] = f
+		fns[fn], vars[fn] = f, v
 	}
 	token, err := d.secretKey(ctx, d.Outputs["PostbackSecretArn"], "postback_token")
 	if err != nil {
@@ -179,16 +195,25 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 	defer sm.Close()
 	env := &localenv.Env{SQSURL: o.motoURL, SecretURL: o.motoURL, AWS: d.c.cfg,
 		SendQueueURL: d.Outputs["SendQueueUrl"], DLQURL: d.Outputs["SendDeadLetterQueueUrl"],
-		EventsQueueURL: d.Outputs["DeliveryEventsQueueUrl"], ReceiptQueueURL: d.ids["ReceiptCheckQueue"]}
+		EventsQueueURL: d.Outputs["DeliveryEventsQueueUrl"], ReceiptQueueURL: d.ids["ReceiptCheckQueue"],
+		// The bulk lane as the created sender knows it (its environment).
+		BulkSendQueueURL: vars[stack.SenderFunction]["BULK_SEND_QUEUE_URL"]}
+	arns := map[string]string{}
+	for name, u := range map[string]string{localenv.SendQueue: env.SendQueueURL, localenv.BulkSendQueue: env.BulkSendQueueURL, localenv.ReceiptQueue: env.ReceiptQueueURL} {
+		if u != "" {
+			arns[name] = "arn:aws:sqs:" + Region + ":" + Account + ":" + queueName(u)
+		}
+	}
 	if err := d.disableMappings(ctx); err != nil {
 		return res, err
 	}
-	batch, window, err := d.mapping(ctx, "SendMmsFunction")
+	batch, window, err := d.mapping(ctx, stack.SenderFunction, arns[localenv.SendQueue])
 	if err != nil {
 		return res, err
 	}
 	s, err := stack.StartDeployed(ctx, stack.DeployedOptions{Env: env, Sender: fns[stack.SenderFunction], Postback: fns[stack.PostbackFunction],
-		ReceiptCheck: fns[stack.ReceiptFunction], BatchSize: batch, BatchWindow: window, Sim: sm, SimURL: sky.URL,
+		ReceiptCheck: fns[stack.ReceiptFunction], ScheduleSweep: fns[stack.SweepFunction], QueueARNs: arns,
+		BatchSize: batch, BatchWindow: window, Sim: sm, SimURL: sky.URL,
 		Listener: l, Logs: o.Logs, Emulator: o.Emulator})
 	if err != nil {
 		return res, err
@@ -214,8 +239,50 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 	}); err != nil {
 		return res, fmt.Errorf("end to end: %w", err)
 	}
+	bulkID := id + "-bulk"
+	if env.BulkSendQueueURL != "" {
+		// One request on the bulk lane, through the bulk mapping (its own
+		// batch size and window, as the stack set them) to `delivered`.
+		if _, _, err := d.mapping(ctx, stack.SenderFunction, arns[localenv.BulkSendQueue]); err != nil {
+			return res, err
+		}
+		bbody := fmt.Sprintf(`{"id":%q,"to":"17743199145","from":"60856","mmsId":1000,"slides":[{"slide":1,"text":"rehearsal bulk %s"}]}`, bulkID, runID)
+		if _, err := env.SendTo(ctx, localenv.BulkSendQueue, bbody, nil); err != nil {
+			return res, fmt.Errorf("bulk send queue: %w", err)
+		}
+		if err := s.DrainBulk(pctx, nil); err != nil {
+			return res, fmt.Errorf("end to end, bulk lane: %w", err)
+		}
+	}
+	schedID := id + "-scheduled"
+	if fns[stack.SweepFunction].Bootstrap != "" {
+		// The sweeper as its schedule rule runs it, with the environment
+		// and role the stack gave it, on one request due now. The sender
+		// of this base does not record a sendAt yet: the rehearsal writes
+		// the record as the sender's store call would (pkg/store,
+		// RecordSchedule then ScheduledEventSent), in the table the
+		// sweeper's environment names, and the request must come out of
+		// the send queue `delivered`.
+		st := store.New(dynamodb.NewFromConfig(d.c.cfg), vars[stack.SweepFunction]["MESSAGES_TABLE"], 0)
+		body := fmt.Sprintf(`{"id":%q,"to":"17743199146","from":"60856","mmsId":1000,"slides":[{"slide":1,"text":"rehearsal scheduled %s"}]}`, schedID, runID)
+		now := time.Now()
+		if won, _, err := st.RecordSchedule(pctx, schedID, store.ScheduleRequest{Body: body, SendAt: now.Add(time.Second), To: "17743199146",
+			From: "60856", MMSID: "1000", Owner: "rehearsal", Hold: now}); err != nil || !won {
+			return res, fmt.Errorf("schedule %s: won %v, %v", schedID, won, err)
+		}
+		if err := st.ScheduledEventSent(pctx, schedID); err != nil {
+			return res, fmt.Errorf("schedule %s: %w", schedID, err)
+		}
+		if err := s.Sweep(pctx); err != nil {
+			return res, fmt.Errorf("%s: %w", stack.SweepFunction, err)
+		}
+		if err := s.Pump(pctx, nil); err != nil {
+			return res, fmt.Errorf("end to end, after the schedule sweep: %w", err)
+		}
+		res.Swept = true
+	}
 	if receiptCheck {
-		rbatch, rwindow, err := d.mapping(ctx, "ReceiptCheckFunction")
+		rbatch, rwindow, err := d.mapping(ctx, stack.ReceiptFunction, arns[localenv.ReceiptQueue])
 		if err != nil {
 			return res, err
 		}
@@ -231,13 +298,28 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 		}
 	}
 	all := s.Events()
+	var bulk []string
 	for _, ev := range all {
-		if ev.ID == id {
+		switch ev.ID {
+		case id:
 			res.Statuses = append(res.Statuses, ev.Event)
+		case bulkID:
+			bulk = append(bulk, ev.Event)
+		case schedID:
+			res.Scheduled = append(res.Scheduled, ev.Event)
 		}
 	}
 	if len(res.Statuses) == 0 || res.Statuses[len(res.Statuses)-1] != "delivered" {
 		return res, fmt.Errorf("request %s: events %v (of %d on the queue), want it to end `delivered`", id, res.Statuses, len(all))
+	}
+	if res.Swept && (len(res.Scheduled) == 0 || res.Scheduled[len(res.Scheduled)-1] != "delivered") {
+		return res, fmt.Errorf("scheduled request %s: events %v (of %d on the queue), want it swept to the send queue and `delivered`", schedID, res.Scheduled, len(all))
+	}
+	if env.BulkSendQueueURL != "" {
+		if len(bulk) == 0 || bulk[len(bulk)-1] != "delivered" {
+			return res, fmt.Errorf("bulk request %s: events %v (of %d on the queue), want it to end `delivered`", bulkID, bulk, len(all))
+		}
+		res.Bulk = bulk
 	}
 	for fn, p := range proxies {
 		for c, n := range p.Calls() {
@@ -261,17 +343,22 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// mapping reads an event source mapping of a function as the stack set it.
-func (d *Deployment) mapping(ctx context.Context, fn string) (int, time.Duration, error) {
+// mapping reads the event source mapping of a function on a queue (its
+// ARN) as the stack set it: a function may have several (the sender reads
+// the send and the bulk queues).
+func (d *Deployment) mapping(ctx context.Context, fn, queueARN string) (int, time.Duration, error) {
 	out, err := d.c.lam.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{FunctionName: aws.String(d.ids[fn])})
 	if err != nil {
 		return 0, 0, err
 	}
-	if len(out.EventSourceMappings) != 1 {
-		return 0, 0, fmt.Errorf("%s has %d event source mappings, want 1", fn, len(out.EventSourceMappings))
+	var found []string
+	for _, m := range out.EventSourceMappings {
+		if aws.ToString(m.EventSourceArn) == queueARN {
+			return int(aws.ToInt32(m.BatchSize)), time.Duration(aws.ToInt32(m.MaximumBatchingWindowInSeconds)) * time.Second, nil
+		}
+		found = append(found, aws.ToString(m.EventSourceArn))
 	}
-	m := out.EventSourceMappings[0]
-	return int(aws.ToInt32(m.BatchSize)), time.Duration(aws.ToInt32(m.MaximumBatchingWindowInSeconds)) * time.Second, nil
+	return 0, 0, fmt.Errorf("%s has no event source mapping on %s (it has %v)", fn, queueARN, found)
 }
 
 func (d *Deployment) secretKey(ctx context.Context, id, key string) (string, error) {
@@ -291,8 +378,10 @@ func callOf(fn, op string, body []byte) Call {
 	var b struct {
 		QueueUrl  string
 		TableName string
+		IndexName string
 		SecretId  string
 		Key       map[string]map[string]any
+		Entries   []struct{ EventBusName string }
 	}
 	json.Unmarshal(body, &b)
 	c := Call{Function: fn}
@@ -301,10 +390,22 @@ func callOf(fn, op string, body []byte) Call {
 		c.Action, c.Resource = "sqs:"+op, "arn:aws:sqs:"+Region+":"+Account+":"+queueName(b.QueueUrl)
 	case b.TableName != "":
 		c.Action, c.Resource = "dynamodb:"+op, "arn:aws:dynamodb:"+Region+":"+Account+":table/"+b.TableName
+		if b.IndexName != "" { // a Query on an index: IAM names the index
+			c.Resource += "/index/" + b.IndexName
+		}
 		for _, v := range b.Key {
 			if s, ok := v["S"].(string); ok {
 				c.Key = s
 			}
+		}
+	case op == "PutEvents":
+		bus := "default"
+		if len(b.Entries) > 0 && b.Entries[0].EventBusName != "" {
+			bus = b.Entries[0].EventBusName
+		}
+		c.Action, c.Resource = "events:"+op, "arn:aws:events:"+Region+":"+Account+":event-bus/"+bus
+		if strings.HasPrefix(bus, "arn:") { // EventBusName may be the bus's ARN
+			c.Resource = bus
 		}
 	case b.SecretId != "":
 		c.Action, c.Resource = "secretsmanager:"+op, b.SecretId

@@ -19,8 +19,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -60,41 +62,75 @@ func (o Options) progress(format string, a ...any) {
 // Result is what the rehearsal did.
 type Result struct {
 	ByEngine, ByUs []string
+	Checked        []string // checked, created by neither (notCreated)
 	Outputs        map[string]string
 	Verdict        Verdict
 	Statuses       []string
 }
 
-// Summary is the one line the rehearsal ends with.
+// Summary is the one line the rehearsal ends with. Resources created by
+// neither (notCreated) are counted in it, never left out silently.
 func (r Result) Summary() string {
-	return fmt.Sprintf("rehearsal: stack CREATE_COMPLETE (%d by the engine, %d by the rehearsal), end to end ok, update ok, delete ok, calls outside role %d, unused grants %d",
-		len(r.ByEngine), len(r.ByUs), len(r.Verdict.Outside), len(r.Verdict.Unused))
+	checked := ""
+	if len(r.Checked) > 0 {
+		checked = fmt.Sprintf(", %d checked but not created", len(r.Checked))
+	}
+	return fmt.Sprintf("rehearsal: stack CREATE_COMPLETE (%d by the engine, %d by the rehearsal%s), end to end ok, update ok, delete ok, calls outside role %d, unused grants %d",
+		len(r.ByEngine), len(r.ByUs), checked, len(r.Verdict.Outside), len(r.Verdict.Unused))
 }
 
 // Build builds the functions as `sam build` does (make build-<LogicalId>,
 // linux/arm64, into .aws-sam/build/<LogicalId>) and, for this machine's
-// emulator, the same packages for its own architecture.
+// emulator, the same targets for its own architecture. The functions are
+// the template's AWS::Serverless::Function resources: one added to the
+// template is built (and run) without a change here.
 func Build(ctx context.Context, root string) (artifacts, local map[string]string, err error) {
+	fns, err := templateFunctions(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		return nil, nil, err
+	}
 	artifacts, local = map[string]string{}, map[string]string{}
-	dirs := map[string]string{"SendMmsFunction": "send-mms", "PostbackFunction": "postback", "ReceiptCheckFunction": "receipt-check"}
-	for fn, dir := range dirs {
+	for _, fn := range fns {
 		art := filepath.Join(root, ".aws-sam", "build", fn)
-		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "build-"+fn, "ARTIFACTS_DIR="+art)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, nil, fmt.Errorf("make build-%s: %v\n%s", fn, err, out)
+		loc := filepath.Join(root, ".run", "rehearsal", fn)
+		// The same target both times; only GOARCH differs (LAMBDA_ENV).
+		for _, b := range []struct{ dir, env string }{{art, ""}, {loc, "LAMBDA_ENV=CGO_ENABLED=0 GOOS=linux GOARCH=" + runtime.GOARCH}} {
+			args := []string{"--no-print-directory", "build-" + fn, "ARTIFACTS_DIR=" + b.dir}
+			if b.env != "" {
+				args = append(args, b.env)
+			}
+			cmd := exec.CommandContext(ctx, "make", args...)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return nil, nil, fmt.Errorf("make build-%s: %v\n%s", fn, err, out)
+			}
 		}
 		artifacts[fn] = filepath.Join(art, "bootstrap")
-		local[fn] = filepath.Join(root, ".run", "rehearsal", dir, "bootstrap")
-		// Same flags as the Makefile's LAMBDA_FLAGS; only GOARCH differs.
-		cmd = exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", local[fn], "./functions/"+dir)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, nil, fmt.Errorf("go build %s: %v\n%s", dir, err, out)
-		}
+		local[fn] = filepath.Join(loc, "bootstrap")
 	}
 	return artifacts, local, nil
+}
+
+// serverlessFunction is a resource header of template.yaml's layout (two
+// spaces, the logical id, then its Type): read without a YAML library,
+// which the tags (!Ref, !If) would need taught.
+var serverlessFunction = regexp.MustCompile(`(?m)^  ([A-Za-z0-9]+):\n    Type: AWS::Serverless::Function\s*$`)
+
+// templateFunctions lists the template's SAM functions, sorted.
+func templateFunctions(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var fns []string
+	for _, m := range serverlessFunction.FindAllStringSubmatch(string(b), -1) {
+		fns = append(fns, m[1])
+	}
+	if len(fns) == 0 {
+		return nil, fmt.Errorf("%s: no AWS::Serverless::Function", path)
+	}
+	sort.Strings(fns)
+	return fns, nil
 }
 
 // Deploy transforms the template and creates the stack on a fresh moto;
@@ -156,7 +192,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("create: %w", err)
 	}
 	defer srv.Close()
-	res.ByEngine, res.ByUs = d.ByEngine, d.ByUs
+	res.ByEngine, res.ByUs, res.Checked = d.ByEngine, d.ByUs, d.Checked
 	if o.Docs != "" {
 		if err := CheckDeployerPermissions(o.Docs, d.Full); err != nil {
 			return res, err
@@ -167,6 +203,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res.Outputs = d.Outputs
 	o.progress("stack %s CREATE_COMPLETE: %d resources by the engine, %d by the rehearsal (%s)", d.Name, len(d.ByEngine), len(d.ByUs), strings.Join(d.ByUs, ", "))
+	for _, c := range d.Checked {
+		o.progress("checked but not created: %s (%s: %s)", c, d.Full.Resources[c].Type, notCreated[d.Full.Resources[c].Type])
+	}
 	// What the deployer does after the first deploy (docs/deploy.md): the
 	// API key into the created secret.
 	if _, err := d.c.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(d.Outputs["ApiKeySecretArn"]),
@@ -177,7 +216,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, d.withRoleCheck(ctx, fmt.Errorf("after create: %w", err), run1.Calls)
 	}
-	o.progress("end to end after create: %v", run1.Statuses)
+	o.progress("end to end after create: %v, bulk lane %v, swept by the schedule %v", run1.Statuses, run1.Bulk, run1.Scheduled)
 	if o.Quick {
 		return res, d.withRoleCheck(ctx, nil, run1.Calls)
 	}
@@ -198,7 +237,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, d.withRoleCheck(ctx, fmt.Errorf("after update: %w", err), run2.Calls)
 	}
-	o.progress("end to end after update: %v, receipt check fired", run2.Statuses)
+	o.progress("end to end after update: %v, bulk lane %v, swept by the schedule %v, receipt check fired", run2.Statuses, run2.Bulk, run2.Scheduled)
 	res.Statuses = append(run1.Statuses, run2.Statuses...)
 	calls := run1.Calls
 	for fn, cs := range run2.Calls {

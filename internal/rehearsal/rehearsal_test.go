@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -107,5 +108,36 @@ func TestResolver(t *testing.T) {
 	want := map[string]any{"a": "arn:s", "b": "x-arn:s-y", "c": map[string]any{"Ref": "Q"}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Substitute = %v, want %v", got, want)
+	}
+}
+
+func TestFindInMapAndUnknownFunctions(t *testing.T) {
+	r := &Resolver{T: &Template{Parameters: map[string]map[string]any{"Hours": {"Default": "2"}},
+		Mappings: map[string]map[string]map[string]any{"Hours": {"1": {"Seconds": 3600.0}, "2": {"Seconds": 7200.0}}}}, Params: map[string]string{}}
+	v, err := r.Eval(map[string]any{"Fn::FindInMap": []any{"Hours", map[string]any{"Ref": "Hours"}, "Seconds"}})
+	if err != nil || fmt.Sprint(v) != "7200" {
+		t.Errorf("FindInMap: %v, %v; want 7200", v, err)
+	}
+	if _, err := r.Eval(map[string]any{"Fn::FindInMap": []any{"Hours", "3", "Seconds"}}); err == nil {
+		t.Error("FindInMap of a missing key passed")
+	}
+	if _, err := r.Eval(map[string]any{"Period": map[string]any{"Fn::Cidr": []any{"10.0.0.0/16", 2, 8}}}); err == nil || !strings.Contains(err.Error(), "Fn::Cidr") {
+		t.Errorf("an unknown function must be named: %v", err)
+	}
+}
+
+func TestCallOf(t *testing.T) {
+	for _, c := range []struct {
+		op, body         string
+		action, resource string
+	}{
+		{"Query", `{"TableName":"t","IndexName":"due"}`, "dynamodb:Query", "arn:aws:dynamodb:" + Region + ":" + Account + ":table/t/index/due"},
+		{"GetItem", `{"TableName":"t","Key":{"pk":{"S":"msg#a"}}}`, "dynamodb:GetItem", "arn:aws:dynamodb:" + Region + ":" + Account + ":table/t"},
+		{"PutEvents", `{"Entries":[{"EventBusName":"apps"}]}`, "events:PutEvents", "arn:aws:events:" + Region + ":" + Account + ":event-bus/apps"},
+	} {
+		got := callOf("F", c.op, []byte(c.body))
+		if got.Action != c.action || got.Resource != c.resource {
+			t.Errorf("%s %s: %s on %s, want %s on %s", c.op, c.body, got.Action, got.Resource, c.action, c.resource)
+		}
 	}
 }

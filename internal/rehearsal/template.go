@@ -17,6 +17,7 @@ type Template struct {
 	Description              string `json:",omitempty"`
 	Parameters               map[string]map[string]any
 	Conditions               map[string]any
+	Mappings                 map[string]map[string]map[string]any `json:",omitempty"`
 	Resources                map[string]*Resource
 	Outputs                  map[string]struct {
 		Value     any
@@ -226,6 +227,24 @@ func (r *Resolver) Eval(v any) (any, error) {
 						ss = append(ss, fmt.Sprint(it))
 					}
 					return strings.Join(ss, args[0].(string)), nil
+				case "Fn::FindInMap":
+					args, ok := a.([]any)
+					if !ok || len(args) != 3 {
+						return nil, fmt.Errorf("Fn::FindInMap of %v", a)
+					}
+					var keys [3]string
+					for i, e := range args {
+						ev, err := r.Eval(e)
+						if err != nil {
+							return nil, err
+						}
+						keys[i] = fmt.Sprint(ev)
+					}
+					v, ok := r.T.Mappings[keys[0]][keys[1]][keys[2]]
+					if !ok {
+						return nil, fmt.Errorf("Fn::FindInMap: %s has no %s.%s", keys[0], keys[1], keys[2])
+					}
+					return v, nil
 				case "Fn::Select":
 					args := a.([]any)
 					items, err := r.Eval(args[1])
@@ -235,6 +254,10 @@ func (r *Resolver) Eval(v any) (any, error) {
 					var i int
 					fmt.Sscan(fmt.Sprint(args[0]), &i)
 					return items.([]any)[i], nil
+				default:
+					if strings.HasPrefix(k, "Fn::") { // passed on unevaluated, it would reach an API as text
+						return nil, fmt.Errorf("%s is not evaluated by the rehearsal", k)
+					}
 				}
 			}
 		}

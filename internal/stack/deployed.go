@@ -32,13 +32,18 @@ type DeployedOptions struct {
 	// owns what serves it (Close leaves it alone).
 	Env                            *localenv.Env
 	Sender, Postback, ReceiptCheck Function
-	BatchSize                      int           // the send mapping's BatchSize
-	BatchWindow                    time.Duration // the send mapping's MaximumBatchingWindowInSeconds
-	Sim                            *sim.Server   // Skycore, started by the caller
-	SimURL                         string
-	Listener                       net.Listener // the API Gateway adapter's (its URL is in the simulator's PostbackURL)
-	Logs                           io.Writer
-	Emulator                       string
+	ScheduleSweep                  Function // its Bootstrap "": none runs (Sweep)
+	// QueueARNs are the created queues' ARNs by local queue name
+	// (localenv.SendQueue, localenv.BulkSendQueue…), for the records'
+	// eventSourceARN.
+	QueueARNs   map[string]string
+	BatchSize   int           // the send mapping's BatchSize
+	BatchWindow time.Duration // the send mapping's MaximumBatchingWindowInSeconds
+	Sim         *sim.Server   // Skycore, started by the caller
+	SimURL      string
+	Listener    net.Listener // the API Gateway adapter's (its URL is in the simulator's PostbackURL)
+	Logs        io.Writer
+	Emulator    string
 }
 
 // StartDeployed runs one instance of each function under its emulator,
@@ -48,7 +53,8 @@ func StartDeployed(ctx context.Context, o DeployedOptions) (*Stack, error) {
 	s := &Stack{Env: o.Env, Sim: o.Sim, SimURL: o.SimURL, inFlight: map[string]int{}, borrowed: true,
 		opts:     Options{BatchSize: o.BatchSize, BatchWindow: o.BatchWindow, Logs: o.Logs},
 		reports:  map[string]*reports{SenderFunction: {next: o.Logs}, PostbackFunction: {next: o.Logs}, ReceiptFunction: {next: o.Logs}},
-		esmUsage: map[string]ESMUsage{}}
+		esmUsage: map[string]ESMUsage{}, arns: o.QueueARNs}
+	s.reports[SweepFunction] = &reports{next: o.Logs}
 	fail := func(err error) (*Stack, error) { s.Close(); return nil, err }
 	start := func(name string, f Function) (*rie.Instance, error) {
 		return rie.Start(ctx, name, rie.Options{Emulator: o.Emulator, Bootstrap: f.Bootstrap, Env: f.Env, Timeout: f.Timeout,
@@ -67,6 +73,11 @@ func StartDeployed(ctx context.Context, o DeployedOptions) (*Stack, error) {
 	// check made with a long ReceiptWindow stays on it (PollReceipts).
 	if s.deployedReceipt, err = start(ReceiptFunction, o.ReceiptCheck); err != nil {
 		return fail(err)
+	}
+	if o.ScheduleSweep.Bootstrap != "" {
+		if s.Sweeper, err = start(SweepFunction, o.ScheduleSweep); err != nil {
+			return fail(err)
+		}
 	}
 	s.Adapter = "http://" + o.Listener.Addr().String()
 	h := apigw.Handler(apigw.Route{Method: "ANY", Path: "/skycore/postbacks/{token}"}, s.invokePostback)
@@ -96,6 +107,20 @@ func (s *Stack) PollReceipts(ctx context.Context, batchSize int, window time.Dur
 			continue
 		}
 		s.invokeBatch(ctx, s.deployedReceipt, q, receiptSource, batch)
+	}
+	s.collect()
+	return nil
+}
+
+// DrainBulk runs the bulk queue's event source mapping on the sender
+// until the bulk queue is empty, then waits for the simulator's postbacks
+// and reads the events (Events).
+func (s *Stack) DrainBulk(ctx context.Context, progress func(Progress)) error {
+	if err := s.esm(ctx, s.Senders[0], bulkSource, false, progress); err != nil {
+		return err
+	}
+	if err := s.Sim.WaitIdle(ctx); err != nil {
+		return err
 	}
 	s.collect()
 	return nil

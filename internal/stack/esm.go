@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -161,7 +162,7 @@ func (s *Stack) invokeBatch(ctx context.Context, inst *rie.Instance, q *sqs.Clie
 			MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
 			Md5OfBody: aws.ToString(m.MD5OfBody), Md5OfMessageAttributes: aws.ToString(m.MD5OfMessageAttributes),
 			MessageAttributes: attrs, Attributes: sys,
-			EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:" + localenv.Region + ":000000000000:" + src.queue,
+			EventSource: "aws:sqs", EventSourceARN: cmp.Or(s.arns[src.queue], "arn:aws:sqs:"+localenv.Region+":000000000000:"+src.queue),
 			AWSRegion: localenv.Region,
 		})
 		ids[i] = sendreq.PeekID([]byte(aws.ToString(m.Body)))

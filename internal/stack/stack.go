@@ -152,6 +152,10 @@ type Stack struct {
 	// borrowed: Env and Sim belong to the caller (StartDeployed).
 	borrowed        bool
 	deployedReceipt *rie.Instance
+	// arns are the deployed queues' ARNs by local queue name (StartDeployed):
+	// a record's eventSourceARN names the real queue, as the sender's lane
+	// (BULK_SEND_QUEUE_URL) is read from it.
+	arns map[string]string
 }
 
 // Function names, as in template.yaml.
