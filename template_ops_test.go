@@ -230,6 +230,7 @@ func TestTemplateApplicationPolicy(t *testing.T) {
 	}
 	want := map[string][]string{
 		"SendQueue.Arn":           {"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"},
+		"BulkSendQueue.Arn":       {"sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"},
 		"DeliveryEventsQueue.Arn": {"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
