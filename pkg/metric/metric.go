@@ -24,6 +24,17 @@ const (
 	SecretUnavailable   = "SecretUnavailable"
 )
 
+// The send-mms function's shared Skycore throughput (pkg/throttle), per
+// invocation of an instance that has SKYCORE_RATE_LIMIT on.
+const (
+	ThroughputExceeded = "ThroughputExceeded" // E113 answers
+	ThrottleCut        = "ThrottleCut"        // E113 cuts of the shared rate this instance made
+	ThrottleRate       = "ThrottleRate"       // the shared rate as this instance saw it, calls per second
+	ThrottleLeases     = "ThrottleLeases"     // leases of slots (one DynamoDB write each)
+	ThrottleContended  = "ThrottleContended"  // leases lost to another instance's write
+	ThrottleForfeited  = "ThrottleForfeited"  // leased slots dropped unused (an E113, a deadline)
+)
+
 // The postback function's.
 const (
 	Postbacks           = "Postbacks" // with dimension Code
@@ -68,4 +79,5 @@ var All = []string{
 	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt, UnjoinedCapped, UnkeyableTrackingID,
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
+	ThroughputExceeded, ThrottleCut, ThrottleRate, ThrottleLeases, ThrottleContended, ThrottleForfeited,
 }
