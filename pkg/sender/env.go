@@ -20,6 +20,7 @@ var EnvVars = []string{
 	"SEND_BACKOFF_BASE", "SEND_BACKOFF_MAX", "SUPPRESS_CODES", "SUPPRESS_TTL",
 	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL", // receipt checks (pkg/receipt)
 	"BULK_SEND_QUEUE_URL", "SKYCORE_RATE_LIMIT", // the lanes and the shared limit (pkg/throttle)
+	"EVENT_BUS_NAME", // events also on a bus (pkg/delivery)
 }
 
 // DefaultSuppressCodes are SUPPRESS_CODES' default: the codes that say the
