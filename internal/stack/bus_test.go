@@ -82,7 +82,9 @@ func TestEventBus(t *testing.T) {
 		}
 		onBus = append(onBus, e)
 	}
-	key := func(a, b delivery.Event) int { return strings.Compare(a.ID+a.Event+a.RecordedAt, b.ID+b.Event+b.RecordedAt) }
+	key := func(a, b delivery.Event) int {
+		return strings.Compare(a.ID+a.Event+a.RecordedAt, b.ID+b.Event+b.RecordedAt)
+	}
 	slices.SortFunc(queued, key)
 	slices.SortFunc(onBus, key)
 	if diff := cmp.Diff(queued, onBus); diff != "" {
