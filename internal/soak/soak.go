@@ -94,7 +94,7 @@ type Options struct {
 
 // DefaultRateLimit is a little above the rate the soak's senders reach
 // between faults (2 instances on 2 cores): its bursts draw some E113.
-const DefaultRateLimit = 25
+const DefaultRateLimit = 35
 
 // Report is what the soak measured and found.
 type Report struct {
@@ -245,8 +245,8 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			r.Malformed++
 			continue
 		case x < 0.035:
-			want[id] = "invalid"
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"+%s","mmsId":1000}`, id, to))
+			want[id] = "invalid" // too short for a phone number: E110 before any call (docs/codes.md)
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":1000}`, id, to[:6]))
 		case x < 0.05:
 			want[id] = "valid" // a template Skycore does not have: rejected E241
 			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":4242}`, id, to))
