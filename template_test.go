@@ -28,7 +28,6 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/schedule"
 	"github.com/mmsgate/mmsgate/pkg/sender"
 	"github.com/mmsgate/mmsgate/pkg/store"
-	"github.com/mmsgate/mmsgate/pkg/throttle"
 )
 
 // raw is template.yaml as plain YAML, intrinsics kept as tagged nodes.
@@ -203,7 +202,7 @@ func function(t *testing.T, m map[string]any, name string) map[string]any {
 
 func TestFunctions(t *testing.T) {
 	m := raw(t)
-	for name, reads := range map[string][]string{"SendMmsFunction": append(slices.Clone(sender.EnvVars), throttle.EnvVars...), "PostbackFunction": postback.EnvVars,
+	for name, reads := range map[string][]string{"SendMmsFunction": sender.EnvVars, "PostbackFunction": postback.EnvVars,
 		"ReceiptCheckFunction": receipt.EnvVars} {
 		t.Run(name, func(t *testing.T) {
 			p := function(t, m, name)

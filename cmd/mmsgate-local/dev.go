@@ -27,6 +27,13 @@ type devConfig struct {
 	Timeout                      time.Duration
 	Persist                      string // folder for state across restarts ("" = none)
 	StatusEvery                  time.Duration
+	// BulkSenders are the bulk lane's own instances (0: the senders
+	// serve both queues), as each event source mapping has its own
+	// MaximumConcurrency when deployed.
+	BulkSenders int
+	// EventBus puts every event also on an EventBridge bus (moto), with
+	// a rule whose target is a queue, as an application subscribes.
+	EventBus bool
 }
 
 func envInt(name string, def int) int {
@@ -98,6 +105,7 @@ func dev(ctx context.Context, c devConfig, out io.Writer) error {
 		// unconfirmed after 10 minutes locally, so that it can be seen
 		// (RECEIPT_WINDOW=0 turns it off).
 		ReceiptWindow: envOr("RECEIPT_WINDOW", "10m"),
+		BulkSenders:   c.BulkSenders, EventBus: c.EventBus,
 	})
 	if err != nil {
 		return err
@@ -180,9 +188,12 @@ mmsgate dev: the whole system as a local service. Ctrl-C stops everything.
   send queue                    {{.Send}}
                                 (batches of {{.Batch}}, window {{.Window}}, visibility {{.Visibility}}, DLQ after {{.MaxReceive}} receives)
   bulk send queue               {{.Bulk}}
-                                (the bulk lane: same bodies, only the throughput the send queue leaves)
+                                (the bulk lane: same bodies, only the throughput the send queue leaves{{if .BulkSenders}};
+                                its own {{.BulkSenders}} sender instance(s){{end}})
   delivery events queue         {{.Events}}   (left for your application)
   dead-letter queue             {{.DLQ}}
+  event bus                     {{if .Bus}}{{.Bus}}   (EventBridge on moto: every event, source mmsgate, detail-type its kind)
+  event bus rule's queue        {{.BusQueue}}   (rule {{.BusRule}}: what an application's rule would get){{else}}off (EVENT_BUS=1 turns it on){{end}}
   bulk dead-letter queue        {{.BulkDLQ}}
   Skycore rate limit            {{if .Rate}}{{.Rate}} calls/s, shared by the senders (SKYCORE_RATE_LIMIT){{else}}off (SKYCORE_RATE_LIMIT=N turns it on){{end}}
   DynamoDB (dynalite)           {{.Dynamo}}   table {{.Table}}{{if .Persist}}, kept in {{.Persist}}{{end}}
@@ -247,6 +258,13 @@ func banner(out io.Writer, s *stack.Stack, c devConfig, host string) {
 		"Sim":      strings.Replace(s.SimURL, c.Bind, host, 1) + sim.APIPath,
 		"Postback": strings.Replace(s.Adapter, c.Bind, host, 1) + "/skycore/postbacks/" + s.Token,
 		"Secret":   localenv.SecretID, "Region": localenv.Region,
+		"BulkSenders": c.BulkSenders, "Bus": s.Env.EventBusName, "BusQueue": s.Env.BusQueueURL, "BusRule": localenv.BusRule,
 		"Batch": c.BatchSize, "Window": c.BatchWindow, "Visibility": 6 * c.Timeout, "MaxReceive": 5,
 	})
+}
+
+// envBool is a true-ish variable (1, true); anything else is false.
+func envBool(name string) bool {
+	b, _ := strconv.ParseBool(os.Getenv(name))
+	return b
 }

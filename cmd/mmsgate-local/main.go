@@ -46,6 +46,8 @@ func main() {
 	flag.DurationVar(&dc.Timeout, "function-timeout", 30*time.Second, "-dev: the sender's timeout (the send queue's visibility is 6×)")
 	flag.StringVar(&dc.Persist, "persist", "", "-dev: keep DynamoDB and the queues' messages in this folder across restarts")
 	flag.DurationVar(&dc.StatusEvery, "status-every", time.Second, "-dev: how often the status line is refreshed")
+	flag.IntVar(&dc.BulkSenders, "bulk-senders", envInt("MMSGATE_BULK_SENDERS", 1), "-dev: the bulk lane's own sender instances ($MMSGATE_BULK_SENDERS; 0: the senders serve both queues)")
+	flag.BoolVar(&dc.EventBus, "event-bus", envBool("EVENT_BUS"), "-dev: every event also on an EventBridge bus with a rule to a queue ($EVENT_BUS=1)")
 	postbackURL := flag.String("postback-url", os.Getenv("POSTBACK_URL"), "-stand-ins: where the simulator posts delivery reports ($POSTBACK_URL; default none)")
 	standIns := flag.Bool("stand-ins", false, "serve the simulator and the AWS stand-ins on fixed ports for `sam local` (Ctrl-C stops)")
 	timeout := flag.Duration("timeout", 3*time.Minute, "give up after this long")

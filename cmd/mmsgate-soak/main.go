@@ -1,7 +1,7 @@
 // Command mmsgate-soak runs the reliability soak (internal/soak) and prints its
 // summary, whose last line is
 //
-//	soak: ids N, lost 0, sent twice 0, terminal events per id 1, forged acceptances 0, expired E, in-doubt reconciled R, resent after in-doubt window W
+//	soak: ids N, lost 0, sent twice 0, terminal events per id 1, forged acceptances 0, expired E, in-doubt reconciled R, resent after in-doubt window W, E113 S % at L/s
 //
 // after a line with the unjoined postback events and order violations; it
 // exits 1 when an invariant breaks. -indoubt-window 0 runs with
@@ -29,6 +29,7 @@ func main() {
 	indoubt := flag.Duration("indoubt-window", -1, "SEND_INDOUBT_WINDOW (default 25s for -n ≤ 1000, else 90s; 0: off, an in-doubt request is sent again at once)")
 	outage := flag.Duration("outage", 0, "how long Skycore is down (default 80s for -n ≤ 1000, else 3m)")
 	refuse := flag.Duration("refuse-accept", 0, "how long DynamoDB refuses acceptance writes (default 8s)")
+	rateLimit := flag.Float64("rate-limit", soak.DefaultRateLimit, "the simulator's account-wide limit, calls per second (E113 beyond; 0: off)")
 	retryWindow := flag.Duration("retry-window", 0, "SEND_RETRY_WINDOW (default: outage + 100s + 30ms per request, 100ms past 1,000 requests)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -62,8 +63,12 @@ func main() {
 			*indoubt = 90 * time.Second
 		}
 	}
+	if *rateLimit == 0 {
+		*rateLimit = -1 // soak.Options: negative is off
+	}
 	r, err := soak.Run(ctx, bins, soak.Options{N: *n, Seed: *seed, Kills: *kills, Timeout: *timeout, Progress: os.Stderr, Logs: logs,
-		Outage: *outage, RefuseAccept: *refuse, RetryWindow: *retryWindow, InDoubtWindow: *indoubt, InDoubtOff: *indoubt == 0})
+		Outage: *outage, RefuseAccept: *refuse, RetryWindow: *retryWindow, InDoubtWindow: *indoubt, InDoubtOff: *indoubt == 0,
+		RateLimit: *rateLimit})
 	if r != nil {
 		r.Print(os.Stdout)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -38,7 +39,7 @@ func main() {
 	h := postback.NewHandler(postback.Deps{
 		Tokens: secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.PostbackToken),
 		Store:  store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
-		Events: delivery.NewPublisher(queue, env.EventsQueueURL),
+		Events: delivery.NewPublisher(queue, env.EventsQueueURL).WithBus(eventbridge.NewFromConfig(cfg), os.Getenv(delivery.BusEnv)),
 		// Schedules receipt checks before accepted events (off when env.ReceiptWindow is 0).
 		Receipts:      receipt.NewScheduler(queue, env.ReceiptQueueURL),
 		ReceiptWindow: env.ReceiptWindow,

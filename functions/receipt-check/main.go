@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/mmsgate/mmsgate/pkg/applog"
@@ -35,7 +36,7 @@ func main() {
 	queue := sqs.NewFromConfig(cfg)
 	h := receipt.NewHandler(receipt.Config{QueueURL: env.QueueURL, Window: env.Window}, receipt.Deps{
 		Store:   store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),
-		Events:  delivery.NewPublisher(queue, env.EventsQueueURL),
+		Events:  delivery.NewPublisher(queue, env.EventsQueueURL).WithBus(eventbridge.NewFromConfig(cfg), os.Getenv(delivery.BusEnv)),
 		Queue:   queue,
 		Log:     log,
 		Metrics: emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "receipt-check"}),

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -52,21 +53,25 @@ func main() {
 	var api interface {
 		SendSavedMMS(ctx context.Context, apiKey string, r *sendreq.Request) (*skycore.Response, error)
 	} = skycore.New(env.APIURL, skycore.WithTimeout(env.CallTimeout))
+	metrics := emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "send-mms"})
+	var limiter *throttle.Reporter
 	if rateLimit > 0 {
 		// SKYCORE_RATE_LIMIT: every call takes a slot of the account's
 		// shared throughput first, in its lane (pkg/throttle).
-		api = throttle.NewGate(api, throttle.New(db, env.Table, throttle.Options{Limit: rateLimit}))
+		l := throttle.New(db, env.Table, throttle.Options{Limit: rateLimit})
+		api = throttle.NewGate(api, l)
+		limiter = throttle.NewReporter(l, metrics)
 	}
 	h := sender.NewHandler(env.Config, sender.Deps{
 		Keys:     secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.APIKey),
 		Skycore:  api,
 		Store:    store.New(db, env.Table, env.TTL),
-		Events:   delivery.NewPublisher(box, env.EventsQueueURL),
+		Events:   delivery.NewPublisher(box, env.EventsQueueURL).WithBus(eventbridge.NewFromConfig(cfg), os.Getenv(delivery.BusEnv)),
 		Queue:    queue,
 		Receipts: receipt.NewScheduler(box, env.ReceiptQueueURL), // off when env.ReceiptWindow is 0
 		Outbox:   box,
 		Log:      log,
-		Metrics:  emf.New(os.Stdout, "mmsgate", map[string]string{"Function": "send-mms"}),
+		Metrics:  metrics,
 	})
 	// A batch comes from one event source mapping, so from one queue: its
 	// lane (docs/request.md).
@@ -75,6 +80,10 @@ func main() {
 		if len(ev.Records) > 0 {
 			ctx = throttle.WithLane(ctx, lanes.Of(ev.Records[0].EventSourceARN))
 		}
-		return h.Handle(ctx, ev)
+		resp, err := h.Handle(ctx, ev)
+		if limiter != nil {
+			limiter.Report()
+		}
+		return resp, err
 	})
 }

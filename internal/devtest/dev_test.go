@@ -47,6 +47,7 @@ type dev struct {
 	log                   *lockedBuffer // stderr: progress and status lines
 	bulk                  string        // the bulk lane's queue
 	sim                   string        // the Skycore simulator's base URL
+	busQueue              string        // the event bus rule's target (-event-bus)
 }
 
 func root(t *testing.T) string {
@@ -76,7 +77,7 @@ func startDev(t *testing.T) *dev {
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mmsgate-local").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	args := []string{"-dev", "-status-every", "200ms"}
+	args := []string{"-dev", "-status-every", "200ms", "-event-bus"}
 	for _, f := range []string{"-sqs-port", "-dynamodb-port", "-sim-port", "-api-port"} {
 		p, err := loopback.FreePort()
 		if err != nil {
@@ -112,7 +113,7 @@ func startDev(t *testing.T) *dev {
 			d.out.WriteString(l + "\n")
 			for label, dst := range map[string]*string{"SQS + Secrets Manager (moto)": &d.endpoint, "send queue": &d.send,
 				"delivery events queue": &d.event, "dead-letter queue": &d.dlq, "postback URL": &d.postback, "DynamoDB (dynalite)": &d.dynamo,
-				"bulk send queue": &d.bulk, "Skycore simulator": &d.sim} {
+				"bulk send queue": &d.bulk, "Skycore simulator": &d.sim, "event bus rule's queue": &d.busQueue} {
 				if v := field(l, label); v != "" && *dst == "" {
 					*dst = v
 				}
@@ -398,6 +399,48 @@ func TestDev(t *testing.T) {
 		a := d.attrs(t, d.event)
 		if v, h := a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesNotVisible"]; h != "0" {
 			t.Errorf("after sqs-consumer: %s visible, %s in flight; want none in flight (deleted)", v, h)
+		}
+	})
+
+	t.Run("the event bus's rule delivers the same events to its queue", func(t *testing.T) {
+		if d.busQueue == "" {
+			t.Fatalf("the banner names no event bus rule's queue:\n%s", d.out)
+		}
+		if len(wanted) == 0 {
+			t.Skip("nothing was sent")
+		}
+		seen := map[string]bool{}
+		missing := func() []string {
+			var m []string
+			for _, w := range wanted {
+				if !seen[w] {
+					m = append(m, w)
+				}
+			}
+			return m
+		}
+		for deadline := time.Now().Add(30 * time.Second); len(missing()) > 0 && time.Now().Before(deadline); {
+			r, err := d.sqs().ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(d.busQueue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range r.Messages {
+				var env struct {
+					Source     string `json:"source"`
+					DetailType string `json:"detail-type"`
+					Detail     struct{ ID, Event string }
+				}
+				if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &env); err != nil {
+					t.Fatalf("%s: %v", aws.ToString(m.Body), err)
+				}
+				if env.Source != "mmsgate" || env.DetailType != env.Detail.Event {
+					t.Errorf("source %q, detail-type %q for a %s event", env.Source, env.DetailType, env.Detail.Event)
+				}
+				seen[env.Detail.ID+":"+env.Detail.Event] = true
+			}
+		}
+		if m := missing(); len(m) > 0 {
+			t.Errorf("not on the bus: %v (saw %v)", m, seen)
 		}
 	})
 

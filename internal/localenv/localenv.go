@@ -75,6 +75,10 @@ type Options struct {
 	// -short`, which starts no service (TestShortNeedsOnlyGo), and for the
 	// soak, whose timing windows moto's load-dependent latency breaks.
 	InProcess bool
+	// EventBus creates an EventBridge bus with a rule whose target is a
+	// queue (bus.go) and gives the functions EVENT_BUS_NAME; not with
+	// InProcess.
+	EventBus bool
 }
 
 // Env is a running set of stand-ins.
@@ -95,6 +99,9 @@ type Env struct {
 
 	SendQueueURL, DLQURL, EventsQueueURL, ReceiptQueueURL string
 	BulkSendQueueURL, BulkDLQURL                          string
+	// EventBusName and BusQueueURL: the bus and its rule's target queue
+	// (Options.EventBus); "" without.
+	EventBusName, BusQueueURL string
 
 	AWS aws.Config
 }
@@ -204,6 +211,12 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
+	if o.EventBus {
+		if err := e.createBus(ctx); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
 	if o.NoDynamo {
 		return e, nil
 	}
@@ -306,7 +319,7 @@ func (e *Env) SecretsManager(opts ...func(*secretsmanager.Options)) *secretsmana
 // Environ is the environment a function process needs (docs/configuration.md) to
 // use these stand-ins through its own config.LoadDefaultConfig.
 func (e *Env) Environ() []string {
-	return []string{
+	return append([]string{
 		"AWS_REGION=" + Region, "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"AWS_ENDPOINT_URL_DYNAMODB=" + e.DynamoURL, "AWS_ENDPOINT_URL_SQS=" + e.SQSURL,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + e.SecretURL,
@@ -314,7 +327,7 @@ func (e *Env) Environ() []string {
 		"SEND_QUEUE_URL=" + e.SendQueueURL, "DEAD_LETTER_QUEUE_URL=" + e.DLQURL, "RECEIPT_QUEUE_URL=" + e.ReceiptQueueURL,
 		"BULK_SEND_QUEUE_URL=" + e.BulkSendQueueURL,
 		"SKYCORE_SECRET_ID=" + SecretID, "POSTBACK_SECRET_ID=" + SecretID,
-	}
+	}, e.busEnviron()...)
 }
 
 // DrainEvents removes and decodes every delivery event, oldest first; the

@@ -85,7 +85,16 @@ type Options struct {
 	// aimed at the template that is always "still encoding" (E626) expire
 	// when it ends.
 	RetryWindow time.Duration
+	// RateLimit is the simulator's account-wide limit in calls per second,
+	// answered E113 beyond (default DefaultRateLimit; negative: off). The
+	// senders pace themselves alone, as deployed without SKYCORE_RATE_LIMIT:
+	// the E113 that bursts draw are retried like any other.
+	RateLimit float64
 }
+
+// DefaultRateLimit is a little above the rate the soak's senders reach
+// between faults (2 instances on 2 cores): its bursts draw some E113.
+const DefaultRateLimit = 35
 
 // Report is what the soak measured and found.
 type Report struct {
@@ -116,6 +125,7 @@ type Report struct {
 	Hostile                          int // forged or replayed messages put on the queue
 	InDoubtWindow, RetryWindow       time.Duration
 	Backoff                          string
+	Limit                            sim.Throughput // the simulator's account-wide limit and its E113
 
 	// The invariants of the summary line.
 	MinTerminal, MaxTerminal int // terminal send events per id
@@ -183,6 +193,9 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	if o.BackoffMax == 0 {
 		o.BackoffMax = 20 * time.Second
 	}
+	if o.RateLimit == 0 {
+		o.RateLimit = DefaultRateLimit
+	}
 	if o.RetryWindow == 0 {
 		// Back-off doubles to at most BackoffMax with jitter: a request that
 		// failed through the outage is tried again soon after it ends, and
@@ -206,7 +219,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	const receiptWindow = 5 * time.Second
 	s, err := stack.Start(ctx, bins, stack.Options{
 		// The redrive limit is a backstop far above what the retry window needs.
-		Sim: simConfig(o.Seed), Timeout: 5 * time.Second, Visibility: 6 * time.Second, MaxReceive: 100,
+		Sim: simConfig(o.Seed, o.RateLimit), Timeout: 5 * time.Second, Visibility: 6 * time.Second, MaxReceive: 100,
 		// fakesqs and fakesecrets, not moto: the soak's verdicts depend on
 		// timing windows (retry, in doubt, an invocation's deadline), and
 		// moto's latency grows with load and queue depth. On moto, 3 of 6
@@ -490,6 +503,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		r.PeakRSSKiB["postback"] = max(r.PeakRSSKiB["postback"], inst.RuntimeRSS())
 	}
 	r.Throttled = s.Env.Proxy.Throttled()
+	r.Limit = s.Sim.Throughput()
 	r.Kills, r.KilledAfterAccept, r.KilledBeforeCall = int(kills.Load()), int(afterAccept.Load()), int(beforeCall.Load())
 	if r.Kills < o.Kills {
 		r.Violations = append(r.Violations, fmt.Sprintf("only %d of %d sender kills hit a running sender", r.Kills, o.Kills))
@@ -567,9 +581,10 @@ func rng2(n int64) *rand.Rand { return rand.New(rand.NewPCG(uint64(n), 0xbad)) }
 
 // simConfig: ~20 % of calls fault (each rule's rate applies to what the
 // rules before it let through), postbacks repeat and reorder, scenarios mix.
-func simConfig(seed uint64) sim.Config {
+func simConfig(seed uint64, rateLimit float64) sim.Config {
 	c := sim.Default()
 	c.Seed = int64(seed)
+	c.RateLimit = max(rateLimit, 0)
 	// Skycore's five retries (5 min apart) outlast any fault the soak
 	// injects; scaled down, they must still outlast the refused acceptance
 	// writes (8 s), or postbacks are dropped for the wrong reason.
@@ -902,8 +917,16 @@ func (r *Report) Line() string {
 	if r.MinTerminal != r.MaxTerminal {
 		per = fmt.Sprintf("%d-%d", r.MinTerminal, r.MaxTerminal)
 	}
-	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, sent after opt-out %d",
-		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.SentAfterOptOut)
+	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, sent after opt-out %d, E113 %s",
+		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.SentAfterOptOut, r.e113Share())
+}
+
+// e113Share is the share of calls the account-wide limit answered E113.
+func (r *Report) e113Share() string {
+	if r.Limit.Limit == 0 {
+		return "off (no account limit)"
+	}
+	return fmt.Sprintf("%.1f %% at %d/s", 100*float64(r.Limit.E113)/float64(max(r.Limit.Calls, 1)), r.Limit.Limit)
 }
 
 // Print writes the summary table, then the cost table; its last two
@@ -925,6 +948,7 @@ func (r *Report) Print(w io.Writer) {
 	row("windows", fmt.Sprintf("SEND_RETRY_WINDOW %s, SEND_INDOUBT_WINDOW %s, back-off %s", r.RetryWindow, r.InDoubtWindow, r.Backoff))
 	row("Skycore calls", r.SkycoreCalls)
 	row("faults injected", fmt.Sprintf("%d (%.1f %% of calls): %s", total, 100*float64(total)/float64(max(r.SkycoreCalls, 1)), strings.Join(faults, ", ")))
+	row("account limit (E113 beyond)", fmt.Sprintf("%d calls/s: %d of %d calls answered E113 (%s)", r.Limit.Limit, r.Limit.E113, r.Limit.Calls, r.e113Share()))
 	row("Skycore outage", fmt.Sprintf("%d calls failed in it", r.OutageCalls))
 	row("accepted, never answered", r.AcceptFaults)
 	row("postback attempts", fmt.Sprintf("%d (%d answered 5xx once, %d redelivered, %d before the send's answer, %d without CLIENT_REFERENCE)",

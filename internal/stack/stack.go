@@ -113,6 +113,9 @@ type Options struct {
 	// lane, as Lambda gives each event source mapping its own
 	// MaximumConcurrency; 0: Senders poll both queues (`make dev`).
 	BulkSenders int
+	// EventBus puts every event also on an EventBridge bus with a rule
+	// whose target is a queue (localenv.Options.EventBus; moto only).
+	EventBus bool
 	// SweepPeriod is how often Serve runs the schedule-sweep function
 	// (default schedule.Period, as the deployed rule does).
 	SweepPeriod time.Duration
@@ -192,7 +195,7 @@ func Start(ctx context.Context, bins Binaries, o Options) (*Stack, error) {
 	}
 	s.opts = o
 	if s.Env, err = localenv.Start(ctx, localenv.Options{PostbackToken: s.Token, Visibility: o.Visibility, MaxReceive: o.MaxReceive,
-		Moto: o.Moto, InProcess: o.InProcess, Ports: o.Ports, DynamoPath: o.DynamoPath, MotoLog: o.MotoLog}); err != nil {
+		Moto: o.Moto, InProcess: o.InProcess, Ports: o.Ports, DynamoPath: o.DynamoPath, MotoLog: o.MotoLog, EventBus: o.EventBus}); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Stack, error) { s.Close(); return nil, err }

@@ -1,5 +1,5 @@
 // Package delivery is the delivery event of docs/events.md and its publisher
-// to the delivery-events queue.
+// to the delivery-events queue (and the optional event bus).
 package delivery
 
 import (
@@ -203,6 +203,8 @@ type Publisher struct {
 	api      sender
 	queueURL string
 	now      func() time.Time
+	bus      putter // nil: no bus (WithBus)
+	busName  string
 }
 
 // NewPublisher returns a publisher to queueURL.
@@ -230,6 +232,9 @@ func (p *Publisher) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "delivery.Publish",
 			Message: "cannot write the delivery event", Err: err}
+	}
+	if p.bus != nil {
+		return p.putOnBus(ctx, e.Event, body)
 	}
 	return nil
 }

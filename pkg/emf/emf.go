@@ -12,8 +12,9 @@ import (
 
 // Units.
 const (
-	Count        = "Count"
-	Milliseconds = "Milliseconds"
+	Count          = "Count"
+	Milliseconds   = "Milliseconds"
+	CountPerSecond = "Count/Second"
 )
 
 // Metrics writes EMF lines under one namespace with fixed dimensions.

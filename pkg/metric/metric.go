@@ -25,6 +25,17 @@ const (
 	AmbiguousAnswer     = "AmbiguousAnswer" // an answer that says Skycore took it and something else: in doubt
 )
 
+// The send-mms function's shared Skycore throughput (pkg/throttle), per
+// invocation of an instance that has SKYCORE_RATE_LIMIT on.
+const (
+	ThroughputExceeded = "ThroughputExceeded" // E113 answers
+	ThrottleCut        = "ThrottleCut"        // E113 cuts of the shared rate this instance made
+	ThrottleRate       = "ThrottleRate"       // the shared rate as this instance saw it, calls per second
+	ThrottleLeases     = "ThrottleLeases"     // leases of slots (one DynamoDB write each)
+	ThrottleContended  = "ThrottleContended"  // leases lost to another instance's write
+	ThrottleForfeited  = "ThrottleForfeited"  // leased slots dropped unused (an E113, a deadline)
+)
+
 // The postback function's.
 const (
 	Postbacks           = "Postbacks" // with dimension Code
@@ -79,4 +90,5 @@ var All = []string{
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
 	AmbiguousAnswer,
+	ThroughputExceeded, ThrottleCut, ThrottleRate, ThrottleLeases, ThrottleContended, ThrottleForfeited,
 }

@@ -13,7 +13,8 @@ import (
 // token's secret only (POSTBACK_SECRET_ID), never the API key's.
 var EnvVars = []string{"POSTBACK_SECRET_ID", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "LOG_LEVEL",
 	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL", // receipt checks (pkg/receipt)
-	"OPTOUT_KEYWORDS", "OPTIN_KEYWORDS"} // inbound messages (pkg/keyword)
+	"OPTOUT_KEYWORDS", "OPTIN_KEYWORDS", // inbound messages (pkg/keyword)
+	"EVENT_BUS_NAME"} // events also on a bus (pkg/delivery)
 
 // Env is the function's configuration.
 type Env struct {

@@ -19,7 +19,8 @@ const (
 // EnvVars lists every variable the receipt-check function reads;
 // template.yaml must declare each.
 var EnvVars = []string{"MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "RECEIPT_QUEUE_URL", "LOG_LEVEL",
-	"RECEIPT_WINDOW"} // a check is due RECEIPT_WINDOW after the record's acceptance
+	"RECEIPT_WINDOW", // a check is due RECEIPT_WINDOW after the record's acceptance
+	"EVENT_BUS_NAME"} // events also on a bus (pkg/delivery)
 
 // SchedulerEnvVars are the variables the sender and the postback function
 // read to schedule checks (Window).

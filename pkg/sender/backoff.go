@@ -133,7 +133,7 @@ func Backoff(n int, e *apperr.Error, base, cap time.Duration) time.Duration {
 }
 
 func (h *Handler) setVisibility(ctx context.Context, j *job, d time.Duration) {
-	if err := invocation.SetVisibility(ctx, h.d.Queue, h.cfg.SendQueueURL, j.rec.ReceiptHandle, d, MaxVisibility); err != nil {
+	if err := invocation.SetVisibility(ctx, h.d.Queue, h.queueOf(j), j.rec.ReceiptHandle, d, MaxVisibility); err != nil {
 		j.log.WarnContext(ctx, "cannot set the retry back-off; the queue's visibility timeout applies", "err", err)
 	}
 }

@@ -100,6 +100,9 @@ type Config struct {
 	SuppressTTL   time.Duration // SUPPRESS_TTL
 	SendQueueURL  string        // SEND_QUEUE_URL
 	DLQURL        string        // DEAD_LETTER_QUEUE_URL
+	// BulkSendQueueURL is BULK_SEND_QUEUE_URL: a record from that queue is
+	// backed off and handed off on it, so it keeps its lane.
+	BulkSendQueueURL string
 	// Margin is kept free at the end of an invocation for bookkeeping.
 	Margin time.Duration
 	// MinCall is the least time worth starting a Skycore call with.

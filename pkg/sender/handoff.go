@@ -17,6 +17,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/store"
+	"github.com/mmsgate/mmsgate/pkg/throttle"
 )
 
 // The hand-off: Skycore accepted a request but DynamoDB would not record
@@ -123,13 +124,14 @@ func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) outcom
 // signed; the original is then deleted. Until the hand-off is recorded the
 // claim stays, and after its lease the id is in doubt, never resent blindly.
 func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) outcome {
-	if h.cfg.SendQueueURL == "" {
+	queue := h.queueOf(j)
+	if queue == "" {
 		return redeliver
 	}
 	keys, err := h.d.Keys.Get(ctx)
 	if err == nil {
 		_, err = h.d.Queue.SendMessage(context.WithoutCancel(ctx), &sqs.SendMessageInput{
-			QueueUrl: aws.String(h.cfg.SendQueueURL), MessageBody: aws.String(j.rec.Body),
+			QueueUrl: aws.String(queue), MessageBody: aws.String(j.rec.Body),
 			MessageAttributes: handoffAttributes(handoffKey(keys.APIKey), j.rec.Body, ho),
 		})
 	}
@@ -138,4 +140,13 @@ func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) outcome {
 		return redeliver
 	}
 	return ack
+}
+
+// queueOf is the queue j's record came from: a bulk record is backed off
+// and handed off in the bulk lane, never promoted to the transactional one.
+func (h *Handler) queueOf(j *job) string {
+	if throttle.NewLanes(h.cfg.BulkSendQueueURL).Of(j.rec.EventSourceARN) == throttle.Bulk {
+		return h.cfg.BulkSendQueueURL
+	}
+	return h.cfg.SendQueueURL
 }

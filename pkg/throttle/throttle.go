@@ -160,6 +160,7 @@ type view struct {
 // Stats count what one limiter did (for logs, metrics and the bench).
 type Stats struct {
 	Leases, Slots, Granted, Forfeited, Contended, Cuts int
+	Penalties                                          int // E113 answers reported (Penalize)
 }
 
 // New returns a limiter over the messages table; o.Limit must be positive.
@@ -402,6 +403,7 @@ func (l *Limiter) Penalize(ctx context.Context) error {
 	l.mu.Lock()
 	now := l.o.Clock.Now()
 	floor := max(l.rate(now)*l.o.Decrease, l.o.Limit*l.o.MinShare)
+	l.stats.Penalties++
 	l.stats.Forfeited += len(l.slots)
 	l.slots = nil
 	l.mu.Unlock()
