@@ -214,7 +214,7 @@ func (r *rig) accept(t *testing.T, id, trackingID string, window time.Duration) 
 		t.Fatalf("Accept = %v, %v", won, err)
 	}
 	if trackingID != "" {
-		if err := r.st.Link(ctx, trackingID, id); err != nil {
+		if err := r.st.Link(ctx, trackingID, id, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

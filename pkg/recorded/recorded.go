@@ -23,7 +23,7 @@ import (
 // The consumer-side interfaces: only what the path calls.
 type (
 	records interface {
-		Link(ctx context.Context, trackingID, id string) error
+		Link(ctx context.Context, trackingID, id string, md map[string]string) error
 		EventSent(ctx context.Context, id string) error
 		ReleaseEvent(ctx context.Context, id, owner string) error
 	}
@@ -86,7 +86,7 @@ func (p *Path) Pending(ctx context.Context, log *slog.Logger, m *store.Message, 
 		return err
 	}
 	if ev.Event == delivery.Accepted && m.TrackingID != "" {
-		link := func(ctx context.Context) error { return p.Store.Link(ctx, m.TrackingID, m.ID) }
+		link := func(ctx context.Context) error { return p.Store.Link(ctx, m.TrackingID, m.ID, m.Metadata) }
 		var err error
 		if p.Retry != nil {
 			err = p.Retry(ctx, link)

@@ -62,7 +62,7 @@ type (
 	}
 	// pendingEvents: publication of a recorded event (with pkg/recorded).
 	pendingEvents interface {
-		Link(ctx context.Context, trackingID, id string) error
+		Link(ctx context.Context, trackingID, id string, md map[string]string) error
 		TakeEvent(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
 		EventSent(ctx context.Context, id string) error
 		ReleaseEvent(ctx context.Context, id, owner string) error
@@ -210,7 +210,8 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		return h.recordHandoff(ctx, j, ho)
 	}
 
-	claimed, m, err := h.d.Store.Claim(ctx, req.ID, store.Claim{Owner: j.owner, Lease: h.lease(ctx), First: j.first, InDoubt: h.cfg.InDoubtWindow})
+	claimed, m, err := h.d.Store.Claim(ctx, req.ID, store.Claim{Owner: j.owner, Lease: h.lease(ctx), First: j.first, InDoubt: h.cfg.InDoubtWindow,
+		Metadata: metadata(req)})
 	if err != nil {
 		h.storeFailed(ctx, j, "cannot claim the request id", err)
 		return redeliver
