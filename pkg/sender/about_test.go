@@ -2,6 +2,7 @@ package sender
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
@@ -17,11 +18,12 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// TestAboutInEveryEvent: what the request tells (to, from, mmsId), kept on
-// its record, is in every event the sender publishes, of every kind, each
-// through the sender's real path (the recorded ones through
-// recorded.Path.Pending on the real store). A field added to
-// delivery.About must show up here too.
+// TestAboutInEveryEvent: what the request tells (to, from, mmsId,
+// metadata), kept on its record, is in every event the sender publishes, of
+// every kind, each through the sender's real path (the recorded ones
+// through recorded.Path.Pending on the real store). A field added to
+// delivery.About must show up here too. Metadata is absent when the request
+// had none, and never echoed when it broke its limits.
 func TestAboutInEveryEvent(t *testing.T) {
 	ctx := context.Background()
 	db := memdb.New()
@@ -43,22 +45,39 @@ func TestAboutInEveryEvent(t *testing.T) {
 		"exp": func() (*skycore.Response, error) {
 			return nil, &apperr.Error{Code: "E503", Class: apperr.Retry, Message: "busy"}
 		},
+		"bare": func() (*skycore.Response, error) {
+			return &skycore.Response{Status: "Success", TrackingID: "T-bare"}, nil
+		},
 	}
 	h := NewHandler(Config{Policy: sendreq.Policy{DefaultFrom: "60856"}, RetryWindow: time.Hour, SendQueueURL: "send", DLQURL: "dlq"}, Deps{
 		Keys: fakeKeys{}, Store: st, Events: evs, Queue: fakeQueue{},
 		Skycore: fakeSkycore{send: func(r *sendreq.Request) (*skycore.Response, error) { return answers[r.ID]() }},
 	})
+	md := func(id string) map[string]string { // each id its own, so that none can cross
+		return map[string]string{"orderId": "8812-" + id, "tenant:x.y-z_1": `a "quoted" <é> value`}
+	}
 	want := func(id, trackingID string) delivery.About {
-		return delivery.About{ID: id, TrackingID: trackingID, To: "17743199144", From: "60857", MMSID: "48211"}
+		return delivery.About{ID: id, TrackingID: trackingID, To: "17743199144", From: "60857", MMSID: "48211", Metadata: md(id)}
+	}
+	mdJSON := func(id string) string {
+		b, err := json.Marshal(md(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	extra := map[string]string{"bare": "", "bad": `,"metadata":{"order id":"1"}`} // none; a key E100 refuses
+	for _, id := range []string{"acc", "rej", "ret", "exp"} {
+		extra[id] = `,"metadata":` + mdJSON(id)
 	}
 	var recs []events.SQSMessage
-	for _, id := range []string{"acc", "rej", "ret", "exp"} {
+	for _, id := range []string{"acc", "rej", "ret", "exp", "bare", "bad"} {
 		sent := time.Now()
 		if id == "exp" {
 			sent = sent.Add(-2 * time.Hour) // past the retry window
 		}
 		recs = append(recs, events.SQSMessage{MessageId: "m-" + id, ReceiptHandle: "h-" + id,
-			Body:       `{"id":"` + id + `","to":"17743199144","from":"60857","mmsId":48211}`,
+			Body:       `{"id":"` + id + `","to":"17743199144","from":"60857","mmsId":48211` + extra[id] + `}`,
 			Attributes: map[string]string{"SentTimestamp": strconv.FormatInt(sent.UnixMilli(), 10), "ApproximateReceiveCount": "1"}})
 	}
 	if _, err := h.Handle(ctx, events.SQSEvent{Records: recs}); err != nil {
@@ -66,11 +85,14 @@ func TestAboutInEveryEvent(t *testing.T) {
 	}
 	got := map[string]delivery.About{}
 	for _, e := range evs.events {
-		got[e.Event] = e.About()
+		got[e.ID+" "+e.Event] = e.About()
 	}
+	bare, bad := want("bare", "T-bare"), want("bad", "")
+	bare.Metadata, bad.Metadata = nil, nil
 	if diff := cmp.Diff(map[string]delivery.About{
-		delivery.Accepted: want("acc", "T-acc"), delivery.Rejected: want("rej", ""),
-		delivery.Retrying: want("ret", ""), delivery.Expired: want("exp", ""),
+		"acc " + delivery.Accepted: want("acc", "T-acc"), "rej " + delivery.Rejected: want("rej", ""),
+		"ret " + delivery.Retrying: want("ret", ""), "exp " + delivery.Expired: want("exp", ""),
+		"bare " + delivery.Accepted: bare, "bad " + delivery.Rejected: bad,
 	}, got); diff != "" {
 		t.Errorf("what each event kind says of its request (-want +got):\n%s", diff)
 	}
