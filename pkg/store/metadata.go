@@ -7,9 +7,10 @@ import (
 )
 
 // A request's metadata (docs/request.md) is kept as its JSON object, a
-// String attribute md: on msg#<id> (Claim, RecordSchedule), on
-// trk#<trackingId> (Link) and in trk#'s about, so that every event of the
-// id carries it whichever item its publisher reads. Absent when the
+// String attribute md: on msg#<id> (Claim, RecordSchedule) and on
+// trk#<trackingId> (Link, or PostbackDone when the link had none), so that
+// every event of the id carries it whichever item its publisher reads, and
+// the postback function's one read of trk# (Joined) has it. Absent when the
 // request had none (an empty object is none: DynamoDB stand-ins refuse
 // empty strings, and the event omits it alike).
 const mdAttr = "md"

@@ -163,6 +163,10 @@ func (st *Store) PostbackDone(ctx context.Context, trackingID, key, owner string
 	upd := "SET #d = :now"
 	if settled.ID != "" {
 		upd += ", #settled = :settled, #about = :about"
+		if md := mdJSON(settled.Metadata); md != "" { // Link keeps it; this only fills a link made without it
+			upd += ", #md = if_not_exists(#md, :md)"
+			vals[":md"] = s(md)
+		}
 	}
 	// The slot is released only when it is still ours (a retry may hold it
 	// now, after our hold ran out).

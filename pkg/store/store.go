@@ -36,7 +36,8 @@
 //	                   firstMs         first postback (the join window)
 //	                   settled,about   msg#id seen final with nothing pending, and what
 //	                                   it tells every event (delivery.About)
-//	                   md              the request's metadata (Link), for every postback's event
+//	                   md              the request's metadata (Link; PostbackDone if absent):
+//	                                   every postback's event carries it, about does not
 //	                   history         postback keys in arrival order
 //	                   unconfirmed     the receipt check's event (receipt.go)
 //	                   updated,exp     times; exp is the TTL
@@ -175,11 +176,12 @@ func (m *Message) About() delivery.About {
 
 // aboutItem is a as a DynamoDB map (trk#'s about), and aboutOf reads it
 // back: with Message.About, the store's one place for a field that every
-// event carries.
+// event carries. Metadata is not in it: trk# keeps it once, as md (a
+// second copy would double what every postback write on trk# costs).
 // Empty fields are left out (older DynamoDB stand-ins refuse empty strings).
 func aboutItem(a delivery.About) types.AttributeValue {
 	m := map[string]types.AttributeValue{}
-	for k, v := range map[string]string{"trackingId": a.TrackingID, "to": a.To, "from": a.From, "mmsId": a.MMSID, mdAttr: mdJSON(a.Metadata)} {
+	for k, v := range map[string]string{"trackingId": a.TrackingID, "to": a.To, "from": a.From, "mmsId": a.MMSID} {
 		if v != "" {
 			m[k] = s(v)
 		}
@@ -192,8 +194,7 @@ func aboutOf(it map[string]types.AttributeValue, k string) delivery.About {
 	if !ok {
 		return delivery.About{}
 	}
-	return delivery.About{TrackingID: str(m.Value, "trackingId"), To: str(m.Value, "to"), From: str(m.Value, "from"), MMSID: str(m.Value, "mmsId"),
-		Metadata: mdOf(m.Value)}
+	return delivery.About{TrackingID: str(m.Value, "trackingId"), To: str(m.Value, "to"), From: str(m.Value, "from"), MMSID: str(m.Value, "mmsId")}
 }
 
 // TerminalEvent is the event name of a terminal state ("" for open states).
