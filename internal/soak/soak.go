@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -126,6 +127,11 @@ type Report struct {
 	OrderViolations          int
 	RetryingLast             int
 	Misjoined                int // joined to the wrong id
+	// MetadataMismatches: events whose metadata is not their request's
+	// (a quarter of the requests carry some; the others' events none).
+	MetadataMismatches int
+	MetadataEvents     int // events that carried their request's metadata
+	metadata           map[string]map[string]string // id → the metadata its request carried
 
 	// Receipts: every accepted id without a final receipt gets exactly one
 	// unconfirmed event after RECEIPT_WINDOW; one with a final receipt at
@@ -223,8 +229,15 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	want := map[string]string{} // id → "valid" | "invalid" | "expire"
 	byID := map[string]string{} // id → body
 	var bodies []string
+	r.metadata = map[string]map[string]string{}
 	for i := range o.N {
 		id := fmt.Sprintf("soak-%06d", i)
+		md := ""
+		if i%4 == 1 { // a quarter of the requests carry metadata, each its own
+			r.metadata[id] = map[string]string{"soak": id, "tenant:a.b-c_1": `"quoted" <é> & more`}
+			b, _ := json.Marshal(r.metadata[id])
+			md = `,"metadata":` + string(b)
+		}
 		to := fmt.Sprintf("1774555%04d", rng.IntN(10000))
 		switch x := rng.Float64(); {
 		case x < 0.005: // not JSON: no id, straight to the DLQ
@@ -233,16 +246,16 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			continue
 		case x < 0.035:
 			want[id] = "invalid"
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"+%s","mmsId":1000}`, id, to))
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"+%s","mmsId":1000%s}`, id, to, md))
 		case x < 0.05:
 			want[id] = "valid" // a template Skycore does not have: rejected E241
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":4242}`, id, to))
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":4242%s}`, id, to, md))
 		case x < 0.06:
 			want[id] = "expire" // always "still encoding" (E626): retried until the window ends
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":1009}`, id, to))
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":1009%s}`, id, to, md))
 		default:
 			want[id] = "valid"
-			b := fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":%d,"slides":[{"slide":1,"text":"Hello & <%d>"}]}`, id, to, 1000+rng.IntN(9), i)
+			b := fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":%d,"slides":[{"slide":1,"text":"Hello & <%d>"}]%s}`, id, to, 1000+rng.IntN(9), i, md)
 			byID[id] = b
 			bodies = append(bodies, b)
 			if rng.Float64() < 0.05 { // the same request delivered twice
@@ -656,6 +669,12 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 	var v []string
 	var done []time.Time
 	for _, e := range s.Events() {
+		if _, ours := want[e.ID]; ours && !maps.Equal(e.Metadata, r.metadata[e.ID]) {
+			r.MetadataMismatches++
+			v = append(v, fmt.Sprintf("%s: %s event with metadata %v, want %v", e.ID, e.Event, e.Metadata, r.metadata[e.ID]))
+		} else if ours && e.Metadata != nil {
+			r.MetadataEvents++
+		}
 		switch e.Event {
 		case delivery.Accepted, delivery.Rejected, delivery.Expired:
 			terminal[e.ID]++
@@ -862,7 +881,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 // Failed reports whether an invariant broke.
 func (r *Report) Failed() bool {
 	return len(r.Violations) > 0 || r.Lost > 0 || r.SentTwice > 0 || r.MinTerminal != 1 || r.MaxTerminal != 1 ||
-		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0
+		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0 || r.MetadataMismatches > 0
 }
 
 // Line is the summary's last line.
@@ -871,8 +890,8 @@ func (r *Report) Line() string {
 	if r.MinTerminal != r.MaxTerminal {
 		per = fmt.Sprintf("%d-%d", r.MinTerminal, r.MaxTerminal)
 	}
-	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d",
-		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept)
+	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, metadata mismatches %d",
+		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.MetadataMismatches)
 }
 
 // Print writes the summary table, then the cost table; its last two
