@@ -130,7 +130,7 @@ type Report struct {
 	// MetadataMismatches: events whose metadata is not their request's
 	// (a quarter of the requests carry some; the others' events none).
 	MetadataMismatches int
-	MetadataEvents     int // events that carried their request's metadata
+	MetadataEvents     int                          // events that carried their request's metadata
 	metadata           map[string]map[string]string // id → the metadata its request carried
 
 	// Receipts: every accepted id without a final receipt gets exactly one
