@@ -63,8 +63,13 @@ func (p *Path) now() time.Time {
 // Terminal is m's pending terminal event (accepted, rejected, expired) as
 // the record tells it, occurring at at; known fills what the record lacks
 // (an acceptance recorded from a postback has no to, from or mmsId).
+// Metadata is the record's alone: the id's first claim kept it, and a body
+// delivered later under the same id, or a cancel's tombstone the request
+// never reached, must not lend it other metadata.
 func Terminal(m *store.Message, known delivery.About, at time.Time) delivery.Event {
-	ev := delivery.New(m.PendingEvent, m.About().Or(known), at)
+	a := m.About().Or(known)
+	a.Metadata = m.Metadata
+	ev := delivery.New(m.PendingEvent, a, at)
 	ev.Code, ev.Error, ev.Suppressed = m.Code, m.Error, m.Suppressed
 	return ev
 }

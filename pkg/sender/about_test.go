@@ -97,3 +97,63 @@ func TestAboutInEveryEvent(t *testing.T) {
 		t.Errorf("what each event kind says of its request (-want +got):\n%s", diff)
 	}
 }
+
+// TestMetadataIsTheRecords: a body delivered under an id whose first
+// delivery recorded its outcome and died before publishing it publishes
+// that pending event with the first request's metadata, never its own (nor
+// any, when the first had none); its to, from and mmsId still fill what
+// the record lacks. A retried id's retrying event echoes its first claim's
+// metadata too.
+func TestMetadataIsTheRecords(t *testing.T) {
+	ctx := context.Background()
+	db := memdb.New()
+	if err := store.CreateTable(ctx, db, "mmsgate-messages"); err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(db, "mmsgate-messages", 0)
+	first := map[string]string{"orderId": "first"}
+	for id, md := range map[string]map[string]string{"had": first, "none": nil} {
+		if _, _, err := st.Claim(ctx, id, store.Claim{Owner: "died", Lease: time.Now().Add(time.Minute), Metadata: md}); err != nil {
+			t.Fatal(err)
+		}
+		if won, _, err := st.Accept(ctx, id, "died", time.Now().Add(-time.Second), store.Outcome{Attempt: 1, TrackingID: "T-" + id}); err != nil || !won {
+			t.Fatalf("Accept = %v, %v", won, err)
+		}
+	}
+	if _, _, err := st.Claim(ctx, "ret", store.Claim{Owner: "first", Lease: time.Now().Add(time.Minute), Metadata: first}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.Release(ctx, "ret", "first", store.Outcome{Attempt: 1, Code: "E503"}); err != nil || !ok {
+		t.Fatalf("Release = %v, %v", ok, err)
+	}
+	evs := &fakeEvents{}
+	h := NewHandler(Config{Policy: sendreq.Policy{DefaultFrom: "60856"}, RetryWindow: time.Hour, SendQueueURL: "send", DLQURL: "dlq"}, Deps{
+		Keys: fakeKeys{}, Store: st, Events: evs, Queue: fakeQueue{},
+		Skycore: fakeSkycore{send: func(r *sendreq.Request) (*skycore.Response, error) {
+			if r.ID != "ret" {
+				t.Errorf("called Skycore for %s, already accepted", r.ID)
+			}
+			return nil, &apperr.Error{Code: "E503", Class: apperr.Retry, Message: "busy"}
+		}},
+	})
+	var recs []events.SQSMessage
+	for _, id := range []string{"had", "none", "ret"} {
+		recs = append(recs, events.SQSMessage{MessageId: "m-" + id, ReceiptHandle: "h-" + id,
+			Body:       `{"id":"` + id + `","to":"17743199144","mmsId":48211,"metadata":{"orderId":"second"}}`,
+			Attributes: map[string]string{"SentTimestamp": strconv.FormatInt(time.Now().UnixMilli(), 10), "ApproximateReceiveCount": "1"}})
+	}
+	if _, err := h.Handle(ctx, events.SQSEvent{Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]delivery.About{}
+	for _, e := range evs.events {
+		got[e.ID+" "+e.Event] = e.About()
+	}
+	if diff := cmp.Diff(map[string]delivery.About{
+		"had " + delivery.Accepted:  {ID: "had", TrackingID: "T-had", To: "17743199144", From: "60856", MMSID: "48211", Metadata: first},
+		"none " + delivery.Accepted: {ID: "none", TrackingID: "T-none", To: "17743199144", From: "60856", MMSID: "48211"},
+		"ret " + delivery.Retrying:  {ID: "ret", To: "17743199144", From: "60856", MMSID: "48211", Metadata: first},
+	}, got); diff != "" {
+		t.Errorf("the pending events (-want +got):\n%s", diff)
+	}
+}

@@ -222,6 +222,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if !m.First.IsZero() {
 		j.first = m.First
 	}
+	req.Metadata = m.Metadata // the id's first claim's: every event echoes that one
 	j.attempt = m.Attempts
 	if verr != nil {
 		return h.finish(ctx, j, store.StateRejected, rejection(j.req, verr), 0)
