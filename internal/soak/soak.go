@@ -246,7 +246,8 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			continue
 		case x < 0.035:
 			want[id] = "invalid"
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"+%s","mmsId":1000%s}`, id, to, md))
+			// A letter in the number: E110 (a leading + is a valid number since phones are normalised).
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"%sx","mmsId":1000%s}`, id, to, md))
 		case x < 0.05:
 			want[id] = "valid" // a template Skycore does not have: rejected E241
 			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":4242%s}`, id, to, md))
