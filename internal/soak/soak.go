@@ -926,6 +926,7 @@ func (r *Report) Print(w io.Writer) {
 	row("duplicate terminal events", fmt.Sprintf("%d (in a crash window: %d)", r.DuplicateTerminal, r.DuplicateTerminalInWindow))
 	row("retrying as the last send event", r.RetryingLast)
 	row("postback events / joined to the wrong id", fmt.Sprintf("%d / %d", r.PostbackEvents, r.Misjoined))
+	row("events with their request's metadata / mismatches", fmt.Sprintf("%d / %d", r.MetadataEvents, r.MetadataMismatches))
 	row("postbacks dropped after Skycore's retries", r.PostbacksDropped)
 	row("wall time (99 % of ids final)", fmt.Sprintf("%s (%s)", r.Wall.Round(time.Millisecond), r.P99Done.Round(time.Millisecond)))
 	row("throughput", fmt.Sprintf("%.0f msgs/s overall, %.0f msgs/s to 99 %%", r.MsgsPerSec(), 0.99*float64(r.Requests)/max(r.P99Done.Seconds(), 0.001)))
