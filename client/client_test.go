@@ -90,6 +90,11 @@ func TestValidate(t *testing.T) {
 			want: []violation{{"E1501", "vcard"}}},
 		{name: "XML-illegal character", req: client.Request{ID: "a", To: "17743199144", MMSID: "1", Subject: "a\x00b"}, policy: policy,
 			want: []violation{{"E108", "subject"}}},
+		{name: "metadata", req: client.Request{ID: "a", To: "17743199144", MMSID: "1", Metadata: map[string]string{"orderId": "8812", "tenant:x.y-z_1": "acme"}},
+			policy: policy, wantFrom: "60856", wantMMSID: "1"},
+		{name: "metadata key and value", req: client.Request{ID: "a", To: "17743199144", MMSID: "1",
+			Metadata: map[string]string{"order id": "1", "note": strings.Repeat("v", 513)}}, policy: policy,
+			want: []violation{{"E100", "metadata.note"}, {"E100", "metadata.order id"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,6 +25,7 @@ const contractEvent = `{
   "to": "17743199144", "from": "60856", "mmsId": 48211,
   "spid": "0001470", "handset": "motol7c", "aggregatorId": "a1b2", "details": "",
   "error": "",
+  "metadata": { "orderId": "8812", "tenant": "acme" },
   "occurredAt": "2026-11-24T16:02:11-05:00",
   "recordedAt": "2026-11-24T21:02:12.031Z"
 }`
@@ -38,7 +39,8 @@ func TestDecodeEventContract(t *testing.T) {
 	mmsID := int64(48211)
 	want := client.Event{ID: "order-8812-shipped", Event: "delivered", TrackingID: "DrXAFP-Ylpc-JZL", Code: "N102",
 		Status: "Message Sent/Delivered", SentAs: "MMS", To: "17743199144", From: "60856", MMSID: &mmsID,
-		SPID: "0001470", Handset: "motol7c", AggregatorID: "a1b2", OccurredAt: "2026-11-24T16:02:11-05:00",
+		SPID: "0001470", Handset: "motol7c", AggregatorID: "a1b2", Metadata: map[string]string{"orderId": "8812", "tenant": "acme"},
+		OccurredAt: "2026-11-24T16:02:11-05:00",
 		RecordedAt: "2026-11-24T21:02:12.031Z"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DecodeEvent (-want +got):\n%s", diff)

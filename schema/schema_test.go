@@ -254,6 +254,8 @@ func TestValidate(t *testing.T) {
 		"not an object":         {req, `[1]`, []string{"(document): want object"}},
 		"expired event":         {ev, `{"id":"a","event":"expired","trackingId":"","code":"E503","status":"","sentAs":"","to":"","from":"","spid":"","handset":"","aggregatorId":"","details":"","error":"x","occurredAt":"","recordedAt":"2026-11-24T21:02:12.031Z"}`, nil},
 		"unknown event kind":    {ev, `{"id":"a","event":"queued","trackingId":"","code":"","status":"","sentAs":"","to":"","from":"","spid":"","handset":"","aggregatorId":"","details":"","error":"","occurredAt":"","recordedAt":"2026-11-24T21:02:12.031Z"}`, []string{"event: queued is not one of"}},
+		"event metadata":        {ev, `{"id":"a","event":"sent","trackingId":"","code":"","status":"","sentAs":"","to":"","from":"","spid":"","handset":"","aggregatorId":"","details":"","error":"","metadata":{"orderId":"8812"},"occurredAt":"","recordedAt":"2026-11-24T21:02:12.031Z"}`, nil},
+		"event metadata number": {ev, `{"id":"a","event":"sent","trackingId":"","code":"","status":"","sentAs":"","to":"","from":"","spid":"","handset":"","aggregatorId":"","details":"","error":"","metadata":{"n":1},"occurredAt":"","recordedAt":"2026-11-24T21:02:12.031Z"}`, []string{"metadata.n: want string"}},
 		"recordedAt not in UTC": {ev, `{"id":"a","event":"sent","trackingId":"","code":"","status":"","sentAs":"","to":"","from":"","spid":"","handset":"","aggregatorId":"","details":"","error":"","occurredAt":"","recordedAt":"2026-11-24T21:02:12-05:00"}`, []string{"recordedAt: does not match"}},
 	}
 	for name, c := range cases {
@@ -277,8 +279,9 @@ func TestPublishedEventShape(t *testing.T) {
 	s := load(t, schema.DeliveryEvent)
 	mms := int64(48211)
 	for name, e := range map[string]delivery.Event{
-		"accepted":  {ID: "order-1", Event: delivery.Accepted, TrackingID: "DrXAFP-Ylpc-JZL"},
-		"delivered": {ID: "order-1", Event: delivery.Delivered, Code: "N102", MMSID: &mms, OccurredAt: "2026-11-24T16:02:11-05:00"},
+		"accepted":      {ID: "order-1", Event: delivery.Accepted, TrackingID: "DrXAFP-Ylpc-JZL"},
+		"delivered":     {ID: "order-1", Event: delivery.Delivered, Code: "N102", MMSID: &mms, OccurredAt: "2026-11-24T16:02:11-05:00"},
+		"with metadata": {ID: "order-1", Event: delivery.Unconfirmed, Status: "sent", Metadata: map[string]string{"orderId": "8812", "tenant:x.y-z_1": "acme"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e.RecordedAt = delivery.Stamp(time.Now())

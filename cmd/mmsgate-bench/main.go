@@ -327,7 +327,7 @@ func postbackLoad(ctx context.Context, bins stack.Binaries) []row {
 			if err := st.EventSent(gctx, id); err != nil {
 				return err
 			}
-			return st.Link(gctx, trk, id)
+			return st.Link(gctx, trk, id, nil)
 		})
 	}
 	must(g.Wait())

@@ -57,7 +57,7 @@ func (f *fixture) accept(t *testing.T, d time.Duration, id, owner, tid string) {
 	if !won || err != nil {
 		t.Fatalf("Accept(%s) = %v, %v", id, won, err)
 	}
-	if err := f.st.Link(ctx, tid, id); err != nil {
+	if err := f.st.Link(ctx, tid, id, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.st.EventSent(ctx, id); err != nil {
@@ -136,7 +136,7 @@ var scenarios = map[string]func(t *testing.T, f *fixture) []string{
 		if won, _, err := f.st.AcceptByPostback(ctx, "order-6", "Tk-6", "postback/req-9", f.clock.in(lease)); !won || err != nil {
 			t.Fatalf("AcceptByPostback = %v, %v", won, err)
 		}
-		f.st.Link(ctx, "Tk-6", "order-6")
+		f.st.Link(ctx, "Tk-6", "order-6", nil)
 		f.postback(t, 40*time.Second, "Tk-6", "N101", false)
 		f.clock.at(45 * time.Second)
 		return []string{"status", "order-6"}

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -136,6 +137,11 @@ type Report struct {
 	OrderViolations          int
 	RetryingLast             int
 	Misjoined                int // joined to the wrong id
+	// MetadataMismatches: events whose metadata is not their request's
+	// (a quarter of the requests carry some; the others' events none).
+	MetadataMismatches int
+	MetadataEvents     int                          // events that carried their request's metadata
+	metadata           map[string]map[string]string // id → the metadata its request carried
 
 	// Receipts: every accepted id without a final receipt gets exactly one
 	// unconfirmed event after RECEIPT_WINDOW; one with a final receipt at
@@ -241,8 +247,15 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	want := map[string]string{} // id → "valid" | "invalid" | "expire"
 	byID := map[string]string{} // id → body
 	var bodies []string
+	r.metadata = map[string]map[string]string{}
 	for i := range o.N {
 		id := fmt.Sprintf("soak-%06d", i)
+		md := ""
+		if i%4 == 1 { // a quarter of the requests carry metadata, each its own
+			r.metadata[id] = map[string]string{"soak": id, "tenant:a.b-c_1": `"quoted" <é> & more`}
+			b, _ := json.Marshal(r.metadata[id])
+			md = `,"metadata":` + string(b)
+		}
 		to := fmt.Sprintf("1774555%04d", rng.IntN(10000))
 		switch x := rng.Float64(); {
 		case x < 0.005: // not JSON: no id, straight to the DLQ
@@ -251,16 +264,17 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			continue
 		case x < 0.035:
 			want[id] = "invalid"
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"%sx","mmsId":1000}`, id, to)) // not a number (E110)
+			// A letter in the number: E110 (a leading + is a valid number since phones are normalised).
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"%sx","mmsId":1000%s}`, id, to, md))
 		case x < 0.05:
 			want[id] = "valid" // a template Skycore does not have: rejected E241
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":4242}`, id, to))
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":4242%s}`, id, to, md))
 		case x < 0.06:
 			want[id] = "expire" // always "still encoding" (E626): retried until the window ends
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":1009}`, id, to))
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":1009%s}`, id, to, md))
 		default:
 			want[id] = "valid"
-			b := fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":%d,"slides":[{"slide":1,"text":"Hello & <%d>"}]}`, id, to, 1000+rng.IntN(9), i)
+			b := fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":%d,"slides":[{"slide":1,"text":"Hello & <%d>"}]%s}`, id, to, 1000+rng.IntN(9), i, md)
 			byID[id] = b
 			bodies = append(bodies, b)
 			if rng.Float64() < 0.05 { // the same request delivered twice
@@ -701,6 +715,12 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 	var v []string
 	var done []time.Time
 	for _, e := range s.Events() {
+		if _, ours := want[e.ID]; ours && !maps.Equal(e.Metadata, r.metadata[e.ID]) {
+			r.MetadataMismatches++
+			v = append(v, fmt.Sprintf("%s: %s event with metadata %v, want %v", e.ID, e.Event, e.Metadata, r.metadata[e.ID]))
+		} else if ours && e.Metadata != nil {
+			r.MetadataEvents++
+		}
 		switch e.Event {
 		case delivery.Accepted, delivery.Rejected, delivery.Expired:
 			terminal[e.ID]++
@@ -908,7 +928,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 // Failed reports whether an invariant broke.
 func (r *Report) Failed() bool {
 	return len(r.Violations) > 0 || r.Lost > 0 || r.SentTwice > 0 || r.MinTerminal != 1 || r.MaxTerminal != 1 || r.SentAfterOptOut > 0 ||
-		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0
+		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0 || r.MetadataMismatches > 0
 }
 
 // Line is the summary's last line.
@@ -917,8 +937,8 @@ func (r *Report) Line() string {
 	if r.MinTerminal != r.MaxTerminal {
 		per = fmt.Sprintf("%d-%d", r.MinTerminal, r.MaxTerminal)
 	}
-	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, sent after opt-out %d, E113 %s",
-		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.SentAfterOptOut, r.e113Share())
+	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, sent after opt-out %d, metadata mismatches %d, E113 %s",
+		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.SentAfterOptOut, r.MetadataMismatches, r.e113Share())
 }
 
 // e113Share is the share of calls the account-wide limit answered E113.
@@ -961,6 +981,7 @@ func (r *Report) Print(w io.Writer) {
 	row("duplicate terminal events", fmt.Sprintf("%d (in a crash window: %d)", r.DuplicateTerminal, r.DuplicateTerminalInWindow))
 	row("retrying as the last send event", r.RetryingLast)
 	row("postback events / joined to the wrong id", fmt.Sprintf("%d / %d", r.PostbackEvents, r.Misjoined))
+	row("events with their request's metadata / mismatches", fmt.Sprintf("%d / %d", r.MetadataEvents, r.MetadataMismatches))
 	row("postbacks dropped after Skycore's retries", r.PostbacksDropped)
 	row("opt-outs during the run / requests sent after one", fmt.Sprintf("%d / %d", r.OptOuts, r.SentAfterOptOut))
 	row("wall time (99 % of ids final)", fmt.Sprintf("%s (%s)", r.Wall.Round(time.Millisecond), r.P99Done.Round(time.Millisecond)))

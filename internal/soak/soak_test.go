@@ -54,6 +54,7 @@ func TestSoak(t *testing.T) {
 		"ids without receipts": r.NoReceiptIDs, "acceptance writes refused": int(r.AcceptRefused),
 		"duplicates in flight": r.InFlightDuplicates, "hostile messages": r.Hostile, "expired": r.Expired,
 		"E113 from the account-wide limit": r.Limit.E113,
+		"events with metadata":             r.MetadataEvents,
 	}
 	for k, n := range harsh {
 		if n == 0 {

@@ -125,12 +125,24 @@ type About struct {
 	TrackingID string
 	To, From   string
 	MMSID      string // decimal text; not a number is omitted
+	// Metadata is the request's own object of strings, echoed verbatim;
+	// nil when the request had none. Never sent to Skycore.
+	Metadata map[string]string
 }
 
 // Or is a with each empty field taken from b.
 func (a About) Or(b About) About {
 	return About{ID: cmp.Or(a.ID, b.ID), TrackingID: cmp.Or(a.TrackingID, b.TrackingID),
-		To: cmp.Or(a.To, b.To), From: cmp.Or(a.From, b.From), MMSID: cmp.Or(a.MMSID, b.MMSID)}
+		To: cmp.Or(a.To, b.To), From: cmp.Or(a.From, b.From), MMSID: cmp.Or(a.MMSID, b.MMSID),
+		Metadata: orMap(a.Metadata, b.Metadata)}
+}
+
+// orMap is a, or b when a is empty (cmp.Or does not take maps).
+func orMap(a, b map[string]string) map[string]string {
+	if len(a) > 0 {
+		return a
+	}
+	return b
 }
 
 // New is the event of kind about a, occurring at at: the one builder of
@@ -138,7 +150,7 @@ func (a About) Or(b About) About {
 // details...) are set by the caller on the result.
 func New(kind string, a About, at time.Time) Event {
 	return Event{ID: a.ID, Event: kind, TrackingID: a.TrackingID, To: a.To, From: a.From, MMSID: MMSID(a.MMSID),
-		OccurredAt: Stamp(at)}
+		Metadata: a.Metadata, OccurredAt: Stamp(at)}
 }
 
 // Event is one message on DELIVERY_EVENTS_QUEUE_URL.
@@ -158,8 +170,10 @@ type Event struct {
 	Details      string `json:"details"`
 	Error        string `json:"error"`
 	Suppressed   bool   `json:"suppressed,omitempty"` // rejected from the suppression list, no Skycore call
-	OccurredAt   string `json:"occurredAt"`
-	RecordedAt   string `json:"recordedAt"`
+	// Metadata is the request's metadata, verbatim; absent when it had none.
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	OccurredAt string            `json:"occurredAt"`
+	RecordedAt string            `json:"recordedAt"`
 
 	// Inbound messages only (docs/events.md "Inbound messages"): what the
 	// person wrote, and the keyword (optout, optin: the one matched).
@@ -171,7 +185,7 @@ type Event struct {
 
 // About is what e says of its request: the fields New set from an About.
 func (e Event) About() About {
-	a := About{ID: e.ID, TrackingID: e.TrackingID, To: e.To, From: e.From}
+	a := About{ID: e.ID, TrackingID: e.TrackingID, To: e.To, From: e.From, Metadata: e.Metadata}
 	if e.MMSID != nil {
 		a.MMSID = strconv.FormatInt(*e.MMSID, 10)
 	}

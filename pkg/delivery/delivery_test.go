@@ -15,10 +15,15 @@ func TestNewAbout(t *testing.T) {
 	var a About
 	v := reflect.ValueOf(&a).Elem()
 	for i := range v.NumField() {
-		if v.Field(i).Kind() != reflect.String {
+		val := "4821" + string(rune('0'+i)) // numeric, so mmsId keeps it
+		switch f := v.Field(i); {
+		case f.Kind() == reflect.String:
+			f.SetString(val)
+		case f.Type() == reflect.TypeOf(map[string]string(nil)):
+			f.Set(reflect.ValueOf(map[string]string{"k" + val: val}))
+		default:
 			t.Fatalf("About.%s: teach this test its kind", v.Type().Field(i).Name)
 		}
-		v.Field(i).SetString("4821" + string(rune('0'+i))) // numeric, so mmsId keeps it
 	}
 	ev := New(Delivered, a, time.Unix(0, 0))
 	if diff := cmp.Diff(a, ev.About()); diff != "" {
@@ -27,8 +32,18 @@ func TestNewAbout(t *testing.T) {
 	if ev.Event != Delivered || ev.OccurredAt != "1970-01-01T00:00:00.000Z" {
 		t.Errorf("event %q at %q", ev.Event, ev.OccurredAt)
 	}
-	if got := (About{To: "a", MMSID: "1"}).Or(About{To: "b", From: "c", MMSID: "2"}); got != (About{To: "a", From: "c", MMSID: "1"}) {
-		t.Errorf("Or = %+v", got)
+	for _, c := range []struct {
+		name string
+		a, b About
+		want About
+	}{
+		{"strings", About{To: "a", MMSID: "1"}, About{To: "b", From: "c", MMSID: "2"}, About{To: "a", From: "c", MMSID: "1"}},
+		{"metadata from b", About{ID: "x"}, About{Metadata: map[string]string{"k": "v"}}, About{ID: "x", Metadata: map[string]string{"k": "v"}}},
+		{"metadata of a kept", About{Metadata: map[string]string{"k": "a"}}, About{Metadata: map[string]string{"k": "b", "j": "c"}}, About{Metadata: map[string]string{"k": "a"}}},
+	} {
+		if diff := cmp.Diff(c.want, c.a.Or(c.b)); diff != "" {
+			t.Errorf("Or %s (-want +got):\n%s", c.name, diff)
+		}
 	}
 }
 

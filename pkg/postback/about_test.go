@@ -11,8 +11,8 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
-// TestAboutInEveryEvent: what a request's record tells (to, from, mmsId)
-// is in every event the postback function publishes, of every kind, even
+// TestAboutInEveryEvent: what a request's record tells (to, from, mmsId,
+// metadata) is in every event the postback function publishes, of every kind, even
 // when Skycore's postback leaves those fields out: the send events a
 // postback flushes (accepted, rejected, expired, through
 // recorded.Path.Pending), the receipts joined by reading the record, and
@@ -26,11 +26,14 @@ func TestAboutInEveryEvent(t *testing.T) {
 			SPID: "0001470", Timestamp: "2026-11-24T16:02:11-05:00", ClientReference: ref}
 		return string(n.Marshal())
 	}
+	md := func(id string) map[string]string { // each id its own, so that none can cross
+		return map[string]string{"orderId": "8812-" + id, "tenant": `a "quoted" <é> value`}
+	}
 	// Each sender recorded its outcome, then died before publishing it.
 	for _, r := range []struct {
 		id, state string
 	}{{"pa", store.StateAccepted}, {"pr", store.StateRejected}, {"pe", store.StateExpired}} {
-		if _, _, err := hs.store.Claim(ctx, r.id, store.Claim{Owner: "sender", Lease: hs.now().Add(time.Minute)}); err != nil {
+		if _, _, err := hs.store.Claim(ctx, r.id, store.Claim{Owner: "sender", Lease: hs.now().Add(time.Minute), Metadata: md(r.id)}); err != nil {
 			t.Fatal(err)
 		}
 		o := store.Outcome{TrackingID: "T-" + r.id, Code: "E110", To: "17743199144", From: "60857", MMSID: "48211"}
@@ -70,7 +73,8 @@ func TestAboutInEveryEvent(t *testing.T) {
 		{"pr", delivery.Rejected}, {"pr", delivery.Sent}, {"pr", delivery.Undelivered},
 		{"pe", delivery.Expired}, {"pe", delivery.Sent}, {"pe", delivery.Failed},
 	} {
-		want[k.id+" "+k.kind] = delivery.About{ID: k.id, TrackingID: "T-" + k.id, To: "17743199144", From: "60857", MMSID: "48211"}
+		want[k.id+" "+k.kind] = delivery.About{ID: k.id, TrackingID: "T-" + k.id, To: "17743199144", From: "60857", MMSID: "48211",
+			Metadata: md(k.id)}
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("what each event says of its request (-want +got):\n%s", diff)

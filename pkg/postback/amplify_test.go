@@ -146,7 +146,7 @@ func TestCapKeepsKnownNotifications(t *testing.T) {
 	r.st.Claim(ctx, "known-1", store.Claim{Owner: "s", Lease: time.Now().Add(time.Minute)})
 	r.st.Accept(ctx, "known-1", "s", time.Now(), store.Outcome{TrackingID: "K-1"})
 	r.st.EventSent(ctx, "known-1")
-	if err := r.st.Link(ctx, "K-1", "known-1"); err != nil {
+	if err := r.st.Link(ctx, "K-1", "known-1", nil); err != nil {
 		t.Fatal(err)
 	}
 	r.st.Claim(ctx, "known-2", store.Claim{Owner: "s", Lease: time.Now().Add(time.Minute)})

@@ -30,7 +30,7 @@ type fakeRecords struct {
 	TakeEventFn        func(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
 	EventSentFn        func(ctx context.Context, id string) error
 	ReleaseEventFn     func(ctx context.Context, id, owner string) error
-	LinkFn             func(ctx context.Context, tid, id string) error
+	LinkFn             func(ctx context.Context, tid, id string, md map[string]string) error
 }
 
 func (f fakeRecords) Postback(ctx context.Context, tid, key string, rank int, state, owner string, hold time.Time) (store.Decision, store.Joined, error) {
@@ -55,7 +55,9 @@ func (f fakeRecords) EventSent(ctx context.Context, id string) error { return f.
 func (f fakeRecords) ReleaseEvent(ctx context.Context, id, owner string) error {
 	return f.ReleaseEventFn(ctx, id, owner)
 }
-func (f fakeRecords) Link(ctx context.Context, tid, id string) error { return f.LinkFn(ctx, tid, id) }
+func (f fakeRecords) Link(ctx context.Context, tid, id string, md map[string]string) error {
+	return f.LinkFn(ctx, tid, id, md)
+}
 
 type fakePublisher struct {
 	PublishFn func(context.Context, delivery.Event) error

@@ -42,7 +42,7 @@ type (
 		TakeEvent(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
 		EventSent(ctx context.Context, id string) error
 		ReleaseEvent(ctx context.Context, id, owner string) error
-		Link(ctx context.Context, trackingID, id string) error
+		Link(ctx context.Context, trackingID, id string, md map[string]string) error
 	}
 	publisher interface {
 		Publish(ctx context.Context, e delivery.Event) error

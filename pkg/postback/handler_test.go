@@ -102,7 +102,7 @@ func TestSampleEvents(t *testing.T) {
 	hs := newHarness(t)
 	// The sender linked these tracking ids (TestJoinRace covers the rest).
 	for _, tid := range []string{"T-apigw-raw", "T-apigw-form", "T-apigw-nct", "T-apigw-rawform"} {
-		if err := hs.store.Link(context.Background(), tid, "sample"); err != nil {
+		if err := hs.store.Link(context.Background(), tid, "sample", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +128,7 @@ func TestSampleEvents(t *testing.T) {
 func TestJoinAndDedupe(t *testing.T) {
 	hs := newHarness(t)
 	ctx := context.Background()
-	if err := hs.store.Link(ctx, "DrXAFP-Ylpc-JZL", "order-8812-shipped"); err != nil {
+	if err := hs.store.Link(ctx, "DrXAFP-Ylpc-JZL", "order-8812-shipped", nil); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
@@ -204,7 +204,7 @@ func TestFailuresAsk5xx(t *testing.T) {
 // link records trackingID → id as the sender does after an acceptance.
 func (hs *harness) link(t *testing.T, trackingID, id string) {
 	t.Helper()
-	if err := hs.store.Link(context.Background(), trackingID, id); err != nil {
+	if err := hs.store.Link(context.Background(), trackingID, id, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -327,7 +327,7 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := hs.store.Link(ctx, resp.TrackingID, id); err != nil {
+		if err := hs.store.Link(ctx, resp.TrackingID, id, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -50,7 +50,7 @@ func TestHeldReplayWithinTTLIsDuplicate(t *testing.T) {
 	r.st.Claim(ctx, "replay-1", store.Claim{Owner: "s", Lease: time.Now().Add(time.Minute)})
 	r.st.Accept(ctx, "replay-1", "s", time.Now(), store.Outcome{TrackingID: "T-replay"})
 	r.st.EventSent(ctx, "replay-1")
-	if err := r.st.Link(ctx, "T-replay", "replay-1"); err != nil {
+	if err := r.st.Link(ctx, "T-replay", "replay-1", nil); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {

@@ -102,6 +102,7 @@ func (h *Handler) try(ctx context.Context, n Notification, k kind, owner string,
 // the request's record tells (zero when the record was not read).
 func fillFromRecord(ev *delivery.Event, rec delivery.About) {
 	ev.TrackingID, ev.To, ev.From = cmp.Or(ev.TrackingID, rec.TrackingID), cmp.Or(ev.To, rec.To), cmp.Or(ev.From, rec.From)
+	ev.Metadata = rec.Metadata // the request's own: a postback never carries it
 	if ev.MMSID == nil {
 		ev.MMSID = delivery.MMSID(rec.MMSID)
 	}
@@ -146,7 +147,7 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 			h.unjoined(ctx, log, "CLIENT_REFERENCE names no request of ours")
 			return target{}, false, nil
 		}
-		return target{id: id}, false, nil // its record ran out (TTL)
+		return target{id: id, about: delivery.About{Metadata: j.Metadata}}, false, nil // its record ran out (TTL); the link kept the metadata
 	}
 	if !m.Final() {
 		cur, won, again, err := h.acceptByPostback(ctx, n, m, owner, log)
@@ -169,7 +170,7 @@ func (h *Handler) join(ctx context.Context, n Notification, j store.Joined, owne
 		return target{}, again, err
 	}
 	if !linked {
-		if err := h.link(ctx, n.TrackingID, id, log); err != nil {
+		if err := h.link(ctx, n.TrackingID, id, m.Metadata, log); err != nil {
 			return target{}, false, err
 		}
 	}
@@ -292,8 +293,8 @@ func (h *Handler) recorded() *recorded.Path {
 
 // link records trackingID → id; a conflict (the tracking id names another
 // request) is logged, not retried: nothing can re-point it.
-func (h *Handler) link(ctx context.Context, trackingID, id string, log *slog.Logger) error {
-	err := h.d.Store.Link(ctx, trackingID, id)
+func (h *Handler) link(ctx context.Context, trackingID, id string, md map[string]string, log *slog.Logger) error {
+	err := h.d.Store.Link(ctx, trackingID, id, md)
 	if errors.Is(err, store.ErrLinkConflict) {
 		h.d.Metrics.Count(metric.LinkConflict)
 		log.ErrorContext(ctx, "tracking id already linked to another request; event keeps CLIENT_REFERENCE", "id", id, "code", apperr.CodeConflict)

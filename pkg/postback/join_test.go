@@ -84,7 +84,7 @@ func TestJoinRace(t *testing.T) {
 				if err != nil || !won {
 					t.Fatalf("the sender's Accept = %v, %v; want won (the postback waited)", won, err)
 				}
-				hs.store.Link(ctx, "T-d", "race-d")
+				hs.store.Link(ctx, "T-d", "race-d", nil)
 				hs.store.EventSent(ctx, "race-d") // the sender published accepted
 			}, body: pbXML("N101", "T-d", "race-d"), wantStatus: 200, want: []string{"race-d:sent:N101"}},
 		}},
@@ -257,7 +257,7 @@ func TestShortWait(t *testing.T) {
 	go func() { // the sender links, publishes accepted and marks it sent 60 ms later
 		defer close(done)
 		time.Sleep(60 * time.Millisecond)
-		hs.store.Link(ctx, "T-wait", "wait")
+		hs.store.Link(ctx, "T-wait", "wait", nil)
 		hs.store.EventSent(ctx, "wait")
 	}()
 	resp := hs.invoke(t, post(pbXML("N101", "T-wait", "")))

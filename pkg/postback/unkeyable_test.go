@@ -27,7 +27,7 @@ func TestUnkeyableTrackingIDAnswered200(t *testing.T) {
 			r.st.Claim(ctx, "req-2", store.Claim{Owner: "s", Lease: time.Now().Add(time.Minute)})
 			r.st.Accept(ctx, "req-2", "s", time.Now(), store.Outcome{TrackingID: "T-2"})
 			r.st.EventSent(ctx, "req-2")
-			if err := r.st.Link(ctx, "T-2", "req-2"); err != nil {
+			if err := r.st.Link(ctx, "T-2", "req-2", nil); err != nil {
 				t.Fatal(err)
 			}
 			long := strings.Repeat("L", size)

@@ -73,22 +73,36 @@ func slicesHas(kinds []string, event string) bool {
 }
 
 // TestUnconfirmedEventFields: the event carries the id, the tracking id,
-// the record's to, from and mmsId (what the record tells every event:
-// with pkg/sender's and pkg/postback's TestAboutInEveryEvent, every event
-// kind), and occurredAt = due.
+// the record's to, from, mmsId and metadata (what the record tells every
+// event: with pkg/sender's and pkg/postback's TestAboutInEveryEvent, every
+// event kind), and occurredAt = due; no metadata when the request had none.
+// A request accepted without a tracking id is checked on its msg# alone.
 func TestUnconfirmedEventFields(t *testing.T) {
-	r := newRig(t)
-	due := r.clock.now().Add(time.Minute)
-	r.accept(t, "f", "T-f", time.Minute)
-	r.run(t, 2*time.Minute, 10*time.Second)
-	mms := int64(48211)
-	want := delivery.Event{ID: "f", Event: delivery.Unconfirmed, TrackingID: "T-f", Status: "accepted", To: "17743199144",
-		From: "60856", MMSID: &mms, OccurredAt: delivery.Stamp(due)}
-	if n := len(r.pub.events); n != 2 {
-		t.Fatalf("%d events, want accepted and unconfirmed", n)
-	}
-	if diff := cmp.Diff(want, r.pub.events[1]); diff != "" {
-		t.Errorf("unconfirmed event (-want +got):\n%s", diff)
+	md := map[string]string{"orderId": "8812", "tenant:x.y-z_1": `a "quoted" <é> value`}
+	for _, c := range []struct {
+		name, trackingID, status string
+		md                       map[string]string
+	}{
+		{"with metadata", "T-f", "accepted", md},
+		{"without metadata", "T-f", "accepted", nil},
+		{"no tracking id", "", "accepted", md},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			r.md = c.md
+			due := r.clock.now().Add(time.Minute)
+			r.accept(t, "f", c.trackingID, time.Minute)
+			r.run(t, 2*time.Minute, 10*time.Second)
+			mms := int64(48211)
+			want := delivery.Event{ID: "f", Event: delivery.Unconfirmed, TrackingID: c.trackingID, Status: c.status, To: "17743199144",
+				From: "60856", MMSID: &mms, Metadata: c.md, OccurredAt: delivery.Stamp(due)}
+			if n := len(r.pub.events); n != 2 {
+				t.Fatalf("%d events, want accepted and unconfirmed", n)
+			}
+			if diff := cmp.Diff(want, r.pub.events[1]); diff != "" {
+				t.Errorf("unconfirmed event (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

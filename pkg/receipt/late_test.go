@@ -63,7 +63,7 @@ func TestLateReceiptThroughPostbackHandler(t *testing.T) {
 	st.Claim(ctx, "late", store.Claim{Owner: "sender", Lease: time.Now().Add(time.Minute)})
 	st.Accept(ctx, "late", "sender", time.Now().Add(time.Minute), store.Outcome{TrackingID: "T-late", To: "17743199144", MMSID: "48211"})
 	st.EventSent(ctx, "late")
-	if err := st.Link(ctx, "T-late", "late"); err != nil {
+	if err := st.Link(ctx, "T-late", "late", nil); err != nil {
 		t.Fatal(err)
 	}
 	post := func(code string) {

@@ -174,6 +174,7 @@ type rig struct {
 	pub   *fakePublisher
 	h     *Handler
 	sched *Scheduler
+	md    map[string]string // the metadata of the requests accept records
 }
 
 // rigWindow is the receipt function's RECEIPT_WINDOW until accept sets it.
@@ -203,7 +204,7 @@ func (r *rig) accept(t *testing.T, id, trackingID string, window time.Duration) 
 	t.Helper()
 	ctx := context.Background()
 	r.h.cfg.Window = window // RECEIPT_WINDOW, the same on both sides
-	if _, _, err := r.st.Claim(ctx, id, store.Claim{Owner: "sender", Lease: r.clock.now().Add(time.Minute)}); err != nil {
+	if _, _, err := r.st.Claim(ctx, id, store.Claim{Owner: "sender", Lease: r.clock.now().Add(time.Minute), Metadata: r.md}); err != nil {
 		t.Fatal(err)
 	}
 	o := store.Outcome{TrackingID: trackingID, To: "17743199144", From: "60856", MMSID: "48211"}
@@ -214,7 +215,7 @@ func (r *rig) accept(t *testing.T, id, trackingID string, window time.Duration) 
 		t.Fatalf("Accept = %v, %v", won, err)
 	}
 	if trackingID != "" {
-		if err := r.st.Link(ctx, trackingID, id); err != nil {
+		if err := r.st.Link(ctx, trackingID, id, r.md); err != nil {
 			t.Fatal(err)
 		}
 	}

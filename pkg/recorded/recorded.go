@@ -23,7 +23,7 @@ import (
 // The consumer-side interfaces: only what the path calls.
 type (
 	records interface {
-		Link(ctx context.Context, trackingID, id string) error
+		Link(ctx context.Context, trackingID, id string, md map[string]string) error
 		EventSent(ctx context.Context, id string) error
 		ReleaseEvent(ctx context.Context, id, owner string) error
 	}
@@ -63,8 +63,13 @@ func (p *Path) now() time.Time {
 // Terminal is m's pending terminal event (accepted, rejected, expired) as
 // the record tells it, occurring at at; known fills what the record lacks
 // (an acceptance recorded from a postback has no to, from or mmsId).
+// Metadata is the record's alone: the id's first claim kept it, and a body
+// delivered later under the same id, or a cancel's tombstone the request
+// never reached, must not lend it other metadata.
 func Terminal(m *store.Message, known delivery.About, at time.Time) delivery.Event {
-	ev := delivery.New(m.PendingEvent, m.About().Or(known), at)
+	a := m.About().Or(known)
+	a.Metadata = m.Metadata
+	ev := delivery.New(m.PendingEvent, a, at)
 	ev.Code, ev.Error, ev.Suppressed = m.Code, m.Error, m.Suppressed
 	return ev
 }
@@ -86,7 +91,7 @@ func (p *Path) Pending(ctx context.Context, log *slog.Logger, m *store.Message, 
 		return err
 	}
 	if ev.Event == delivery.Accepted && m.TrackingID != "" {
-		link := func(ctx context.Context) error { return p.Store.Link(ctx, m.TrackingID, m.ID) }
+		link := func(ctx context.Context) error { return p.Store.Link(ctx, m.TrackingID, m.ID, m.Metadata) }
 		var err error
 		if p.Retry != nil {
 			err = p.Retry(ctx, link)

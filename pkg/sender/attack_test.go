@@ -171,9 +171,9 @@ func (c *crashAt) crash(name string) {
 	}
 }
 
-func (c *crashAt) Link(ctx context.Context, trackingID, id string) error {
+func (c *crashAt) Link(ctx context.Context, trackingID, id string, md map[string]string) error {
 	c.crash("Link")
-	return c.Store.Link(ctx, trackingID, id)
+	return c.Store.Link(ctx, trackingID, id, md)
 }
 
 func (c *crashAt) EventSent(ctx context.Context, id string) error {

@@ -61,7 +61,7 @@ type (
 	}
 	// pendingEvents: publication of a recorded event (with pkg/recorded).
 	pendingEvents interface {
-		Link(ctx context.Context, trackingID, id string) error
+		Link(ctx context.Context, trackingID, id string, md map[string]string) error
 		TakeEvent(ctx context.Context, id, owner string, hold time.Time) (bool, *store.Message, error)
 		EventSent(ctx context.Context, id string) error
 		ReleaseEvent(ctx context.Context, id, owner string) error
@@ -221,7 +221,8 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		return h.recordHandoff(ctx, j, ho)
 	}
 
-	claimed, m, err := h.d.Store.Claim(ctx, req.ID, store.Claim{Owner: j.owner, Lease: h.lease(ctx), First: j.first, InDoubt: h.cfg.InDoubtWindow})
+	claimed, m, err := h.d.Store.Claim(ctx, req.ID, store.Claim{Owner: j.owner, Lease: h.lease(ctx), First: j.first, InDoubt: h.cfg.InDoubtWindow,
+		Metadata: metadata(req)})
 	if err != nil {
 		h.storeFailed(ctx, j, "cannot claim the request id", err)
 		return redeliver
@@ -232,6 +233,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if !m.First.IsZero() {
 		j.first = m.First
 	}
+	req.Metadata = m.Metadata // the id's first claim's: every event echoes that one
 	j.attempt = m.Attempts
 	if verr != nil {
 		return h.finish(ctx, j, store.StateRejected, rejection(j.req, verr), 0)

@@ -79,7 +79,7 @@ func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Me
 			j.log.ErrorContext(ctx, "Skycore accepted an id that was already final", "trackingId", o.TrackingID,
 				"state", m.State, "recordedTrackingId", m.TrackingID, "code", "SENT_TWICE")
 			if o.TrackingID != "" {
-				if err := h.d.Store.Link(ctx, o.TrackingID, j.req.ID); err != nil {
+				if err := h.d.Store.Link(ctx, o.TrackingID, j.req.ID, metadata(j.req)); err != nil {
 					j.log.WarnContext(ctx, "cannot link the second tracking id", "trackingId", o.TrackingID, "err", err)
 				}
 			}
@@ -247,7 +247,16 @@ func (h *Handler) event(req *sendreq.Request, kind string) delivery.Event {
 
 // about is what the request tells every event about it.
 func about(req *sendreq.Request) delivery.About {
-	return delivery.About{ID: req.ID, To: req.To, From: req.From, MMSID: string(req.MMSID)}
+	return delivery.About{ID: req.ID, To: req.To, From: req.From, MMSID: string(req.MMSID), Metadata: metadata(req)}
+}
+
+// metadata is the request's metadata when it keeps its limits: a refused
+// object is never stored nor echoed.
+func metadata(req *sendreq.Request) map[string]string {
+	if len(req.Metadata) == 0 || !sendreq.MetadataOK(req.Metadata) {
+		return nil
+	}
+	return req.Metadata
 }
 
 // rejection is the outcome of a permanent refusal: the first code, and

@@ -111,3 +111,12 @@ func metadataKey(k string) bool {
 	}
 	return true
 }
+
+// MetadataOK reports whether md keeps metadata's limits, as Validate
+// checks them: only metadata that does is kept and echoed (an event never
+// carries a refused object).
+func MetadataOK(md map[string]string) bool {
+	v := &validator{}
+	(&Request{Metadata: md}).validateMetadata(v)
+	return len(v.errs) == 0
+}

@@ -77,13 +77,13 @@ func TestBackendsWriteTheSameItems(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			b.st.SetClock(func() time.Time { return at })
-			if err := b.st.Link(ctx, "T1", "order-1"); err != nil {
+			if err := b.st.Link(ctx, "T1", "order-1", nil); err != nil {
 				t.Fatalf("Link = %v", err)
 			}
-			if err := b.st.Link(ctx, "T1", "order-1"); err != nil {
+			if err := b.st.Link(ctx, "T1", "order-1", nil); err != nil {
 				t.Fatalf("Link again = %v", err)
 			}
-			if err := b.st.Link(ctx, "T1", "order-2"); !errors.Is(err, store.ErrLinkConflict) {
+			if err := b.st.Link(ctx, "T1", "order-2", nil); !errors.Is(err, store.ErrLinkConflict) {
 				t.Fatalf("Link to another id = %v, want ErrLinkConflict", err)
 			}
 			out, err := b.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(localenv.Table),

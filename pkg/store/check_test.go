@@ -80,7 +80,7 @@ func TestCheckTarget(t *testing.T) {
 			}
 			for _, id := range []string{"ct-nt", "ct-long"} {
 				trk := "T-sky-" + id
-				if err := st.Link(ctx, trk, id); err != nil {
+				if err := st.Link(ctx, trk, id, nil); err != nil {
 					t.Fatal(err)
 				}
 				if err := st.NoteReceiptTracking(ctx, id, trk); err != nil {
@@ -128,7 +128,7 @@ func TestNoteWaitsForAPublishingCheck(t *testing.T) {
 			if d, _, err := st.CheckReceipt(ctx, "nw", "", "c1", c.until()); err != nil || d != store.ReceiptEmit {
 				t.Fatalf("CheckReceipt = %v, %v", d, err)
 			}
-			if err := st.Link(ctx, "T-nw", "nw"); err != nil {
+			if err := st.Link(ctx, "T-nw", "nw", nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.NoteReceiptTracking(ctx, "nw", "T-nw"); !errors.Is(err, store.ErrReceiptCheckBusy) {

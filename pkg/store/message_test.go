@@ -202,17 +202,17 @@ func TestPendingEventHasOnePublisher(t *testing.T) {
 func TestLinkNeverRepoints(t *testing.T) {
 	st := setup(t)
 	ctx := context.Background()
-	if err := st.Link(ctx, "T1", "a"); err != nil {
+	if err := st.Link(ctx, "T1", "a", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Link(ctx, "T1", "a"); err != nil {
+	if err := st.Link(ctx, "T1", "a", nil); err != nil {
 		t.Fatalf("relinking to the same id = %v", err)
 	}
-	if err := st.Link(ctx, "T1", "b"); !errors.Is(err, store.ErrLinkConflict) {
+	if err := st.Link(ctx, "T1", "b", nil); !errors.Is(err, store.ErrLinkConflict) {
 		t.Fatalf("Link to another id = %v, want ErrLinkConflict", err)
 	}
 	long := string(make([]byte, store.MaxKeyBytes))
-	if err := st.Link(ctx, long, "a"); apperr.CodeOf(err) != apperr.CodeMalformed {
+	if err := st.Link(ctx, long, "a", nil); apperr.CodeOf(err) != apperr.CodeMalformed {
 		t.Fatalf("Link of an unkeyable tracking id = %v", err)
 	}
 	if store.Keyable(long) || !store.Keyable("T1") || store.Keyable("") {

@@ -44,6 +44,9 @@ type Joined struct {
 	// when it settled, so later postbacks need not read msg#); zero when
 	// not settled.
 	About delivery.About
+	// Metadata is the request's metadata as Link kept it (nil when none,
+	// or not linked yet).
+	Metadata map[string]string
 }
 
 // The tracking item trk#<T> holds, besides id (Link):
@@ -62,7 +65,7 @@ type Joined struct {
 //     reading it; about: what that record tells every event (aboutItem);
 //   - history: every postback key in arrival order.
 var trkNames = map[string]string{"#rank": "rank", "#state": "state", "#exp": "exp", "#upd": "updated", "#h": "history",
-	"#holder": "holder", "#hold": "hold", "#first": "firstMs", "#settled": "settled", "#about": "about"}
+	"#holder": "holder", "#hold": "hold", "#first": "firstMs", "#settled": "settled", "#about": "about", "#md": mdAttr}
 
 // Postback decides, atomically, what one postback does. key identifies
 // the postback (code, status, timestamp); rank orders states (sent 1,
@@ -141,11 +144,10 @@ func postbackNames(key string) map[string]string {
 }
 
 func joined(it map[string]types.AttributeValue) Joined {
-	j := Joined{ID: str(it, "id"), FirstSeen: millis(num(it, "firstMs"))}
+	j := Joined{ID: str(it, "id"), FirstSeen: millis(num(it, "firstMs")), Metadata: mdOf(it)}
 	j.Settled = j.ID != "" && str(it, "settled") == j.ID
 	if j.Settled {
-		j.About = aboutOf(it, "about")
-		j.About.ID = j.ID
+		j.About = aboutOf(it, "about").Or(delivery.About{ID: j.ID, Metadata: j.Metadata})
 	}
 	return j
 }
@@ -161,6 +163,10 @@ func (st *Store) PostbackDone(ctx context.Context, trackingID, key, owner string
 	upd := "SET #d = :now"
 	if settled.ID != "" {
 		upd += ", #settled = :settled, #about = :about"
+		if md := mdJSON(settled.Metadata); md != "" { // Link keeps it; this only fills a link made without it
+			upd += ", #md = if_not_exists(#md, :md)"
+			vals[":md"] = s(md)
+		}
 	}
 	// The slot is released only when it is still ours (a retry may hold it
 	// now, after our hold ran out).

@@ -51,7 +51,7 @@ func TestPostbackDecisions(t *testing.T) {
 	st := pbSetup(t)
 	c := newClock(st)
 	ctx := context.Background()
-	if err := st.Link(ctx, "T1", "order-1"); err != nil {
+	if err := st.Link(ctx, "T1", "order-1", nil); err != nil {
 		t.Fatal(err)
 	}
 	type step struct {
@@ -220,7 +220,7 @@ func TestPostbackSettledAndUnkeyable(t *testing.T) {
 	st := pbSetup(t)
 	c := newClock(st)
 	ctx := context.Background()
-	st.Link(ctx, "T-set", "order-9")
+	st.Link(ctx, "T-set", "order-9", nil)
 	_, j, _ := st.Postback(ctx, "T-set", "N101_a", 1, "sent", "o1", c.until())
 	if j.Settled {
 		t.Errorf("settled before anyone said so")

@@ -30,7 +30,7 @@ func accepted(t *testing.T, st *store.Store, id, trackingID string) {
 		t.Fatal(err)
 	}
 	if trackingID != "" {
-		if err := st.Link(ctx, trackingID, id); err != nil {
+		if err := st.Link(ctx, trackingID, id, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -80,7 +80,7 @@ var schedNames = map[string]string{
 	"#pk": "pk", "#st": "st", "#body": "body", "#sendAt": "sendAtMs", "#lane": "lane", "#first": "firstMs",
 	"#created": "created", "#upd": "updated", "#exp": "exp", "#evt": "pendingEvent", "#owner": "ownerId",
 	"#lease": "leaseMs", "#to": "to", "#from": "from", "#mms": "mmsId", "#shard": dueShardAttr, "#due": dueMsAttr,
-	"#att": "attempts", "#acc": "acceptedAt", "#doubt": "doubtMs", "#code": "code", "#err": "error",
+	"#att": "attempts", "#acc": "acceptedAt", "#doubt": "doubtMs", "#code": "code", "#err": "error", "#md": mdAttr,
 }
 
 // write runs one UpdateItem on msg#id with the scheduling names its
@@ -133,8 +133,9 @@ type ScheduleRequest struct {
 	Lane     string    // "bulk" for the bulk lane, "" otherwise
 	To, From string    // for the scheduled and canceled events
 	MMSID    string
-	Owner    string    // the scheduled event's publisher
-	Hold     time.Time // until when it holds the event (its invocation's deadline)
+	Metadata map[string]string // echoed in every event of the id
+	Owner    string            // the scheduled event's publisher
+	Hold     time.Time         // until when it holds the event (its invocation's deadline)
 }
 
 // RecordSchedule records msg#id as SCHEDULED with its body, the scheduled
@@ -153,7 +154,7 @@ func (st *Store) RecordSchedule(ctx context.Context, id string, r ScheduleReques
 		":exp": n(r.SendAt.Add(st.ttl).Unix()), ":evt": s(EventScheduled), ":owner": s(r.Owner),
 		":hold": n(r.Hold.UnixMilli()), ":zero": n(0),
 	}
-	for _, f := range []struct{ name, v string }{{"#lane", r.Lane}, {"#to", r.To}, {"#from", r.From}, {"#mms", r.MMSID}} {
+	for _, f := range []struct{ name, v string }{{"#lane", r.Lane}, {"#to", r.To}, {"#from", r.From}, {"#mms", r.MMSID}, {"#md", mdJSON(r.Metadata)}} {
 		if f.v != "" {
 			ph := ":" + f.name[1:]
 			upd += ", " + f.name + " = " + ph

@@ -26,6 +26,7 @@
 //	                                   accepted without a usable one (check.go)
 //	                   unconfirmed,uncOwner,uncHold   the receipt check of a request
 //	                                   accepted without a usable tracking id (receipt.go)
+//	                   md              the request's metadata, its JSON object (metadata.go)
 //	                   created,updated,acceptedAt,exp        times; exp is the TTL
 //	trk#<trackingId>   id              the request (written once: never re-pointed)
 //	  (postbacks)      rank,state      highest state emitted (sent 1, final 2)
@@ -35,6 +36,8 @@
 //	                   firstMs         first postback (the join window)
 //	                   settled,about   msg#id seen final with nothing pending, and what
 //	                                   it tells every event (delivery.About)
+//	                   md              the request's metadata (Link; PostbackDone if absent):
+//	                                   every postback's event carries it, about does not
 //	                   history         postback keys in arrival order
 //	                   unconfirmed     the receipt check's event (receipt.go)
 //	                   updated,exp     times; exp is the TTL
@@ -147,7 +150,8 @@ type Message struct {
 	AcceptedBy   string // "postback" when a postback's CLIENT_REFERENCE proved the acceptance
 	Suppressed   bool   // rejected locally from the suppression list
 	Created      string
-	History      []Step // the last HistorySlots attempts, oldest first
+	History      []Step            // the last HistorySlots attempts, oldest first
+	Metadata     map[string]string // the request's metadata; nil when it had none
 }
 
 // Final reports whether the message reached a terminal state.
@@ -167,12 +171,13 @@ func (m *Message) NeedsEvent() bool { return m.Final() && m.PendingEvent != "" }
 // (delivery.About): a field every event carries is kept on the record and
 // read here.
 func (m *Message) About() delivery.About {
-	return delivery.About{ID: m.ID, TrackingID: m.TrackingID, To: m.To, From: m.From, MMSID: m.MMSID}
+	return delivery.About{ID: m.ID, TrackingID: m.TrackingID, To: m.To, From: m.From, MMSID: m.MMSID, Metadata: m.Metadata}
 }
 
 // aboutItem is a as a DynamoDB map (trk#'s about), and aboutOf reads it
 // back: with Message.About, the store's one place for a field that every
-// event carries.
+// event carries. Metadata is not in it: trk# keeps it once, as md (a
+// second copy would double what every postback write on trk# costs).
 // Empty fields are left out (older DynamoDB stand-ins refuse empty strings).
 func aboutItem(a delivery.About) types.AttributeValue {
 	m := map[string]types.AttributeValue{}
@@ -238,7 +243,7 @@ var names = withHistorySlots(map[string]string{
 	"#pk": "pk", "#st": "st", "#lease": "leaseMs", "#owner": "ownerId", "#att": "attempts", "#created": "created",
 	"#upd": "updated", "#exp": "exp", "#trk": "trackingId", "#code": "code", "#err": "error", "#to": "to",
 	"#from": "from", "#mms": "mmsId", "#evt": "pendingEvent", "#acc": "acceptedAt", "#id": "id",
-	"#doubt": "doubtMs", "#first": "firstMs", "#by": "acceptedBy", "#supp": "suppressed",
+	"#doubt": "doubtMs", "#first": "firstMs", "#by": "acceptedBy", "#supp": "suppressed", "#md": mdAttr,
 })
 
 // withHistorySlots adds the history ring's attribute names.
@@ -281,6 +286,9 @@ type Claim struct {
 	// lease is in doubt (its call may have reached Skycore) for this long
 	// after the lease ended. 0 takes such a claim over at once.
 	InDoubt time.Duration
+	// Metadata is the request's metadata, kept from the first claim that
+	// carries it (a redelivery is the same request).
+	Metadata map[string]string
 }
 
 // Claim takes msg#id for c.Owner until c.Lease. It succeeds for a new id,
@@ -295,15 +303,18 @@ func (st *Store) Claim(ctx context.Context, id string, c Claim) (claimed bool, m
 	if c.InDoubt <= 0 {
 		cond += " OR (#st = :inprog AND #lease < :nowms)"
 	}
-	it, err := st.update(ctx, id,
-		"SET #st = :inprog, #lease = :lease, #owner = :owner, #created = if_not_exists(#created, :now), "+
-			"#first = if_not_exists(#first, :first), #upd = :now, #exp = :exp ADD #att :one REMOVE #doubt",
-		cond,
-		map[string]types.AttributeValue{
-			":inprog": s(StateInProgress), ":retry": s(StateRetry), ":doubt": s(StateInDoubt), ":lease": n(c.Lease.UnixMilli()),
-			":owner": s(c.Owner), ":now": s(st.stamp()), ":exp": st.exp(), ":one": n(1), ":nowms": n(now.UnixMilli()),
-			":first": n(firstOr(c.First, now).UnixMilli()),
-		})
+	set := "SET #st = :inprog, #lease = :lease, #owner = :owner, #created = if_not_exists(#created, :now), " +
+		"#first = if_not_exists(#first, :first), #upd = :now, #exp = :exp"
+	vals := map[string]types.AttributeValue{
+		":inprog": s(StateInProgress), ":retry": s(StateRetry), ":doubt": s(StateInDoubt), ":lease": n(c.Lease.UnixMilli()),
+		":owner": s(c.Owner), ":now": s(st.stamp()), ":exp": st.exp(), ":one": n(1), ":nowms": n(now.UnixMilli()),
+		":first": n(firstOr(c.First, now).UnixMilli()),
+	}
+	if md := mdJSON(c.Metadata); md != "" {
+		set += ", #md = if_not_exists(#md, :md)"
+		vals[":md"] = s(md)
+	}
+	it, err := st.update(ctx, id, set+" ADD #att :one REMOVE #doubt", cond, vals)
 	if err == nil {
 		return true, decode(id, it), nil
 	}
@@ -370,7 +381,7 @@ func (st *Store) Get(ctx context.Context, id string) (*Message, error) {
 func decode(id string, it map[string]types.AttributeValue) *Message {
 	m := &Message{ID: id, State: str(it, "st"), Owner: str(it, "ownerId"), TrackingID: str(it, "trackingId"),
 		Code: str(it, "code"), Error: str(it, "error"), To: str(it, "to"), From: str(it, "from"), MMSID: str(it, "mmsId"),
-		PendingEvent: str(it, "pendingEvent"), AcceptedBy: str(it, "acceptedBy"), Created: str(it, "created")}
+		PendingEvent: str(it, "pendingEvent"), AcceptedBy: str(it, "acceptedBy"), Created: str(it, "created"), Metadata: mdOf(it)}
 	m.Attempts = int(num(it, "attempts"))
 	m.LeaseUntil = millis(num(it, "leaseMs"))
 	m.DoubtUntil = millis(num(it, "doubtMs"))
@@ -618,20 +629,26 @@ var ErrLinkConflict = &apperr.Error{Code: apperr.CodeConflict, Class: apperr.Per
 
 // Link records trackingID → id for the postback function, only when the
 // tracking id is unlinked or already names id: nothing can re-point
-// another request's tracking id.
-func (st *Store) Link(ctx context.Context, trackingID, id string) error {
+// another request's tracking id. md is the request's metadata, kept with
+// the link so that the postback function's one read of trk# has it.
+func (st *Store) Link(ctx context.Context, trackingID, id string, md map[string]string) error {
 	if !Keyable(trackingID) {
 		return &apperr.Error{Code: apperr.CodeMalformed, Class: apperr.Permanent, Op: "store.Link", Message: "tracking id too long to key"}
 	}
+	upd := "SET #id = :id, #exp = :exp" // past a postback's short UnlinkedTTL
+	names := map[string]string{"#id": "id", "#exp": "exp"}
+	vals := map[string]types.AttributeValue{":id": s(id), ":exp": st.exp()}
+	if v := mdJSON(md); v != "" {
+		upd += ", #md = :md"
+		names["#md"], vals[":md"] = mdAttr, s(v)
+	}
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(st.table),
-		Key:                      trkKey(trackingID),
-		UpdateExpression:         aws.String("SET #id = :id, #exp = :exp"), // past a postback's short UnlinkedTTL
-		ConditionExpression:      aws.String("attribute_not_exists(#id) OR #id = :id"),
-		ExpressionAttributeNames: map[string]string{"#id": "id", "#exp": "exp"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":id": s(id), ":exp": st.exp(),
-		},
+		TableName:                 aws.String(st.table),
+		Key:                       trkKey(trackingID),
+		UpdateExpression:          aws.String(upd),
+		ConditionExpression:       aws.String("attribute_not_exists(#id) OR #id = :id"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: vals,
 	})
 	if conditionFailed(err) {
 		return ErrLinkConflict
