@@ -199,13 +199,16 @@ func (h *Handler) deadLetter(ctx context.Context, j *job, reason string) outcome
 	if h.cfg.DLQURL == "" {
 		return redeliver
 	}
-	_, err := h.d.Queue.SendMessage(ctx, &sqs.SendMessageInput{
+	in := &sqs.SendMessageInput{
 		QueueUrl: aws.String(h.cfg.DLQURL), MessageBody: aws.String(j.rec.Body),
 		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
 			"error":             {DataType: aws.String("String"), StringValue: aws.String(truncate(reason, 1000))},
-			"originalMessageId": {DataType: aws.String("String"), StringValue: aws.String(j.rec.MessageId)},
+			"originalMessageId": {DataType: aws.String("String"), StringValue: aws.String(truncate(j.rec.MessageId, maxMessageIDBytes))},
 		},
-	})
+	}
+	keepHandoff(j.rec, in.MessageAttributes)
+	fitDeadLetter(j.rec.Body, in.MessageAttributes)
+	_, err := h.d.Queue.SendMessage(ctx, in)
 	if err != nil {
 		j.log.ErrorContext(ctx, "cannot move the body to the DLQ; it stays queued", "err", err)
 		return redeliver
