@@ -176,7 +176,7 @@ func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message)
 // recorded is the one recorded-event path, on the handler's collaborators.
 func (h *Handler) recorded() *recorded.Path {
 	return &recorded.Path{Store: h.d.Store, Events: h.d.Events, Receipts: h.d.Receipts, ReceiptWindow: h.cfg.ReceiptWindow,
-		Metrics: h.d.Metrics, Retry: h.persist, Now: h.now}
+		Metrics: h.d.Metrics, Retry: h.persist, Now: h.now, PublishTimeout: h.cfg.Margin}
 }
 
 // malformed moves a body that cannot be tied to a request to the DLQ.

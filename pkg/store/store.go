@@ -425,7 +425,15 @@ func (st *Store) AcceptByPostback(ctx context.Context, id, trackingID, owner str
 	return st.terminal(ctx, "store.AcceptByPostback", id, owner, hold, StateAccepted, "postback", Outcome{TrackingID: trackingID})
 }
 
-// openUnheld is open, but not under a live claim.
+// LeaseGrace is how long after a claim's lease a postback may still not
+// take the request over: the claim's holder publishes its retrying event
+// while its lease lasts (its context ends with it), and an answer SQS
+// takes in that last moment must reach the queue before the acceptance a
+// postback records and announces. So retrying never follows accepted.
+const LeaseGrace = 2 * time.Second
+
+// openUnheld is open, but not under a live claim (nor within LeaseGrace
+// of its end).
 const openUnheld = "attribute_exists(#pk) AND (#st IN (:retry, :doubt) OR (#st = :inprog AND #lease < :nowms))"
 
 // Reject records msg#id as rejected for good, the rejected event pending.
@@ -470,7 +478,7 @@ func (st *Store) terminal(ctx context.Context, op, id, owner string, hold time.T
 	cond := open
 	if by == "postback" {
 		cond = openUnheld
-		vals[":nowms"] = n(st.now().UnixMilli())
+		vals[":nowms"] = n(st.now().Add(-LeaseGrace).UnixMilli())
 	}
 	it, err := st.update(ctx, id, upd, cond, vals)
 	if err == nil {
