@@ -21,6 +21,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/outbox"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
+	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
 // slowSQS is the sender's SQS client while SQS is slow (throttled, the
@@ -130,7 +131,7 @@ func TestOutboxEventNeverOutlivesItsLease(t *testing.T) {
 				t.Fatal("no event send started")
 			}
 			<-ctxA.Done()                     // A's deadline: its claim's lease is over
-			time.Sleep(20 * time.Millisecond) // past it by the millisecond
+			time.Sleep(store.LeaseGrace + 20*time.Millisecond) // past it, and past the grace a postback leaves it
 			// Skycore did take X: its postback proves the acceptance.
 			if status := deliver("N101", "TRK-LEASE-X", "lease-x"); status != 200 {
 				t.Errorf("postback answered %d", status)
