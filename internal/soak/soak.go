@@ -237,7 +237,8 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			continue
 		case x < 0.035:
 			want[id] = "invalid"
-			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"+%s","mmsId":1000}`, id, to))
+			// A letter in the number (E110): a leading + is valid now.
+			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":"%sx","mmsId":1000}`, id, to))
 		case x < 0.05:
 			want[id] = "valid" // a template Skycore does not have: rejected E241
 			bodies = append(bodies, fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":4242}`, id, to))
