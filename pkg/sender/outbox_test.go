@@ -130,7 +130,7 @@ func TestOutboxEventNeverOutlivesItsLease(t *testing.T) {
 				wg.Wait()
 				t.Fatal("no event send started")
 			}
-			<-ctxA.Done()                     // A's deadline: its claim's lease is over
+			<-ctxA.Done()                                      // A's deadline: its claim's lease is over
 			time.Sleep(store.LeaseGrace + 20*time.Millisecond) // past it, and past the grace a postback leaves it
 			// Skycore did take X: its postback proves the acceptance.
 			if status := deliver("N101", "TRK-LEASE-X", "lease-x"); status != 200 {
