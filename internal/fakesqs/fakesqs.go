@@ -104,8 +104,23 @@ func (s *Server) queueURL(name string) string { return s.base + "/000000000000/"
 // queueName extracts the name from a queue URL.
 func queueName(url string) string { return url[strings.LastIndexByte(url, '/')+1:] }
 
+// MaxMessageSize is the largest message, counted as SQS counts it: the
+// body, and each attribute's name, type and value (256 KiB, the queues'
+// MaximumMessageSize as mmsgate assumes it). moto checks the body alone.
+const MaxMessageSize = 256 * 1024
+
 // send puts a message on a queue.
 func (s *Server) send(name, body string, attrs map[string]Attr, delay time.Duration) (*Message, error) {
+	size := len(body)
+	for k, a := range attrs {
+		size += len(k) + len(a.DataType) + len(a.BinaryValue)
+		if a.StringValue != nil {
+			size += len(*a.StringValue)
+		}
+	}
+	if size > MaxMessageSize {
+		return nil, fmt.Errorf("One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", MaxMessageSize)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	q, ok := s.queues[name]

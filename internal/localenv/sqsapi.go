@@ -30,6 +30,7 @@ func (e *Env) createResources(ctx context.Context, o Options) error {
 			attrs = map[string]string{}
 		}
 		attrs["VisibilityTimeout"] = strconv.Itoa(int(vis / time.Second))
+		attrs["MaximumMessageSize"] = "262144" // 256 KiB, as mmsgate assumes (pkg/sender's size.go)
 		out, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: attrs})
 		if err != nil {
 			return "", fmt.Errorf("create queue %s: %w", name, err)

@@ -118,10 +118,38 @@ const (
 )
 
 // copyAttribute reports whether a message attribute goes back to the send
-// queue: not the dead-letter reasons, and never one of mmsgate's own
-// (mmsgate-*, such as a signed hand-off).
+// queue as it is: not the dead-letter reasons, and never one of mmsgate's
+// own (mmsgate-*; a signed hand-off goes back through keepHandoff).
 func copyAttribute(name string) bool {
 	return name != attrError && name != attrOriginal && !strings.HasPrefix(strings.ToLower(name), "mmsgate-")
+}
+
+// The signed hand-off (pkg/sender): an acceptance Skycore gave that
+// DynamoDB would not record. It goes back with its body, so that the
+// sender records the acceptance instead of sending the request again; the
+// sender checks its signature (the redrive cannot, and need not: an
+// unsigned or forged one is ignored there as on any message).
+const (
+	attrHandoff    = "mmsgate-handoff"
+	attrHandoffMAC = "mmsgate-handoff-mac"
+)
+
+// signedMAC matches a hand-off signature's form (hex HMAC-SHA256).
+var signedMAC = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// keepHandoff copies m's hand-off attributes into in when both are there
+// and the signature has its form; any other mmsgate-* attribute is dropped.
+func keepHandoff(m sqstypes.Message, in *sqs.SendMessageInput) {
+	payload, mac := attr(m, attrHandoff), attr(m, attrHandoffMAC)
+	if payload == "" || !signedMAC.MatchString(mac) {
+		return
+	}
+	if in.MessageAttributes == nil {
+		in.MessageAttributes = map[string]sqstypes.MessageAttributeValue{}
+	}
+	for name, v := range map[string]string{attrHandoff: payload, attrHandoffMAC: mac} {
+		in.MessageAttributes[name] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+	}
 }
 
 // Redrive moves dead-letter messages back to the send queue, or lists them
@@ -434,6 +462,7 @@ func sendInput(to string, m sqstypes.Message) *sqs.SendMessageInput {
 		}
 		in.MessageAttributes[name] = sqstypes.MessageAttributeValue{DataType: v.DataType, StringValue: v.StringValue, BinaryValue: v.BinaryValue}
 	}
+	keepHandoff(m, in)
 	if strings.HasSuffix(to, ".fifo") {
 		if g := m.Attributes[string(sqstypes.MessageSystemAttributeNameMessageGroupId)]; g != "" {
 			in.MessageGroupId = aws.String(g)

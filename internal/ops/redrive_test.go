@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -418,5 +419,43 @@ func TestRedriveRegionFromQueueURL(t *testing.T) {
 	}
 	if got.Region != "eu-west-1" {
 		t.Errorf("region = %q, want eu-west-1 from the queue URL", got.Region)
+	}
+}
+
+// TestRedriveKeepsSignedHandoff: a hand-off dead-lettered with its signed
+// attributes goes back with them (the sender checks the signature and
+// records the acceptance instead of sending again); an unsigned or
+// malformed one, and every other mmsgate-* attribute, is dropped.
+func TestRedriveKeepsSignedHandoff(t *testing.T) {
+	mac := strings.Repeat("0a", 32)
+	msg := func(id string, attrs map[string]sqstypes.MessageAttributeValue) sqstypes.Message {
+		return sqstypes.Message{MessageId: aws.String("m-" + id), Body: aws.String(`{"id":"` + id + `","to":"17743199144","mmsId":1000}`),
+			MessageAttributes: attrs}
+	}
+	q := newQueueModel(
+		msg("signed-1", map[string]sqstypes.MessageAttributeValue{"error": str("accepted by Skycore … but not recorded"),
+			"mmsgate-handoff": str(`{"t":"T1","first":1}`), "mmsgate-handoff-mac": str(mac), "mmsgate-other": str("x")}),
+		msg("junk-1", map[string]sqstypes.MessageAttributeValue{"mmsgate-handoff": str(`{"t":"T2"}`), "mmsgate-handoff-mac": str("ab12")}),
+		msg("nomac-1", map[string]sqstypes.MessageAttributeValue{"mmsgate-handoff": str(`{"t":"T3"}`)}),
+	)
+	res, err := ops.Redrive(context.Background(), q.fake(), nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Wait: -1}, nil)
+	if err != nil || res.Moved != 3 {
+		t.Fatalf("redrive = %+v, %v; want 3 moved", res, err)
+	}
+	got := map[string][]string{}
+	for _, in := range q.sent {
+		var names []string
+		for name := range in.MessageAttributes {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		got[peek(in.MessageBody)] = names
+	}
+	want := map[string][]string{"signed-1": {"mmsgate-handoff", "mmsgate-handoff-mac"}, "junk-1": nil, "nomac-1": nil}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("attributes sent back, by id (-want +got):\n%s", diff)
+	}
+	if v := q.sent[0].MessageAttributes["mmsgate-handoff-mac"].StringValue; peek(q.sent[0].MessageBody) == "signed-1" && aws.ToString(v) != mac {
+		t.Errorf("signature sent back = %q, want it unchanged", aws.ToString(v))
 	}
 }

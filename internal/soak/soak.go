@@ -46,6 +46,7 @@ import (
 	stypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/ops"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
@@ -124,6 +125,9 @@ type Report struct {
 	AcceptRefused                    int64
 	InFlightDuplicates               int // bodies re-enqueued while acceptance writes were refused
 	Hostile                          int // forged or replayed messages put on the queue
+	ForgedChecks                     int // forged messages put on the receipt-check queue
+	Redriven                         int // moved back by the redrive during the run
+	EventsReRead                     int // an event's message read again by the soak (its own reading, same message id)
 	InDoubtWindow, RetryWindow       time.Duration
 	Backoff                          string
 	Limit                            sim.Throughput // the simulator's account-wide limit and its E113
@@ -345,6 +349,8 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	for k := 1; k <= o.Kills; k++ {
 		thresholds[int64(k*o.N/(o.Kills+2))] = k
 	}
+	var forgedChecks, redriven atomic.Int64
+	var redriveRan atomic.Bool
 	var refusal sync.WaitGroup
 	var inflightDups atomic.Int64
 	s.Sim.OnAccept(func(req sim.Request) {
@@ -379,6 +385,42 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 					}
 				}
 				hostileLate.Add(int64(sent))
+			}()
+		case int64(o.N * 4 / 10):
+			// Forged receipt checks: any writer of the receipt-check queue
+			// (a check's body may make the function look again, nothing
+			// more): an id never sent, a real id with a wrong tracking id
+			// and a past due time, and junk.
+			go func() {
+				sent := 0
+				for i, q := range s.Sim.Requests() {
+					if i >= 10 {
+						break
+					}
+					if q.Accepted {
+						body := fmt.Sprintf(`{"id":%q,"trackingId":"FORGED-%d","due":"2000-01-01T00:00:00.000Z"}`, q.ClientReference, i)
+						if _, err := s.Env.SendTo(context.Background(), localenv.ReceiptQueue, body, nil); err == nil {
+							sent++
+						}
+					}
+				}
+				for _, body := range []string{`{"id":"ghost-0001","trackingId":"GHOST","due":"2000-01-01T00:00:00.000Z"}`, `not json`, `{"id":""}`} {
+					if _, err := s.Env.SendTo(context.Background(), localenv.ReceiptQueue, body, nil); err == nil {
+						sent++
+					}
+				}
+				forgedChecks.Add(int64(sent))
+			}()
+		case int64(o.N * 7 / 10):
+			// An operator redrives the DLQ during the run (the README calls
+			// it safe): final ids and bodies without a valid id stay.
+			go func() {
+				res, err := ops.Redrive(context.Background(), s.Env.SQSClient(), store.New(s.Env.DynamoDB(), localenv.Table, 0),
+					ops.RedriveOptions{DLQ: s.Env.DLQURL, To: s.Env.SendQueueURL, Wait: -1, Visibility: 5 * time.Second}, nil)
+				if err == nil {
+					redriven.Store(int64(res.Moved))
+				}
+				redriveRan.Store(true)
 			}()
 		case int64(o.N / 2):
 			go s.Env.Proxy.ThrottleFor(o.Throttle)
@@ -506,6 +548,10 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	s.Env.Proxy.ThrottleMatching(acceptWrite, 0)
 	r.AcceptRefused, r.InFlightDuplicates = refused.Load(), int(inflightDups.Load())
 	r.Hostile += int(hostileLate.Load())
+	r.ForgedChecks, r.Redriven, r.EventsReRead = int(forgedChecks.Load()), int(redriven.Load()), s.EventsReRead()
+	if !redriveRan.Load() {
+		r.Violations = append(r.Violations, "the redrive during the run did not run")
+	}
 	r.Requests += r.InFlightDuplicates + int(hostileLate.Load())
 	if err != nil {
 		return r, err
@@ -742,6 +788,10 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 			lastSend[e.ID] = e.Event
 		case delivery.Unconfirmed:
 			r.Unconfirmed++
+			if !acceptedEvent[e.ID] {
+				r.UnconfirmedWrong++
+				v = append(v, e.ID+": unconfirmed before or without an accepted event")
+			}
 			unconfirmed[e.ID]++
 			if finalSeen[e.ID] {
 				r.UnconfirmedWrong++
@@ -965,6 +1015,8 @@ func (r *Report) Print(w io.Writer) {
 	row("malformed bodies (no id)", r.Malformed)
 	row("duplicate SQS deliveries", fmt.Sprintf("%d (+%d of ids in flight while acceptance writes were refused)", r.DuplicateDeliveries, r.InFlightDuplicates))
 	row("hostile messages (forged attributes, replays)", r.Hostile)
+	row("forged receipt checks / redriven mid-run", fmt.Sprintf("%d / %d", r.ForgedChecks, r.Redriven))
+	row("events read twice by the soak (same message id, not counted)", r.EventsReRead)
 	row("windows", fmt.Sprintf("SEND_RETRY_WINDOW %s, SEND_INDOUBT_WINDOW %s, back-off %s", r.RetryWindow, r.InDoubtWindow, r.Backoff))
 	row("Skycore calls", r.SkycoreCalls)
 	row("faults injected", fmt.Sprintf("%d (%.1f %% of calls): %s", total, 100*float64(total)/float64(max(r.SkycoreCalls, 1)), strings.Join(faults, ", ")))

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,9 +18,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/mmsgate/mmsgate/internal/apigw"
 	"github.com/mmsgate/mmsgate/internal/dynalite"
@@ -145,8 +150,17 @@ type Stack struct {
 	feeders    atomic.Int32 // Feed calls under way
 	batches    int
 	events     []delivery.Event
-	inFlight   map[string]int // request ids in invocations under way
-	next       int            // round-robin over postback instances
+
+	// What the events queue said of each event (collect): its message id
+	// tells the system's second publication (a new id) from the stack's
+	// own second reading of one message (the same id: a receive whose
+	// visibility ran out before its delete).
+	eventMeta []eventMeta
+	eventIDs  map[string]bool
+	reRead    int
+
+	inFlight map[string]int // request ids in invocations under way
+	next     int            // round-robin over postback instances
 
 	// Usage's counters.
 	reports     map[string]*reports // by function name
@@ -439,21 +453,66 @@ func (s *Stack) collect() {
 	// a newer page of events before an older one.
 	s.collecting.Lock()
 	defer s.collecting.Unlock()
-	evs, err := s.Env.DrainEvents()
+	msgs, err := s.Env.Drain(context.Background(), localenv.EventQueue)
 	s.mu.Lock()
-	s.events = append(s.events, evs...)
+	if s.eventIDs == nil {
+		s.eventIDs = map[string]bool{}
+	}
+	for _, m := range msgs {
+		id := aws.ToString(m.MessageId)
+		if s.eventIDs[id] {
+			s.reRead++ // read before: the stack's own reading, not a publication
+			continue
+		}
+		ev, derr := localenv.DecodeEvent(m)
+		if derr != nil {
+			err = errors.Join(err, derr)
+			continue
+		}
+		s.eventIDs[id] = true
+		sentMs, _ := strconv.ParseInt(m.Attributes["SentTimestamp"], 10, 64)
+		s.events = append(s.events, ev)
+		s.eventMeta = append(s.eventMeta, eventMeta{messageID: id, sentMs: sentMs, seq: len(s.eventMeta)})
+	}
 	if err != nil && s.collectErr == nil {
 		s.collectErr = err // the events seen may lack or repeat some: Pump fails
 	}
 	s.mu.Unlock()
 }
 
-// Events returns every delivery event published so far, oldest first.
+// eventMeta is what SQS said of one event's message.
+type eventMeta struct {
+	messageID string
+	sentMs    int64 // SentTimestamp: when SQS took it
+	seq       int   // the order it was read in
+}
+
+// Events returns every delivery event published so far, each message
+// once, in the order SQS took them (SentTimestamp; read order within a
+// millisecond): a message read late (a receive whose answer was lost) is
+// put back where it was published.
 func (s *Stack) Events() []delivery.Event {
 	s.collect()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]delivery.Event(nil), s.events...)
+	idx := make([]int, len(s.events))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return s.eventMeta[idx[a]].sentMs < s.eventMeta[idx[b]].sentMs })
+	out := make([]delivery.Event, len(idx))
+	for i, j := range idx {
+		out[i] = s.events[j]
+	}
+	return out
+}
+
+// EventsReRead is how many times the stack read an event's message again
+// (the same message id): its own reading, never counted as a publication.
+func (s *Stack) EventsReRead() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reRead
 }
 
 // Root is the repository root.

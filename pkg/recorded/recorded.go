@@ -8,6 +8,7 @@
 package recorded
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -51,7 +52,14 @@ type Path struct {
 	// policy; nil runs it once.
 	Retry func(ctx context.Context, fn func(context.Context) error) error
 	Now   func() time.Time // nil is time.Now
+	// PublishTimeout bounds an event's publication and its mark, which the
+	// end of the invocation does not cancel (0: DefaultPublishTimeout).
+	PublishTimeout time.Duration
 }
+
+// DefaultPublishTimeout is the publication's own deadline: short, within
+// the margin an invocation keeps free at its end.
+const DefaultPublishTimeout = 2 * time.Second
 
 func (p *Path) now() time.Time {
 	if p.Now == nil {
@@ -128,7 +136,14 @@ func (p *Path) Pending(ctx context.Context, log *slog.Logger, m *store.Message, 
 // the event is out, a later taker could publish it once more). When the
 // publication fails, release (nil: none) gives back what was held, and the
 // error is returned.
+//
+// A publication in flight is not cancelled by the invocation's end: SQS may
+// have taken the event already, and an answer cut off there would leave it
+// pending, published again by the next taker. It has its own short
+// deadline instead (PublishTimeout), and so has its mark.
 func (p *Path) Publish(ctx context.Context, log *slog.Logger, ev delivery.Event, mark, release func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(p.PublishTimeout, DefaultPublishTimeout))
+	defer cancel()
 	if err := p.Events.Publish(ctx, ev); err != nil {
 		log.ErrorContext(ctx, "cannot publish the event", "id", ev.ID, "event", ev.Event, "err", err)
 		if release != nil {

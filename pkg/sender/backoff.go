@@ -36,7 +36,10 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) outcome {
 	}
 	// retrying goes out while the claim is still ours: no postback can
 	// record the acceptance before the claim is given back, so retrying can
-	// never follow an accepted event.
+	// never follow an accepted event. Its publication ends with the
+	// invocation (the claim's lease), unlike a recorded event's. (A
+	// retrying that SQS takes in the lease's very last moment can still
+	// land after a postback's accepted: a known window, see docs/events.md.)
 	ev := h.event(j.req, delivery.Retrying)
 	ev.Code, ev.Error = code, e.Message
 	h.emit(ctx, j.log, ev)

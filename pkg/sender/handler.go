@@ -216,6 +216,9 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		// Every violated field, the decoding's first (its code leads).
 		verr = errors.Join(verr, err)
 	}
+	if err := checkBodySize(rec.Body); err != nil {
+		verr = errors.Join(verr, err)
+	}
 	if ho != nil && verr == nil {
 		j.first = ho.first()
 		return h.recordHandoff(ctx, j, ho)
@@ -238,11 +241,17 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if verr != nil {
 		return h.finish(ctx, j, store.StateRejected, rejection(j.req, verr), 0)
 	}
-	if m.Attempts > 1 && m.Code != "" && !h.now().Before(j.first.Add(h.cfg.RetryWindow)) {
-		// Failed before, and the window is spent (it may have waited in
-		// doubt past it): the last word is expired, not one more call.
-		return h.finish(ctx, j, store.StateExpired, store.Outcome{Code: m.Code, Error: "still failing when SEND_RETRY_WINDOW ran out",
-			To: req.To, From: req.From, MMSID: string(req.MMSID)}, 0)
+	if m.Attempts > 1 && !h.now().Before(j.first.Add(h.cfg.RetryWindow)) {
+		// Tried before, and the window is spent (it may have waited in
+		// doubt past it, or come back from the DLQ): the last word is
+		// expired, never one more call.
+		o := store.Outcome{Code: m.Code, Error: "still failing when SEND_RETRY_WINDOW ran out", To: req.To, From: req.From, MMSID: string(req.MMSID)}
+		if m.Code == "" {
+			// Its last call's outcome is unknown (its sender died, or its
+			// acceptance was never recorded): not sent again.
+			o.Code, o.Error = string(apperr.CodeInDoubt), "an earlier call's outcome is unknown and SEND_RETRY_WINDOW ran out; not sent again"
+		}
+		return h.finish(ctx, j, store.StateExpired, o, 0)
 	}
 	if sup, err := h.suppressed(ctx, req); err != nil {
 		h.storeFailed(ctx, j, "cannot read the suppression list", err)

@@ -89,6 +89,35 @@ func readHandoff(key []byte, rec events.SQSMessage) (h *handoff, present bool) {
 	return &v, true
 }
 
+// keepHandoff copies rec's hand-off attributes into attrs (a body moved to
+// the DLQ): a dead-lettered hand-off keeps the acceptance it carries, so
+// that `mmsgate redrive` brings it back as a hand-off, recorded and never
+// sent again. Its signature is checked when it is read, as any other's.
+func keepHandoff(rec events.SQSMessage, attrs map[string]sqstypes.MessageAttributeValue) {
+	payload, mac := attr(rec, HandoffAttr), attr(rec, HandoffMACAttr)
+	if payload == "" || mac == "" || len(payload) > MaxHandoffPayload || len(mac) != hex.EncodedLen(sha256.Size) {
+		return
+	}
+	attrs[HandoffAttr] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(payload)}
+	attrs[HandoffMACAttr] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(mac)}
+}
+
+// bounded is h with a payload of at most MaxHandoffPayload bytes: over
+// it, without to and from (the request's are used) and then without the
+// tracking id (accepted as NO_TRACKINGID), so that the hand-off always fits
+// beside its body (size.go).
+func (h handoff) bounded() handoff {
+	size := func(v handoff) int { b, _ := json.Marshal(v); return len(b) }
+	if size(h) <= MaxHandoffPayload {
+		return h
+	}
+	h.To, h.From = "", ""
+	if size(h) > MaxHandoffPayload {
+		h.TrackingID, h.Code = "", string(apperr.CodeNoTrackingID)
+	}
+	return h
+}
+
 func (h *handoff) first() time.Time { return time.UnixMilli(h.First) }
 
 func attr(rec events.SQSMessage, name string) string {
@@ -127,6 +156,11 @@ func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) outcome {
 	queue := h.queueOf(j)
 	if queue == "" {
 		return redeliver
+	}
+	if b := ho.bounded(); b.TrackingID != ho.TrackingID {
+		j.log.WarnContext(ctx, "tracking id too long to hand off; handed off without it (postbacks join through CLIENT_REFERENCE)",
+			"trackingIdBytes", len(ho.TrackingID))
+		ho = b
 	}
 	keys, err := h.d.Keys.Get(ctx)
 	if err == nil {

@@ -196,7 +196,7 @@ func (h *Handler) publishRecorded(ctx context.Context, j *job, m *store.Message)
 // recorded is the one recorded-event path, on the handler's collaborators.
 func (h *Handler) recorded() *recorded.Path {
 	return &recorded.Path{Store: h.d.Store, Events: h.d.Events, Receipts: h.d.Receipts, ReceiptWindow: h.cfg.ReceiptWindow,
-		Metrics: h.d.Metrics, Retry: h.persist, Now: h.now}
+		Metrics: h.d.Metrics, Retry: h.persist, Now: h.now, PublishTimeout: h.cfg.Margin}
 }
 
 // malformed moves a body that cannot be tied to a request (no usable id)
@@ -217,13 +217,16 @@ func (h *Handler) deadLetter(ctx context.Context, j *job, reason string) outcome
 	if h.cfg.DLQURL == "" {
 		return redeliver
 	}
-	_, err := h.d.Queue.SendMessage(ctx, &sqs.SendMessageInput{
+	in := &sqs.SendMessageInput{
 		QueueUrl: aws.String(h.cfg.DLQURL), MessageBody: aws.String(j.rec.Body),
 		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
 			"error":             {DataType: aws.String("String"), StringValue: aws.String(truncate(reason, 1000))},
-			"originalMessageId": {DataType: aws.String("String"), StringValue: aws.String(j.rec.MessageId)},
+			"originalMessageId": {DataType: aws.String("String"), StringValue: aws.String(truncate(j.rec.MessageId, maxMessageIDBytes))},
 		},
-	})
+	}
+	keepHandoff(j.rec, in.MessageAttributes)
+	fitDeadLetter(j.rec.Body, in.MessageAttributes)
+	_, err := h.d.Queue.SendMessage(ctx, in)
 	if err != nil {
 		j.log.ErrorContext(ctx, "cannot move the body to the DLQ; it stays queued", "err", err)
 		return redeliver
