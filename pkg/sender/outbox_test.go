@@ -129,7 +129,7 @@ func TestOutboxEventNeverOutlivesItsLease(t *testing.T) {
 				wg.Wait()
 				t.Fatal("no event send started")
 			}
-			<-ctxA.Done()                                      // A's deadline: its claim's lease is over
+			<-ctxA.Done()                     // A's deadline: its claim's lease is over
 			time.Sleep(20 * time.Millisecond) // past it
 			// Skycore did take X: its postback proves the acceptance.
 			if status := deliver("N101", "TRK-LEASE-X", "lease-x"); status != 200 {
