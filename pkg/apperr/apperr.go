@@ -28,6 +28,7 @@ const (
 	CodeConflict     Code = "CONFLICT"      // a record already says something else (a tracking id linked to another id)
 	CodeStore        Code = "STORE"         // DynamoDB refuses the call for good (validation, access, missing table)
 	CodeInDoubt      Code = "INDOUBT"       // a call that may have reached Skycore: waiting for its postback
+	CodeExpiresAt    Code = "EXPIRES_AT"    // the request's expiresAt passed before Skycore accepted it
 )
 
 // HTTPCode is the code for an unusable HTTP answer with the given status,

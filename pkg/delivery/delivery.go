@@ -158,6 +158,7 @@ type Event struct {
 	Details      string `json:"details"`
 	Error        string `json:"error"`
 	Suppressed   bool   `json:"suppressed,omitempty"` // rejected from the suppression list, no Skycore call
+	SendAt       string `json:"sendAt,omitempty"`     // the request's sendAt, on its scheduled event
 	OccurredAt   string `json:"occurredAt"`
 	RecordedAt   string `json:"recordedAt"`
 }

@@ -24,6 +24,19 @@ const (
 	SecretUnavailable   = "SecretUnavailable"
 )
 
+// The send-mms function's scheduling and cancels (docs/request.md).
+const (
+	Scheduled     = "Scheduled"     // a request with a future sendAt taken in
+	Canceled      = "Canceled"      // a cancel that won
+	CancelRefused = "CancelRefused" // a cancel that changed nothing (with dimension Reason)
+)
+
+// The schedule-sweep function's.
+const (
+	ScheduledHandedOff  = "ScheduledHandedOff"
+	ScheduleSweepFailed = "ScheduleSweepFailed"
+)
+
 // The postback function's.
 const (
 	Postbacks           = "Postbacks" // with dimension Code
@@ -59,7 +72,7 @@ const (
 
 // Dimensions lists, for each metric that has them, its dimensions besides
 // Function (only a CloudWatch SEARCH finds those).
-var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code"}}
+var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code"}, CancelRefused: {"Reason"}}
 
 // All lists every metric name above.
 var All = []string{
@@ -68,4 +81,5 @@ var All = []string{
 	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt, UnjoinedCapped, UnkeyableTrackingID,
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
+	Scheduled, Canceled, CancelRefused, ScheduledHandedOff, ScheduleSweepFailed,
 }
