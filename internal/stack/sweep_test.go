@@ -95,10 +95,10 @@ func TestPumpRunsTheSchedule(t *testing.T) {
 	now := time.Now()
 	sendAt := now.Add(4 * time.Second).Truncate(time.Second)
 	for _, body := range []string{
-		`{"id":"soon","to":"17743199144","mmsId":48211,"sendAt":"` + sendAt.Format(time.RFC3339) + `"}`,
-		`{"id":"cx","to":"17743199144","mmsId":48211,"sendAt":"` + now.Add(time.Hour).Format(time.RFC3339) + `"}`,
+		`{"id":"soon","to":"17743199144","mmsId":1000,"sendAt":"` + sendAt.Format(time.RFC3339) + `"}`,
+		`{"id":"cx","to":"17743199144","mmsId":1000,"sendAt":"` + now.Add(time.Hour).Format(time.RFC3339) + `"}`,
 		`{"id":"cx","cancel":true}`,
-		`{"id":"old","to":"17743199144","mmsId":48211,"expiresAt":"` + now.Add(-time.Minute).Format(time.RFC3339) + `"}`,
+		`{"id":"old","to":"17743199144","mmsId":1000,"expiresAt":"` + now.Add(-time.Minute).Format(time.RFC3339) + `"}`,
 	} {
 		if err := s.Enqueue(body); err != nil {
 			t.Fatal(err)
@@ -113,7 +113,7 @@ func TestPumpRunsTheSchedule(t *testing.T) {
 	for _, e := range s.Events() {
 		got[e.ID] = append(got[e.ID], e.Event+":"+e.Code)
 	}
-	want := map[string][]string{"soon": {"scheduled:", "accepted:"}, "old": {"expired:EXPIRES_AT"}}
+	want := map[string][]string{"soon": {"scheduled:", "accepted:", "sent:N101", "delivered:N102"}, "old": {"expired:EXPIRES_AT"}}
 	for id, evs := range want {
 		if diff := cmp.Diff(evs, got[id]); diff != "" {
 			t.Errorf("%s's events (-want +got):\n%s", id, diff)
