@@ -533,3 +533,57 @@ func terminals(evs []string) int {
 	}
 	return n
 }
+
+// failingEvents refuses the first n publications of kind.
+type failingEvents struct {
+	*fakeEvents
+	kind string
+	n    int
+}
+
+func (f *failingEvents) Publish(ctx context.Context, e delivery.Event) error {
+	f.mu.Lock()
+	fail := e.Event == f.kind && f.n > 0
+	if fail {
+		f.n--
+	}
+	f.mu.Unlock()
+	if fail {
+		return fmt.Errorf("events queue unavailable")
+	}
+	return f.fakeEvents.Publish(ctx, e)
+}
+
+// TestScheduledEventFailsThenRedelivered: the scheduled event cannot be
+// published: the SQS message stays (redeliver), and its redelivery
+// publishes the event once; a cancel in between waits for it (no canceled
+// before scheduled) and then wins; the request is never called.
+func TestScheduledEventFailsThenRedelivered(t *testing.T) {
+	r := newSchedRig(t, nil)
+	r.h.d.Events = &failingEvents{fakeEvents: r.evs, kind: delivery.Scheduled, n: 1}
+	body := sendBody("flaky", `,"sendAt":"`+r.c.in(time.Hour)+`"`)
+	if !r.deliver(t, "r", body, r.c.now(), 1) {
+		t.Fatal("acknowledged with its scheduled event unpublished: the schedule would never be swept")
+	}
+	if !r.deliver(t, "c", cancelBody("flaky"), r.c.now(), 1) {
+		t.Fatal("a cancel decided before the scheduled event was out")
+	}
+	if r.deliver(t, "r", body, r.c.now(), 2) {
+		t.Fatal("redelivery did not publish the scheduled event")
+	}
+	r.c.add(cancelRetry)
+	if r.deliver(t, "c", cancelBody("flaky"), r.c.now(), 2) {
+		t.Fatal("the cancel came back again")
+	}
+	r.c.add(2 * time.Hour)
+	r.sweep(t)
+	if got := r.q.take("send"); len(got) != 0 {
+		t.Fatalf("a canceled schedule was handed off: %+v", got)
+	}
+	if diff := cmp.Diff([]string{"flaky:scheduled:", "flaky:canceled:"}, r.events()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if n := len(r.callsOf("flaky")); n != 0 {
+		t.Errorf("%d calls", n)
+	}
+}
