@@ -207,7 +207,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		// Every violated field, the decoding's first (its code leads).
 		verr = errors.Join(verr, err)
 	}
-	if req.Cancel {
+	if req.Cancel || cancelMalformed(verr) {
 		return h.cancel(ctx, j, verr)
 	}
 	if ho != nil && verr == nil {

@@ -171,6 +171,17 @@ func (h *Handler) expireAt(ctx context.Context, j *job) outcome {
 		store.Outcome{To: j.req.To, From: j.req.From, MMSID: string(j.req.MMSID)}), 0)
 }
 
+// cancelMalformed reports whether the body meant a cancel but its cancel
+// field is not a boolean: it must not become a rejected request X.
+func cancelMalformed(verr error) bool {
+	for _, e := range apperr.All(verr) {
+		if e.Field == "cancel" {
+			return true
+		}
+	}
+	return false
+}
+
 // cancel handles {"id": X, "cancel": true}. verr is its validation: a
 // cancel that is not exactly that cancels nothing and goes to the DLQ (it
 // never makes X final as rejected).

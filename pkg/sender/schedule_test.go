@@ -447,6 +447,12 @@ func TestCancel(t *testing.T) {
 		if dlq := r.q.take("dlq"); len(dlq) != 1 || !strings.Contains(dlq[0].Error, "cancel") {
 			t.Errorf("DLQ = %+v", dlq)
 		}
+		if r.deliver(t, "c2", `{"id":"mal","cancel":"yes"}`, r.c.now(), 1) {
+			t.Fatal("not moved to the DLQ")
+		}
+		if dlq := r.q.take("dlq"); len(dlq) != 1 || !strings.Contains(dlq[0].Error, "cancel") {
+			t.Errorf("DLQ = %+v", dlq)
+		}
 		r.deliver(t, "r", sendBody("mal", ""), r.c.now(), 1)
 		if diff := cmp.Diff([]string{"mal:accepted:"}, r.events()); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
