@@ -53,6 +53,7 @@ func TestSoak(t *testing.T) {
 		"postbacks before the answer": r.EarlyPostbacks, "postbacks without CLIENT_REFERENCE": r.OmittedReference,
 		"ids without receipts": r.NoReceiptIDs, "acceptance writes refused": int(r.AcceptRefused),
 		"duplicates in flight": r.InFlightDuplicates, "hostile messages": r.Hostile, "expired": r.Expired,
+		"requests with a sendAt ahead": r.Scheduled,
 	}
 	for k, n := range harsh {
 		if n == 0 {
