@@ -106,6 +106,9 @@ func dev(ctx context.Context, c devConfig, out io.Writer) error {
 		// (RECEIPT_WINDOW=0 turns it off).
 		ReceiptWindow: envOr("RECEIPT_WINDOW", "10m"),
 		BulkSenders:   c.BulkSenders, EventBus: c.EventBus,
+		// Sweeps every few seconds rather than every minute: the same
+		// send times (each body is delayed to its sendAt), sooner on screen.
+		SweepPeriod: 5 * time.Second,
 	})
 	if err != nil {
 		return err

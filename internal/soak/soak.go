@@ -160,6 +160,10 @@ type Report struct {
 	// seen), and requests to them enqueued after their opt-out was
 	// recorded that reached Skycore anyway (must be 0).
 	OptOuts, SentAfterOptOut int
+	// Scheduled: requests with a sendAt a few seconds ahead of their
+	// enqueueing; EarlySends counts Skycore calls before an id's sendAt.
+	Scheduled, EarlySends int
+	sendAt                map[string]time.Time
 }
 
 // MsgsPerSec is requests over wall time.
@@ -246,7 +250,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	}
 	defer s.Close()
 
-	r := &Report{Faults: map[string]int{}, PeakRSSKiB: map[string]int64{}, InDoubtWindow: o.InDoubtWindow, RetryWindow: o.RetryWindow,
+	r := &Report{Faults: map[string]int{}, PeakRSSKiB: map[string]int64{}, InDoubtWindow: o.InDoubtWindow, RetryWindow: o.RetryWindow, sendAt: map[string]time.Time{},
 		Backoff: fmt.Sprintf("%s doubling to %s", o.BackoffBase, o.BackoffMax)}
 	want := map[string]string{} // id → "valid" | "invalid" | "expire"
 	byID := map[string]string{} // id → body
@@ -279,6 +283,14 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		default:
 			want[id] = "valid"
 			b := fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":%d,"slides":[{"slide":1,"text":"Hello & <%d>"}]%s}`, id, to, 1000+rng.IntN(9), i, md)
+			if rng.Float64() < 0.05 {
+				// Held until a few seconds after it is taken in (the
+				// schedule-sweep function brings it back).
+				at := time.Now().Add(time.Duration(3+rng.IntN(6)) * time.Second).Truncate(time.Second)
+				b = b[:len(b)-1] + `,"sendAt":"` + at.Format(time.RFC3339) + `"}`
+				r.sendAt[id] = at
+				r.Scheduled++
+			}
 			byID[id] = b
 			bodies = append(bodies, b)
 			if rng.Float64() < 0.05 { // the same request delivered twice
@@ -724,6 +736,11 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 		if q.Fault != "" {
 			r.Faults[q.Fault]++
 		}
+		if at, ok := r.sendAt[q.ClientReference]; ok && q.Time.Before(at) {
+			r.EarlySends++
+			r.Violations = append(r.Violations, fmt.Sprintf("%s called at %s, before its sendAt %s", q.ClientReference,
+				q.Time.UTC().Format(time.RFC3339Nano), at.UTC().Format(time.RFC3339)))
+		}
 		calls[q.ClientReference] = append(calls[q.ClientReference], q)
 		if q.Accepted {
 			tracking[q.TrackingID] = q.ClientReference
@@ -978,7 +995,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 // Failed reports whether an invariant broke.
 func (r *Report) Failed() bool {
 	return len(r.Violations) > 0 || r.Lost > 0 || r.SentTwice > 0 || r.MinTerminal != 1 || r.MaxTerminal != 1 || r.SentAfterOptOut > 0 ||
-		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0 || r.MetadataMismatches > 0
+		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0 || r.MetadataMismatches > 0 || r.EarlySends > 0
 }
 
 // Line is the summary's last line.
@@ -987,8 +1004,8 @@ func (r *Report) Line() string {
 	if r.MinTerminal != r.MaxTerminal {
 		per = fmt.Sprintf("%d-%d", r.MinTerminal, r.MaxTerminal)
 	}
-	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, sent after opt-out %d, metadata mismatches %d, E113 %s",
-		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.SentAfterOptOut, r.MetadataMismatches, r.e113Share())
+	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, sent after opt-out %d, metadata mismatches %d, early sends %d, E113 %s",
+		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.SentAfterOptOut, r.MetadataMismatches, r.EarlySends, r.e113Share())
 }
 
 // e113Share is the share of calls the account-wide limit answered E113.
@@ -1017,6 +1034,7 @@ func (r *Report) Print(w io.Writer) {
 	row("hostile messages (forged attributes, replays)", r.Hostile)
 	row("forged receipt checks / redriven mid-run", fmt.Sprintf("%d / %d", r.ForgedChecks, r.Redriven))
 	row("events read twice by the soak (same message id, not counted)", r.EventsReRead)
+	row("requests with a sendAt ahead", fmt.Sprintf("%d (%d calls before their sendAt)", r.Scheduled, r.EarlySends))
 	row("windows", fmt.Sprintf("SEND_RETRY_WINDOW %s, SEND_INDOUBT_WINDOW %s, back-off %s", r.RetryWindow, r.InDoubtWindow, r.Backoff))
 	row("Skycore calls", r.SkycoreCalls)
 	row("faults injected", fmt.Sprintf("%d (%.1f %% of calls): %s", total, 100*float64(total)/float64(max(r.SkycoreCalls, 1)), strings.Join(faults, ", ")))

@@ -55,6 +55,7 @@ func TestSoak(t *testing.T) {
 		"duplicates in flight": r.InFlightDuplicates, "hostile messages": r.Hostile, "expired": r.Expired,
 		"E113 from the account-wide limit": r.Limit.E113,
 		"events with metadata":             r.MetadataEvents,
+		"requests with a sendAt ahead":     r.Scheduled,
 	}
 	for k, n := range harsh {
 		if n == 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/rie"
+	"github.com/mmsgate/mmsgate/pkg/schedule"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 )
 
@@ -51,7 +53,7 @@ func (s *Stack) Serve(ctx context.Context, progress func(Progress)) error {
 	}
 	if s.Sweeper != nil {
 		n++
-		go func() { errs <- s.sweepLoop(ctx) }()
+		go func() { errs <- s.sweepLoop(ctx, cmp.Or(s.opts.SweepPeriod, schedule.Period)) }()
 	}
 	var first error
 	for range n {
@@ -82,7 +84,21 @@ func (s *Stack) esm(ctx context.Context, inst *rie.Instance, src source, forever
 				return err
 			}
 			if c.Total() == 0 && (src != sendSource || s.feeders.Load() == 0) {
-				return nil // nothing visible, in flight or delayed, nothing more coming: drained
+				// Nothing visible, in flight or delayed, nothing more coming:
+				// drained, unless scheduled requests wait for the sweeper.
+				if src != sendSource {
+					return nil
+				}
+				waiting, err := s.scheduledWaiting(ctx)
+				if err != nil {
+					return fmt.Errorf("reading the due index: %w", err)
+				}
+				if !waiting {
+					return nil
+				}
+				if s.Sweeper == nil {
+					return errors.New("scheduled requests wait in the table, but no schedule-sweep function runs")
+				}
 			}
 			select {
 			case <-ctx.Done():

@@ -7,7 +7,6 @@ package stack
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +31,8 @@ import (
 	"github.com/mmsgate/mmsgate/internal/rie"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
-	"github.com/mmsgate/mmsgate/pkg/schedule"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
+	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
 // RIEPackage is the pinned emulator (a tool directive in go.mod).
@@ -357,6 +357,13 @@ func (s *Stack) Pump(ctx context.Context, progress func(Progress)) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(s.Senders))
 	drain := func(inst *rie.Instance, src source) error { return s.esm(ctx, inst, src, false, progress) }
+	if s.Sweeper != nil {
+		// Scheduled requests come back through the sweeper, as deployed;
+		// more often than its rule, so that a run is not slowed by it.
+		sweepCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go s.sweepLoop(sweepCtx, PumpSweepPeriod)
+	}
 	for _, inst := range s.Senders {
 		wg.Add(1)
 		go func() {
@@ -525,6 +532,21 @@ func or(s, def string) string {
 	return s
 }
 
+// PumpSweepPeriod is how often Pump runs the schedule-sweep function: a
+// sweep hands off what is due within schedule.Lookahead, each body delayed
+// to its sendAt, so a shorter period changes no send time, only how soon
+// a run sees its scheduled requests on the queue.
+const PumpSweepPeriod = 2 * time.Second
+
+// scheduledWaiting reports whether a scheduled request still waits in the
+// table (the due index lists every one whose scheduled event is out; one
+// whose event is not out yet still has its message on the send queue).
+func (s *Stack) scheduledWaiting(ctx context.Context) (bool, error) {
+	db := s.Env.DynamoDB()
+	due, err := store.New(db, localenv.Table, 0).Due(ctx, db, time.Now().Add(sendreq.MaxSendAhead+24*time.Hour), 1)
+	return len(due) > 0, err
+}
+
 // Sweep runs the schedule-sweep function once, as its rule does every
 // minute: scheduled requests due within its look-ahead go back to the send
 // queue. Nothing when no sweeper was built.
@@ -544,8 +566,7 @@ func (s *Stack) Sweep(ctx context.Context) error {
 
 // sweepLoop runs Sweep every SweepPeriod until ctx ends; a failed sweep is
 // logged and the next one runs (as the rule would).
-func (s *Stack) sweepLoop(ctx context.Context) error {
-	period := cmp.Or(s.opts.SweepPeriod, schedule.Period)
+func (s *Stack) sweepLoop(ctx context.Context, period time.Duration) error {
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {

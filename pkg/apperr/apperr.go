@@ -32,6 +32,7 @@ const (
 	// tracking id) and something else too (an error code, another STATUS, an
 	// odd form, over the size cap): in doubt, as TIMEOUT.
 	CodeAmbiguous Code = "AMBIGUOUS"
+	CodeExpiresAt Code = "EXPIRES_AT" // the request's expiresAt passed before Skycore accepted it
 )
 
 // HTTPCode is the code for an unusable HTTP answer with the given status,

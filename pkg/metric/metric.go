@@ -36,6 +36,19 @@ const (
 	ThrottleForfeited  = "ThrottleForfeited"  // leased slots dropped unused (an E113, a deadline)
 )
 
+// The send-mms function's scheduling and cancels (docs/request.md).
+const (
+	Scheduled     = "Scheduled"     // a request with a future sendAt taken in
+	Canceled      = "Canceled"      // a cancel that won
+	CancelRefused = "CancelRefused" // a cancel that changed nothing (with dimension Reason)
+)
+
+// The schedule-sweep function's.
+const (
+	ScheduledHandedOff  = "ScheduledHandedOff"
+	ScheduleSweepFailed = "ScheduleSweepFailed"
+)
+
 // The postback function's.
 const (
 	Postbacks           = "Postbacks" // with dimension Code
@@ -79,7 +92,7 @@ const (
 
 // Dimensions lists, for each metric that has them, its dimensions besides
 // Function (only a CloudWatch SEARCH finds those).
-var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code"}}
+var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code"}, CancelRefused: {"Reason"}}
 
 // All lists every metric name above.
 var All = []string{
@@ -91,4 +104,5 @@ var All = []string{
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
 	AmbiguousAnswer,
 	ThroughputExceeded, ThrottleCut, ThrottleRate, ThrottleLeases, ThrottleContended, ThrottleForfeited,
+	Scheduled, Canceled, CancelRefused, ScheduledHandedOff, ScheduleSweepFailed,
 }

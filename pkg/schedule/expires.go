@@ -3,12 +3,9 @@ package schedule
 import (
 	"time"
 
+	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
-
-// CodeExpiresAt is the code of the expired event of a request whose
-// expiresAt passed before Skycore accepted it (docs/events.md).
-const CodeExpiresAt = "EXPIRES_AT"
 
 // LastRetryLead is how long before expiresAt the last retry is timed: its
 // message's visibility is rounded up to whole seconds and it must still be
@@ -49,7 +46,7 @@ func RetryDelay(now, expiresAt time.Time, backoff, lead time.Duration) (wait tim
 // keeps o's fields (to, from, mmsId, the attempt) and sets the code and
 // the reason that the expired event and the dead-letter attribute carry.
 func ExpiredOutcome(expiresAt time.Time, o store.Outcome) store.Outcome {
-	o.Code = CodeExpiresAt
+	o.Code = string(apperr.CodeExpiresAt) // docs/events.md
 	o.Error = "expiresAt " + expiresAt.UTC().Format(time.RFC3339) + " passed before Skycore accepted the request"
 	return o
 }

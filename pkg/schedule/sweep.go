@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -117,7 +118,7 @@ func (sw *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		until := now.Add(Lookahead)
 		due, err := sw.d.Store.Due(ctx, sw.d.Index, until, batch)
 		if err != nil {
-			sw.count("ScheduleSweepFailed")
+			sw.count(metric.ScheduleSweepFailed)
 			return r, err
 		}
 		r.Due += len(due)
@@ -143,7 +144,7 @@ func (sw *Sweeper) Sweep(ctx context.Context) (Report, error) {
 		r.Lost += int(lost.Load())
 		r.Failed += int(failed.Load())
 		if handed.Load() > 0 {
-			sw.count("ScheduledHandedOff")
+			sw.count(metric.ScheduledHandedOff)
 		}
 		// Nothing listed is the end; a page of which nothing moved is the
 		// index lagging behind the claims: the next sweep sees it.

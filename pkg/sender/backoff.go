@@ -15,6 +15,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/invocation"
 	"github.com/mmsgate/mmsgate/pkg/metric"
+	"github.com/mmsgate/mmsgate/pkg/schedule"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -33,6 +34,9 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) outcome {
 	doubt := skycore.MaybeSent(e) && h.cfg.InDoubtWindow > 0
 	if !doubt && !now.Before(j.first.Add(h.cfg.RetryWindow)) {
 		return h.finish(ctx, j, store.StateExpired, store.Outcome{Code: code, Error: e.Message, To: j.req.To, From: j.req.From, MMSID: string(j.req.MMSID)}, 0)
+	}
+	if !doubt && h.expiresAtPassed(j) {
+		return h.expireAt(ctx, j)
 	}
 	// retrying goes out while the claim is still ours: no postback can
 	// record the acceptance before the claim is given back, so retrying can
@@ -59,6 +63,9 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) outcome {
 		applied, err = h.d.Store.Release(ctx, j.req.ID, j.owner, o)
 		n, _ := strconv.Atoi(j.rec.Attributes["ApproximateReceiveCount"])
 		wait = min(Backoff(n, e, h.cfg.BaseBackoff, h.cfg.MaxBackoff), max(time.Second, j.first.Add(h.cfg.RetryWindow).Sub(now)))
+		// Never past expiresAt: the last retry before it, or back at it to expire.
+		exp, _ := j.req.ExpiryTime()
+		wait, _ = schedule.RetryDelay(now, exp, wait, schedule.LastRetryLead)
 		h.logRetry(ctx, j, e)
 	}
 	if err != nil {

@@ -46,6 +46,7 @@ type (
 		outcomes
 		pendingEvents
 		suppressions
+		scheduling
 	}
 	// claims: the fan-out's claim of an id, and its release.
 	claims interface {
@@ -171,6 +172,7 @@ func NewHandler(cfg Config, d Deps) *Handler {
 	cfg.SuppressTTL = cmp.Or(cfg.SuppressTTL, DefaultSuppressTTL)
 	cfg.BaseBackoff = cmp.Or(cfg.BaseBackoff, DefaultBaseBackoff)
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, DefaultMaxBackoff)
+	cfg.Policy.Scheduling = true // sendAt, expiresAt and cancel are honoured (schedule.go)
 	h := &Handler{cfg: cfg, d: d, now: time.Now}
 	if cfg.RatePerSecond > 0 {
 		h.limiter = rate.NewLimiter(rate.Limit(cfg.RatePerSecond), max(1, int(cfg.RatePerSecond)))
@@ -219,9 +221,17 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if err := checkBodySize(rec.Body); err != nil {
 		verr = errors.Join(verr, err)
 	}
+	if req.Cancel || cancelMalformed(verr) {
+		return h.cancel(ctx, j, verr)
+	}
 	if ho != nil && verr == nil {
 		j.first = ho.first()
 		return h.recordHandoff(ctx, j, ho)
+	}
+	if sendAt, ahead := h.ahead(j); ahead && verr == nil {
+		return h.scheduleAhead(ctx, j, sendAt)
+	} else if sendAt.After(j.first) {
+		j.first = sendAt // SEND_RETRY_WINDOW counts from sendAt
 	}
 
 	claimed, m, err := h.d.Store.Claim(ctx, req.ID, store.Claim{Owner: j.owner, Lease: h.lease(ctx), First: j.first, InDoubt: h.cfg.InDoubtWindow,
@@ -229,6 +239,13 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if err != nil {
 		h.storeFailed(ctx, j, "cannot claim the request id", err)
 		return redeliver
+	}
+	if !claimed && m.State == store.StateScheduled {
+		var done bool
+		var o outcome
+		if claimed, m, done, o = h.due(ctx, j, m); done {
+			return o
+		}
 	}
 	if !claimed {
 		return h.notClaimed(ctx, j, m)
@@ -252,6 +269,9 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 			o.Code, o.Error = string(apperr.CodeInDoubt), "an earlier call's outcome is unknown and SEND_RETRY_WINDOW ran out; not sent again"
 		}
 		return h.finish(ctx, j, store.StateExpired, o, 0)
+	}
+	if h.expiresAtPassed(j) {
+		return h.expireAt(ctx, j) // no call at or after expiresAt
 	}
 	if sup, err := h.suppressed(ctx, req); err != nil {
 		h.storeFailed(ctx, j, "cannot read the suppression list", err)

@@ -5,10 +5,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
 // EventCanceled is the terminal event of a cancel that won.
-const EventCanceled = "canceled"
+const EventCanceled = delivery.Canceled
 
 // Why a cancel changed nothing (docs/request.md, "Cancel"). The caller logs
 // and counts it; the application learns the outcome from the id's one

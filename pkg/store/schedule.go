@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
 // A request with a future sendAt waits in its own msg#<id> record (the
@@ -40,7 +42,7 @@ const (
 
 // EventScheduled is the pending event of a SCHEDULED record until it is
 // published.
-const EventScheduled = "scheduled"
+const EventScheduled = delivery.Scheduled
 
 // The due index: a sparse GSI (template.yaml's MessagesTable) keyed by
 // dueShard and dueMs, keys only. DueShards spread the writes of a burst of
