@@ -133,7 +133,7 @@ func TestDecodeEventBadInput(t *testing.T) {
 			if errors.Is(err, client.ErrUnknownKind) && e.Event != tt.wantKind {
 				t.Errorf("DecodeEvent(%q) kind = %q, want %q returned with the error", tt.body, e.Event, tt.wantKind)
 			}
-			if errors.Is(err, client.ErrNotEvent) && e != (client.Event{}) {
+			if errors.Is(err, client.ErrNotEvent) && !cmp.Equal(e, client.Event{}) {
 				t.Errorf("DecodeEvent(%q) = %+v with ErrNotEvent, want the zero event", tt.body, e)
 			}
 		})

@@ -158,8 +158,11 @@ type Event struct {
 	Details      string `json:"details"`
 	Error        string `json:"error"`
 	Suppressed   bool   `json:"suppressed,omitempty"` // rejected from the suppression list, no Skycore call
-	OccurredAt   string `json:"occurredAt"`
-	RecordedAt   string `json:"recordedAt"`
+	// Warnings are the advice-level findings on an accepted request
+	// (docs/codes.md "Warnings"); absent when none and on other kinds.
+	Warnings   []string `json:"warnings,omitempty"`
+	OccurredAt string   `json:"occurredAt"`
+	RecordedAt string   `json:"recordedAt"`
 }
 
 // About is what e says of its request: the fields New set from an About.

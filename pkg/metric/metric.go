@@ -22,6 +22,7 @@ const (
 	HandoffDeadLettered = "HandoffDeadLettered"
 	SentTwice           = "SentTwice"
 	SecretUnavailable   = "SecretUnavailable"
+	RequestWarning      = "RequestWarning" // an accepted request's warning, with dimension Code
 )
 
 // The postback function's.
@@ -59,12 +60,13 @@ const (
 
 // Dimensions lists, for each metric that has them, its dimensions besides
 // Function (only a CloudWatch SEARCH finds those).
-var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code"}}
+var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code"}, RequestWarning: {"Code"}}
 
 // All lists every metric name above.
 var All = []string{
 	Accepted, Rejected, Expired, Retried, InDoubt, Duplicate, Suppressed, SuppressionAdded, SkycoreLatency,
 	UnknownCode, NoTrackingID, ForgedHandoff, BookkeepingDeferred, HandoffDeadLettered, SentTwice, SecretUnavailable,
+	RequestWarning,
 	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt, UnjoinedCapped, UnkeyableTrackingID,
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,

@@ -66,6 +66,9 @@ func (p *Path) now() time.Time {
 func Terminal(m *store.Message, known delivery.About, at time.Time) delivery.Event {
 	ev := delivery.New(m.PendingEvent, m.About().Or(known), at)
 	ev.Code, ev.Error, ev.Suppressed = m.Code, m.Error, m.Suppressed
+	if ev.Event == delivery.Accepted {
+		ev.Warnings = m.Warnings // kept on the record: a later publisher has no request
+	}
 	return ev
 }
 

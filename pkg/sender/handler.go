@@ -156,6 +156,10 @@ type Handler struct {
 	d       Deps
 	limiter *rate.Limiter
 	now     func() time.Time
+	// blame refines the class of E100 and E111 answers (docs/codes.md,
+	// "Who is at fault"): one per instance, its E100 burst is this
+	// instance's.
+	blame *skycore.Blame
 }
 
 // NewHandler applies defaults to cfg. InDoubtWindow is taken as given (0
@@ -170,6 +174,7 @@ func NewHandler(cfg Config, d Deps) *Handler {
 	cfg.BaseBackoff = cmp.Or(cfg.BaseBackoff, DefaultBaseBackoff)
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, DefaultMaxBackoff)
 	h := &Handler{cfg: cfg, d: d, now: time.Now}
+	h.blame = skycore.NewBlame(cfg.Policy.DefaultFrom, func() time.Time { return h.now() })
 	if cfg.RatePerSecond > 0 {
 		h.limiter = rate.NewLimiter(rate.Limit(cfg.RatePerSecond), max(1, int(cfg.RatePerSecond)))
 	}
@@ -222,6 +227,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		j.first = m.First
 	}
 	j.attempt = m.Attempts
+	j.lastRetrying = skycore.RetryNote{Code: apperr.Code(m.RetryCode), At: m.RetryAt}
 	if verr != nil {
 		return h.finish(ctx, j, store.StateRejected, rejection(j.req, verr), 0)
 	}
@@ -244,8 +250,9 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 				sup.Code, sup.Key, sup.Code, sup.At.UTC().Format(time.RFC3339), sup.ID, sup.Until.UTC().Format(time.RFC3339)),
 			To: req.To, From: req.From, MMSID: string(req.MMSID)}, 0)
 	}
-	for _, w := range req.Warnings() {
-		j.log.WarnContext(ctx, w)
+	j.warnings = req.Warnings()
+	for _, w := range j.warnings {
+		j.log.WarnContext(ctx, "advice not followed: "+sendreq.WarningText(w), "code", w, "class", "warning")
 	}
 	start := h.now()
 	resp, err := h.call(ctx, req)
@@ -259,6 +266,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if !ok {
 		e = &apperr.Error{Code: apperr.CodeInternal, Class: apperr.Unclassified, Message: "unexpected failure", Err: err}
 	}
+	e = h.refine(ctx, j, e)
 	if e.Class == apperr.Permanent {
 		if !skycore.Known(e) {
 			j.log.ErrorContext(ctx, "Skycore answered with an unknown code; treated as permanent", "code", e.Code, "err", e)

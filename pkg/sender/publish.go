@@ -28,7 +28,8 @@ import (
 // accepted records Skycore's Success. It never resends: when the record
 // cannot be written, the answer is handed off on the send queue, signed.
 func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) outcome {
-	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
+	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: cmp.Or(resp.To, j.req.To), From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID),
+		Warnings: j.warnings}
 	if resp.TrackingID == "" {
 		// Skycore took it: never resent, but no postback can be joined by id.
 		o.Code = string(apperr.CodeNoTrackingID)
@@ -71,7 +72,10 @@ func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Me
 		return h.pending(ctx, j, m)
 	}
 	h.d.Metrics.Count(metric.Accepted)
-	j.log.InfoContext(ctx, "accepted", "trackingId", o.TrackingID, "code", o.Code, "class", "accepted")
+	for _, w := range m.Warnings {
+		h.d.Metrics.Count(metric.RequestWarning, "Code", w)
+	}
+	j.log.InfoContext(ctx, "accepted", "trackingId", o.TrackingID, "code", o.Code, "class", "accepted", "warnings", m.Warnings)
 	return h.publishRecorded(ctx, j, m)
 }
 
