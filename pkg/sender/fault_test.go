@@ -8,12 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
@@ -289,5 +291,43 @@ func TestRetryingIsBounded(t *testing.T) {
 			}
 			t.Logf("%d calls, %d retrying events (bound %d)", api.calls, retrying, tt.bound)
 		})
+	}
+}
+
+// refuseFirstAccept is the real store, except that its first acceptance
+// is refused for good.
+type refuseFirstAccept struct {
+	*store.Store
+	refused atomic.Bool
+}
+
+func (r *refuseFirstAccept) Accept(ctx context.Context, id, owner string, hold time.Time, o store.Outcome) (bool, *store.Message, error) {
+	if r.refused.CompareAndSwap(false, true) {
+		return false, nil, &apperr.Error{Code: apperr.CodeStore, Class: apperr.Config, Op: "store.Accept", Message: "ValidationException"}
+	}
+	return r.Store.Accept(ctx, id, owner, hold, o)
+}
+
+// TestWarningsSurviveHandoff: an acceptance that could not be recorded is
+// handed off on the send queue; the delivery that records it lists the
+// request's warnings in the accepted event too.
+func TestWarningsSurviveHandoff(t *testing.T) {
+	hs := newHarness(t, savedMMS48211, nil)
+	hs.h.d.Store = &refuseFirstAccept{Store: hs.h.d.Store.(*store.Store)}
+	hs.mustInvoke(t, context.Background(), loadEvent(t, "as-people-write"), 0)
+	handoffs := hs.drain(t, localenv.SendQueue)
+	if len(handoffs) != 1 {
+		t.Fatalf("send queue = %+v, want the signed hand-off", handoffs)
+	}
+	hs.mustInvoke(t, context.Background(), fromQueue(t, handoffs[0]), 0)
+	evs, _ := hs.env.DrainEvents()
+	if len(evs) != 1 || evs[0].Event != delivery.Accepted {
+		t.Fatalf("events %+v, want one accepted", evs)
+	}
+	if diff := cmp.Diff([]string{sendreq.WarnFallbackLong}, evs[0].Warnings); diff != "" {
+		t.Errorf("accepted.warnings after a hand-off (-want +got):\n%s", diff)
+	}
+	if n := len(hs.sim.Requests()); n != 1 {
+		t.Errorf("%d calls, want 1", n)
 	}
 }
