@@ -238,6 +238,14 @@ func report(w io.Writer, ids []string, s *stack.Stack) error {
 			}
 		}
 	}
+	// The advice each accepted id did not follow (docs/codes.md, Warnings).
+	for _, id := range ids {
+		for _, e := range byID[id] {
+			if e.Event == delivery.Accepted && len(e.Warnings) > 0 {
+				fmt.Fprintf(w, "%s accepted with warnings: %s\n", id, strings.Join(e.Warnings, ", "))
+			}
+		}
+	}
 	if unfinished > 0 {
 		return fmt.Errorf("%d of %d ids did not reach a final state", unfinished, len(ids))
 	}

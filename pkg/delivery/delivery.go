@@ -170,7 +170,10 @@ type Event struct {
 	Details      string `json:"details"`
 	Error        string `json:"error"`
 	Suppressed   bool   `json:"suppressed,omitempty"` // rejected from the suppression list, no Skycore call
-	SendAt       string `json:"sendAt,omitempty"`     // the request's sendAt, on its scheduled event
+	// Warnings are the advice-level findings on an accepted request
+	// (docs/codes.md "Warnings"); absent when none and on other kinds.
+	Warnings []string `json:"warnings,omitempty"`
+	SendAt   string   `json:"sendAt,omitempty"` // the request's sendAt, on its scheduled event
 	// Metadata is the request's metadata, verbatim; absent when it had none.
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	OccurredAt string            `json:"occurredAt"`

@@ -23,6 +23,7 @@ const (
 	SentTwice           = "SentTwice"
 	SecretUnavailable   = "SecretUnavailable"
 	AmbiguousAnswer     = "AmbiguousAnswer" // an answer that says Skycore took it and something else: in doubt
+	RequestWarning      = "RequestWarning"  // an accepted request's warning, with dimension Code
 )
 
 // The send-mms function's shared Skycore throughput (pkg/throttle), per
@@ -92,12 +93,13 @@ const (
 
 // Dimensions lists, for each metric that has them, its dimensions besides
 // Function (only a CloudWatch SEARCH finds those).
-var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code"}, CancelRefused: {"Reason"}}
+var Dimensions = map[string][]string{Postbacks: {"Code"}, TemplateNotice: {"Code"}, CancelRefused: {"Reason"}, RequestWarning: {"Code"}}
 
 // All lists every metric name above.
 var All = []string{
 	Accepted, Rejected, Expired, Retried, InDoubt, Duplicate, Suppressed, SuppressionAdded, SkycoreLatency,
 	UnknownCode, NoTrackingID, ForgedHandoff, BookkeepingDeferred, HandoffDeadLettered, SentTwice, SecretUnavailable,
+	RequestWarning,
 	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt, UnjoinedCapped, UnkeyableTrackingID,
 	Inbound, InboundMalformed, OptOuts, OptIns,
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,

@@ -79,6 +79,9 @@ func Terminal(m *store.Message, known delivery.About, at time.Time) delivery.Eve
 	a.Metadata = m.Metadata
 	ev := delivery.New(m.PendingEvent, a, at)
 	ev.Code, ev.Error, ev.Suppressed = m.Code, m.Error, m.Suppressed
+	if ev.Event == delivery.Accepted {
+		ev.Warnings = m.Warnings // kept on the record: a later publisher has no request
+	}
 	return ev
 }
 

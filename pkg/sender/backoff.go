@@ -44,14 +44,21 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) outcome {
 	// invocation (the claim's lease), unlike a recorded event's. (A
 	// retrying that SQS takes in the lease's very last moment can still
 	// land after a postback's accepted: a known window, see docs/events.md.)
-	ev := h.event(j.req, delivery.Retrying)
-	ev.Code, ev.Error = code, e.Message
-	h.emit(ctx, j.log, ev)
+	// Bounded noise (docs/events.md): not every failed attempt is announced.
+	o := store.Outcome{Attempt: j.attempt, Code: code, Warnings: j.warnings}
+	if skycore.PublishRetrying(j.lastRetrying, e.Code, now) {
+		ev := h.event(j.req, delivery.Retrying)
+		ev.Code, ev.Error = code, e.Message
+		h.emit(ctx, j.log, ev)
+		o.RetryCode, o.RetryAt = code, now
+	} else {
+		j.log.InfoContext(ctx, "retrying event not published (bounded noise)", "code", code,
+			"lastCode", j.lastRetrying.Code, "lastAt", j.lastRetrying.At.UTC().Format(time.RFC3339))
+	}
 	h.d.Metrics.Count(metric.Retried)
 	var wait time.Duration
 	var applied bool
 	var err error
-	o := store.Outcome{Attempt: j.attempt, Code: code}
 	if doubt {
 		until := now.Add(h.cfg.InDoubtWindow)
 		applied, err = h.d.Store.Doubt(ctx, j.req.ID, j.owner, until, o)

@@ -47,3 +47,20 @@ func (h *Handler) call(ctx context.Context, req *sendreq.Request) (*skycore.Resp
 	h.d.Log.InfoContext(ctx, "API key refreshed after E104")
 	return h.d.Skycore.SendSavedMMS(ctx, fresh.APIKey, req)
 }
+
+// refine applies who is at fault (docs/codes.md) to a Skycore answer:
+// E100 and E111 are the request's fault (rejected) or the deployment's
+// (config: retried, alarmed). Other errors keep their class.
+func (h *Handler) refine(ctx context.Context, j *job, e *apperr.Error) *apperr.Error {
+	if e.Code != "E100" && e.Code != "E111" {
+		return e
+	}
+	class, why := h.blame.Class(e, j.req.ID, j.req.From)
+	j.log.InfoContext(ctx, "who is at fault: "+why, "code", e.Code, "class", class.String())
+	if class == e.Class {
+		return e
+	}
+	c := *e // the client's error is not shared, but stays as it was
+	c.Class = class
+	return &c
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
+	"github.com/mmsgate/mmsgate/pkg/skycore"
 )
 
 // Handle processes a batch: each record on its own, at most Concurrency at
@@ -80,6 +81,12 @@ type job struct {
 	owner   string
 	first   time.Time
 	log     *slog.Logger
+	// warnings are the request's advice-level findings (req.Warnings()),
+	// recorded with its acceptance.
+	warnings []string
+	// lastRetrying is the last retrying event published for the id, from
+	// the record (docs/events.md "Bounded noise").
+	lastRetrying skycore.RetryNote
 }
 
 // outcome is what becomes of a record once processed.

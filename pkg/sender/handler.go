@@ -159,6 +159,10 @@ type Handler struct {
 	d       Deps
 	limiter *rate.Limiter
 	now     func() time.Time
+	// blame refines the class of E100 and E111 answers (docs/codes.md,
+	// "Who is at fault"): one per instance, its E100 burst is this
+	// instance's.
+	blame *skycore.Blame
 }
 
 // NewHandler applies defaults to cfg. InDoubtWindow is taken as given (0
@@ -174,6 +178,7 @@ func NewHandler(cfg Config, d Deps) *Handler {
 	cfg.MaxBackoff = cmp.Or(cfg.MaxBackoff, DefaultMaxBackoff)
 	cfg.Policy.Scheduling = true // sendAt, expiresAt and cancel are honoured (schedule.go)
 	h := &Handler{cfg: cfg, d: d, now: time.Now}
+	h.blame = skycore.NewBlame(cfg.Policy.DefaultFrom, func() time.Time { return h.now() })
 	if cfg.RatePerSecond > 0 {
 		h.limiter = rate.NewLimiter(rate.Limit(cfg.RatePerSecond), max(1, int(cfg.RatePerSecond)))
 	}
@@ -255,6 +260,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	}
 	req.Metadata = m.Metadata // the id's first claim's: every event echoes that one
 	j.attempt = m.Attempts
+	j.lastRetrying = skycore.RetryNote{Code: apperr.Code(m.RetryCode), At: m.RetryAt}
 	if verr != nil {
 		return h.finish(ctx, j, store.StateRejected, rejection(j.req, verr), 0)
 	}
@@ -284,8 +290,9 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 		return h.finish(ctx, j, store.StateRejected, store.Outcome{Code: sup.Code, Suppressed: true, Error: sup.Explain(),
 			To: req.To, From: req.From, MMSID: string(req.MMSID)}, 0)
 	}
-	for _, w := range req.Warnings() {
-		j.log.WarnContext(ctx, w)
+	j.warnings = req.Warnings()
+	for _, w := range j.warnings {
+		j.log.WarnContext(ctx, "advice not followed: "+sendreq.WarningText(w), "code", w, "class", "warning")
 	}
 	start := h.now()
 	resp, err := h.call(ctx, req)
@@ -299,6 +306,7 @@ func (h *Handler) process(ctx context.Context, hk []byte, rec events.SQSMessage)
 	if !ok {
 		e = &apperr.Error{Code: apperr.CodeInternal, Class: apperr.Unclassified, Message: "unexpected failure", Err: err}
 	}
+	e = h.refine(ctx, j, e)
 	if e.Class == apperr.Permanent {
 		if !skycore.Known(e) {
 			j.log.ErrorContext(ctx, "Skycore answered with an unknown code; treated as permanent", "code", e.Code, "err", e)

@@ -131,7 +131,8 @@ func attr(rec events.SQSMessage, name string) string {
 // It is bounded: past SEND_RETRY_WINDOW, or when DynamoDB refuses it for
 // good, it goes to the DLQ with a metric that an alarm watches.
 func (h *Handler) recordHandoff(ctx context.Context, j *job, ho *handoff) outcome {
-	o := store.Outcome{Attempt: j.attempt, TrackingID: ho.TrackingID, Code: ho.Code, To: cmp.Or(ho.To, j.req.To), From: cmp.Or(ho.From, j.req.From), MMSID: string(j.req.MMSID)}
+	o := store.Outcome{Attempt: j.attempt, TrackingID: ho.TrackingID, Code: ho.Code, To: cmp.Or(ho.To, j.req.To), From: cmp.Or(ho.From, j.req.From), MMSID: string(j.req.MMSID),
+		Warnings: j.req.Warnings()}
 	won, m, err := h.d.Store.Accept(ctx, j.req.ID, j.owner, h.lease(ctx), o)
 	if err != nil {
 		if apperr.Transient(err) && h.now().Before(j.first.Add(h.cfg.RetryWindow)) {

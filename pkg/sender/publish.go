@@ -32,7 +32,8 @@ import (
 func (h *Handler) accepted(ctx context.Context, j *job, resp *skycore.Response) outcome {
 	// to is the request's, as the application wrote it (Skycore answers in
 	// its own form); Skycore's is logged when it names another number.
-	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: j.req.To, From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID)}
+	o := store.Outcome{Attempt: j.attempt, TrackingID: resp.TrackingID, To: j.req.To, From: cmp.Or(resp.From, j.req.From), MMSID: string(j.req.MMSID),
+		Warnings: j.warnings}
 	if resp.To != "" && digits(resp.To) != digits(j.req.To) {
 		j.log.WarnContext(ctx, "Skycore's answer names another number than the request", "skycoreTo", truncate(resp.To, 64))
 	}
@@ -87,7 +88,10 @@ func (h *Handler) afterAccept(ctx context.Context, j *job, won bool, m *store.Me
 		return h.pending(ctx, j, m)
 	}
 	h.d.Metrics.Count(metric.Accepted)
-	j.log.InfoContext(ctx, "accepted", "trackingId", o.TrackingID, "code", o.Code, "class", "accepted")
+	for _, w := range m.Warnings {
+		h.d.Metrics.Count(metric.RequestWarning, "Code", w)
+	}
+	j.log.InfoContext(ctx, "accepted", "trackingId", o.TrackingID, "code", o.Code, "class", "accepted", "warnings", m.Warnings)
 	return h.publishRecorded(ctx, j, m)
 }
 

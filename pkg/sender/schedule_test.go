@@ -540,14 +540,14 @@ func terminals(evs []string) int {
 	return n
 }
 
-// failingEvents refuses the first n publications of kind.
-type failingEvents struct {
+// failingKindEvents refuses the first n publications of kind.
+type failingKindEvents struct {
 	*fakeEvents
 	kind string
 	n    int
 }
 
-func (f *failingEvents) Publish(ctx context.Context, e delivery.Event) error {
+func (f *failingKindEvents) Publish(ctx context.Context, e delivery.Event) error {
 	f.mu.Lock()
 	fail := e.Event == f.kind && f.n > 0
 	if fail {
@@ -566,7 +566,7 @@ func (f *failingEvents) Publish(ctx context.Context, e delivery.Event) error {
 // before scheduled) and then wins; the request is never called.
 func TestScheduledEventFailsThenRedelivered(t *testing.T) {
 	r := newSchedRig(t, nil)
-	r.h.d.Events = &failingEvents{fakeEvents: r.evs, kind: delivery.Scheduled, n: 1}
+	r.h.d.Events = &failingKindEvents{fakeEvents: r.evs, kind: delivery.Scheduled, n: 1}
 	body := sendBody("flaky", `,"sendAt":"`+r.c.in(time.Hour)+`"`)
 	if !r.deliver(t, "r", body, r.c.now(), 1) {
 		t.Fatal("acknowledged with its scheduled event unpublished: the schedule would never be swept")

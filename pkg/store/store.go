@@ -19,6 +19,8 @@
 //	                   attempts        claims so far
 //	                   trackingId,code,error,to,from,mmsId   the outcome
 //	                   suppressed      rejected from the suppression list
+//	                   warnings        the accepted event's warnings (docs/codes.md)
+//	                   retryCode,retryMs  the last retrying event published (its code, when)
 //	                   pendingEvent    the terminal event, recorded, not yet published
 //	                   acceptedBy      "postback" when CLIENT_REFERENCE proved it
 //	                   h00..h19,hpb    the last attempts (attempt mod 20), the postback's
@@ -146,12 +148,17 @@ type Message struct {
 	Error        string
 	To, From     string
 	MMSID        string
-	PendingEvent string // a terminal event recorded but not yet published
-	AcceptedBy   string // "postback" when a postback's CLIENT_REFERENCE proved the acceptance
-	Suppressed   bool   // rejected locally from the suppression list
-	Created      string
-	History      []Step            // the last HistorySlots attempts, oldest first
-	Metadata     map[string]string // the request's metadata; nil when it had none
+	PendingEvent string   // a terminal event recorded but not yet published
+	AcceptedBy   string   // "postback" when a postback's CLIENT_REFERENCE proved the acceptance
+	Suppressed   bool     // rejected locally from the suppression list
+	Warnings     []string // the accepted event's warnings, recorded with the outcome
+	// RetryCode and RetryAt are the last retrying event published for the
+	// id (docs/events.md "Bounded noise"); zero when none yet.
+	RetryCode string
+	RetryAt   time.Time
+	Created   string
+	History   []Step            // the last HistorySlots attempts, oldest first
+	Metadata  map[string]string // the request's metadata; nil when it had none
 }
 
 // Final reports whether the message reached a terminal state.
@@ -244,6 +251,7 @@ var names = withHistorySlots(map[string]string{
 	"#upd": "updated", "#exp": "exp", "#trk": "trackingId", "#code": "code", "#err": "error", "#to": "to",
 	"#from": "from", "#mms": "mmsId", "#evt": "pendingEvent", "#acc": "acceptedAt", "#id": "id",
 	"#doubt": "doubtMs", "#first": "firstMs", "#by": "acceptedBy", "#supp": "suppressed", "#md": mdAttr,
+	"#warn": "warnings", "#rtc": "retryCode", "#rtm": "retryMs",
 })
 
 // withHistorySlots adds the history ring's attribute names.
@@ -387,6 +395,8 @@ func decode(id string, it map[string]types.AttributeValue) *Message {
 	m.DoubtUntil = millis(num(it, "doubtMs"))
 	m.First = millis(num(it, "firstMs"))
 	m.History = decodeHistory(it)
+	m.Warnings = strs(it, "warnings")
+	m.RetryCode, m.RetryAt = str(it, "retryCode"), millis(num(it, "retryMs"))
 	if b, ok := it["suppressed"].(*types.AttributeValueMemberBOOL); ok {
 		m.Suppressed = b.Value
 	}
@@ -409,6 +419,13 @@ type Outcome struct {
 	Error      string
 	To, From   string
 	MMSID      string
+	// Warnings are kept on the record (terminal and give-back writes; an
+	// empty list leaves what is there) for whoever publishes the accepted event.
+	Warnings []string
+	// RetryCode, RetryAt: a give-back write records the retrying event just
+	// published (zero RetryAt: none published, the last one stays).
+	RetryCode string
+	RetryAt   time.Time
 }
 
 // open is the condition of every write that ends a request: it is not
@@ -477,6 +494,7 @@ func (st *Store) terminal(ctx context.Context, op, id, owner string, hold time.T
 		upd += ", #supp = :supp"
 		vals[":supp"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
+	upd += outcomeNotes(o, vals)
 	upd += " REMOVE #doubt"
 	cond := open
 	if by == "postback" {
@@ -558,6 +576,7 @@ func (st *Store) giveBack(ctx context.Context, op, id, owner, state string, unti
 		upd += ", #doubt = :until"
 		vals[":until"] = n(until.UnixMilli())
 	}
+	upd += outcomeNotes(o, vals)
 	_, err := st.update(ctx, id, upd+" REMOVE #lease", "#owner = :owner AND #st = :inprog", vals)
 	if conditionFailed(err) {
 		return false, nil
@@ -678,6 +697,39 @@ func dynamoError(op string, err error) *apperr.Error {
 		}
 	}
 	return e
+}
+
+// outcomeNotes sets the warnings and the last retrying event that o
+// carries (none: the record keeps its own).
+func outcomeNotes(o Outcome, vals map[string]types.AttributeValue) string {
+	var upd string
+	if len(o.Warnings) > 0 {
+		l := make([]types.AttributeValue, len(o.Warnings))
+		for i, w := range o.Warnings {
+			l[i] = s(w)
+		}
+		upd += ", #warn = :warn"
+		vals[":warn"] = &types.AttributeValueMemberL{Value: l}
+	}
+	if !o.RetryAt.IsZero() {
+		upd += ", #rtc = :rtc, #rtm = :rtm"
+		vals[":rtc"], vals[":rtm"] = s(o.RetryCode), n(o.RetryAt.UnixMilli())
+	}
+	return upd
+}
+
+func strs(it map[string]types.AttributeValue, k string) []string {
+	l, ok := it[k].(*types.AttributeValueMemberL)
+	if !ok || len(l.Value) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(l.Value))
+	for _, v := range l.Value {
+		if v, ok := v.(*types.AttributeValueMemberS); ok {
+			out = append(out, v.Value)
+		}
+	}
+	return out
 }
 
 func str(it map[string]types.AttributeValue, k string) string {
