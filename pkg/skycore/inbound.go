@@ -7,11 +7,9 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
-	"github.com/mmsgate/mmsgate/pkg/charset"
 )
 
 // Inbound (MO) postbacks: a message a person sent to one of the account's
@@ -123,7 +121,7 @@ func (m *Inbound) DedupKey(maxLen int) string {
 // Unknown elements are ignored; DOCTYPEs and entities other than XML's
 // five are refused.
 func ParseInbound(doc []byte) (*Inbound, error) {
-	root, err := inboundTree(doc)
+	root, err := boundedTree(doc, ErrNotInbound, inboundMaxTokens, inboundMaxDepth, inboundMaxField)
 	if err != nil {
 		return nil, err
 	}
@@ -229,66 +227,4 @@ func (m *Inbound) Marshal() []byte {
 	}
 	b.WriteString("</POSTBACK>")
 	return b.Bytes()
-}
-
-// inboundElement is a bounded generic tree.
-type inboundElement struct {
-	name     string
-	text     strings.Builder
-	children []*inboundElement
-}
-
-func inboundTree(doc []byte) (*inboundElement, error) {
-	d := xml.NewDecoder(bytes.NewReader(doc))
-	d.CharsetReader = charset.NewReader
-	var stack []*inboundElement
-	var root *inboundElement
-	for tokens := 0; ; tokens++ {
-		if tokens > inboundMaxTokens {
-			return nil, fmt.Errorf("%w: more than %d tokens", ErrNotInbound, inboundMaxTokens)
-		}
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNotInbound, err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if len(stack) >= inboundMaxDepth {
-				return nil, fmt.Errorf("%w: nested deeper than %d", ErrNotInbound, inboundMaxDepth)
-			}
-			e := &inboundElement{name: t.Name.Local}
-			if len(stack) == 0 {
-				if root != nil {
-					return nil, fmt.Errorf("%w: more than one root element", ErrNotInbound)
-				}
-				root = e
-			} else {
-				p := stack[len(stack)-1]
-				p.children = append(p.children, e)
-			}
-			stack = append(stack, e)
-		case xml.EndElement:
-			if len(stack) == 0 || stack[len(stack)-1].name != t.Name.Local {
-				return nil, fmt.Errorf("%w: mismatched </%s>", ErrNotInbound, t.Name.Local)
-			}
-			stack = stack[:len(stack)-1]
-		case xml.CharData:
-			if len(stack) > 0 {
-				if cur := stack[len(stack)-1]; cur.text.Len() < inboundMaxField*2 {
-					cur.text.Write(t)
-				}
-			} else if len(bytes.TrimSpace(t)) > 0 {
-				return nil, fmt.Errorf("%w: text outside the root element", ErrNotInbound)
-			}
-		case xml.Directive:
-			return nil, fmt.Errorf("%w: DOCTYPE or other directive refused", ErrNotInbound)
-		}
-	}
-	if root == nil || len(stack) != 0 {
-		return nil, fmt.Errorf("%w: no complete root element", ErrNotInbound)
-	}
-	return root, nil
 }

@@ -154,30 +154,39 @@ func fillNotification(n Notification, e *element) Notification {
 }
 
 func parseTree(doc []byte) (*element, error) {
+	return boundedTree(doc, ErrMalformedPostback, maxTokens, maxDepth, maxFieldLength)
+}
+
+// boundedTree reads doc into a generic tree, refusing (with fail) more
+// than maxTok tokens, nesting deeper than maxDepth, directives (DOCTYPE:
+// no entity expansion) and anything but one root; an element's text is
+// kept up to twice maxField. The one reader of Skycore's postback XML,
+// delivery and inbound alike.
+func boundedTree(doc []byte, fail error, maxTok, maxDepth, maxField int) (*element, error) {
 	d := xml.NewDecoder(bytes.NewReader(doc))
 	d.CharsetReader = charset.NewReader
 	var stack []*element
 	var root *element
 	for tokens := 0; ; tokens++ {
-		if tokens > maxTokens {
-			return nil, fmt.Errorf("%w: more than %d tokens", ErrMalformedPostback, maxTokens)
+		if tokens > maxTok {
+			return nil, fmt.Errorf("%w: more than %d tokens", fail, maxTokens)
 		}
 		tok, err := d.RawToken()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformedPostback, err)
+			return nil, fmt.Errorf("%w: %v", fail, err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if len(stack) >= maxDepth {
-				return nil, fmt.Errorf("%w: nested deeper than %d", ErrMalformedPostback, maxDepth)
+				return nil, fmt.Errorf("%w: nested deeper than %d", fail, maxDepth)
 			}
 			e := &element{name: t.Name.Local}
 			if len(stack) == 0 {
 				if root != nil {
-					return nil, fmt.Errorf("%w: more than one root element", ErrMalformedPostback)
+					return nil, fmt.Errorf("%w: more than one root element", fail)
 				}
 				root = e
 			} else {
@@ -187,23 +196,23 @@ func parseTree(doc []byte) (*element, error) {
 			stack = append(stack, e)
 		case xml.EndElement:
 			if len(stack) == 0 || stack[len(stack)-1].name != t.Name.Local {
-				return nil, fmt.Errorf("%w: mismatched </%s>", ErrMalformedPostback, t.Name.Local)
+				return nil, fmt.Errorf("%w: mismatched </%s>", fail, t.Name.Local)
 			}
 			stack = stack[:len(stack)-1]
 		case xml.CharData:
 			if len(stack) > 0 {
-				if cur := stack[len(stack)-1]; cur.text.Len() < maxFieldLength*2 {
+				if cur := stack[len(stack)-1]; cur.text.Len() < maxField*2 {
 					cur.text.Write(t)
 				}
 			} else if len(bytes.TrimSpace(t)) > 0 {
-				return nil, fmt.Errorf("%w: text outside the root element", ErrMalformedPostback)
+				return nil, fmt.Errorf("%w: text outside the root element", fail)
 			}
 		case xml.Directive:
-			return nil, fmt.Errorf("%w: DOCTYPE or other directive refused", ErrMalformedPostback)
+			return nil, fmt.Errorf("%w: DOCTYPE or other directive refused", fail)
 		}
 	}
 	if root == nil || len(stack) != 0 {
-		return nil, fmt.Errorf("%w: no complete root element", ErrMalformedPostback)
+		return nil, fmt.Errorf("%w: no complete root element", fail)
 	}
 	return root, nil
 }
