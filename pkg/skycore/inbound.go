@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
 )
 
 // Inbound (MO) postbacks: a message a person sent to one of the account's
