@@ -54,7 +54,8 @@ type RedriveOptions struct {
 	Native bool
 	Rate   int
 	// Wait is the long poll of each receive: an empty receive ends the
-	// run (default 1 s; tests use 0).
+	// run (default peekVisibility plus a second, so that a run right after
+	// a dry run still sees what the dry run hid; tests use 0).
 	Wait time.Duration
 	// Visibility hides each received message for this long while it is
 	// moved, or while a dry run lists the queue (default 2 min).
@@ -166,7 +167,7 @@ func keepHandoff(m sqstypes.Message, in *sqs.SendMessageInput) {
 // ignore it or dead-letter it again.
 func Redrive(ctx context.Context, q queues, recs messages, o RedriveOptions, each func(Dead)) (*RedriveResult, error) {
 	if o.Wait == 0 {
-		o.Wait = time.Second
+		o.Wait = peekVisibility + time.Second
 	}
 	if o.Wait < 0 {
 		o.Wait = 0
