@@ -119,6 +119,7 @@ func (s *Server) send(name, body string, attrs map[string]Attr, delay time.Durat
 		}
 	}
 	if size > MaxMessageSize {
+		//lint:ignore ST1005 SQS's own words, as clients see them
 		return nil, fmt.Errorf("One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", MaxMessageSize)
 	}
 	s.mu.Lock()

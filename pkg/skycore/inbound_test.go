@@ -115,7 +115,8 @@ func TestInboundDedupKey(t *testing.T) {
 	noID := func(text string) *Inbound {
 		return &Inbound{Code: CodeSMSMO, From: "1", To: "2", Text: text, Received: "r"}
 	}
-	if noID("STOP").DedupKey(100) != noID("STOP").DedupKey(100) || noID("STOP").DedupKey(100) == noID("START").DedupKey(100) {
+	first, retry := noID("STOP"), noID("STOP")
+	if first.DedupKey(100) != retry.DedupKey(100) || first.DedupKey(100) == noID("START").DedupKey(100) {
 		t.Error("hashed keys do not follow the fields")
 	}
 	// Field boundaries count: ("ab","c") is not ("a","bc").
