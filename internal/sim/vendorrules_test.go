@@ -245,7 +245,7 @@ func vectorXML(apiKey string, r *vectorRequest) string {
 	return b.String()
 }
 
-// digitsOf is contract §1's "sent as digits", written here without
+// digitsOf is docs/request.md's "sent as digits", written here without
 // pkg/sendreq: a number of digits with an optional leading + and spaces,
 // '-', '.', '(' and ')' among them is sent as its digits; anything else
 // goes as it is, for the simulator to judge.
