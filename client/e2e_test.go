@@ -102,7 +102,7 @@ func TestEndToEnd(t *testing.T) {
 	mmsID := int64(48211)
 	var published []client.Event
 	for i, kind := range client.Kinds() {
-		e := delivery.Event{ID: fmt.Sprintf("order-%d", i), Event: kind, TrackingID: "T" + kind, Code: "C" + kind,
+		e := delivery.Event{ID: fmt.Sprintf("order-%02d", i), Event: kind, TrackingID: "T" + kind, Code: "C" + kind,
 			To: "17743199144", MMSID: &mmsID, RecordedAt: "2026-11-24T21:02:12.031Z"}
 		if err := pub.Publish(ctx, e); err != nil {
 			t.Fatalf("Publish(%s) = %v", kind, err)

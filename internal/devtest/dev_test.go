@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -43,7 +44,7 @@ type dev struct {
 	cmd                   *exec.Cmd
 	endpoint, send, event string
 	dlq, postback, dynamo string
-	out                   *bytes.Buffer
+	out                   *lockedBuffer // stdout: the banner, then what follows
 	log                   *lockedBuffer // stderr: progress and status lines
 	bulk                  string        // the bulk lane's queue
 	sim                   string        // the Skycore simulator's base URL
@@ -88,7 +89,7 @@ func startDev(t *testing.T) *dev {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = r
 	stdout, _ := cmd.StdoutPipe()
-	d := &dev{cmd: cmd, out: &bytes.Buffer{}, log: &lockedBuffer{}}
+	d := &dev{cmd: cmd, out: &lockedBuffer{}, log: &lockedBuffer{}}
 	cmd.Stderr = d.log
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -110,7 +111,7 @@ func startDev(t *testing.T) *dev {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			l := sc.Text()
-			d.out.WriteString(l + "\n")
+			io.WriteString(d.out, l+"\n")
 			for label, dst := range map[string]*string{"SQS + Secrets Manager (moto)": &d.endpoint, "send queue": &d.send,
 				"delivery events queue": &d.event, "dead-letter queue": &d.dlq, "postback URL": &d.postback, "DynamoDB (dynalite)": &d.dynamo,
 				"bulk send queue": &d.bulk, "Skycore simulator": &d.sim, "event bus rule's queue": &d.busQueue} {
