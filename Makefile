@@ -43,7 +43,11 @@ dev: deps $(PY_TOOLS) $(RIE)
 ##       only in CI (CI=true); elsewhere their tests skip unless `make clients` was run
 test: deps $(PY_TOOLS) $(if $(filter true,$(CI)),clients) $(RIE)
 	@$(CLIENTS_CHECK) || echo "make test: skipping the client tests of Debian's awscli and python3-boto3 (internal/devtest: TestDev's aws CLI and boto3 subtests), not installed; \`make clients\` installs them"
-	$(GO) test -race -count=1 -skip '^TestSoak$$' ./...
+	@# The race detector over the unit tests (memdb, in-process stand-ins), then
+	@# every test against the real local services without it: with -race on
+	@# those as well, the suite outgrew its 10 minutes on 2 cores.
+	$(GO) test -race -short -count=1 -skip '^TestShortNeedsOnlyGo$$' ./...
+	$(GO) test -count=1 -skip '^TestSoak$$' ./...
 	@# The 500-request soak on its own, after: it measures timing windows (in
 	@# doubt, postback retries) that other packages' tests beside it would skew.
 	$(GO) test -count=1 -v -run '^TestSoak$$' ./internal/soak/
