@@ -88,6 +88,7 @@ const (
 	StoreError            = "StoreError"
 	LinkConflict          = "LinkConflict"
 	LinkFailed            = "LinkFailed"
+	EventUnmarked         = "EventUnmarked" // published, but the record still says pending: a later taker may publish it again
 	ReceiptScheduleFailed = "ReceiptScheduleFailed"
 )
 
@@ -103,7 +104,7 @@ var All = []string{
 	Postbacks, Duplicates, Rejected403, TemplateNotice, Unjoined, JoinWait, AcceptedByPostback, LateReceipt, UnjoinedCapped, UnkeyableTrackingID,
 	Inbound, InboundMalformed, OptOuts, OptIns,
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
-	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, ReceiptScheduleFailed,
+	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, EventUnmarked, ReceiptScheduleFailed,
 	AmbiguousAnswer,
 	ThroughputExceeded, ThrottleCut, ThrottleRate, ThrottleLeases, ThrottleContended, ThrottleForfeited,
 	Scheduled, Canceled, CancelRefused, ScheduledHandedOff, ScheduleSweepFailed,

@@ -142,12 +142,15 @@ func (p *Path) Pending(ctx context.Context, log *slog.Logger, m *store.Message, 
 //
 // A publication in flight is not cancelled by the invocation's end: SQS may
 // have taken the event already, and an answer cut off there would leave it
-// pending, published again by the next taker. It has its own short
-// deadline instead (PublishTimeout), and so has its mark.
+// pending, published again by the next taker. It may use all the time the
+// invocation has left, and at least PublishTimeout past its end. The mark
+// has a budget of its own (a slow publication must not starve it) and is
+// retried while transient (a throttled mark leaves the event pending, and
+// its next taker, a redelivery or a postback, would publish it again).
 func (p *Path) Publish(ctx context.Context, log *slog.Logger, ev delivery.Event, mark, release func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(p.PublishTimeout, DefaultPublishTimeout))
+	pctx, cancel := p.budget(ctx)
 	defer cancel()
-	if err := p.Events.Publish(ctx, ev); err != nil {
+	if err := p.Events.Publish(pctx, ev); err != nil {
 		log.ErrorContext(ctx, "cannot publish the event", "id", ev.ID, "event", ev.Event, "err", err)
 		if release != nil {
 			if rerr := release(context.WithoutCancel(ctx)); rerr != nil {
@@ -157,10 +160,45 @@ func (p *Path) Publish(ctx context.Context, log *slog.Logger, ev delivery.Event,
 		return err
 	}
 	if mark != nil {
-		if err := mark(ctx); err != nil {
+		mctx, cancel := p.budget(ctx)
+		defer cancel()
+		if err := RetryTransient(mctx, mark); err != nil {
+			p.Metrics.Count(metric.EventUnmarked)
 			log.WarnContext(ctx, "event published but not marked", "id", ev.ID, "event", ev.Event, "err", err)
 		}
 	}
 	log.InfoContext(ctx, "delivery event", "id", ev.ID, "event", ev.Event)
 	return nil
+}
+
+// budget is a context for a step that must not be cut by the invocation's
+// end: the invocation's remaining time, at least PublishTimeout.
+func (p *Path) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := cmp.Or(p.PublishTimeout, DefaultPublishTimeout)
+	if dl, ok := ctx.Deadline(); ok {
+		d = max(d, time.Until(dl))
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
+// RetryTransient runs a bookkeeping write, again with back-off (50 ms
+// doubling to 1 s) while it fails transiently (a throttle, a timeout),
+// until ctx's deadline is too close for one more try.
+func RetryTransient(ctx context.Context, fn func(context.Context) error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil || !apperr.Transient(err) {
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+500*time.Millisecond {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, time.Second)
+	}
 }

@@ -2,6 +2,7 @@ package recorded
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -87,5 +88,81 @@ func TestPublishInFlightOutlivesTheInvocation(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second || rec.released != 1 {
 		t.Errorf("hung publication ended after %s, released %d; want about 200ms, 1", d, rec.released)
+	}
+}
+
+// throttledMarks refuses the mark (as DynamoDB throttles) until `until`.
+type throttledMarks struct {
+	marks
+	until time.Time
+	tries int
+}
+
+func (m *throttledMarks) EventSent(ctx context.Context, id string) error {
+	m.mu.Lock()
+	m.tries++
+	m.mu.Unlock()
+	if time.Now().Before(m.until) {
+		return errors.New("ProvisionedThroughputExceededException")
+	}
+	return m.marks.EventSent(ctx, id)
+}
+
+// slowPublish takes d to publish, unless its context ends first.
+type slowPublish struct {
+	d         time.Duration
+	published int
+}
+
+func (s *slowPublish) Publish(ctx context.Context, _ delivery.Event) error {
+	select {
+	case <-time.After(s.d):
+		s.published++
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestMarkSurvivesAThrottleAndASlowPublication: an event once published is
+// marked even when DynamoDB throttles the mark for a while and the
+// publication itself took longer than PublishTimeout: left unmarked, it
+// stays pending and its next taker (a redelivery, a postback) publishes it
+// a second time.
+func TestMarkSurvivesAThrottleAndASlowPublication(t *testing.T) {
+	m := &store.Message{ID: "mark-1", State: store.StateRejected, PendingEvent: delivery.Rejected, Code: "E110"}
+	for _, tc := range []struct {
+		name      string
+		throttle  time.Duration // the mark refused this long after the publication
+		publish   time.Duration // the publication's own time
+		invoke    time.Duration // the invocation's time left
+		wantMarks int
+	}{
+		{"throttled mark, retried", 700 * time.Millisecond, 0, 3 * time.Second, 1},
+		{"publication slower than PublishTimeout, time left", 0, 600 * time.Millisecond, 3 * time.Second, 1},
+		{"both", 700 * time.Millisecond, 600 * time.Millisecond, 3 * time.Second, 1},
+		{"throttled past every budget", time.Hour, 0, 2 * time.Second, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tc.invoke > 0 {
+				var cancel func()
+				ctx, cancel = context.WithTimeout(ctx, tc.invoke)
+				defer cancel()
+			}
+			q := &slowPublish{d: tc.publish}
+			rec := &throttledMarks{until: time.Now().Add(tc.publish + tc.throttle)}
+			p := &Path{Store: rec, Events: q, PublishTimeout: 400 * time.Millisecond}
+			if err := p.Pending(ctx, slog.New(slog.DiscardHandler), m, "owner", delivery.About{ID: m.ID}, nil); err != nil {
+				t.Fatalf("Pending = %v", err)
+			}
+			if q.published != 1 || rec.sent != tc.wantMarks || rec.released != 0 {
+				t.Errorf("published %d, marked %d (after %d tries), released %d; want 1, %d, 0",
+					q.published, rec.sent, rec.tries, rec.released, tc.wantMarks)
+			}
+			if tc.wantMarks == 0 && rec.tries < 3 {
+				t.Errorf("a throttled mark tried %d times, want retries while the invocation lasts", rec.tries)
+			}
+		})
 	}
 }

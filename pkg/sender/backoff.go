@@ -15,6 +15,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/invocation"
 	"github.com/mmsgate/mmsgate/pkg/metric"
+	"github.com/mmsgate/mmsgate/pkg/recorded"
 	"github.com/mmsgate/mmsgate/pkg/schedule"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
 	"github.com/mmsgate/mmsgate/pkg/store"
@@ -112,22 +113,7 @@ func (h *Handler) storeFailed(ctx context.Context, j *job, msg string, err error
 // persist retries a bookkeeping write with back-off until the margin at the
 // end of the invocation.
 func (h *Handler) persist(ctx context.Context, fn func(context.Context) error) error {
-	wait := 50 * time.Millisecond
-	for {
-		err := fn(ctx)
-		if err == nil || !apperr.Transient(err) {
-			return err
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+500*time.Millisecond {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, time.Second)
-	}
+	return recorded.RetryTransient(ctx, fn)
 }
 
 // Backoff is the visibility delay for the n-th receive of a message that
