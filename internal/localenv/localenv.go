@@ -301,7 +301,7 @@ func (e *Env) Close() {
 		e.Proxy.Close()
 	}
 	if e.lent != nil {
-		e.servers.give(e.AWS, e.lent)
+		e.servers.give(e.lent)
 		return
 	}
 	if e.Moto != nil {
