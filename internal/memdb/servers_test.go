@@ -7,9 +7,9 @@ import (
 	"github.com/mmsgate/mmsgate/internal/localenv"
 )
 
-// servers lends one dynalite and one moto_server to each test's
-// localenv in turn, emptied in between: their start-up, seconds on a
-// loaded machine, is paid once per package rather than once per test.
+// servers lends one moto_server to each test's localenv in turn, reset in
+// between: its start-up, seconds on a loaded machine, is paid once per
+// package rather than once per test (dynalite still starts per test).
 var servers localenv.Servers
 
 func TestMain(m *testing.M) {
