@@ -79,6 +79,9 @@ type Options struct {
 	// queue (bus.go) and gives the functions EVENT_BUS_NAME; not with
 	// InProcess.
 	EventBus bool
+	// Servers lends dynalite and moto_server from a pool that outlives
+	// the Env (a test binary's); not with DynamoPath or Moto.
+	Servers *Servers
 }
 
 // Env is a running set of stand-ins.
@@ -96,6 +99,11 @@ type Env struct {
 	DynamoURL   string // through the proxy
 	SQSURL      string
 	SecretURL   string
+
+	// servers and lent: where Dynalite and Moto are borrowed from
+	// (Options.Servers), and given back to on Close.
+	servers *Servers
+	lent    *lent
 
 	SendQueueURL, DLQURL, EventsQueueURL, ReceiptQueueURL string
 	BulkSendQueueURL, BulkDLQURL                          string
@@ -148,24 +156,27 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 		}
 		addr = func(port int) string { return fmt.Sprintf("%s:%d", bind, port) }
 	}
+	e.AWS, err = config.LoadDefaultConfig(ctx, config.WithRegion(Region),
+		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local", Source: "localenv"}, nil
+		})))
+	if err != nil {
+		return nil, err
+	}
+	if o.Servers != nil && o.DynamoPath == "" && !o.Moto {
+		e.servers, e.lent = o.Servers, o.Servers.take()
+	}
 	// dynalite listens on a free port; the fault proxy in front of it is
 	// what clients use, on the fixed port when one is asked for.
 	if !o.NoDynamo {
-		if e.Dynalite, err = dynalite.StartWith(ctx, dynalite.Options{Path: o.DynamoPath}); err != nil {
+		if err := e.startDynalite(ctx, o); err != nil {
+			e.Close()
 			return nil, err
 		}
 		if e.Proxy, e.DynamoURL, err = faultproxy.Front(e.Dynalite.URL, addr(portOf(ports, "dynamo"))); err != nil {
 			e.Close()
 			return nil, err
 		}
-	}
-	e.AWS, err = config.LoadDefaultConfig(ctx, config.WithRegion(Region),
-		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local", Source: "localenv"}, nil
-		})))
-	if err != nil {
-		e.Close()
-		return nil, err
 	}
 	switch {
 	case o.Moto:
@@ -194,7 +205,7 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 	default:
 		// The tests and the soak: moto, behind one fault proxy for SQS and
 		// one for Secrets Manager.
-		if e.Moto, err = moto.Start(ctx, moto.Options{Log: o.MotoLog}); err != nil {
+		if err := e.startMoto(ctx, o); err != nil {
 			e.Close()
 			return nil, err
 		}
@@ -286,13 +297,52 @@ func (e *Env) Close() {
 	if e.fakeSQS != nil {
 		e.fakeSQS.Close()
 	}
-	if e.Moto != nil {
-		e.Moto.Close()
-	}
 	if e.Proxy != nil {
 		e.Proxy.Close()
 	}
+	if e.lent != nil {
+		e.servers.give(e.lent)
+		return
+	}
+	if e.Moto != nil {
+		e.Moto.Close()
+	}
 	e.Dynalite.Close()
+}
+
+// startDynalite starts dynalite, or borrows it (Options.Servers).
+func (e *Env) startDynalite(ctx context.Context, o Options) error {
+	if e.lent != nil && e.lent.dyn != nil {
+		e.Dynalite = e.lent.dyn
+		return nil
+	}
+	d, err := dynalite.StartWith(ctx, dynalite.Options{Path: o.DynamoPath})
+	if err != nil {
+		return err
+	}
+	e.Dynalite = d
+	if e.lent != nil {
+		e.lent.dyn = d
+	}
+	return nil
+}
+
+// startMoto starts moto_server for the tests, or borrows it
+// (Options.Servers).
+func (e *Env) startMoto(ctx context.Context, o Options) error {
+	if e.lent != nil && e.lent.moto != nil {
+		e.Moto = e.lent.moto
+		return nil
+	}
+	m, err := moto.Start(ctx, moto.Options{Log: o.MotoLog})
+	if err != nil {
+		return err
+	}
+	e.Moto = m
+	if e.lent != nil {
+		e.lent.moto = m
+	}
+	return nil
 }
 
 // DynamoDB returns a client for the table (through the fault proxy).

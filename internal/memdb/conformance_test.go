@@ -46,7 +46,7 @@ func dynaliteAPI(t *testing.T) api {
 	if _, err := os.Stat(filepath.Join(root, "node_modules", "dynalite", "cli.js")); err != nil {
 		t.Skip("dynalite is not installed")
 	}
-	env, err := localenv.Start(context.Background(), localenv.Options{})
+	env, err := localenv.Start(context.Background(), localenv.Options{Servers: &servers})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func newHarnessOn(t *testing.T, dynalite bool) *harness {
 	hs := &harness{logs: &localenv.Logs{}, base: time.Now()}
 	// SQS and Secrets Manager behind their fault proxies; DynamoDB:
 	// dynalite (behind its own) or memdb.
-	env, err := localenv.Start(ctx, localenv.Options{PostbackToken: token, NoDynamo: !dynalite, InProcess: testing.Short()})
+	env, err := localenv.Start(ctx, localenv.Options{PostbackToken: token, NoDynamo: !dynalite, InProcess: testing.Short(), Servers: &servers})
 	if err != nil {
 		t.Fatal(err)
 	}

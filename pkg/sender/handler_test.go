@@ -52,7 +52,7 @@ type harness struct {
 func newHarness(t *testing.T, simCfg func(*sim.Config), cfg func(*Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
-	env, err := localenv.Start(ctx, localenv.Options{NoDynamo: testing.Short(), InProcess: testing.Short()})
+	env, err := localenv.Start(ctx, localenv.Options{NoDynamo: testing.Short(), InProcess: testing.Short(), Servers: &servers})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func backends(t *testing.T) []backend {
 		t.Logf("dynalite not installed (%v): memdb only", err)
 		return bs
 	}
-	env, err := localenv.Start(context.Background(), localenv.Options{})
+	env, err := localenv.Start(context.Background(), localenv.Options{Servers: &servers})
 	if err != nil {
 		t.Fatal(err)
 	}
