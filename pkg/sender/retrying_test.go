@@ -22,6 +22,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/outbox"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
@@ -110,16 +111,17 @@ func timingOut(calls *atomic.Int32, called chan struct{}) apiFunc {
 // given back only once it can no longer land, or it is skipped.
 func TestRetryingNeverAfterAccepted(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		left time.Duration // the invocation's time: the claim's lease
-		want []string      // the events as they land
+		name    string
+		left    time.Duration // the invocation's time: the claim's lease
+		want    []string      // the events as they land
+		skipped int           // RetryingSkipped counted
 	}{
 		// Time to publish it and see it land before the lease ends: the
 		// publication is cut at its own deadline, the id given back once
 		// the unanswered event can no longer land.
-		{"time to publish", RetryingPublishTimeout + RetryingLanding + 2*time.Second, []string{delivery.Retrying, delivery.Accepted}},
+		{"time to publish", RetryingPublishTimeout + RetryingLanding + 2*time.Second, []string{delivery.Retrying, delivery.Accepted}, 0},
 		// Too little: skipped, counted.
-		{"too little time", RetryingPublishTimeout + RetryingLanding/2, []string{delivery.Accepted}},
+		{"too little time", RetryingPublishTimeout + RetryingLanding/2, []string{delivery.Accepted}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = time.Minute })
@@ -174,6 +176,9 @@ func TestRetryingNeverAfterAccepted(t *testing.T) {
 				t.Errorf("send events as they landed: %v (all: %v), want %v", send, got, tc.want)
 			}
 			assertOneTerminalLast(t, got)
+			if n := strings.Count(hs.logs.String(), `"`+metric.RetryingSkipped+`":1`); n != tc.skipped {
+				t.Errorf("RetryingSkipped counted %d times, want %d", n, tc.skipped)
+			}
 			m, err := store.New(hs.db, localenv.Table, 0).Get(context.Background(), id)
 			if err != nil || m == nil || m.State != store.StateAccepted || m.AcceptedBy != "postback" {
 				t.Errorf("record %+v, %v; want accepted by the postback", m, err)
