@@ -23,6 +23,7 @@ const (
 	SentTwice           = "SentTwice"
 	SecretUnavailable   = "SecretUnavailable"
 	AmbiguousAnswer     = "AmbiguousAnswer" // an answer that says Skycore took it and something else: in doubt
+	RetryingSkipped     = "RetryingSkipped" // a retrying event left out: too little of its claim left to publish it in order
 	RequestWarning      = "RequestWarning"  // an accepted request's warning, with dimension Code
 )
 
@@ -105,7 +106,7 @@ var All = []string{
 	Inbound, InboundMalformed, OptOuts, OptIns,
 	Unconfirmed, ReceiptCheckLate, InvalidCheck, CheckDropped, CheckMismatch,
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, EventUnmarked, ReceiptScheduleFailed,
-	AmbiguousAnswer,
+	AmbiguousAnswer, RetryingSkipped,
 	ThroughputExceeded, ThrottleCut, ThrottleRate, ThrottleLeases, ThrottleContended, ThrottleForfeited,
 	Scheduled, Canceled, CancelRefused, ScheduledHandedOff, ScheduleSweepFailed,
 }

@@ -117,10 +117,18 @@ func (o *Outbox) Join(ctx context.Context) (_ context.Context, leave func()) {
 	}
 }
 
+// Alone returns ctx whose sends go out at once, each in its own call
+// that ends with ctx: a batch call lives as long as its longest-lived
+// caller, so a message that must be on the queue, or surely not sent, by
+// ctx's deadline is not batched.
+func (o *Outbox) Alone(ctx context.Context) context.Context {
+	return context.WithValue(ctx, joined{}, (*group)(nil))
+}
+
 // SendMessage sends in, batched with others when ctx has joined.
 func (o *Outbox) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
 	g, ok := ctx.Value(joined{}).(*group)
-	if !ok || g.o != o || !batchable(in) || len(opts) > 0 {
+	if !ok || g == nil || g.o != o || !batchable(in) || len(opts) > 0 {
 		return o.api.SendMessage(ctx, in, opts...)
 	}
 	return g.sendMessage(ctx, in)

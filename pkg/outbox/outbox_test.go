@@ -242,13 +242,14 @@ func TestWaitsForCallersAtWork(t *testing.T) {
 func TestSentAtOnce(t *testing.T) {
 	big := strings.Repeat("x", MaxEntryBytes+1)
 	for _, tt := range []struct {
-		name string
-		in   *sqs.SendMessageInput
-		join bool
+		name        string
+		in          *sqs.SendMessageInput
+		join, alone bool
 	}{
-		{"not joined", &sqs.SendMessageInput{QueueUrl: aws.String("q"), MessageBody: aws.String("a")}, false},
-		{"too big to batch", &sqs.SendMessageInput{QueueUrl: aws.String("q"), MessageBody: aws.String(big)}, true},
-		{"FIFO", &sqs.SendMessageInput{QueueUrl: aws.String("q.fifo"), MessageBody: aws.String("a"), MessageGroupId: aws.String("g")}, true},
+		{"not joined", &sqs.SendMessageInput{QueueUrl: aws.String("q"), MessageBody: aws.String("a")}, false, false},
+		{"too big to batch", &sqs.SendMessageInput{QueueUrl: aws.String("q"), MessageBody: aws.String(big)}, true, false},
+		{"FIFO", &sqs.SendMessageInput{QueueUrl: aws.String("q.fifo"), MessageBody: aws.String("a"), MessageGroupId: aws.String("g")}, true, false},
+		{"joined, sent alone", &sqs.SendMessageInput{QueueUrl: aws.String("q"), MessageBody: aws.String("a")}, true, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fakeSQS{}
@@ -261,6 +262,9 @@ func TestSentAtOnce(t *testing.T) {
 				defer leave()
 				_, leaveOther := o.Join(t.Context()) // at work: a batched send would wait
 				defer leaveOther()
+			}
+			if tt.alone {
+				ctx = o.Alone(ctx)
 			}
 			if _, err := o.SendMessage(ctx, tt.in); err != nil {
 				t.Fatal(err)

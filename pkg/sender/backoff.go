@@ -39,19 +39,12 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) outcome {
 	if !doubt && h.expiresAtPassed(j) {
 		return h.expireAt(ctx, j)
 	}
-	// retrying goes out while the claim is still ours: no postback can
-	// record the acceptance before the claim is given back, so retrying can
-	// never follow an accepted event. Its publication ends with the
-	// invocation (the claim's lease), unlike a recorded event's. (A
-	// retrying that SQS takes in the lease's very last moment can still
-	// land after a postback's accepted: a known window, see docs/events.md.)
 	// Bounded noise (docs/events.md): not every failed attempt is announced.
 	o := store.Outcome{Attempt: j.attempt, Code: code, Warnings: j.warnings}
 	if skycore.PublishRetrying(j.lastRetrying, e.Code, now) {
-		ev := h.event(j.req, delivery.Retrying)
-		ev.Code, ev.Error = code, e.Message
-		h.emit(ctx, j.log, ev)
-		o.RetryCode, o.RetryAt = code, now
+		if h.announceRetrying(ctx, j, e) {
+			o.RetryCode, o.RetryAt = code, now
+		}
 	} else {
 		j.log.InfoContext(ctx, "retrying event not published (bounded noise)", "code", code,
 			"lastCode", j.lastRetrying.Code, "lastAt", j.lastRetrying.At.UTC().Format(time.RFC3339))
@@ -85,6 +78,58 @@ func (h *Handler) retry(ctx context.Context, j *job, e *apperr.Error) outcome {
 	}
 	h.setVisibility(ctx, j, wait)
 	return redeliver
+}
+
+// A retrying event's publication: its own deadline, and how long after
+// that deadline an unanswered publication is taken to land if it ever
+// does (SQS may have taken it with its answer lost).
+const (
+	RetryingPublishTimeout = time.Second
+	RetryingLanding        = 2 * time.Second
+)
+
+// announceRetrying publishes j's retrying event before the write that
+// gives its claim back, and reports whether it is out. retrying is never
+// after accepted because the claim orders them: a postback cannot record
+// the acceptance under a live claim (store.AcceptByPostback), and this
+// sender records none before giving the claim back. So the publication
+// must be over, answered or surely never landing, while the claim lives:
+// it is sent alone (a batch call lives as long as its longest-lived
+// entry) with a deadline RetryingLanding before the lease ends (a holder
+// dying mid-publication leaves the postback out until then); unanswered
+// by its deadline, the claim is given back only RetryingLanding after it.
+// Without the time for both it is skipped: retrying is optional
+// (docs/events.md, "Bounded noise").
+func (h *Handler) announceRetrying(ctx context.Context, j *job, e *apperr.Error) bool {
+	// Real time, as the lease is (the ctx's deadline).
+	deadline := time.Now().Add(RetryingPublishTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Sub(deadline) < RetryingLanding {
+		h.d.Metrics.Count(metric.RetryingSkipped)
+		j.log.InfoContext(ctx, "retrying event skipped: too little of the claim left to publish it before giving the id back",
+			"code", e.Code, "leftMs", time.Until(dl).Milliseconds())
+		return false
+	}
+	pctx := ctx
+	if h.d.Outbox != nil {
+		pctx = h.d.Outbox.Alone(ctx)
+	}
+	pctx, cancel := context.WithDeadline(pctx, deadline)
+	defer cancel()
+	ev := h.event(j.req, delivery.Retrying)
+	ev.Code, ev.Error = string(e.Code), e.Message
+	err := h.d.Events.Publish(pctx, ev)
+	if err == nil {
+		return true
+	}
+	j.log.ErrorContext(ctx, "cannot publish the retrying event; the id is given back once it can no longer land",
+		"event", ev.Event, "err", err)
+	t := time.NewTimer(time.Until(deadline.Add(RetryingLanding)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 func (h *Handler) logRetry(ctx context.Context, j *job, e *apperr.Error) {

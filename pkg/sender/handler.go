@@ -80,6 +80,7 @@ type (
 	batcher interface {
 		Group(ctx context.Context) context.Context
 		Join(ctx context.Context) (context.Context, func())
+		Alone(ctx context.Context) context.Context
 	}
 	queue interface {
 		ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
