@@ -158,10 +158,20 @@ type view struct {
 }
 
 // Stats count what one limiter did (for logs, metrics and the bench).
+// Where the target rate goes: Slots leased, of which Forfeited passed
+// unused; Gap, schedule time no instance leased while callers came (the
+// schedule ran dry and this instance restarted it); and the E113 Cuts.
 type Stats struct {
 	Leases, Slots, Granted, Forfeited, Contended, Cuts int
 	Penalties                                          int // E113 answers reported (Penalize)
+	// Gap is the schedule time that ran dry before this instance's
+	// leases restarted it, counting only gaps up to MaxGap: a longer one
+	// is no demand, not lost throughput.
+	Gap time.Duration
 }
+
+// MaxGap is the longest pause of the schedule that Stats.Gap counts.
+const MaxGap = time.Second
 
 // New returns a limiter over the messages table; o.Limit must be positive.
 func New(client db, table string, o Options) *Limiter {
@@ -341,6 +351,9 @@ func (l *Limiter) lease(ctx context.Context, lane Lane, n int) ([]time.Time, tim
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		}
 		if idle {
+			// The old item tells how long the schedule ran dry (Gap);
+			// the lease itself starts now.
+			in.ReturnValues = types.ReturnValueAllOld
 			in.UpdateExpression = aws.String("SET #tat = :end")
 			in.ConditionExpression = aws.String("attribute_not_exists(#tat) OR #tat < :now")
 			in.ExpressionAttributeValues = map[string]types.AttributeValue{":end": us(now.Add(span)), ":now": us(now)}
@@ -354,11 +367,21 @@ func (l *Limiter) lease(ctx context.Context, lane Lane, n int) ([]time.Time, tim
 		switch {
 		case err == nil:
 			v := decode(out.Attributes)
+			var gap time.Duration
+			if idle {
+				if !v.tat.IsZero() {
+					gap = now.Sub(v.tat)
+				}
+				v.tat = now.Add(span)
+			}
 			start := v.tat.Add(-span)
 			l.mu.Lock()
 			l.view = v
 			l.stats.Leases++
 			l.stats.Slots += n
+			if gap <= MaxGap {
+				l.stats.Gap += gap
+			}
 			l.mu.Unlock()
 			slots := make([]time.Time, n)
 			for i := range slots {

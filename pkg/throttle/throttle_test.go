@@ -450,3 +450,44 @@ func TestStoreDown(t *testing.T) {
 	}
 	var _ = dynamodb.UpdateItemInput{}
 }
+
+// Gap is the schedule time that ran dry between two leases: counted when
+// callers come back within MaxGap (lost throughput), not after a longer
+// pause (no demand).
+func TestGapCounted(t *testing.T) {
+	r := newRig(t, newMemTable(t))
+	l := r.limiter(10, Options{MaxLease: 1})
+	reserve := func() time.Time {
+		t.Helper()
+		s, err := l.Reserve(context.Background(), Transactional)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := reserve() // the first lease: no schedule before it, no gap
+	if g := l.Stats().Gap; g != 0 {
+		t.Fatalf("gap %v after the first lease", g)
+	}
+	rate := DefaultOptions().Target * 10
+	tat := first.Add(time.Duration(float64(time.Second) / rate))
+	second := reserve() // the schedule is running: appended, no gap
+	if absDur(second.Sub(tat)) > 2*time.Microsecond || l.Stats().Gap != 0 {
+		t.Fatalf("second slot %v (want %v), gap %v", second, tat, l.Stats().Gap)
+	}
+	end := second.Add(second.Sub(first))
+	r.clock.Advance(end.Sub(r.clock.Now()) + 300*time.Millisecond)
+	third := reserve() // 300 ms after the schedule ran dry: restarted now
+	if !third.Equal(r.clock.Now()) {
+		t.Errorf("restarted slot %v, want now %v", third, r.clock.Now())
+	}
+	if g := l.Stats().Gap; absDur(g-300*time.Millisecond) > 2*time.Microsecond {
+		t.Errorf("gap %v, want 300ms", g)
+	}
+	gap := l.Stats().Gap
+	r.clock.Advance(MaxGap + time.Second)
+	reserve() // a long pause: no demand, not counted
+	if g := l.Stats().Gap; g != gap {
+		t.Errorf("gap %v after a long pause, want it still %v", g, gap)
+	}
+}
