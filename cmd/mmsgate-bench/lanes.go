@@ -105,7 +105,7 @@ func lanes(ctx context.Context, bins stack.Binaries) []row {
 	var rows []row
 	for _, r := range runs {
 		throughput(ctx, bins, r)
-		if r.m.sum != nil {
+		if strings.HasPrefix(r.name, "shared") {
 			fmt.Fprintf(os.Stderr, "  %s: %s\n", r.name, r.m)
 		}
 		rows = append(rows, row{fmt.Sprintf("%s: sustained calls, E113 (limit %d/s, %d instances)", r.name, laneLimit, laneInstances),
