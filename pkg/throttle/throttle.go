@@ -153,6 +153,7 @@ type Limiter struct {
 	retryAt [2]time.Time // per lane: the schedule was too far ahead until then
 	view    view
 	stats   Stats
+	lead    time.Duration // a lease's write round trip, as last measured
 }
 
 // view is this instance's copy of the shared item, as of its last write.
@@ -334,14 +335,17 @@ func (l *Limiter) broadcast() {
 // lease books n slots for lane in the shared schedule. It returns the
 // slots, or when the schedule is too far ahead for lane, the time to try
 // again. Two forms, each one conditional write: the schedule is idle (tat
-// in the past: start now), or it is running (append after tat, if tat is
-// within lane's horizon). The form is chosen from the last known tat; a
-// failed condition returns the item, which picks the other form.
+// before soon: start at soon), or it is running (append after tat, if tat
+// is within lane's horizon). soon is now plus the write's own round trip
+// (as last measured, at most maxLead): slots that would pass before the
+// answer comes are not booked, only to be forfeited. The form is chosen
+// from the last known tat; a failed condition returns the item, which
+// picks the other form.
 func (l *Limiter) lease(ctx context.Context, lane Lane, n int) ([]time.Time, time.Time, error) {
 	l.mu.Lock()
 	now := l.o.Clock.Now()
 	step := time.Duration(float64(time.Second) / l.rate(now))
-	idle := l.view.tat.Before(now)
+	idle := l.view.tat.Before(now.Add(l.lead))
 	l.mu.Unlock()
 	span := time.Duration(n) * step
 	ahead := l.o.Ahead
@@ -349,6 +353,10 @@ func (l *Limiter) lease(ctx context.Context, lane Lane, n int) ([]time.Time, tim
 		ahead = l.o.BulkAhead
 	}
 	for try := 0; try < 3; try++ {
+		l.mu.Lock()
+		now = l.o.Clock.Now() // again after a lost race: time went on
+		soon := now.Add(l.lead)
+		l.mu.Unlock()
 		in := &dynamodb.UpdateItemInput{
 			TableName: aws.String(l.table), Key: store.ThrottleItemKey(),
 			ExpressionAttributeNames:            map[string]string{"#tat": "tatUs"},
@@ -357,17 +365,21 @@ func (l *Limiter) lease(ctx context.Context, lane Lane, n int) ([]time.Time, tim
 		}
 		if idle {
 			// The old item tells how long the schedule ran dry (Gap);
-			// the lease itself starts now.
+			// the lease itself starts at soon, never before the old tat.
 			in.ReturnValues = types.ReturnValueAllOld
 			in.UpdateExpression = aws.String("SET #tat = :end")
-			in.ConditionExpression = aws.String("attribute_not_exists(#tat) OR #tat < :now")
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":end": us(now.Add(span)), ":now": us(now)}
+			in.ConditionExpression = aws.String("attribute_not_exists(#tat) OR #tat < :soon")
+			in.ExpressionAttributeValues = map[string]types.AttributeValue{":end": us(soon.Add(span)), ":soon": us(soon)}
 		} else {
 			in.UpdateExpression = aws.String("SET #tat = #tat + :span")
-			in.ConditionExpression = aws.String("#tat >= :now AND #tat <= :lim")
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":span": num(span.Microseconds()), ":now": us(now), ":lim": us(now.Add(ahead))}
+			in.ConditionExpression = aws.String("#tat >= :soon AND #tat <= :lim")
+			in.ExpressionAttributeValues = map[string]types.AttributeValue{":span": num(span.Microseconds()), ":soon": us(soon), ":lim": us(now.Add(ahead))}
 		}
+		sent := l.o.Clock.Now()
 		out, err := l.db.UpdateItem(ctx, in)
+		if err == nil || errors.As(err, new(*types.ConditionalCheckFailedException)) {
+			l.measure(l.o.Clock.Now().Sub(sent))
+		}
 		var ccf *types.ConditionalCheckFailedException
 		switch {
 		case err == nil:
@@ -375,9 +387,9 @@ func (l *Limiter) lease(ctx context.Context, lane Lane, n int) ([]time.Time, tim
 			var gap time.Duration
 			if idle {
 				if !v.tat.IsZero() {
-					gap = now.Sub(v.tat)
+					gap = max(0, soon.Sub(v.tat))
 				}
-				v.tat = now.Add(span)
+				v.tat = soon.Add(span)
 			}
 			start := v.tat.Add(-span)
 			l.mu.Lock()
@@ -406,7 +418,7 @@ func (l *Limiter) lease(ctx context.Context, lane Lane, n int) ([]time.Time, tim
 			l.view = v
 			l.mu.Unlock()
 			switch {
-			case v.tat.Before(now):
+			case v.tat.Before(soon):
 				idle = true
 			case !v.tat.After(now.Add(ahead)):
 				idle = false
@@ -420,6 +432,21 @@ func (l *Limiter) lease(ctx context.Context, lane Lane, n int) ([]time.Time, tim
 	}
 	// Lost three races in a row: let the others go first for a moment.
 	return nil, now.Add(step), nil
+}
+
+// maxLead bounds how far ahead of now a lease starts (lead).
+const maxLead = 250 * time.Millisecond
+
+// measure folds one write's round trip into lead (a moving average, so
+// that one slow write does not push the schedule out).
+func (l *Limiter) measure(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lead == 0 {
+		l.lead = min(maxLead, d)
+		return
+	}
+	l.lead = min(maxLead, (3*l.lead+d)/4)
 }
 
 // Penalize reports an E113: the account's throughput was exceeded. The
