@@ -186,15 +186,12 @@ func throughput(ctx context.Context, bins stack.Binaries, r *throughputRun) {
 	}
 	slices.SortFunc(admitted, func(a, b time.Time) int { return a.Compare(b) })
 	if len(admitted) > 4*laneLimit {
-		// The busy middle: from 2 s after the first call to 2 s before the last.
-		from, to := admitted[0].Add(2*time.Second), admitted[len(admitted)-1].Add(-2*time.Second)
-		n := 0
-		for _, t := range admitted {
-			if !t.Before(from) && t.Before(to) {
-				n++
-			}
-		}
-		r.sustained = float64(n) / to.Sub(from).Seconds()
+		// The busy middle: from the 5th to the 95th percentile of the
+		// admission times, so that neither the start nor a straggler (a
+		// request refused with E113, admitted after its back-off) counts
+		// its idle time.
+		i, j := len(admitted)*5/100, len(admitted)*95/100
+		r.sustained = float64(j-i) / admitted[j].Sub(admitted[i]).Seconds()
 	}
 	if calls > 0 {
 		r.e113 = float64(e113) / float64(calls)
