@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +19,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
+	"github.com/mmsgate/mmsgate/pkg/metric"
 )
 
 // The shared throughput (docs/configuration.md), on the local stack: four
@@ -34,6 +39,61 @@ type throughputRun struct {
 	senderEnv []string
 	sustained float64 // admitted calls a second over the busy middle
 	e113      float64 // share of calls answered E113
+	m         *throttleMetrics
+}
+
+// throttleMetrics sums the senders' pkg/throttle metrics (EMF lines in
+// their logs): where the schedule's share of the limit goes.
+type throttleMetrics struct {
+	mu   sync.Mutex
+	rest []byte
+	sum  map[string]float64
+}
+
+func (m *throttleMetrics) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sum == nil {
+		m.sum = map[string]float64{}
+	}
+	buf := append(m.rest, p...)
+	for {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := buf[:i]
+		buf = buf[i+1:]
+		if !bytes.Contains(line, []byte(`"Throttle`)) {
+			continue
+		}
+		var doc map[string]any
+		if json.Unmarshal(line, &doc) != nil {
+			continue
+		}
+		for _, n := range []string{metric.ThrottleLeases, metric.ThrottleSlots, metric.ThrottleForfeited, metric.ThrottleGap,
+			metric.ThrottleCut, metric.ThrottleContended} {
+			if v, ok := doc[n].(float64); ok {
+				m.sum[n] += v
+			}
+		}
+	}
+	m.rest = append([]byte(nil), buf...)
+	return len(p), nil
+}
+
+// String is the sums as one line: slots leased and forfeited, writes per
+// slot, the schedule's dry time, and the E113 cuts.
+func (m *throttleMetrics) String() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sum
+	if s[metric.ThrottleSlots] == 0 {
+		return "no slots leased"
+	}
+	return fmt.Sprintf("%.0f slots leased in %.0f writes (%.2f a slot, %.0f lost races), %.0f forfeited (%.1f %%), schedule dry %.0f ms, %.0f E113 cuts",
+		s[metric.ThrottleSlots], s[metric.ThrottleLeases], s[metric.ThrottleLeases]/s[metric.ThrottleSlots], s[metric.ThrottleContended],
+		s[metric.ThrottleForfeited], 100*s[metric.ThrottleForfeited]/s[metric.ThrottleSlots], s[metric.ThrottleGap], s[metric.ThrottleCut])
 }
 
 func lanes(ctx context.Context, bins stack.Binaries) []row {
@@ -45,6 +105,9 @@ func lanes(ctx context.Context, bins stack.Binaries) []row {
 	var rows []row
 	for _, r := range runs {
 		throughput(ctx, bins, r)
+		if strings.HasPrefix(r.name, "shared") {
+			fmt.Fprintf(os.Stderr, "  %s: %s\n", r.name, r.m)
+		}
 		rows = append(rows, row{fmt.Sprintf("%s: sustained calls, E113 (limit %d/s, %d instances)", r.name, laneLimit, laneInstances),
 			"≥ 95 % of the limit, ≤ 1 % E113 (shared limit)",
 			fmt.Sprintf("%.1f/s (%.0f %%), E113 %.1f %%", r.sustained, 100*r.sustained/laneLimit, 100*r.e113),
@@ -56,16 +119,17 @@ func lanes(ctx context.Context, bins stack.Binaries) []row {
 	shared := runs[1]
 	fmt.Printf("throughput: limit %d/s, sustained %.1f/s (%.0f %%), E113 %.1f %%, transactional p99 %d ms behind %d bulk\n",
 		laneLimit, shared.sustained, 100*shared.sustained/laneLimit, 100*shared.e113, p99.Milliseconds(), n)
+	fmt.Printf("throttle: %s\n", shared.m)
 	return rows
 }
 
-func laneStack(ctx context.Context, bins stack.Binaries, senderEnv []string, bulkInstances int) *stack.Stack {
+func laneStack(ctx context.Context, bins stack.Binaries, senderEnv []string, bulkInstances int, logs io.Writer) *stack.Stack {
 	cfg := sim.Default()
 	cfg.RateLimit = laneLimit
 	cfg.Latency = sim.Latency{Fixed: sim.Duration(50 * time.Millisecond)}
 	cfg.Scenarios = sim.Scenarios{Default: sim.ScenarioNone} // no postbacks: the senders alone
 	s, err := stack.Start(ctx, bins, stack.Options{Sim: cfg, Senders: laneInstances, BulkSenders: bulkInstances, InProcess: true,
-		SenderEnv: senderEnv, BatchSize: 10})
+		SenderEnv: senderEnv, BatchSize: 10, Logs: logs})
 	must(err)
 	return s
 }
@@ -84,7 +148,8 @@ func enqueue(ctx context.Context, s *stack.Stack, queue string, n int, body func
 }
 
 func throughput(ctx context.Context, bins stack.Binaries, r *throughputRun) {
-	s := laneStack(ctx, bins, r.senderEnv, 0)
+	r.m = &throttleMetrics{}
+	s := laneStack(ctx, bins, r.senderEnv, 0, r.m)
 	defer s.Close()
 	enqueue(ctx, s, localenv.SendQueue, laneRequests, func(i int) string {
 		return fmt.Sprintf(`{"id":"tp-%d","to":"1774319%04d","mmsId":1000}`, i, i)
@@ -121,15 +186,12 @@ func throughput(ctx context.Context, bins stack.Binaries, r *throughputRun) {
 	}
 	slices.SortFunc(admitted, func(a, b time.Time) int { return a.Compare(b) })
 	if len(admitted) > 4*laneLimit {
-		// The busy middle: from 2 s after the first call to 2 s before the last.
-		from, to := admitted[0].Add(2*time.Second), admitted[len(admitted)-1].Add(-2*time.Second)
-		n := 0
-		for _, t := range admitted {
-			if !t.Before(from) && t.Before(to) {
-				n++
-			}
-		}
-		r.sustained = float64(n) / to.Sub(from).Seconds()
+		// The busy middle: from the 5th to the 95th percentile of the
+		// admission times, so that neither the start nor a straggler (a
+		// request refused with E113, admitted after its back-off) counts
+		// its idle time.
+		i, j := len(admitted)*5/100, len(admitted)*95/100
+		r.sustained = float64(j-i) / admitted[j].Sub(admitted[i]).Seconds()
 	}
 	if calls > 0 {
 		r.e113 = float64(e113) / float64(calls)
@@ -143,7 +205,7 @@ func transactionalBehindBulk(ctx context.Context, bins stack.Binaries) (time.Dur
 	// The bulk lane's mapping has instances of its own, as on Lambda
 	// (MaximumConcurrency per event source mapping): a transactional batch
 	// never waits for an instance busy with a bulk one.
-	s := laneStack(ctx, bins, []string{fmt.Sprintf("SKYCORE_RATE_LIMIT=%d", laneLimit)}, laneInstances)
+	s := laneStack(ctx, bins, []string{fmt.Sprintf("SKYCORE_RATE_LIMIT=%d", laneLimit)}, laneInstances, nil)
 	defer s.Close()
 	enqueue(ctx, s, localenv.BulkSendQueue, laneBulk, func(i int) string {
 		return fmt.Sprintf(`{"id":"bulk-%d","to":"1774320%04d","mmsId":1000}`, i, i)

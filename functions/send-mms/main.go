@@ -48,7 +48,7 @@ func main() {
 	// (Queue's sends, hand-offs and DLQ moves, carry whole request bodies
 	// and are rare: sent at once.)
 	queue := sqs.NewFromConfig(cfg)
-	box := outbox.New(queue)
+	box := outbox.New(queue).WithBus(eventbridge.NewFromConfig(cfg)) // the bus's PutEvents batched too
 	db := dynamodb.NewFromConfig(cfg)
 	var api interface {
 		SendSavedMMS(ctx context.Context, apiKey string, r *sendreq.Request) (*skycore.Response, error)
@@ -66,7 +66,7 @@ func main() {
 		Keys:     secret.New(secretsmanager.NewFromConfig(cfg), env.SecretID, secret.DefaultTTL, secret.APIKey),
 		Skycore:  api,
 		Store:    store.New(db, env.Table, env.TTL),
-		Events:   delivery.NewPublisher(box, env.EventsQueueURL).WithBus(eventbridge.NewFromConfig(cfg), os.Getenv(delivery.BusEnv)),
+		Events:   delivery.NewPublisher(box, env.EventsQueueURL).WithBus(box, os.Getenv(delivery.BusEnv)),
 		Queue:    queue,
 		Receipts: receipt.NewScheduler(box, env.ReceiptQueueURL), // off when env.ReceiptWindow is 0
 		Outbox:   box,

@@ -32,9 +32,10 @@ func (p *Publisher) WithBus(api putter, busName string) *Publisher {
 	return p
 }
 
-// putOnBus puts the event whose JSON is body on the bus. Its failure is
-// the publish's: the caller publishes again, and the queue's consumer may
-// see the event twice (events are at least once, docs/events.md).
+// putOnBus puts the event whose JSON is body on the bus (before the queue,
+// Publish). Its failure is the publish's: the caller publishes again.
+// Through an outbox (pkg/outbox) the put is batched with the invocation's
+// other events, and an entry EventBridge refuses is put again there first.
 func (p *Publisher) putOnBus(ctx context.Context, kind string, body []byte) error {
 	out, err := p.bus.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
 		EventBusName: aws.String(p.busName), Source: aws.String(BusSource),

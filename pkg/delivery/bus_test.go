@@ -41,7 +41,8 @@ func (b *fakeBus) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _
 
 // TestPublishOnBus: with a bus, every event goes on it too, source
 // mmsgate, detail-type its kind, detail the very JSON the queue carries;
-// a bus that fails fails the publish (it is retried), and without a bus
+// a bus that fails fails the publish before the queue is written (it is
+// retried whole, so the queue never carries it twice), and without a bus
 // name nothing is put.
 func TestPublishOnBus(t *testing.T) {
 	ev := New(Accepted, About{ID: "bus-1", TrackingID: "T1", To: "17743199144"}, time.Date(2026, 12, 4, 17, 0, 0, 0, time.UTC))
@@ -62,9 +63,15 @@ func TestPublishOnBus(t *testing.T) {
 	})
 	for name, b := range map[string]*fakeBus{"bus down": {err: errors.New("down")}, "entry refused": {refuse: true}} {
 		t.Run(name, func(t *testing.T) {
-			err := NewPublisher(&fakeQueue{}, "q").WithBus(b, "apps").Publish(context.Background(), ev)
+			q := &fakeQueue{}
+			err := NewPublisher(q, "q").WithBus(b, "apps").Publish(context.Background(), ev)
 			if e, ok := apperr.As(err); !ok || e.Class != apperr.Retry {
 				t.Errorf("err = %v, want a Retry error", err)
+			}
+			// The bus comes first: the publication retried, the queue
+			// would carry the event twice had it been written.
+			if len(q.bodies) != 0 {
+				t.Errorf("the queue got %d events though the bus failed", len(q.bodies))
 			}
 		})
 	}

@@ -240,6 +240,15 @@ func (p *Publisher) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return &apperr.Error{Code: apperr.CodeInternal, Op: "delivery.Publish", Class: apperr.Permanent, Message: "encode event", Err: err}
 	}
+	// The bus first: an event goes on the queue only once it is on the
+	// bus, so a bus failure, retried with the whole publication, never
+	// repeats the queue's event (a queue failure may repeat the bus's:
+	// events are at least once, docs/events.md).
+	if p.bus != nil {
+		if err := p.putOnBus(ctx, e.Event, body); err != nil {
+			return err
+		}
+	}
 	_, err = p.api.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:    aws.String(p.queueURL),
 		MessageBody: aws.String(string(body)),
@@ -250,9 +259,6 @@ func (p *Publisher) Publish(ctx context.Context, e Event) error {
 	if err != nil {
 		return &apperr.Error{Code: apperr.CodeUnavailable, Class: apperr.Retry, Op: "delivery.Publish",
 			Message: "cannot write the delivery event", Err: err}
-	}
-	if p.bus != nil {
-		return p.putOnBus(ctx, e.Event, body)
 	}
 	return nil
 }

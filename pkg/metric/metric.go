@@ -36,6 +36,8 @@ const (
 	ThrottleLeases     = "ThrottleLeases"     // leases of slots (one DynamoDB write each)
 	ThrottleContended  = "ThrottleContended"  // leases lost to another instance's write
 	ThrottleForfeited  = "ThrottleForfeited"  // leased slots dropped unused (an E113, a deadline)
+	ThrottleSlots      = "ThrottleSlots"      // slots leased (ThrottleSlots / ThrottleLeases: calls per write)
+	ThrottleGap        = "ThrottleGap"        // milliseconds the shared schedule ran dry before this instance restarted it
 )
 
 // The send-mms function's scheduling and cancels (docs/request.md).
@@ -108,5 +110,6 @@ var All = []string{
 	ConfigError, Malformed, StoreError, LinkConflict, LinkFailed, EventUnmarked, ReceiptScheduleFailed,
 	AmbiguousAnswer, RetryingSkipped,
 	ThroughputExceeded, ThrottleCut, ThrottleRate, ThrottleLeases, ThrottleContended, ThrottleForfeited,
+	ThrottleSlots, ThrottleGap,
 	Scheduled, Canceled, CancelRefused, ScheduledHandedOff, ScheduleSweepFailed,
 }

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -50,6 +52,7 @@ type api interface {
 // at once, as through the client itself.
 type Outbox struct {
 	api    api
+	bus    busAPI // nil: no PutEvents (WithBus)
 	Linger time.Duration
 	def    *group // for callers that join outside any Group
 }
@@ -68,11 +71,13 @@ type group struct {
 }
 
 type entry struct {
-	ctx  context.Context // its caller's: the call is not cut short while it lives
-	in   *sqs.SendMessageInput
-	out  *sqs.SendMessageOutput
-	err  error
-	done chan struct{}
+	ctx   context.Context // its caller's: the call is not cut short while it lives
+	in    *sqs.SendMessageInput
+	out   *sqs.SendMessageOutput
+	ev    *ebtypes.PutEventsRequestEntry // a bus entry instead (bus.go)
+	evOut *eventbridge.PutEventsOutput
+	err   error
+	done  chan struct{}
 }
 
 // New returns an outbox in front of api.
@@ -136,7 +141,14 @@ func (o *Outbox) SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts
 
 func (g *group) sendMessage(ctx context.Context, in *sqs.SendMessageInput) (*sqs.SendMessageOutput, error) {
 	e := &entry{ctx: ctx, in: in, done: make(chan struct{})}
-	url := aws.ToString(in.QueueUrl)
+	g.enqueue(aws.ToString(in.QueueUrl), e)
+	<-e.done
+	return e.out, e.err
+}
+
+// enqueue adds e to the pending entries of url (a queue URL, or busKey)
+// and flushes when it is time; e.done closes once it is sent.
+func (g *group) enqueue(url string, e *entry) {
 	g.mu.Lock()
 	g.waiting++
 	g.pending[url] = append(g.pending[url], e)
@@ -160,8 +172,6 @@ func (g *group) sendMessage(ctx context.Context, in *sqs.SendMessageInput) (*sqs
 		}
 		g.flushIfAllWaitLocked()
 	}
-	<-e.done
-	return e.out, e.err
 }
 
 // flushIfAllWaitLocked flushes everything pending when every joined
@@ -210,6 +220,10 @@ func (g *group) send(url string, batch []*entry) {
 			close(e.done)
 		}
 	}()
+	if url == busKey {
+		g.putEvents(batch)
+		return
+	}
 	if len(batch) == 1 {
 		batch[0].out, batch[0].err = g.o.api.SendMessage(batch[0].ctx, batch[0].in)
 		return

@@ -105,8 +105,8 @@ func TestOnDynalite(t *testing.T) {
 	if _, err := ls[1].Reserve(context.Background(), Bulk); err != nil {
 		t.Fatal(err)
 	}
-	if r := ls[1].Rate(); r > 0.75*0.96*limit || r < 0.65*0.96*limit {
-		t.Errorf("rate after one cut = %v, want about %v (one cut, read back by the loser)", r, 0.7*0.96*limit)
+	if r := ls[1].Rate(); r > 0.75*target*limit || r < 0.65*target*limit {
+		t.Errorf("rate after one cut = %v, want about %v (one cut, read back by the loser)", r, 0.7*target*limit)
 	}
 	var st Stats
 	for _, l := range ls {

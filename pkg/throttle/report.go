@@ -40,10 +40,14 @@ func (r *Reporter) Report() {
 		{metric.ThrottleLeases, s.Leases, r.last.Leases},
 		{metric.ThrottleContended, s.Contended, r.last.Contended},
 		{metric.ThrottleForfeited, s.Forfeited, r.last.Forfeited},
+		{metric.ThrottleSlots, s.Slots, r.last.Slots},
 	} {
 		if d := c.now - c.last; d > 0 {
 			r.m.Put(c.name, emf.Count, float64(d))
 		}
+	}
+	if d := s.Gap - r.last.Gap; d > 0 {
+		r.m.Put(metric.ThrottleGap, emf.Milliseconds, float64(d.Milliseconds()))
 	}
 	r.m.Put(metric.ThrottleRate, emf.CountPerSecond, r.l.Rate())
 	r.last = s

@@ -73,7 +73,10 @@ func TestReporter(t *testing.T) {
 	st := l.Stats()
 	want := map[string]float64{
 		metric.ThroughputExceeded: float64(e113), metric.ThrottleCut: float64(st.Cuts), metric.ThrottleLeases: float64(st.Leases),
-		metric.ThrottleRate: l.Rate(),
+		metric.ThrottleRate: l.Rate(), metric.ThrottleSlots: float64(st.Slots),
+	}
+	if ms := st.Gap.Milliseconds(); ms > 0 {
+		want[metric.ThrottleGap] = float64(ms)
 	}
 	if st.Contended > 0 {
 		want[metric.ThrottleContended] = float64(st.Contended)
@@ -90,7 +93,7 @@ func TestReporter(t *testing.T) {
 	}
 	g.SendSavedMMS(context.Background(), "sim-api-key", request(t, "rep-last"))
 	r.Report()
-	if got := emitted(t, &buf); got[metric.ThroughputExceeded]+got[metric.ThrottleLeases] > 2 {
+	if got := emitted(t, &buf); got[metric.ThroughputExceeded]+got[metric.ThrottleLeases] > 2 || got[metric.ThrottleSlots] > 1 {
 		t.Errorf("one more call reported as %v: counts repeated", got)
 	}
 }
