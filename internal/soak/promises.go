@@ -6,6 +6,7 @@ package soak
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -190,18 +191,20 @@ func (c *cancelTap) read(line []byte) {
 	if i < 0 {
 		return
 	}
+	// Lambda's JSON log format names slog's time and msg timestamp and
+	// message.
 	var l struct {
-		Time  string `json:"time"`
-		Msg   string `json:"msg"`
-		ID    string `json:"id"`
-		State string `json:"state"`
-		Class string `json:"class"`
+		Time, Timestamp string
+		Msg, Message    string
+		ID              string `json:"id"`
+		State           string `json:"state"`
+		Class           string `json:"class"`
 	}
 	if json.Unmarshal(line[i:], &l) != nil || l.Class != "cancelrefused" {
 		return
 	}
-	f := cancelRefusal{ID: l.ID, State: l.State, Time: l.Time}
-	if m := refusedReason.FindStringSubmatch(l.Msg); m != nil {
+	f := cancelRefusal{ID: l.ID, State: l.State, Time: cmp.Or(l.Timestamp, l.Time)}
+	if m := refusedReason.FindStringSubmatch(cmp.Or(l.Message, l.Msg)); m != nil {
 		f.Reason = m[1]
 	}
 	c.mu.Lock()

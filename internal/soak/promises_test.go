@@ -32,7 +32,7 @@ func TestCheckCancels(t *testing.T) {
 		{name: "accepted, its cancel refused as claimed", kinds: map[string]bool{delivery.Accepted: true},
 			log: `{"time":"2026-12-04T12:00:00Z","level":"WARN","msg":"x: cancel refused (CLAIMED); nothing changed","id":"x","state":"INPROGRESS","class":"cancelrefused"}`},
 		{name: "cancel refused while scheduled", kinds: map[string]bool{delivery.Accepted: true},
-			log: `START RequestId: 1` + "\n" + `{"time":"2026-12-04T12:00:00Z","level":"WARN","msg":"x: cancel refused (INDOUBT); nothing changed","id":"x","state":"SCHEDULED","class":"cancelrefused"}`, wantBad: 1},
+			log: `START RequestId: 1` + "\n" + `{"timestamp":"2026-12-04T12:00:00.1Z","level":"WARN","message":"x: cancel refused (INDOUBT); nothing changed","version":"0.3.0-dev","messageId":"m","id":"x","state":"SCHEDULED","class":"cancelrefused","requestId":"r"}`, wantBad: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
