@@ -1,7 +1,7 @@
 // Command mmsgate-soak runs the reliability soak (internal/soak) and prints its
 // summary, whose last line is
 //
-//	soak: ids N, lost 0, sent twice 0, terminal events per id 1, forged acceptances 0, expired E, in-doubt reconciled R, resent after in-doubt window W, sent after opt-out 0, metadata mismatches 0, early sends 0, E113 S % at L/s
+//	soak: ids N, lost 0, sent twice 0, terminal events per id 1, forged acceptances 0, expired E, in-doubt reconciled R, resent after in-doubt window W, sent after opt-out 0, metadata mismatches 0, early sends 0, sent after expiresAt 0, cancel violations 0, E113 S % at L/s
 //
 // after a line with the unjoined postback events and order violations; it
 // exits 1 when an invariant breaks. -indoubt-window 0 runs with

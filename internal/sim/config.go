@@ -17,6 +17,10 @@
 //     the message, then holds the answer past the caller's timeout (or for
 //     Delay) or drops the connection: the caller sees TIMEOUT or NETWORK
 //     although the postbacks come.
+//   - accept-errorcode / accept-twostatus / accept-oversize / accept-oddroot
+//     (Fault kinds): Skycore queues the message and answers in a form that
+//     says so and something else (the caller is in doubt); accept-longtid:
+//     a Success whose tracking id is over 2,048 bytes.
 //   - Outages (and StartOutage, PUT /_sim/outage): a window in which every
 //     call gets E503, an HTML 503, a reset, or a refused connection.
 //   - OmitClientReferenceRate: postbacks without CLIENT_REFERENCE.
@@ -79,7 +83,7 @@ type Config struct {
 	// the tracking id alone. A postback's retries keep its choice.
 	OmitClientReferenceRate float64 `json:"omitClientReferenceRate,omitempty"`
 	// ReferenceOnLostAnswers keeps CLIENT_REFERENCE on every postback of a
-	// send whose answer was lost (accept-hang, accept-reset, or a reference
+	// send whose answer was lost or odd (an accept-* fault, or a reference
 	// marked with Server.KeepReference): mmsgate reconciles such an in-doubt
 	// send only through a postback carrying it (docs/events.md); without one it
 	// is sent again after SEND_INDOUBT_WINDOW, a case its unit tests cover.

@@ -348,6 +348,9 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	tid := s.newTrackingID()
+	if fault != nil && fault.Kind == "accept-longtid" {
+		tid = longTrackingID(tid)
+	}
 	scenario := s.cfg.Scenarios.pick(s.cfg.Seed, acc.to, acc.mmsID, rec.ClientReference)
 	early := s.cfg.EarlyPostbackRate > 0 && s.rng.Float64() < s.cfg.EarlyPostbackRate
 	s.mu.Unlock()
@@ -378,7 +381,11 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		s.schedule(pbs)
 	}
 
-	if fault != nil { // accepted, but the caller never hears it
+	if fault != nil && fault.Kind != "accept-longtid" && fault.Kind != "accept-hang" && fault.Kind != "accept-reset" {
+		writeOdd(w, fault.Kind, acc, tid)
+		return
+	}
+	if fault != nil && fault.Kind != "accept-longtid" { // accepted, but the caller never hears it
 		if fault.Kind == "accept-reset" {
 			s.injectTransport(w, r, "reset")
 			return
@@ -407,6 +414,43 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	b.WriteString("</RESPONSE>\n")
 	w.Header().Set("Content-Type", "text/xml; charset=UTF-8")
 	w.Write(b.Bytes())
+}
+
+// writeOdd answers an accepted send in one of the odd forms of the
+// accept-* faults (Fault.Kind): each says Skycore took it, and more.
+func writeOdd(w http.ResponseWriter, kind string, acc *result, tid string) {
+	var b bytes.Buffer
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	root := "RESPONSE"
+	if kind == "accept-oddroot" {
+		root = "SKYCORE"
+	}
+	b.WriteString("<" + root + ">")
+	xmlElem(&b, "STATUS", "Success")
+	xmlElem(&b, "MMSID", fmt.Sprint(acc.mmsID))
+	xmlElem(&b, "TRACKINGID", tid)
+	switch kind {
+	case "accept-errorcode":
+		xmlElem(&b, "ERRORCODE", "E110")
+		xmlElem(&b, "ERRORINFO", "Invalid receiver number")
+	case "accept-twostatus":
+		xmlElem(&b, "STATUS", "Failure")
+	case "accept-oversize":
+		xmlElem(&b, "STATUSDETAILS", "MMS request accepted and queued for delivery"+strings.Repeat(" ", oversize))
+	}
+	xmlElem(&b, "TO", acc.to)
+	b.WriteString("</" + root + ">\n")
+	w.Header().Set("Content-Type", "text/xml; charset=UTF-8")
+	w.Write(b.Bytes())
+}
+
+// oversize pads accept-oversize's answer past the 64 KiB a client reads.
+const oversize = 80 << 10
+
+// longTrackingID stretches tid to LongTrackingIDBytes, still unique.
+func longTrackingID(tid string) string {
+	pad := LongTrackingIDBytes - len(tid) - 1
+	return tid + "-" + strings.Repeat(trackingAlphabet, pad/len(trackingAlphabet)+1)[:pad]
 }
 
 // outcome of process: a failure, or the accepted message and its account.

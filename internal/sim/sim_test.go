@@ -726,3 +726,46 @@ func TestTrackingIDsDifferAcrossRestarts(t *testing.T) {
 		}
 	}
 }
+
+// TestOddAcceptAnswers: the accept-* faults that answer an accepted send
+// oddly queue the message (one acceptance, its postbacks carry
+// CLIENT_REFERENCE and the tracking id), and pkg/skycore's client reads
+// each as the fault means: in doubt (AMBIGUOUS, MaybeSent), or a Success
+// with a tracking id over 2,048 bytes.
+func TestOddAcceptAnswers(t *testing.T) {
+	for _, kind := range []string{"accept-errorcode", "accept-twostatus", "accept-oversize", "accept-oddroot", "accept-longtid"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			rc := &receiver{}
+			cfg := Default()
+			cfg.Faults = []Fault{{Kind: kind}}
+			cfg.ReferenceOnLostAnswers, cfg.OmitClientReferenceRate = true, 1
+			s, base := startWithReceiver(t, cfg, rc)
+			c := skycore.New(base+APIPath, skycore.WithTimeout(2*time.Second))
+			resp, err := c.SendSavedMMS(context.Background(), key, &sendreq.Request{ID: "odd-1", To: "17743199144", From: "60856", MMSID: "1000"})
+			waitIdle(t, s)
+			got := lastRequest(t, s)
+			if !got.Accepted || got.Fault != kind || s.Counts().Accepted["odd-1"] != 1 {
+				t.Fatalf("request = %+v, counts %+v: want one acceptance with fault %s", got, s.Counts(), kind)
+			}
+			if OddAnswer(kind) {
+				e, ok := apperr.As(err)
+				if !ok || e.Code != apperr.CodeAmbiguous || !skycore.MaybeSent(e) {
+					t.Errorf("SendSavedMMS = %+v, %v: want AMBIGUOUS, maybe sent", resp, err)
+				}
+			} else if err != nil || resp.TrackingID != got.TrackingID || len(resp.TrackingID) != LongTrackingIDBytes {
+				t.Errorf("SendSavedMMS = %+v, %v: want Success with the %d-byte tracking id", resp, err, LongTrackingIDBytes)
+			}
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			if len(rc.got) == 0 {
+				t.Fatal("no postback")
+			}
+			for _, pb := range rc.got {
+				if pb["CLIENT_REFERENCE"] != "odd-1" || pb["TRACKINGID"] != got.TrackingID {
+					t.Errorf("postback %s: CLIENT_REFERENCE %q, TRACKINGID of %d bytes; want odd-1 and the send's", pb["CODE"], pb["CLIENT_REFERENCE"], len(pb["TRACKINGID"]))
+				}
+			}
+		})
+	}
+}

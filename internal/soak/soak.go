@@ -164,6 +164,24 @@ type Report struct {
 	// enqueueing; EarlySends counts Skycore calls before an id's sendAt.
 	Scheduled, EarlySends int
 	sendAt                map[string]time.Time
+
+	// expiresAt: requests enqueued as the Skycore outage starts, each with
+	// an expiresAt inside it. SentAfterExpiresAt counts Skycore calls at or
+	// after an id's expiresAt (must be 0); ExpiredAtExpiresAt the ids that
+	// ended expired with code EXPIRES_AT.
+	ExpiresAtIDs, SentAfterExpiresAt, ExpiredAtExpiresAt int
+	expMu                                                sync.Mutex
+	expiresAt                                            map[string]time.Time
+
+	// Cancels ({"id":X,"cancel":true}) racing scheduled requests and
+	// immediate sends: Canceled ids ended canceled; CancelViolations break
+	// docs/request.md's rules (see checkCancels).
+	CancelRequests, Canceled, CancelViolations int
+	cancels                                    *cancelTap
+
+	// Odd answers to accepted sends (sim.OddAnswer: the sender is in doubt)
+	// and tracking ids over 2,048 bytes (accepted as NO_TRACKINGID).
+	OddAnswers, LongTrackingIDs int
 }
 
 // MsgsPerSec is requests over wall time.
@@ -229,6 +247,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	rng := rand.New(rand.NewPCG(o.Seed, 0xfeed))
 
 	var pb5xx postbackFaults
+	cancels := &cancelTap{next: o.Logs}
 	// Short, so that the run covers carriers that never send a receipt.
 	const receiptWindow = 5 * time.Second
 	s, err := stack.Start(ctx, bins, stack.Options{
@@ -239,7 +258,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		// moto's latency grows with load and queue depth. On moto, 3 of 6
 		// runs broke a window-bound invariant (BENCHMARKS.md).
 		InProcess: true,
-		Senders:   o.Senders, Postbacks: o.Postbacks, BatchSize: 10, Logs: o.Logs,
+		Senders:   o.Senders, Postbacks: o.Postbacks, BatchSize: 10, Logs: cancels,
 		SenderEnv: []string{"SKYCORE_TIMEOUT=3s", "SEND_CONCURRENCY=10",
 			"SEND_RETRY_WINDOW=" + o.RetryWindow.String(), "SEND_INDOUBT_WINDOW=" + o.InDoubtWindow.String(),
 			"SEND_BACKOFF_BASE=" + o.BackoffBase.String(), "SEND_BACKOFF_MAX=" + o.BackoffMax.String()},
@@ -250,7 +269,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	}
 	defer s.Close()
 
-	r := &Report{Faults: map[string]int{}, PeakRSSKiB: map[string]int64{}, InDoubtWindow: o.InDoubtWindow, RetryWindow: o.RetryWindow, sendAt: map[string]time.Time{},
+	r := &Report{Faults: map[string]int{}, PeakRSSKiB: map[string]int64{}, InDoubtWindow: o.InDoubtWindow, RetryWindow: o.RetryWindow, sendAt: map[string]time.Time{}, cancels: cancels,
 		Backoff: fmt.Sprintf("%s doubling to %s", o.BackoffBase, o.BackoffMax)}
 	want := map[string]string{} // id → "valid" | "invalid" | "expire"
 	byID := map[string]string{} // id → body
@@ -283,6 +302,7 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		default:
 			want[id] = "valid"
 			b := fmt.Sprintf(`{"id":%q,"to":%q,"mmsId":%d,"slides":[{"slide":1,"text":"Hello & <%d>"}]%s}`, id, to, 1000+rng.IntN(9), i, md)
+			cancelShare := 0.03 // a cancel racing an immediate send
 			if rng.Float64() < 0.05 {
 				// Held until a few seconds after it is taken in (the
 				// schedule-sweep function brings it back).
@@ -290,9 +310,17 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 				b = b[:len(b)-1] + `,"sendAt":"` + at.Format(time.RFC3339) + `"}`
 				r.sendAt[id] = at
 				r.Scheduled++
+				cancelShare = 0.5 // a cancel racing its sendAt
 			}
 			byID[id] = b
 			bodies = append(bodies, b)
+			if rng.Float64() < cancelShare {
+				// Anywhere in the queue: before its request (it must win),
+				// while it waits for sendAt (it must win), while it is being
+				// called, or after it is final (it changes nothing).
+				bodies = append(bodies, fmt.Sprintf(`{"id":%q,"cancel":true}`, id))
+				r.CancelRequests++
+			}
 			if rng.Float64() < 0.05 { // the same request delivered twice
 				bodies = append(bodies, b)
 				r.DuplicateDeliveries++
@@ -329,7 +357,21 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 		}
 	}
 	optDone := make(chan (<-chan error), 1)
-	r.Requests, r.IDs = len(bodies)+len(hostile)+len(optBodies), len(want)
+	// Requests with an expiresAt inside the Skycore outage, enqueued as it
+	// starts: none may reach Skycore at or after its expiresAt, and each
+	// ends expired with code EXPIRES_AT (or accepted, had Skycore taken
+	// it before).
+	r.expiresAt = map[string]time.Time{}
+	expiring := map[string]time.Duration{} // id → expiresAt after the outage starts
+	for i := range max(5, o.N/50) {
+		id := fmt.Sprintf("expires-%04d", i)
+		want[id] = "expiresat"
+		// Inside the outage, a few seconds from either end.
+		expiring[id] = 5*time.Second + time.Duration(rng.Int64N(int64(max(o.Outage-10*time.Second, time.Second))))
+	}
+	r.ExpiresAtIDs = len(expiring)
+	expDone := make(chan (<-chan error), 1)
+	r.Requests, r.IDs = len(bodies)+len(hostile)+len(optBodies)+len(expiring), len(want)
 
 	// Crashes: at fixed counts of accepted sends, alternately inside the
 	// simulator's acceptance (Skycore queued it, the sender never hears)
@@ -378,6 +420,8 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 			for i, kind := range []string{"E503", "http503", "refused"} {
 				s.Sim.StartOutage(sim.Outage{Kind: kind, Start: sim.Duration(i) * third, Length: third})
 			}
+			start := time.Now()
+			expDone <- s.Feed(func() error { return r.enqueueExpiring(s, expiring, start) })
 		case int64(o.N / 3):
 			// Replays: bodies of accepted ids, claiming another message's
 			// real tracking id (if trusted, its postbacks would be joined
@@ -556,6 +600,14 @@ func Run(ctx context.Context, bins stack.Binaries, o Options) (*Report, error) {
 	default:
 		r.Violations = append(r.Violations, "the opt-outs never started")
 	}
+	select {
+	case done := <-expDone:
+		if eerr := <-done; eerr != nil {
+			r.Violations = append(r.Violations, "expiresAt requests: "+eerr.Error())
+		}
+	default:
+		r.Violations = append(r.Violations, "the expiresAt requests never went in (no outage)")
+	}
 	r.Usage = usage(before, takeSnapshot(s), DefaultPrices)
 	s.Env.Proxy.ThrottleMatching(acceptWrite, 0)
 	r.AcceptRefused, r.InFlightDuplicates = refused.Load(), int(inflightDups.Load())
@@ -678,6 +730,10 @@ func simConfig(seed uint64, rateLimit float64) sim.Config {
 	c.Faults = []sim.Fault{
 		// Skycore queued it, the sender hears nothing (SKYCORE_TIMEOUT=3s).
 		{Kind: "accept-hang", Rate: 0.02}, {Kind: "accept-reset", Rate: 0.01},
+		// Skycore queued it and says so oddly (the sender is in doubt), or
+		// with a tracking id too long to key.
+		{Kind: "accept-errorcode", Rate: 0.01}, {Kind: "accept-twostatus", Rate: 0.01},
+		{Kind: "accept-oversize", Rate: 0.01}, {Kind: "accept-oddroot", Rate: 0.01}, {Kind: "accept-longtid", Rate: 0.01},
 		{Kind: "E106", Rate: 0.035, Seconds: 1}, {Kind: "E113", Rate: 0.035}, {Kind: "E503", Rate: 0.035}, {Kind: "E618", Rate: 0.035},
 		{Kind: "http500", Rate: 0.03}, {Kind: "http503", Rate: 0.02}, {Kind: "reset", Rate: 0.02}, {Kind: "hang", Rate: 0.01},
 	}
@@ -732,6 +788,10 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 			r.OutageCalls++
 		case q.Fault == "accept-hang" || q.Fault == "accept-reset":
 			r.AcceptFaults++
+		case sim.OddAnswer(q.Fault):
+			r.OddAnswers++
+		case q.Fault == "accept-longtid" && q.Accepted:
+			r.LongTrackingIDs++
 		}
 		if q.Fault != "" {
 			r.Faults[q.Fault]++
@@ -774,18 +834,28 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 	lastSend := map[string]string{}
 	highest := map[string]int{}
 	unconfirmed, finalSeen := map[string]int{}, map[string]bool{}
-	kinds := map[string]map[string]bool{} // distinct terminal events per id
+	kinds := map[string]map[string]bool{}        // distinct terminal events per id
+	firstTerminal := map[string]delivery.Event{} // each id's first terminal event
+	canceledAt := map[string]time.Time{}         // when each canceled id's canceled event was recorded
 	var v []string
 	var done []time.Time
 	for _, e := range s.Events() {
-		if _, ours := want[e.ID]; ours && !maps.Equal(e.Metadata, r.metadata[e.ID]) {
+		if _, ours := want[e.ID]; ours && e.Event == delivery.Canceled && e.Metadata == nil {
+			// A cancel that came before its request never saw its metadata.
+		} else if ours && !maps.Equal(e.Metadata, r.metadata[e.ID]) {
 			r.MetadataMismatches++
 			v = append(v, fmt.Sprintf("%s: %s event with metadata %v, want %v", e.ID, e.Event, e.Metadata, r.metadata[e.ID]))
 		} else if ours && e.Metadata != nil {
 			r.MetadataEvents++
 		}
 		switch e.Event {
-		case delivery.Accepted, delivery.Rejected, delivery.Expired:
+		case delivery.Accepted, delivery.Rejected, delivery.Expired, delivery.Canceled:
+			if _, ok := firstTerminal[e.ID]; !ok {
+				firstTerminal[e.ID] = e
+			}
+			if _, ok := canceledAt[e.ID]; !ok && e.Event == delivery.Canceled {
+				canceledAt[e.ID], _ = time.Parse(delivery.TimeFormat, e.RecordedAt)
+			}
 			terminal[e.ID]++
 			if kinds[e.ID] == nil {
 				kinds[e.ID] = map[string]bool{}
@@ -939,7 +1009,7 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 		}
 		if expired[id] {
 			r.Expired++
-			if want[id] != "expire" {
+			if want[id] != "expire" && want[id] != "expiresat" {
 				v = append(v, fmt.Sprintf("%s expired though Skycore could take it (retry window %s too short?)", id, r.RetryWindow))
 			}
 		}
@@ -974,6 +1044,9 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 		}
 	}
 	v = append(v, r.checkOptOuts(s.Events(), want, calls)...)
+	v = append(v, r.checkExpiresAt(want, calls, firstTerminal)...)
+	v = append(v, r.checkCancels(ids, kinds, canceledAt, calls)...)
+	v = append(v, r.checkLongTracking(calls, firstTerminal)...)
 	if len(done) > 0 {
 		slices.SortFunc(done, func(a, b time.Time) int { return a.Compare(b) })
 		r.P99Done = done[len(done)*99/100].Sub(started)
@@ -995,7 +1068,8 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 // Failed reports whether an invariant broke.
 func (r *Report) Failed() bool {
 	return len(r.Violations) > 0 || r.Lost > 0 || r.SentTwice > 0 || r.MinTerminal != 1 || r.MaxTerminal != 1 || r.SentAfterOptOut > 0 ||
-		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0 || r.MetadataMismatches > 0 || r.EarlySends > 0
+		r.Forged > 0 || r.Unjoined > 0 || r.OrderViolations > 0 || r.UnconfirmedWrong > 0 || r.MetadataMismatches > 0 || r.EarlySends > 0 ||
+		r.SentAfterExpiresAt > 0 || r.CancelViolations > 0
 }
 
 // Line is the summary's last line.
@@ -1004,8 +1078,9 @@ func (r *Report) Line() string {
 	if r.MinTerminal != r.MaxTerminal {
 		per = fmt.Sprintf("%d-%d", r.MinTerminal, r.MaxTerminal)
 	}
-	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, sent after opt-out %d, metadata mismatches %d, early sends %d, E113 %s",
-		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.SentAfterOptOut, r.MetadataMismatches, r.EarlySends, r.e113Share())
+	return fmt.Sprintf("soak: ids %d, lost %d, sent twice %d, terminal events per id %s, forged acceptances %d, expired %d, in-doubt reconciled %d, resent after in-doubt window %d, sent after opt-out %d, metadata mismatches %d, early sends %d, sent after expiresAt %d, cancel violations %d, E113 %s",
+		r.IDs, r.Lost, r.SentTwice, per, r.Forged, r.Expired, r.Reconciled, r.ResentAfterAccept, r.SentAfterOptOut, r.MetadataMismatches, r.EarlySends,
+		r.SentAfterExpiresAt, r.CancelViolations, r.e113Share())
 }
 
 // e113Share is the share of calls the account-wide limit answered E113.
@@ -1035,12 +1110,15 @@ func (r *Report) Print(w io.Writer) {
 	row("forged receipt checks / redriven mid-run", fmt.Sprintf("%d / %d", r.ForgedChecks, r.Redriven))
 	row("events read twice by the soak (same message id, not counted)", r.EventsReRead)
 	row("requests with a sendAt ahead", fmt.Sprintf("%d (%d calls before their sendAt)", r.Scheduled, r.EarlySends))
+	row("requests with an expiresAt in the outage", fmt.Sprintf("%d (%d expired EXPIRES_AT, %d calls at or after their expiresAt)", r.ExpiresAtIDs, r.ExpiredAtExpiresAt, r.SentAfterExpiresAt))
+	row("cancels", fmt.Sprintf("%d (%d ids canceled, %d refused, %d violations)", r.CancelRequests, r.Canceled, r.cancels.refusedCount(), r.CancelViolations))
 	row("windows", fmt.Sprintf("SEND_RETRY_WINDOW %s, SEND_INDOUBT_WINDOW %s, back-off %s", r.RetryWindow, r.InDoubtWindow, r.Backoff))
 	row("Skycore calls", r.SkycoreCalls)
 	row("faults injected", fmt.Sprintf("%d (%.1f %% of calls): %s", total, 100*float64(total)/float64(max(r.SkycoreCalls, 1)), strings.Join(faults, ", ")))
 	row("account limit (E113 beyond)", fmt.Sprintf("%d calls/s: %d of %d calls answered E113 (%s)", r.Limit.Limit, r.Limit.E113, r.Limit.Calls, r.e113Share()))
 	row("Skycore outage", fmt.Sprintf("%d calls failed in it", r.OutageCalls))
 	row("accepted, never answered", r.AcceptFaults)
+	row("accepted, answered oddly (in doubt) / tracking id over 2,048 bytes", fmt.Sprintf("%d / %d", r.OddAnswers, r.LongTrackingIDs))
 	row("postback attempts", fmt.Sprintf("%d (%d answered 5xx once, %d redelivered, %d before the send's answer, %d without CLIENT_REFERENCE)",
 		r.PostbackAttempts, r.Postback5xx, r.PostbackRedeliveries, r.EarlyPostbacks, r.OmittedReference))
 	row("ids on a carrier without receipts", r.NoReceiptIDs)

@@ -56,6 +56,13 @@ func TestSoak(t *testing.T) {
 		"E113 from the account-wide limit": r.Limit.E113,
 		"events with metadata":             r.MetadataEvents,
 		"requests with a sendAt ahead":     r.Scheduled,
+		"expired at their expiresAt":       r.ExpiredAtExpiresAt,
+		"cancels that won":                 r.Canceled,
+		"odd Success answers (in doubt)":   r.OddAnswers,
+		"tracking ids over 2,048 bytes":    r.LongTrackingIDs,
+	}
+	for _, kind := range []string{"accept-errorcode", "accept-twostatus", "accept-oversize", "accept-oddroot", "accept-longtid"} {
+		harsh["fault "+kind] = r.Faults[kind]
 	}
 	for k, n := range harsh {
 		if n == 0 {
