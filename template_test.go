@@ -1499,6 +1499,16 @@ func TestTemplateBulkLane(t *testing.T) {
 		}
 	}
 	vars := path(t, fn, "Environment", "Variables").(map[string]any)
+	if vars["BULK_DEAD_LETTER_QUEUE_URL"] != "BulkSendDeadLetterQueue" {
+		t.Errorf("BULK_DEAD_LETTER_QUEUE_URL = %v, want the bulk DLQ (a bulk body's DLQ moves)", vars["BULK_DEAD_LETTER_QUEUE_URL"])
+	}
+	bulkDLQ := false
+	for _, s := range statements(t, m, "SendMmsFunction") {
+		bulkDLQ = bulkDLQ || s.grants("sqs:SendMessage") && slices.Contains(s.Resources, "BulkSendDeadLetterQueue.QueueName")
+	}
+	if !bulkDLQ {
+		t.Error("the sender may not send to BulkSendDeadLetterQueue")
+	}
 	if vars["BULK_SEND_QUEUE_URL"] != "BulkSendQueue" || vars["SKYCORE_RATE_LIMIT"] != "SkycoreRateLimit" {
 		t.Errorf("BULK_SEND_QUEUE_URL = %v, SKYCORE_RATE_LIMIT = %v", vars["BULK_SEND_QUEUE_URL"], vars["SKYCORE_RATE_LIMIT"])
 	}
