@@ -1499,6 +1499,16 @@ func TestTemplateBulkLane(t *testing.T) {
 		}
 	}
 	vars := path(t, fn, "Environment", "Variables").(map[string]any)
+	if vars["BULK_DEAD_LETTER_QUEUE_URL"] != "BulkSendDeadLetterQueue" {
+		t.Errorf("BULK_DEAD_LETTER_QUEUE_URL = %v, want the bulk DLQ (a bulk body's DLQ moves)", vars["BULK_DEAD_LETTER_QUEUE_URL"])
+	}
+	bulkDLQ := false
+	for _, s := range statements(t, m, "SendMmsFunction") {
+		bulkDLQ = bulkDLQ || s.grants("sqs:SendMessage") && slices.Contains(s.Resources, "BulkSendDeadLetterQueue.QueueName")
+	}
+	if !bulkDLQ {
+		t.Error("the sender may not send to BulkSendDeadLetterQueue")
+	}
 	if vars["BULK_SEND_QUEUE_URL"] != "BulkSendQueue" || vars["SKYCORE_RATE_LIMIT"] != "SkycoreRateLimit" {
 		t.Errorf("BULK_SEND_QUEUE_URL = %v, SKYCORE_RATE_LIMIT = %v", vars["BULK_SEND_QUEUE_URL"], vars["SKYCORE_RATE_LIMIT"])
 	}
@@ -1603,7 +1613,7 @@ func TestTemplateRefusesRetentionBelowReceiptWindow(t *testing.T) {
 // TestTemplateScheduleSweep: the schedule-sweep function (pkg/schedule)
 // runs at the sweeper's period, declares exactly what it reads, may query
 // only the due index (declared as pkg/store defines it), update and read
-// only msg# items, and send only to the send queue; the Makefile builds it.
+// only msg# items, and send only to the two send queues; the Makefile builds it.
 func TestTemplateScheduleSweep(t *testing.T) {
 	m := raw(t)
 	fn := function(t, m, "ScheduleSweepFunction")
@@ -1684,8 +1694,12 @@ func TestTemplateScheduleSweep(t *testing.T) {
 	if want := []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"}; !slices.Equal(dynamo, want) {
 		t.Errorf("DynamoDB actions %v, want %v", dynamo, want)
 	}
-	if !slices.Equal(sends, []string{"SendQueue.QueueName"}) {
-		t.Errorf("sends to %v, want only the send queue", sends)
+	slices.Sort(sends)
+	if !slices.Equal(sends, []string{"BulkSendQueue.QueueName", "SendQueue.QueueName"}) {
+		t.Errorf("sends to %v, want only the two send queues (a bulk request goes back to its lane)", sends)
+	}
+	if got := vars["BULK_SEND_QUEUE_URL"]; got != "BulkSendQueue" {
+		t.Errorf("BULK_SEND_QUEUE_URL = %v, want the bulk queue", got)
 	}
 	// No other function may query the table.
 	for _, other := range functionNames {

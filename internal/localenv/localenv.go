@@ -375,7 +375,7 @@ func (e *Env) Environ() []string {
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + e.SecretURL,
 		"MESSAGES_TABLE=" + Table, "DELIVERY_EVENTS_QUEUE_URL=" + e.EventsQueueURL,
 		"SEND_QUEUE_URL=" + e.SendQueueURL, "DEAD_LETTER_QUEUE_URL=" + e.DLQURL, "RECEIPT_QUEUE_URL=" + e.ReceiptQueueURL,
-		"BULK_SEND_QUEUE_URL=" + e.BulkSendQueueURL,
+		"BULK_SEND_QUEUE_URL=" + e.BulkSendQueueURL, "BULK_DEAD_LETTER_QUEUE_URL=" + e.BulkDLQURL,
 		"SKYCORE_SECRET_ID=" + SecretID, "POSTBACK_SECRET_ID=" + SecretID,
 	}, e.busEnviron()...)
 }

@@ -114,7 +114,9 @@ Flags:
 
 const redriveUsage = `Usage: mmsgate redrive --dlq URL --to URL [--dry-run] [--renew] [--max N] [--native [--rate N]]
 
-Moves messages from the dead-letter queue back to the send queue. Bodies get there
+Moves messages from the dead-letter queue back to the send queue. The bulk lane has
+its own pair: redrive BulkSendDeadLetterQueueUrl to BulkSendQueueUrl (the queue is
+the lane; --to the transactional queue would promote bulk requests). Bodies get there
 two ways: the sender moves a body it can never process (not JSON, no usable id) or
 whose request expired, with message attribute "error" (the reason) and
 "originalMessageId"; and the send queue's redrive policy moves a message received

@@ -254,7 +254,7 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 			return res, fmt.Errorf("end to end, bulk lane: %w", err)
 		}
 	}
-	schedID := id + "-scheduled"
+	schedID, schedBulkID := id+"-scheduled", id+"-scheduled-bulk"
 	if fns[stack.SweepFunction].Bootstrap != "" {
 		// The sweeper as its schedule rule runs it, with the environment
 		// and role the stack gave it, on one request due now. The sender
@@ -263,21 +263,33 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 		// RecordSchedule then ScheduledEventSent), in the table the
 		// sweeper's environment names, and the request must come out of
 		// the send queue `delivered`.
+		// A second one scheduled from the bulk lane must come back to the
+		// bulk queue (the sweeper's grant on it is then used, and checked).
 		st := store.New(dynamodb.NewFromConfig(d.c.cfg), vars[stack.SweepFunction]["MESSAGES_TABLE"], 0)
-		body := fmt.Sprintf(`{"id":%q,"to":"17743199146","from":"60856","mmsId":1000,"slides":[{"slide":1,"text":"rehearsal scheduled %s"}]}`, schedID, runID)
 		now := time.Now()
-		if won, _, err := st.RecordSchedule(pctx, schedID, store.ScheduleRequest{Body: body, SendAt: now.Add(time.Second), To: "17743199146",
-			From: "60856", MMSID: "1000", Owner: "rehearsal", Hold: now}); err != nil || !won {
-			return res, fmt.Errorf("schedule %s: won %v, %v", schedID, won, err)
-		}
-		if err := st.ScheduledEventSent(pctx, schedID); err != nil {
-			return res, fmt.Errorf("schedule %s: %w", schedID, err)
+		for _, sc := range []struct{ id, lane string }{{schedID, ""}, {schedBulkID, "bulk"}} {
+			if sc.lane == "bulk" && env.BulkSendQueueURL == "" {
+				continue
+			}
+			body := fmt.Sprintf(`{"id":%q,"to":"17743199146","from":"60856","mmsId":1000,"slides":[{"slide":1,"text":"rehearsal scheduled %s"}]}`, sc.id, runID)
+			if won, _, err := st.RecordSchedule(pctx, sc.id, store.ScheduleRequest{Body: body, SendAt: now.Add(time.Second), Lane: sc.lane,
+				To: "17743199146", From: "60856", MMSID: "1000", Owner: "rehearsal", Hold: now}); err != nil || !won {
+				return res, fmt.Errorf("schedule %s: won %v, %v", sc.id, won, err)
+			}
+			if err := st.ScheduledEventSent(pctx, sc.id); err != nil {
+				return res, fmt.Errorf("schedule %s: %w", sc.id, err)
+			}
 		}
 		if err := s.Sweep(pctx); err != nil {
 			return res, fmt.Errorf("%s: %w", stack.SweepFunction, err)
 		}
 		if err := s.Pump(pctx, nil); err != nil {
 			return res, fmt.Errorf("end to end, after the schedule sweep: %w", err)
+		}
+		if env.BulkSendQueueURL != "" {
+			if err := s.DrainBulk(pctx, nil); err != nil {
+				return res, fmt.Errorf("end to end, bulk lane after the schedule sweep: %w", err)
+			}
 		}
 		res.Swept = true
 	}
@@ -298,9 +310,11 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 		}
 	}
 	all := s.Events()
-	var bulk []string
+	var bulk, schedBulk []string
 	for _, ev := range all {
 		switch ev.ID {
+		case schedBulkID:
+			schedBulk = append(schedBulk, ev.Event)
 		case id:
 			res.Statuses = append(res.Statuses, ev.Event)
 		case bulkID:
@@ -314,6 +328,9 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 	}
 	if res.Swept && (len(res.Scheduled) == 0 || res.Scheduled[len(res.Scheduled)-1] != "delivered") {
 		return res, fmt.Errorf("scheduled request %s: events %v (of %d on the queue), want it swept to the send queue and `delivered`", schedID, res.Scheduled, len(all))
+	}
+	if res.Swept && env.BulkSendQueueURL != "" && (len(schedBulk) == 0 || schedBulk[len(schedBulk)-1] != "delivered") {
+		return res, fmt.Errorf("scheduled bulk request %s: events %v (of %d on the queue), want it swept to the bulk queue and `delivered`", schedBulkID, schedBulk, len(all))
 	}
 	if env.BulkSendQueueURL != "" {
 		if len(bulk) == 0 || bulk[len(bulk)-1] != "delivered" {

@@ -17,8 +17,8 @@ import (
 
 // TestSweepRunsForReal: the built schedule-sweep bootstrap, under the
 // runtime emulator, on dynalite's due index and the local SQS, puts a due
-// scheduled request back on the send queue, delayed to its sendAt, and
-// leaves one not yet due where it is.
+// scheduled request back on the send queue (a bulk one on the bulk queue),
+// delayed to its sendAt, and leaves one not yet due where it is.
 func TestSweepRunsForReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binaries")
@@ -39,9 +39,13 @@ func TestSweepRunsForReal(t *testing.T) {
 	defer s.Close()
 	st := store.New(s.Env.DynamoDB(), localenv.Table, 0)
 	now := time.Now()
-	for id, at := range map[string]time.Time{"due-soon": now.Add(3 * time.Second), "due-later": now.Add(time.Hour)} {
+	for id, at := range map[string]time.Time{"due-soon": now.Add(3 * time.Second), "due-later": now.Add(time.Hour), "due-bulk": now.Add(3 * time.Second)} {
 		body := `{"id":"` + id + `","to":"17743199144","mmsId":48211}`
-		if won, _, err := st.RecordSchedule(ctx, id, store.ScheduleRequest{Body: body, SendAt: at, Owner: "test", Hold: now.Add(time.Minute)}); !won || err != nil {
+		lane := "" // as the sender records a request that came on the bulk queue
+		if id == "due-bulk" {
+			lane = "bulk"
+		}
+		if won, _, err := st.RecordSchedule(ctx, id, store.ScheduleRequest{Body: body, SendAt: at, Lane: lane, Owner: "test", Hold: now.Add(time.Minute)}); !won || err != nil {
 			t.Fatalf("RecordSchedule(%s) = %v, %v", id, won, err)
 		}
 		if err := st.ScheduledEventSent(ctx, id); err != nil {
@@ -66,6 +70,11 @@ func TestSweepRunsForReal(t *testing.T) {
 	msgs, err := s.Env.ReceiveAll(ctx, s.Env.SendQueueURL, time.Minute)
 	if err != nil || len(msgs) != 1 || aws.ToString(msgs[0].Body) != `{"id":"due-soon","to":"17743199144","mmsId":48211}` {
 		t.Fatalf("send queue after sendAt: %d messages, %v", len(msgs), err)
+	}
+	// The bulk request back on the bulk queue, never on the transactional one.
+	msgs, err = s.Env.ReceiveAll(ctx, s.Env.BulkSendQueueURL, time.Minute)
+	if err != nil || len(msgs) != 1 || aws.ToString(msgs[0].Body) != `{"id":"due-bulk","to":"17743199144","mmsId":48211}` {
+		t.Fatalf("bulk send queue after sendAt: %d messages, %v", len(msgs), err)
 	}
 }
 

@@ -4,7 +4,7 @@ import "errors"
 
 // EnvVars lists every variable the schedule-sweep function reads;
 // template.yaml must declare each.
-var EnvVars = []string{"MESSAGES_TABLE", "SEND_QUEUE_URL", "LOG_LEVEL"}
+var EnvVars = []string{"MESSAGES_TABLE", "SEND_QUEUE_URL", "BULK_SEND_QUEUE_URL", "LOG_LEVEL"}
 
 // Env is the schedule-sweep function's configuration.
 type Env struct {
@@ -13,8 +13,11 @@ type Env struct {
 }
 
 // FromEnv reads and checks the schedule-sweep function's environment.
+// BULK_SEND_QUEUE_URL is optional: without it a bulk request goes back to
+// SEND_QUEUE_URL (a stack without the bulk lane).
 func FromEnv(getenv func(string) string) (Env, error) {
-	e := Env{Table: getenv("MESSAGES_TABLE"), Config: Config{SendQueueURL: getenv("SEND_QUEUE_URL")}}
+	e := Env{Table: getenv("MESSAGES_TABLE"), Config: Config{SendQueueURL: getenv("SEND_QUEUE_URL"),
+		BulkSendQueueURL: getenv("BULK_SEND_QUEUE_URL")}}
 	var errs []error
 	for _, v := range [][2]string{{"MESSAGES_TABLE", e.Table}, {"SEND_QUEUE_URL", e.SendQueueURL}} {
 		if v[1] == "" {

@@ -50,7 +50,7 @@ type (
 // Config is the sweeper's environment.
 type Config struct {
 	SendQueueURL     string // SEND_QUEUE_URL
-	BulkSendQueueURL string // the bulk lane's queue (not in the template yet); "" hands bulk requests to SEND_QUEUE_URL
+	BulkSendQueueURL string // BULK_SEND_QUEUE_URL: where bulk-lane requests go back; "" sends them to SEND_QUEUE_URL
 	Concurrency      int    // hand-offs in parallel (default 16)
 	// Margin is kept free at the end of an invocation.
 	Margin time.Duration

@@ -19,7 +19,7 @@ var EnvVars = []string{
 	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "SEND_RETRY_WINDOW", "SEND_INDOUBT_WINDOW",
 	"SEND_BACKOFF_BASE", "SEND_BACKOFF_MAX", "SUPPRESS_CODES", "SUPPRESS_TTL",
 	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL", // receipt checks (pkg/receipt)
-	"BULK_SEND_QUEUE_URL", "SKYCORE_RATE_LIMIT", // the lanes and the shared limit (pkg/throttle)
+	"BULK_SEND_QUEUE_URL", "BULK_DEAD_LETTER_QUEUE_URL", "SKYCORE_RATE_LIMIT", // the lanes and the shared limit (pkg/throttle)
 	"EVENT_BUS_NAME", // events also on a bus (pkg/delivery)
 }
 
@@ -53,6 +53,7 @@ func FromEnv(getenv func(string) string) (Env, error) {
 	e.SendQueueURL = r.Get("SEND_QUEUE_URL")
 	e.DLQURL = r.Get("DEAD_LETTER_QUEUE_URL")
 	e.BulkSendQueueURL = r.Get("BULK_SEND_QUEUE_URL")
+	e.BulkDLQURL = r.String("BULK_DEAD_LETTER_QUEUE_URL", e.DLQURL)
 	e.Policy.EnforceCampaignCheck = r.Bool("SKYCORE_ENFORCE_CAMPAIGN_CHECK", false)
 	e.CallTimeout = r.Duration("SKYCORE_TIMEOUT", skycore.DefaultTimeout, false)
 	e.RetryWindow = r.Duration("SEND_RETRY_WINDOW", DefaultRetryWindow, false)

@@ -102,6 +102,9 @@ type Config struct {
 	SuppressTTL   time.Duration // SUPPRESS_TTL
 	SendQueueURL  string        // SEND_QUEUE_URL
 	DLQURL        string        // DEAD_LETTER_QUEUE_URL
+	// BulkDLQURL is BULK_DEAD_LETTER_QUEUE_URL: where a bulk record's body
+	// is moved ("": DLQURL), so that it is redriven to its own lane.
+	BulkDLQURL string
 	// BulkSendQueueURL is BULK_SEND_QUEUE_URL: a record from that queue is
 	// backed off and handed off on it, so it keeps its lane.
 	BulkSendQueueURL string

@@ -180,8 +180,13 @@ func (h *Handler) handOff(ctx context.Context, j *job, ho handoff) outcome {
 // queueOf is the queue j's record came from: a bulk record is backed off
 // and handed off in the bulk lane, never promoted to the transactional one.
 func (h *Handler) queueOf(j *job) string {
-	if throttle.NewLanes(h.cfg.BulkSendQueueURL).Of(j.rec.EventSourceARN) == throttle.Bulk {
+	if h.laneOf(j) == throttle.Bulk {
 		return h.cfg.BulkSendQueueURL
 	}
 	return h.cfg.SendQueueURL
+}
+
+// laneOf is the lane of j's record, told by the queue it came from.
+func (h *Handler) laneOf(j *job) throttle.Lane {
+	return throttle.NewLanes(h.cfg.BulkSendQueueURL).Of(j.rec.EventSourceARN)
 }

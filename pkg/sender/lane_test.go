@@ -3,6 +3,8 @@ package sender
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
@@ -128,6 +131,52 @@ func TestLaneKeptOnHandoff(t *testing.T) {
 			}
 			if n := hs.sim.Counts().Received["lane-handoff"]; n != 1 {
 				t.Errorf("sent %d times, want 1", n)
+			}
+		})
+	}
+}
+
+// TestLaneKeptOnDeadLetter: a body the sender moves to a dead-letter queue
+// (malformed, or its request expired) goes to its lane's DLQ, where a
+// redrive sends it back to its own queue; without BULK_DEAD_LETTER_QUEUE_URL
+// every body goes to DEAD_LETTER_QUEUE_URL, as before.
+func TestLaneKeptOnDeadLetter(t *testing.T) {
+	for _, tt := range []struct {
+		name, queue, dlq, other string
+		bulkDLQ                 bool
+	}{
+		{"bulk", localenv.BulkSendQueue, localenv.BulkSendDLQ, localenv.SendDLQ, true},
+		{"transactional", localenv.SendQueue, localenv.SendDLQ, localenv.BulkSendDLQ, true},
+		{"bulk without a bulk DLQ", localenv.BulkSendQueue, localenv.SendDLQ, localenv.BulkSendDLQ, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := laneHarness(t, nil)
+			if tt.bulkDLQ {
+				hs.h.cfg.BulkDLQURL = hs.env.BulkDLQURL
+			}
+			past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+			bodies := []string{
+				`{"id":"` + strings.Repeat("x", 65) + `","to":"17743199144","mmsId":1000}`, // no usable id
+				`{"id":"lane-expired","to":"17743199144","mmsId":1000,"expiresAt":"` + past + `"}`,
+			}
+			for _, body := range bodies {
+				ev, _ := hs.laneRecord(t, tt.queue, body)
+				hs.mustInvoke(t, context.Background(), ev, 0)
+			}
+			var got []string
+			for _, m := range hs.peek(t, tt.dlq) {
+				got = append(got, aws.ToString(m.Body))
+			}
+			slices.Sort(got)
+			slices.Sort(bodies)
+			if diff := cmp.Diff(bodies, got); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", tt.dlq, diff)
+			}
+			if other := hs.peek(t, tt.other); len(other) != 0 {
+				t.Errorf("%s holds %d, want none", tt.other, len(other))
+			}
+			if evs := hs.kinds(t); !slices.Equal(evs, []string{"lane-expired:expired:EXPIRES_AT"}) {
+				t.Errorf("events = %v, want the one expired", evs)
 			}
 		})
 	}

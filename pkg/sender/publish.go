@@ -25,6 +25,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
 	"github.com/mmsgate/mmsgate/pkg/store"
+	"github.com/mmsgate/mmsgate/pkg/throttle"
 )
 
 // accepted records Skycore's Success. It never resends: when the record
@@ -218,11 +219,12 @@ func (h *Handler) malformed(ctx context.Context, j *job, err error) outcome {
 // deadLetter moves the body to the DLQ with the reason; without a DLQ URL
 // it is left to the queue's redrive policy.
 func (h *Handler) deadLetter(ctx context.Context, j *job, reason string) outcome {
-	if h.cfg.DLQURL == "" {
+	dlq := h.dlqOf(j)
+	if dlq == "" {
 		return redeliver
 	}
 	in := &sqs.SendMessageInput{
-		QueueUrl: aws.String(h.cfg.DLQURL), MessageBody: aws.String(j.rec.Body),
+		QueueUrl: aws.String(dlq), MessageBody: aws.String(j.rec.Body),
 		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
 			"error":             {DataType: aws.String("String"), StringValue: aws.String(truncate(reason, 1000))},
 			"originalMessageId": {DataType: aws.String("String"), StringValue: aws.String(truncate(j.rec.MessageId, maxMessageIDBytes))},
@@ -236,6 +238,15 @@ func (h *Handler) deadLetter(ctx context.Context, j *job, reason string) outcome
 		return redeliver
 	}
 	return ack
+}
+
+// dlqOf is the dead-letter queue of j's lane: a bulk body goes to the bulk
+// DLQ (when there is one), where a redrive sends it back to the bulk queue.
+func (h *Handler) dlqOf(j *job) string {
+	if h.cfg.BulkDLQURL != "" && h.laneOf(j) == throttle.Bulk {
+		return h.cfg.BulkDLQURL
+	}
+	return h.cfg.DLQURL
 }
 
 // emit publishes an event that is not recorded (retrying, malformed); a

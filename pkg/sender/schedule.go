@@ -47,8 +47,8 @@ func (h *Handler) ahead(j *job) (time.Time, bool) {
 // deleted (the sweeper brings the body back when it is due).
 func (h *Handler) scheduleAhead(ctx context.Context, j *job, sendAt time.Time) outcome {
 	req := j.req
-	lane := ""
-	if throttle.LaneOf(ctx) == throttle.Bulk {
+	lane := "" // the sweeper sends it back to the queue it came from
+	if h.laneOf(j) == throttle.Bulk {
 		lane = "bulk"
 	}
 	won, sc, err := h.d.Store.RecordSchedule(ctx, req.ID, store.ScheduleRequest{Body: j.rec.Body, SendAt: sendAt, Lane: lane,

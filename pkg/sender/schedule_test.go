@@ -167,7 +167,8 @@ func newSchedRig(t *testing.T, cfg func(*Config)) *schedRig {
 			return r.answer(req.ID)
 		}}})
 	r.h.now = r.c.now
-	r.sw = schedule.New(schedule.Config{SendQueueURL: "send"}, schedule.Deps{Store: r.st, Index: dueIndex{db}, Queue: r.q})
+	// The sweeper reads the same queue URLs as the sender (template.yaml).
+	r.sw = schedule.New(schedule.Config{SendQueueURL: c.SendQueueURL, BulkSendQueueURL: c.BulkSendQueueURL}, schedule.Deps{Store: r.st, Index: dueIndex{db}, Queue: r.q})
 	r.sw.SetClock(r.c.now)
 	return r
 }
@@ -177,9 +178,15 @@ func newSchedRig(t *testing.T, cfg func(*Config)) *schedRig {
 // failure). Its visibility, if set, is r.q.visible[handle].
 func (r *schedRig) deliver(t *testing.T, handle, body string, sent time.Time, receive int) bool {
 	t.Helper()
+	return r.deliverFrom(t, "", handle, body, sent, receive)
+}
+
+// deliverFrom is deliver from the queue of eventSourceARN (its lane).
+func (r *schedRig) deliverFrom(t *testing.T, eventSourceARN, handle, body string, sent time.Time, receive int) bool {
+	t.Helper()
 	r.n++
 	resp, err := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{
-		MessageId: fmt.Sprint("m", r.n), ReceiptHandle: handle, Body: body,
+		MessageId: fmt.Sprint("m", r.n), ReceiptHandle: handle, Body: body, EventSourceARN: eventSourceARN,
 		Attributes: map[string]string{"SentTimestamp": strconv.FormatInt(sent.UnixMilli(), 10), "ApproximateReceiveCount": strconv.Itoa(receive)},
 	}}})
 	if err != nil {
@@ -321,6 +328,53 @@ func TestSendAtDueBodyBeforeUnschedule(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"due:scheduled:", "due:accepted:"}, r.events()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// TestSendAtKeepsLane: a scheduled request goes back, when due, to the
+// queue it came from: a bulk request is never promoted to the
+// transactional lane by its wait, nor a transactional one demoted.
+func TestSendAtKeepsLane(t *testing.T) {
+	const (
+		sendURL = "https://sqs.us-east-1.amazonaws.com/000000000000/mmsgate-send"
+		bulkURL = "https://sqs.us-east-1.amazonaws.com/000000000000/mmsgate-send-bulk"
+		sendARN = "arn:aws:sqs:us-east-1:000000000000:mmsgate-send"
+		bulkARN = "arn:aws:sqs:us-east-1:000000000000:mmsgate-send-bulk"
+	)
+	for _, tt := range []struct {
+		name, arn, lane, queue, other string
+	}{
+		{"bulk", bulkARN, "bulk", bulkURL, sendURL},
+		{"transactional", sendARN, "", sendURL, bulkURL},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newSchedRig(t, func(c *Config) { c.SendQueueURL, c.BulkSendQueueURL = sendURL, bulkURL })
+			t0 := r.c.now()
+			sendAt := t0.Add(time.Hour).Truncate(time.Second)
+			body := sendBody("laned", `,"sendAt":"`+sendAt.Format(time.RFC3339)+`"`)
+			if r.deliverFrom(t, tt.arn, "h1", body, t0, 1) {
+				t.Fatal("not taken in")
+			}
+			if sc, err := r.st.GetScheduled(context.Background(), "laned"); err != nil || sc.Lane != tt.lane {
+				t.Fatalf("record = %+v, %v; want lane %q", sc, err, tt.lane)
+			}
+			r.c.set(sendAt.Add(-time.Minute))
+			r.sweep(t)
+			if got := r.q.take(tt.other); len(got) != 0 {
+				t.Fatalf("handed off to %s: %+v", tt.other, got)
+			}
+			got := r.q.take(tt.queue)
+			if len(got) != 1 || got[0].Body != body {
+				t.Fatalf("hand-offs to %s = %+v; want the body", tt.queue, got)
+			}
+			r.c.set(got[0].Visible)
+			if r.deliverFrom(t, tt.arn, "h2", got[0].Body, got[0].Visible, 1) {
+				t.Fatal("the due body was not sent")
+			}
+			if diff := cmp.Diff([]string{"laned:scheduled:", "laned:accepted:"}, r.events()); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
