@@ -106,6 +106,7 @@ type RunResult struct {
 	Bulk      []string // the bulk lane's request's, in order
 	Swept     bool     // the schedule sweep ran
 	Scheduled []string // the swept request's events, in order
+	BusEvents int      // the requests' events read from the bus rule's queue, each as on the delivery-events queue
 	Calls     map[string][]Call
 }
 
@@ -321,6 +322,18 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 		}
 		res.Bulk = bulk
 	}
+	if d.BusQueueURL != "" {
+		ids := []string{id}
+		if env.BulkSendQueueURL != "" {
+			ids = append(ids, bulkID)
+		}
+		if res.Swept {
+			ids = append(ids, schedID)
+		}
+		if res.BusEvents, err = d.checkBus(ctx, env, s.Events, ids...); err != nil {
+			return res, fmt.Errorf("event bus: %w", err)
+		}
+	}
 	for fn, p := range proxies {
 		for c, n := range p.Calls() {
 			if !contains(recordedOps, c.Op) && n > 0 {
@@ -403,7 +416,7 @@ func callOf(fn, op string, body []byte) Call {
 		if len(b.Entries) > 0 && b.Entries[0].EventBusName != "" {
 			bus = b.Entries[0].EventBusName
 		}
-		c.Action, c.Resource = "events:"+op, "arn:aws:events:"+Region+":"+Account+":event-bus/"+bus
+		c.Action, c.Resource = "events:"+op, busARN(bus)
 		if strings.HasPrefix(bus, "arn:") { // EventBusName may be the bus's ARN
 			c.Resource = bus
 		}
