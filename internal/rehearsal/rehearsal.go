@@ -259,7 +259,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, d.withRoleCheck(ctx, fmt.Errorf("after update: %w", err), run2.Calls)
 	}
-	o.progress("end to end after update: %v, bulk lane %v, swept by the schedule %v, receipt check fired, %d events on the bus", run2.Statuses, run2.Bulk, run2.Scheduled, run2.BusEvents)
+	o.progress("end to end after update: %v, bulk lane %v, swept by the schedule %v, receipt check fired: no receipt %v, %d events on the bus", run2.Statuses, run2.Bulk, run2.Scheduled, run2.NoReceipt, run2.BusEvents)
 	res.Statuses = append(run1.Statuses, run2.Statuses...)
 	calls := run1.Calls
 	for fn, cs := range run2.Calls {
