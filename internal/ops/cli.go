@@ -108,6 +108,7 @@ call ("suppressed": true in its rejected event). Entries come from:
 table, which the functions' roles cannot do); "lift" ends one now, so that the next
 request to the number is sent. An entry for one campaign is lifted with --campaign,
 one for one code with --from. Exit status 1 when there is no live entry to lift.
+<number> is read as a request's "to" is: "+1 (774) 319-9144" is 17743199144.
 
 Flags:
 `

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -122,23 +123,18 @@ func Add(ctx context.Context, st *store.Store, number, from, reason string) (str
 	return store.OptOutKey(to, from), nil
 }
 
-// phoneNumber reads a number as requests' "to" is written: digits, with
-// an optional leading + and spaces, -, ., (, ) between them; 7-15 digits.
+// phoneNumber reads a number as the sender reads a request's "to"
+// (sendreq.PhoneDigits, docs/request.md): digits, with an optional leading
+// + and spaces, -, ., (, ) among them; 7-15 digits.
 func phoneNumber(v string) (string, error) {
-	var b strings.Builder
-	for i, c := range v {
-		switch {
-		case c >= '0' && c <= '9':
-			b.WriteRune(c)
-		case c == '+' && i == 0, c == ' ', c == '-', c == '.', c == '(', c == ')':
-		default:
-			return "", fmt.Errorf("%q is not a phone number (digits, with an optional + and separators)", v)
-		}
+	d, ok := sendreq.PhoneDigits(v)
+	if !ok {
+		return "", fmt.Errorf("%q is not a phone number (digits, with an optional + and separators)", v)
 	}
-	if n := b.Len(); n < 7 || n > 15 {
-		return "", fmt.Errorf("%q is not a phone number: %d digits, want 7-15", v, n)
+	if n := len(d); n < sendreq.MinToDigits || n > sendreq.MaxToDigits {
+		return "", fmt.Errorf("%q is not a phone number: %d digits, want %d-%d", v, n, sendreq.MinToDigits, sendreq.MaxToDigits)
 	}
-	return b.String(), nil
+	return d, nil
 }
 
 func allDigits(s string) bool {

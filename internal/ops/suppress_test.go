@@ -3,6 +3,8 @@ package ops_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/mmsgate/mmsgate/internal/ops"
+	"github.com/mmsgate/mmsgate/pkg/apperr"
+	"github.com/mmsgate/mmsgate/pkg/sendreq"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -115,6 +119,8 @@ func TestSuppressLift(t *testing.T) {
 			liveKeys: without("17743199144")},
 		"a number written with + and separators": {args: []string{"suppress", "lift", "+1 774-319-9144"}, stdout: "lifted 17743199144: the next request to it is sent\n",
 			liveKeys: without("17743199144")},
+		"a number as people write it": {args: []string{"suppress", "lift", "+1 (774) 319-9144"}, stdout: "lifted 17743199144: the next request to it is sent\n",
+			liveKeys: without("17743199144")},
 		"E114, which has no end": {args: []string{"suppress", "lift", "15550003333"}, stdout: "lifted 15550003333: the next request to it is sent\n",
 			liveKeys: without("15550003333")},
 		"an operator's entry": {args: []string{"suppress", "lift", "15550005555"}, stdout: "lifted 15550005555: the next request to it is sent\n",
@@ -182,6 +188,16 @@ func TestSuppressAdd(t *testing.T) {
 	}{
 		"a number, every code": {args: []string{"suppress", "add", "+1 (774) 319-9144", "--reason", "asked by phone"},
 			stdout: "suppressed 17743199144: its requests are rejected (OPTED_OUT) until `mmsgate suppress lift`\n", live: []string{"17743199144"}},
+		"a number as people write it": {args: []string{"suppress", "add", "+1 (774) 555-0100"},
+			stdout: "suppressed 17745550100: its requests are rejected (OPTED_OUT) until `mmsgate suppress lift`\n", live: []string{"17745550100"}},
+		"a + after a space, as the sender takes it": {args: []string{"suppress", "add", " +1 774.555.0100"},
+			stdout: "suppressed 17745550100: its requests are rejected (OPTED_OUT) until `mmsgate suppress lift`\n", live: []string{"17745550100"}},
+		"a + after the digits": {args: []string{"suppress", "add", "1774555010+0"}, code: ops.ExitFailure,
+			stderr: "mmsgate: \"1774555010+0\" is not a phone number (digits, with an optional + and separators)\n"},
+		"two +": {args: []string{"suppress", "add", "++17745550100"}, code: ops.ExitFailure,
+			stderr: "mmsgate: \"++17745550100\" is not a phone number (digits, with an optional + and separators)\n"},
+		"too long": {args: []string{"suppress", "add", "+1234 5678 9012 3456"}, code: ops.ExitFailure,
+			stderr: "mmsgate: \"+1234 5678 9012 3456\" is not a phone number: 16 digits, want 7-15\n"},
 		"one code": {args: []string{"suppress", "add", "--from", "60856", "17743199144"},
 			stdout: "suppressed 17743199144@60856: its requests are rejected (OPTED_OUT) until `mmsgate suppress lift`\n", live: []string{"17743199144@60856"}},
 		"json": {args: []string{"--json", "suppress", "add", "17743199144"}, stdout: "{\"suppressed\": \"17743199144\"}\n", live: []string{"17743199144"}},
@@ -231,5 +247,31 @@ func TestSuppressAddThenSend(t *testing.T) {
 	}
 	if sup, err := f.st.SuppressedFor(ctx, "17743199144", "60856", ""); sup != nil || err != nil {
 		t.Errorf("after the lift = %+v, %v", sup, err)
+	}
+}
+
+// TestSuppressNumberAsTheSenderReadsIt: `suppress add` takes a number when,
+// and only when, the sender takes it as a request's "to", and keys the
+// entry by the number the sender checks (the same code reads both).
+func TestSuppressNumberAsTheSenderReadsIt(t *testing.T) {
+	for _, in := range []string{"17743199144", "+1 (774) 319-9144", " +1 774 319 9144 ", "(+1)774-319-9144", "+44 20 7946 0958",
+		"1-774-319-9144-", "1774319914+4", "++17743199144", "+1 774 319 9144 x2", "774 319", "+1234 5678 9012 3456", "１７７４３１９９１４４", ""} {
+		t.Run(in, func(t *testing.T) {
+			body, _ := json.Marshal(map[string]any{"id": "r", "to": in, "from": "60856", "mmsId": 1000})
+			r, err := sendreq.Decode(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.ApplyDefaults(sendreq.Policy{})
+			senderTakes := !slices.ContainsFunc(apperr.All(r.Validate(sendreq.Policy{})), func(e *apperr.Error) bool { return e.Field == "to" })
+			f := newFixture(t)
+			out, errOut, code := f.run(t, "--json", "suppress", "add", in)
+			if (code == 0) != senderTakes {
+				t.Fatalf("suppress add %q: exit %d (%s%s); the sender takes it: %v", in, code, out, errOut, senderTakes)
+			}
+			if senderTakes && out != fmt.Sprintf("{\"suppressed\": %q}\n", r.To) {
+				t.Errorf("suppress add %q = %q; the sender checks %s", in, out, r.To)
+			}
+		})
 	}
 }

@@ -46,6 +46,10 @@ func TestBrokenTemplate(t *testing.T) {
 			"                aws:PrincipalArn: [!GetAtt SendMmsFunctionRole.Arn, !GetAtt PostbackFunctionRole.Arn]",
 			"                aws:PrincipalArn: [!GetAtt PostbackFunctionRole.Arn]",
 			[]string{"SendMmsFunction: sqs:SendMessage on arn:aws:sqs:", "ReceiptCheckQueue", "denied by queue policy OnlyTheSenderAndPostbackSchedule"}},
+		{"the sender's PutEvents grant on another bus", // the rehearsal sets EventBusName
+			"                Resource: !Sub arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}",
+			"                Resource: !Sub arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default",
+			[]string{"SendMmsFunction: events:PutEvents on arn:aws:events:us-east-1:123456789012:event-bus/" + rehearsalBus + " not allowed by SendMmsFunctionRole"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

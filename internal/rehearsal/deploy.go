@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cftypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -37,6 +38,7 @@ type clients struct {
 	sm  *secretsmanager.Client
 	ddb *dynamodb.Client
 	s3  *s3.Client
+	eb  *eventbridge.Client
 }
 
 func newClients(ctx context.Context, url string) (*clients, error) {
@@ -51,7 +53,7 @@ func newClients(ctx context.Context, url string) (*clients, error) {
 	return &clients{cfg: cfg, cf: cloudformation.NewFromConfig(cfg), lam: lambda.NewFromConfig(cfg),
 		api: apigatewayv2.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg),
 		sm: secretsmanager.NewFromConfig(cfg), ddb: dynamodb.NewFromConfig(cfg),
-		s3: s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })}, nil
+		s3: s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }), eb: eventbridge.NewFromConfig(cfg)}, nil
 }
 
 // Deployment is one stack as the engine and the rehearsal made it.
@@ -66,7 +68,10 @@ type Deployment struct {
 	ByUs     []string          // logical ids the rehearsal created
 	Checked  []string          // logical ids checked but created by neither (notCreated)
 	Outputs  map[string]string
-	log      func(format string, a ...any)
+	// BusQueueURL is the target queue of an application's rule on the
+	// EventBusName bus ("": no bus).
+	BusQueueURL string
+	log         func(format string, a ...any)
 }
 
 // The types moto 5.2.1's CloudFormation has no model for: it lists such a

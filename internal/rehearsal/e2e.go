@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -85,6 +87,8 @@ func (s *Skycore) run(postbackURL string) (*sim.Server, error) {
 	cfg := sim.Default()
 	cfg.Accounts[0].APIKey = s.APIKey
 	cfg.PostbackURL = postbackURL
+	// The carrier of noReceiptTo sends no receipt: the receipt check's case.
+	cfg.Scenarios.Rules = append(cfg.Scenarios.Rules, sim.ScenarioRule{Match: sim.Match{ToPrefix: noReceiptTo}, Scenario: sim.ScenarioNoReceipt})
 	// Each run its own tracking ids, as Skycore's never repeat: the
 	// simulator derives them from its seed.
 	cfg.Seed = time.Now().UnixNano()
@@ -100,12 +104,18 @@ func (s *Skycore) run(postbackURL string) (*sim.Server, error) {
 // Close stops it.
 func (s *Skycore) Close() { s.srv.Close() }
 
+// noReceiptTo is the recipient of the request whose final receipt never
+// comes (the run with the receipt check).
+const noReceiptTo = "17743199147"
+
 // RunResult is what one end-to-end run saw.
 type RunResult struct {
 	Statuses  []string // the delivery events' statuses, in order
 	Bulk      []string // the bulk lane's request's, in order
 	Swept     bool     // the schedule sweep ran
 	Scheduled []string // the swept request's events, in order
+	NoReceipt []string // the events of the request with no receipt (receipt check), in order
+	BusEvents int      // the requests' events read from the bus rule's queue, each as on the delivery-events queue
 	Calls     map[string][]Call
 }
 
@@ -224,6 +234,14 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 	if err := s.Enqueue(body); err != nil {
 		return res, err
 	}
+	noReceiptID := id + "-noreceipt"
+	if receiptCheck {
+		// Its receipt never comes: the receipt check ends it `unconfirmed`.
+		nbody := fmt.Sprintf(`{"id":%q,"to":%q,"from":"60856","mmsId":1000,"slides":[{"slide":1,"text":"rehearsal no receipt %s"}]}`, noReceiptID, noReceiptTo, runID)
+		if err := s.Enqueue(nbody); err != nil {
+			return res, err
+		}
+	}
 	wait := 2 * time.Minute
 	if o.Quick {
 		wait = 45 * time.Second // a broken template: the cause is in the calls made so far
@@ -304,7 +322,8 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 		if err := s.PollReceipts(rctx, rbatch, rwindow, func() bool {
 			c, err := env.QueueCounts(rctx, env.ReceiptQueueURL)
 			// The check of the first run waits its 24h, delayed.
-			return err == nil && s.Invokes(stack.ReceiptFunction) > before && c.Visible+c.InFlight == 0
+			return err == nil && s.Invokes(stack.ReceiptFunction) > before && c.Visible+c.InFlight == 0 &&
+				slices.ContainsFunc(s.Events(), func(e delivery.Event) bool { return e.ID == noReceiptID && e.Event == delivery.Unconfirmed })
 		}); err != nil {
 			return res, fmt.Errorf("the receipt check did not fire: %w", err)
 		}
@@ -321,6 +340,8 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 			bulk = append(bulk, ev.Event)
 		case schedID:
 			res.Scheduled = append(res.Scheduled, ev.Event)
+		case noReceiptID:
+			res.NoReceipt = append(res.NoReceipt, ev.Event)
 		}
 	}
 	if len(res.Statuses) == 0 || res.Statuses[len(res.Statuses)-1] != "delivered" {
@@ -332,11 +353,29 @@ func (d *Deployment) e2e(ctx context.Context, o Options, sky *Skycore, runID str
 	if res.Swept && env.BulkSendQueueURL != "" && (len(schedBulk) == 0 || schedBulk[len(schedBulk)-1] != "delivered") {
 		return res, fmt.Errorf("scheduled bulk request %s: events %v (of %d on the queue), want it swept to the bulk queue and `delivered`", schedBulkID, schedBulk, len(all))
 	}
+	if receiptCheck && (len(res.NoReceipt) == 0 || res.NoReceipt[len(res.NoReceipt)-1] != delivery.Unconfirmed) {
+		return res, fmt.Errorf("request %s (no receipt): events %v (of %d on the queue), want the receipt check to end it `unconfirmed`", noReceiptID, res.NoReceipt, len(all))
+	}
 	if env.BulkSendQueueURL != "" {
 		if len(bulk) == 0 || bulk[len(bulk)-1] != "delivered" {
 			return res, fmt.Errorf("bulk request %s: events %v (of %d on the queue), want it to end `delivered`", bulkID, bulk, len(all))
 		}
 		res.Bulk = bulk
+	}
+	if d.BusQueueURL != "" {
+		ids := []string{id}
+		if env.BulkSendQueueURL != "" {
+			ids = append(ids, bulkID)
+		}
+		if res.Swept {
+			ids = append(ids, schedID)
+		}
+		if receiptCheck {
+			ids = append(ids, noReceiptID)
+		}
+		if res.BusEvents, err = d.checkBus(ctx, env, s.Events, ids...); err != nil {
+			return res, fmt.Errorf("event bus: %w", err)
+		}
 	}
 	for fn, p := range proxies {
 		for c, n := range p.Calls() {
@@ -420,7 +459,7 @@ func callOf(fn, op string, body []byte) Call {
 		if len(b.Entries) > 0 && b.Entries[0].EventBusName != "" {
 			bus = b.Entries[0].EventBusName
 		}
-		c.Action, c.Resource = "events:"+op, "arn:aws:events:"+Region+":"+Account+":event-bus/"+bus
+		c.Action, c.Resource = "events:"+op, busARN(bus)
 		if strings.HasPrefix(bus, "arn:") { // EventBusName may be the bus's ARN
 			c.Resource = bus
 		}

@@ -29,7 +29,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/moto"
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 )
 
 // Options of Run.
@@ -66,6 +68,11 @@ type Result struct {
 	Outputs        map[string]string
 	Verdict        Verdict
 	Statuses       []string
+	// The EventBusName bus ("": none), the events read from its rule's
+	// queue (each as on the delivery-events queue) and the functions whose
+	// PutEvents on it were seen and checked against their roles.
+	Bus                   string
+	BusEvents, BusCallers int
 }
 
 // Summary is the one line the rehearsal ends with. Resources created by
@@ -75,8 +82,13 @@ func (r Result) Summary() string {
 	if len(r.Checked) > 0 {
 		checked = fmt.Sprintf(", %d checked but not created", len(r.Checked))
 	}
-	return fmt.Sprintf("rehearsal: stack CREATE_COMPLETE (%d by the engine, %d by the rehearsal%s), end to end ok, update ok, delete ok, calls outside role %d, unused grants %d",
-		len(r.ByEngine), len(r.ByUs), checked, len(r.Verdict.Outside), len(r.Verdict.Unused))
+	bus := ""
+	if r.Bus != "" {
+		bus = fmt.Sprintf(", event bus ok (%s: %d events through a rule to SQS, each as on the queue, source %s, detail-type its kind; PutEvents of %d functions in their roles)",
+			r.Bus, r.BusEvents, delivery.BusSource, r.BusCallers)
+	}
+	return fmt.Sprintf("rehearsal: stack CREATE_COMPLETE (%d by the engine, %d by the rehearsal%s), end to end ok%s, update ok, delete ok, calls outside role %d, unused grants %d",
+		len(r.ByEngine), len(r.ByUs), checked, bus, len(r.Verdict.Outside), len(r.Verdict.Unused))
 }
 
 // Build builds the functions as `sam build` does (make build-<LogicalId>,
@@ -158,6 +170,14 @@ func Deploy(ctx context.Context, o *Options, params map[string]string) (*Deploym
 	p := maps.Clone(cfg.Params)
 	maps.Copy(p, params)
 	d := &Deployment{c: c, Name: cfg.StackName, Full: full, Params: p, Bucket: bucket, ids: map[string]string{}, log: o.progress}
+	if bus := p["EventBusName"]; bus != "" {
+		// The bus is the account's, made before the deploy that names it
+		// (docs/deploy.md); an application subscribes with a rule.
+		if d.BusQueueURL, err = localenv.CreateBus(ctx, c.sqs, c.eb, bus); err != nil {
+			srv.Close()
+			return nil, nil, err
+		}
+	}
 	if err := d.upload(ctx, o.Artifacts); err != nil {
 		srv.Close()
 		return nil, nil, err
@@ -187,7 +207,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer sky.Close()
 	// The deployer's own value for Skycore's URL: the simulator.
-	d, srv, err := Deploy(ctx, &o, map[string]string{"SkycoreApiUrl": sky.URL})
+	// EventBusName set: every event also on a bus (docs/deploy.md), which
+	// Deploy creates with an application's rule on it.
+	d, srv, err := Deploy(ctx, &o, map[string]string{"SkycoreApiUrl": sky.URL, "EventBusName": rehearsalBus})
 	if err != nil {
 		return res, fmt.Errorf("create: %w", err)
 	}
@@ -216,7 +238,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, d.withRoleCheck(ctx, fmt.Errorf("after create: %w", err), run1.Calls)
 	}
-	o.progress("end to end after create: %v, bulk lane %v, swept by the schedule %v", run1.Statuses, run1.Bulk, run1.Scheduled)
+	o.progress("end to end after create: %v, bulk lane %v, swept by the schedule %v, %d events on the bus", run1.Statuses, run1.Bulk, run1.Scheduled, run1.BusEvents)
 	if o.Quick {
 		return res, d.withRoleCheck(ctx, nil, run1.Calls)
 	}
@@ -237,7 +259,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, d.withRoleCheck(ctx, fmt.Errorf("after update: %w", err), run2.Calls)
 	}
-	o.progress("end to end after update: %v, bulk lane %v, swept by the schedule %v, receipt check fired", run2.Statuses, run2.Bulk, run2.Scheduled)
+	o.progress("end to end after update: %v, bulk lane %v, swept by the schedule %v, receipt check fired: no receipt %v, %d events on the bus", run2.Statuses, run2.Bulk, run2.Scheduled, run2.NoReceipt, run2.BusEvents)
 	res.Statuses = append(run1.Statuses, run2.Statuses...)
 	calls := run1.Calls
 	for fn, cs := range run2.Calls {
@@ -246,6 +268,17 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	d.addMappingCalls(calls)
 	if res.Verdict, err = d.checkRoles(ctx, calls); err != nil {
 		return res, err
+	}
+	if bus := d.Params["EventBusName"]; bus != "" {
+		fns, err := d.busFunctions(ctx, bus)
+		if err != nil {
+			return res, err
+		}
+		if res.BusCallers, err = busCallers(calls, fns, busARN(bus)); err != nil {
+			return res, fmt.Errorf("event bus: %w", err)
+		}
+		res.Bus, res.BusEvents = bus, run1.BusEvents+run2.BusEvents
+		o.progress("event bus %s: %d events through the rule, PutEvents by %s", bus, res.BusEvents, strings.Join(fns, ", "))
 	}
 	for _, u := range res.Verdict.Unused {
 		o.progress("unused grant: %s", u)

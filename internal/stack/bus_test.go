@@ -1,7 +1,6 @@
 package stack_test
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mmsgate/mmsgate/internal/localenv"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
@@ -65,20 +65,13 @@ func TestEventBus(t *testing.T) {
 	}
 	var onBus []delivery.Event
 	for _, m := range msgs {
-		var env struct {
-			Source     string          `json:"source"`
-			DetailType string          `json:"detail-type"`
-			Detail     json.RawMessage `json:"detail"`
+		bm, err := localenv.ParseBusMessage(aws.ToString(m.Body))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &env); err != nil {
-			t.Fatalf("%s: %v", aws.ToString(m.Body), err)
-		}
-		var e delivery.Event
-		if err := json.Unmarshal(env.Detail, &e); err != nil {
-			t.Fatalf("detail %s: %v", env.Detail, err)
-		}
-		if env.Source != "mmsgate" || env.DetailType != e.Event {
-			t.Errorf("source %q, detail-type %q for a %s event", env.Source, env.DetailType, e.Event)
+		e := bm.Event
+		if bm.Source != "mmsgate" || bm.DetailType != e.Event {
+			t.Errorf("source %q, detail-type %q for a %s event", bm.Source, bm.DetailType, e.Event)
 		}
 		onBus = append(onBus, e)
 	}

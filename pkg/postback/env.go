@@ -1,8 +1,10 @@
 package postback
 
 import (
+	"slices"
 	"time"
 
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/env"
 	"github.com/mmsgate/mmsgate/pkg/keyword"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
@@ -11,10 +13,10 @@ import (
 
 // EnvVars lists every variable the postback function reads. It reads the
 // token's secret only (POSTBACK_SECRET_ID), never the API key's.
-var EnvVars = []string{"POSTBACK_SECRET_ID", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "LOG_LEVEL",
-	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL", // receipt checks (pkg/receipt)
+var EnvVars = slices.Concat([]string{"POSTBACK_SECRET_ID", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL", "LOG_LEVEL",
 	"OPTOUT_KEYWORDS", "OPTIN_KEYWORDS", // inbound messages (pkg/keyword)
-	"EVENT_BUS_NAME"} // events also on a bus (pkg/delivery)
+	delivery.BusEnv}, // events also on a bus
+	receipt.SchedulerEnvVars) // receipt checks
 
 // Env is the function's configuration.
 type Env struct {

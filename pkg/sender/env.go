@@ -2,26 +2,32 @@ package sender
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/env"
 	"github.com/mmsgate/mmsgate/pkg/invocation"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
 	"github.com/mmsgate/mmsgate/pkg/skycore"
 	"github.com/mmsgate/mmsgate/pkg/store"
+	"github.com/mmsgate/mmsgate/pkg/throttle"
 )
 
 // EnvVars lists every variable the send-mms function reads (docs/configuration.md,
-// plus MESSAGES_TTL_DAYS); template.yaml must declare each.
-var EnvVars = []string{
+// plus MESSAGES_TTL_DAYS); template.yaml must declare each. A package's own
+// variables come from its list.
+var EnvVars = slices.Concat([]string{
 	"SKYCORE_API_URL", "SKYCORE_SECRET_ID", "SKYCORE_DEFAULT_FROM", "SKYCORE_ENFORCE_CAMPAIGN_CHECK", "SKYCORE_TIMEOUT",
 	"SEND_CONCURRENCY", "SEND_RATE_PER_SECOND", "MESSAGES_TABLE", "MESSAGES_TTL_DAYS", "DELIVERY_EVENTS_QUEUE_URL",
 	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "SEND_RETRY_WINDOW", "SEND_INDOUBT_WINDOW",
 	"SEND_BACKOFF_BASE", "SEND_BACKOFF_MAX", "SUPPRESS_CODES", "SUPPRESS_TTL",
-	"RECEIPT_WINDOW", "RECEIPT_QUEUE_URL", // receipt checks (pkg/receipt)
-	"BULK_SEND_QUEUE_URL", "BULK_DEAD_LETTER_QUEUE_URL", "SKYCORE_RATE_LIMIT", // the lanes and the shared limit (pkg/throttle)
-	"EVENT_BUS_NAME", // events also on a bus (pkg/delivery)
-}
+	"BULK_DEAD_LETTER_QUEUE_URL", // the bulk lane's DLQ moves
+	delivery.BusEnv,             // events also on a bus
+},
+	receipt.SchedulerEnvVars, // receipt checks
+	throttle.EnvVars,         // the lanes and the shared limit
+)
 
 // DefaultSuppressCodes are SUPPRESS_CODES' default: the codes that say the
 // number itself is refused (docs/codes.md).
