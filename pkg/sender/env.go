@@ -23,7 +23,7 @@ var EnvVars = slices.Concat([]string{
 	"SEND_QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "SEND_RETRY_WINDOW", "SEND_INDOUBT_WINDOW",
 	"SEND_BACKOFF_BASE", "SEND_BACKOFF_MAX", "SUPPRESS_CODES", "SUPPRESS_TTL",
 	"BULK_DEAD_LETTER_QUEUE_URL", // the bulk lane's DLQ moves
-	delivery.BusEnv,             // events also on a bus
+	delivery.BusEnv,              // events also on a bus
 },
 	receipt.SchedulerEnvVars, // receipt checks
 	throttle.EnvVars,         // the lanes and the shared limit
