@@ -43,15 +43,15 @@ dev: deps $(PY_TOOLS) $(RIE)
 ##       only in CI (CI=true); elsewhere their tests skip unless `make clients` was run
 test: deps $(PY_TOOLS) $(if $(filter true,$(CI)),clients) $(RIE)
 	@$(CLIENTS_CHECK) || echo "make test: skipping the client tests of Debian's awscli and python3-boto3 (internal/devtest: TestDev's aws CLI and boto3 subtests), not installed; \`make clients\` installs them"
-	@# The race detector over the unit tests (memdb, in-process stand-ins), then
-	@# every test against the real local services without it: with -race on
-	@# those as well, the suite outgrew its 10 minutes on 2 cores.
-	$(GO) test -race -short -count=1 -skip '^TestShortNeedsOnlyGo$$' ./...
-	$(GO) test -count=1 -skip '^TestSoak$$' ./...
-	@# The 500-request soak (TestSoak) is not run here for now: on this round's
-	@# merged code it finds a terminal event published twice outside a crash
-	@# window (the answer-lost window of docs/events.md) often enough to fail
-	@# CI at random. `make soak SOAK_N=500` runs it; BENCHMARKS.md has its runs.
+	@# 1. The unit tests (-short: memdb, in-process stand-ins) under the race
+	@# detector, with only Go and a C compiler on PATH (TestShortNeedsOnlyGo
+	@# built with -race runs them so). 2. Every test against the real local
+	@# services, without -race (with it the suite outgrows 10 minutes on 2
+	@# cores). 3. The 500-request soak on its own, after: it measures timing
+	@# windows (in doubt, postback retries) that other tests beside it skew.
+	$(GO) test -race -count=1 -v -run '^TestShortNeedsOnlyGo$$' .
+	$(GO) test -count=1 -skip '^TestSoak$$|^TestShortNeedsOnlyGo$$' ./...
+	$(GO) test -count=1 -v -run '^TestSoak$$' ./internal/soak/
 	$(GO) run ./cmd/mmsgate-local -events events/sqs -quiet
 
 ## bench: the benchmarks of BENCHMARKS.md, as one table
@@ -59,7 +59,7 @@ bench: deps $(RIE)
 	$(GO) build -o .bin/mmsgate-bench ./cmd/mmsgate-bench
 	.bin/mmsgate-bench
 
-## soak: the reliability soak (SOAK_N requests, default 10000) (`make soak SOAK_N=500` for the short one)
+## soak: the reliability soak (SOAK_N requests, default 10000); `make test` runs a 500-request one
 soak: deps $(RIE)
 	$(GO) run ./cmd/mmsgate-soak -n $${SOAK_N:-10000}
 

@@ -87,7 +87,9 @@ func TestStandInsOnlyForShort(t *testing.T) {
 // TestShortNeedsOnlyGo keeps the promise of `go test -short ./...`: it
 // passes on a machine with nothing but Go, no Node (dynalite), no Python
 // (moto), no emulator. That is why in-process stand-ins (fakesqs,
-// fakesecrets) exist at all: moto cannot serve there.
+// fakesecrets) exist at all: moto cannot serve there. Built with -race (as
+// `make test`'s first step runs it), it runs the short suite with -race,
+// and the PATH has the C compiler the race detector needs, nothing else.
 func TestShortNeedsOnlyGo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go test -short itself")
@@ -97,7 +99,27 @@ func TestShortNeedsOnlyGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	goBin, _ = filepath.EvalSymlinks(goBin)
-	env := []string{"PATH=" + filepath.Dir(goBin), "HOME=" + os.Getenv("HOME"), "MOTO_SERVER=/nonexistent"}
+	path := filepath.Dir(goBin)
+	args := []string{"test", "-short", "-count=1"}
+	if raceEnabled {
+		// Only the C toolchain -race builds with, linked into a directory of its own.
+		dir := t.TempDir()
+		for _, tool := range []string{"gcc", "cc", "as", "ld"} {
+			p, err := exec.LookPath(tool)
+			if err != nil {
+				t.Fatalf("-race needs a C toolchain: %v", err)
+			}
+			if p, err = filepath.EvalSymlinks(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(p, filepath.Join(dir, tool)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		path += string(os.PathListSeparator) + dir
+		args = append(args, "-race", "-skip", "^TestShortNeedsOnlyGo$")
+	}
+	env := []string{"PATH=" + path, "HOME=" + os.Getenv("HOME"), "MOTO_SERVER=/nonexistent"}
 	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOSUMDB", "GOTOOLCHAIN"} {
 		out, err := exec.Command("go", "env", k).Output()
 		if err != nil {
@@ -105,10 +127,11 @@ func TestShortNeedsOnlyGo(t *testing.T) {
 		}
 		env = append(env, k+"="+strings.TrimSpace(string(out)))
 	}
-	cmd := exec.Command(goBin, "test", "-short", "-count=1", "./...")
+	cmd := exec.Command(goBin, append(args, "./...")...)
 	cmd.Env = env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go test -short ./... with only Go on PATH: %v\n%s", err, out)
+	// Each package's line as it finishes: the run takes minutes.
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go test %s ./... with only Go on PATH (its output above): %v", strings.Join(args[1:], " "), err)
 	}
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package mmsgate
+
+const raceEnabled = false
