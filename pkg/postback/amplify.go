@@ -6,6 +6,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/emf"
 	"github.com/mmsgate/mmsgate/pkg/metric"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
+	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
 // MaxUnjoined bounds what one postback can create for tracking ids and
@@ -75,7 +76,7 @@ func (h *Handler) known(ctx context.Context, n Notification) (bool, error) {
 	if !ok {
 		return true, nil
 	}
-	id, err := lr.LinkedID(ctx, n.TrackingID)
+	id, err := lr.LinkedID(ctx, store.KeyOf(n.TrackingID)) // as one keys it
 	if err != nil || id != "" {
 		return id != "", err
 	}

@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"strconv"
+	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -25,6 +25,16 @@ import (
 // tracking id is not linked yet) is tried again after short pauses, then
 // answered 503 with everything it held released.
 func (h *Handler) one(ctx context.Context, n Notification, doc []byte, owner string) error {
+	if n.TrackingID != "" && !store.Keyable(n.TrackingID) {
+		// Skycore accepted its request with this id too (recorded as
+		// NO_TRACKINGID): its surrogate key joins it through CLIENT_REFERENCE.
+		// Logged by length and hash only.
+		h.d.Metrics.Count(metric.UnkeyableTrackingID)
+		sur := store.KeyOf(n.TrackingID)
+		h.d.Log.WarnContext(ctx, "TRACKINGID too long to key; processed under its hash", "code", n.Code,
+			"trackingIdBytes", len(n.TrackingID), "trackingIdSha256", strings.TrimPrefix(sur, "sha256:")[:16], "surrogate", sur)
+		n.TrackingID = sur
+	}
 	log := h.d.Log.With("code", n.Code, "trackingId", Snippet([]byte(n.TrackingID), 80))
 	h.d.Metrics.Count(metric.Postbacks, "Code", metricCode(n.Code))
 	k, notice, known := classify(n.Code)
@@ -39,10 +49,6 @@ func (h *Handler) one(ctx context.Context, n Notification, doc []byte, owner str
 		return nil
 	case n.TrackingID == "":
 		h.malformed(ctx, doc, errors.New("no TRACKINGID"))
-		return nil
-	case !store.Keyable(n.TrackingID):
-		h.d.Metrics.Count(metric.UnkeyableTrackingID) // 200: a retry cannot key it either
-		h.malformed(ctx, doc, errors.New("TRACKINGID of "+strconv.Itoa(len(n.TrackingID))+" bytes is too long to key"))
 		return nil
 	}
 	for attempt := 0; ; attempt++ {

@@ -271,8 +271,9 @@ func TestShortWait(t *testing.T) {
 }
 
 // TestBodySniffing guards a fixed bug: raw XML is read whatever the
-// Content-Type says; a tracking id too long to key is malformed (200,
-// counted), never 503.
+// Content-Type says; a tracking id too long to key is counted and, under
+// its surrogate key, waits for its link as any unknown one (503 in the
+// join window), never malformed.
 func TestBodySniffing(t *testing.T) {
 	hs := newHarness(t)
 	hs.link(t, "T-sniff", "sniff")
@@ -300,17 +301,18 @@ func TestBodySniffing(t *testing.T) {
 	if !strings.Contains(hs.logs.String(), `"Duplicates":1`) {
 		t.Error("the form with a BOM was not processed (no Duplicates metric)")
 	}
-	t.Run("tracking id too long to key", func(t *testing.T) {
+	t.Run("tracking id too long to key waits for its link", func(t *testing.T) {
 		for _, size := range []int{store.MaxKeyBytes - 3, store.MaxKeyBytes, 5000} {
-			if resp := hs.invoke(t, post(pbXML("N101", strings.Repeat("T", size), ""))); resp.StatusCode != 200 {
-				t.Errorf("%d bytes: status %d, want 200", size, resp.StatusCode)
+			if resp := hs.invoke(t, post(pbXML("N101", strings.Repeat("T", size), ""))); resp.StatusCode != 503 {
+				t.Errorf("%d bytes: status %d, want 503 (not linked yet)", size, resp.StatusCode)
 			}
 		}
 		if got := hs.events(t); len(got) != 0 {
 			t.Errorf("events = %v", got)
 		}
-		if !strings.Contains(hs.logs.String(), `"Malformed":1`) {
-			t.Error("no Malformed metric")
+		logs := hs.logs.String()
+		if strings.Contains(logs, `"Malformed":1`) || !strings.Contains(logs, `"UnkeyableTrackingID":1`) {
+			t.Error("want UnkeyableTrackingID counted and no Malformed metric")
 		}
 	})
 }

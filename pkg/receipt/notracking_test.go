@@ -3,6 +3,7 @@ package receipt_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,10 @@ import (
 // TestNoTrackingIDReceiptsThroughClientReference: a request accepted
 // without a tracking id (NO_TRACKINGID) whose postbacks joined through
 // CLIENT_REFERENCE: once its final receipt is out, its check publishes
-// nothing; when the check comes first, the receipt still follows it.
+// nothing; when the check comes first, the receipt still follows it. The
+// same when the postbacks carry a TRACKINGID too long to key (2,100 bytes,
+// the one Skycore accepted the request with: recorded NO_TRACKINGID), under
+// its surrogate key.
 func TestNoTrackingIDReceiptsThroughClientReference(t *testing.T) {
 	tests := map[string]struct {
 		steps []string
@@ -35,47 +39,49 @@ func TestNoTrackingIDReceiptsThroughClientReference(t *testing.T) {
 		"the check first, then the receipt": {steps: []string{"check", "N102", "check"},
 			want: []string{"nt:unconfirmed:accepted", "nt:delivered:N102"}},
 	}
-	for name, tt := range tests {
-		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			db := memdb.New()
-			if err := store.CreateTable(ctx, db, "mmsgate-messages"); err != nil {
-				t.Fatal(err)
-			}
-			st := store.New(db, "mmsgate-messages", 0)
-			log := &eventLog{}
-			pb := postback.NewHandler(postback.Deps{
-				Tokens: tokens{get: func() secret.Values { return secret.Values{PostbackToken: "tok"} }}, Store: st, Events: log,
-			})
-			rc := receipt.NewHandler(receipt.Config{QueueURL: "receipt-queue", Window: time.Nanosecond},
-				receipt.Deps{Store: st, Events: log, Queue: noQueue{}})
-			st.Claim(ctx, "nt", store.Claim{Owner: "sender", Lease: time.Now().Add(time.Minute)})
-			st.Accept(ctx, "nt", "sender", time.Now().Add(time.Minute), store.Outcome{Code: "NO_TRACKINGID", To: "17743199144", MMSID: "48211"})
-			st.EventSent(ctx, "nt")
-			for i, s := range tt.steps {
-				if s == "check" {
-					body, _ := json.Marshal(receipt.Check{ID: "nt", Due: delivery.Stamp(time.Now())})
-					resp, err := rc.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m", ReceiptHandle: "h", Body: string(body)}}})
-					if err != nil || len(resp.BatchItemFailures) != 0 {
-						t.Fatalf("step %d: receipt check %+v, %v; want done", i, resp, err)
-					}
-					continue
+	for tname, tid := range map[string]string{"": "T-sky", "unkeyable TRACKINGID: ": strings.Repeat("K", 2100)} {
+		for name, tt := range tests {
+			t.Run(tname+name, func(t *testing.T) {
+				ctx := context.Background()
+				db := memdb.New()
+				if err := store.CreateTable(ctx, db, "mmsgate-messages"); err != nil {
+					t.Fatal(err)
 				}
-				n := postback.Notification{Origin: "MMS_MT", Code: s, Status: s, SentAs: "MMS", MMSID: "48211", From: "60856",
-					To: "17743199144", TrackingID: "T-sky", ClientReference: "nt", Timestamp: "2026-11-24T16:02:11-05:00"}
-				resp, err := pb.Handle(ctx, events.APIGatewayV2HTTPRequest{
-					RawPath: "/skycore/postbacks/tok", PathParameters: map[string]string{"token": "tok"},
-					Headers: map[string]string{"content-type": "text/xml"}, Body: string(n.Marshal()),
-					RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST"}},
+				st := store.New(db, "mmsgate-messages", 0)
+				log := &eventLog{}
+				pb := postback.NewHandler(postback.Deps{
+					Tokens: tokens{get: func() secret.Values { return secret.Values{PostbackToken: "tok"} }}, Store: st, Events: log,
 				})
-				if err != nil || resp.StatusCode != 200 {
-					t.Fatalf("step %d: postback %s: %d, %v", i, s, resp.StatusCode, err)
+				rc := receipt.NewHandler(receipt.Config{QueueURL: "receipt-queue", Window: time.Nanosecond},
+					receipt.Deps{Store: st, Events: log, Queue: noQueue{}})
+				st.Claim(ctx, "nt", store.Claim{Owner: "sender", Lease: time.Now().Add(time.Minute)})
+				st.Accept(ctx, "nt", "sender", time.Now().Add(time.Minute), store.Outcome{Code: "NO_TRACKINGID", To: "17743199144", MMSID: "48211"})
+				st.EventSent(ctx, "nt")
+				for i, s := range tt.steps {
+					if s == "check" {
+						body, _ := json.Marshal(receipt.Check{ID: "nt", Due: delivery.Stamp(time.Now())})
+						resp, err := rc.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m", ReceiptHandle: "h", Body: string(body)}}})
+						if err != nil || len(resp.BatchItemFailures) != 0 {
+							t.Fatalf("step %d: receipt check %+v, %v; want done", i, resp, err)
+						}
+						continue
+					}
+					n := postback.Notification{Origin: "MMS_MT", Code: s, Status: s, SentAs: "MMS", MMSID: "48211", From: "60856",
+						To: "17743199144", TrackingID: tid, ClientReference: "nt", Timestamp: "2026-11-24T16:02:11-05:00"}
+					resp, err := pb.Handle(ctx, events.APIGatewayV2HTTPRequest{
+						RawPath: "/skycore/postbacks/tok", PathParameters: map[string]string{"token": "tok"},
+						Headers: map[string]string{"content-type": "text/xml"}, Body: string(n.Marshal()),
+						RequestContext: events.APIGatewayV2HTTPRequestContext{HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST"}},
+					})
+					if err != nil || resp.StatusCode != 200 {
+						t.Fatalf("step %d: postback %s: %d, %v", i, s, resp.StatusCode, err)
+					}
 				}
-			}
-			if diff := cmp.Diff(tt.want, log.events); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
-		})
+				if diff := cmp.Diff(tt.want, log.events); diff != "" {
+					t.Errorf("events (-want +got):\n%s", diff)
+				}
+			})
+		}
 	}
 }
 

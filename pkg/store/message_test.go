@@ -2,8 +2,11 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,6 +220,22 @@ func TestLinkNeverRepoints(t *testing.T) {
 	}
 	if store.Keyable(long) || !store.Keyable("T1") || store.Keyable("") {
 		t.Error("Keyable")
+	}
+}
+
+// TestKeyOf: a keyable tracking id is its own key, "" stays "", an
+// unkeyable one gets a stable, keyable surrogate of its own.
+func TestKeyOf(t *testing.T) {
+	at := strings.Repeat("a", store.MaxKeyBytes-len("trk#"))
+	over, other := at+"a", at+"b"
+	sum := sha256.Sum256([]byte(over))
+	for in, want := range map[string]string{"T1": "T1", "": "", at: at, over: "sha256:" + hex.EncodeToString(sum[:])} {
+		if got := store.KeyOf(in); got != want {
+			t.Errorf("KeyOf(%.20q) = %.80q, want %.80q", in, got, want)
+		}
+	}
+	if k := store.KeyOf(over); !store.Keyable(k) || k == store.KeyOf(other) {
+		t.Errorf("surrogates %q, %q: want keyable and distinct", k, store.KeyOf(other))
 	}
 }
 

@@ -72,6 +72,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -233,6 +235,23 @@ const MaxKeyBytes = 2048
 // Keyable reports whether a tracking id fits in a key (trk#<id>).
 func Keyable(trackingID string) bool {
 	return trackingID != "" && len("trk#")+len(trackingID) <= MaxKeyBytes
+}
+
+// KeyOf is the key a tracking id is stored under: the id itself when
+// Keyable ("" stays "": nothing to key), else "sha256:" and the hex
+// SHA-256 of the id. Skycore may
+// accept a request with a tracking id too long to key (the request is then
+// recorded as NO_TRACKINGID and joined through CLIENT_REFERENCE): its
+// postbacks still need a key to be de-duplicated, ordered and linked by,
+// and the same id always gives the same surrogate. The surrogate's first
+// 16 hex digits are the hash the sender logs for such an id, unless the
+// postback parser cut the id (a field over 2,048 bytes).
+func KeyOf(trackingID string) string {
+	if trackingID == "" || Keyable(trackingID) {
+		return trackingID
+	}
+	sum := sha256.Sum256([]byte(trackingID))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
