@@ -36,7 +36,7 @@ type Report struct {
 // MessageReport is the msg#<id> record.
 type MessageReport struct {
 	ID            string `json:"id"`
-	State         string `json:"state"` // INPROGRESS, RETRY, INDOUBT, ACCEPTED, REJECTED, EXPIRED
+	State         string `json:"state"` // SCHEDULED, INPROGRESS, RETRY, INDOUBT, ACCEPTED, REJECTED, EXPIRED
 	Final         bool   `json:"final"`
 	TrackingID    string `json:"trackingId"`
 	AcceptedBy    string `json:"acceptedBy"` // "sender", "postback" (its CLIENT_REFERENCE proved it) or ""
@@ -53,6 +53,7 @@ type MessageReport struct {
 	HistoryDropped int    `json:"historyDropped"`
 	Claim          *Claim `json:"claim"`        // the sender's claim, or the hold on the pending event
 	InDoubtUntil   string `json:"inDoubtUntil"` // INDOUBT: not sent again before this, unless a postback accepts it
+	SendAt         string `json:"sendAt"`       // a scheduled request's sendAt, until its first call
 	PendingEvent   string `json:"pendingEvent"` // a terminal event recorded, not yet published
 	Suppressed     bool   `json:"suppressed"`   // rejected locally from the suppression list
 	History        []Step `json:"history"`
@@ -152,6 +153,11 @@ func messageReport(m *store.Message, now time.Time) *MessageReport {
 	}
 	if m.State == store.StateInDoubt {
 		r.InDoubtUntil = stamp(m.DoubtUntil)
+	}
+	// A scheduled request's first-enqueued time is its sendAt (store
+	// RecordSchedule): still ahead, and no call yet, it waits for it.
+	if m.Attempts == 0 && (m.State == store.StateScheduled || m.State == store.StateRetry && m.First.After(now)) {
+		r.SendAt = stamp(m.First)
 	}
 	if (m.State == store.StateInProgress || m.PendingEvent != "") && !m.LeaseUntil.IsZero() {
 		r.Claim = &Claim{Owner: m.Owner, Until: stamp(m.LeaseUntil), Live: m.Held(now)}
@@ -357,8 +363,14 @@ func (p *printer) message(m *MessageReport) {
 		}
 	case store.StateInDoubt:
 		p.line("  in doubt until %s: not sent again before then, unless a postback shows Skycore accepted it", p.short(m.InDoubtUntil))
+	case store.StateScheduled:
+		p.line("  scheduled: no call before %s (sendAt); the sweeper gives it back to the send queue shortly before", p.short(m.SendAt))
 	case store.StateRetry:
-		p.line("  waiting for the next delivery of the SQS message")
+		if m.SendAt != "" {
+			p.line("  scheduled: back on the send queue, which holds it until %s (sendAt); no call before then", p.short(m.SendAt))
+		} else {
+			p.line("  waiting for the next delivery of the SQS message")
+		}
 	}
 	if m.Suppressed {
 		p.line("  suppressed: rejected locally with %s, the number is on the suppression list (no Skycore call)", m.Code)

@@ -35,6 +35,22 @@ func (f *fixture) claim(t *testing.T, d time.Duration, id, owner string) *store.
 	return m
 }
 
+// schedule is a request taken in at offset d with its sendAt ahead by,
+// recorded and its scheduled event published, as the sender does.
+func (f *fixture) schedule(t *testing.T, d time.Duration, id string, ahead time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	f.clock.at(d)
+	won, _, err := f.st.RecordSchedule(ctx, id, store.ScheduleRequest{Body: `{"id":"` + id + `"}`, SendAt: f.clock.in(ahead),
+		To: "17743199144", From: "60856", MMSID: "48211", Owner: "f6/req-1", Hold: f.clock.in(lease)})
+	if !won || err != nil {
+		t.Fatalf("RecordSchedule(%s) = %v, %v", id, won, err)
+	}
+	if err := f.st.ScheduledEventSent(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // retry is an attempt that surely failed with code.
 func (f *fixture) retry(t *testing.T, d time.Duration, id, owner, code string) {
 	t.Helper()
@@ -161,6 +177,22 @@ var scenarios = map[string]func(t *testing.T, f *fixture) []string{
 			Code: "E503", Error: "SEND_RETRY_WINDOW (24h0m0s) spent"})
 		f.st.EventSent(context.Background(), "order-8")
 		return []string{"status", "order-8"}
+	},
+	// sendAt an hour ahead: recorded, its scheduled event published.
+	"scheduled": func(t *testing.T, f *fixture) []string {
+		f.schedule(t, time.Second, "order-9", time.Hour)
+		return []string{"status", "order-9"}
+	},
+	// sendAt a minute ahead: the sweeper already gave the body back to the
+	// send queue, which holds it until then.
+	"scheduled and handed to the send queue": func(t *testing.T, f *fixture) []string {
+		ctx := context.Background()
+		f.schedule(t, time.Second, "order-10", time.Minute)
+		if ok, _, err := f.st.Unschedule(ctx, "order-10", f.clock.in(2*time.Minute)); !ok || err != nil {
+			t.Fatalf("Unschedule = %v, %v", ok, err)
+		}
+		f.clock.at(5 * time.Second)
+		return []string{"status", "order-10"}
 	},
 	"tracking id nobody linked": func(t *testing.T, f *fixture) []string {
 		f.postback(t, time.Second, "Tk-orphan", "N101", true)
