@@ -177,6 +177,16 @@ func alive(pid int) bool {
 	return err == nil && !regexp.MustCompile(`\) Z `).Match(b)
 }
 
+// buildMmsgate builds the operator's tool.
+func buildMmsgate(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mmsgate")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mmsgate").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 func TestDev(t *testing.T) {
 	d := startDev(t)
 	var wanted []string // id:event pairs the consumer must see
@@ -245,10 +255,7 @@ func TestDev(t *testing.T) {
 		if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(d.dlq), MessageBody: aws.String(body)}); err != nil {
 			t.Fatal(err)
 		}
-		bin := filepath.Join(t.TempDir(), "mmsgate")
-		if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/mmsgate").CombinedOutput(); err != nil {
-			t.Fatalf("build: %v\n%s", err, out)
-		}
+		bin := buildMmsgate(t)
 		mmsgate := func(args ...string) string {
 			t.Helper()
 			cmd := exec.Command(bin, args...)
@@ -285,6 +292,69 @@ func TestDev(t *testing.T) {
 			t.Errorf("DLQ after the redrive: %v; want empty", c)
 		}
 		wanted = append(wanted, "redrive-1:accepted", "redrive-1:delivered")
+	})
+
+	t.Run("sendAt and mmsgate cancel, as the README says", func(t *testing.T) {
+		// One request a few seconds ahead: mmsgate status says scheduled, then
+		// it is called no earlier than its sendAt. Another an hour ahead,
+		// canceled with mmsgate cancel: canceled, never called.
+		ctx := t.Context()
+		bin := buildMmsgate(t)
+		mmsgate := func(args ...string) string {
+			t.Helper()
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_REGION=", "AWS_PROFILE=",
+				"AWS_ENDPOINT_URL_DYNAMODB="+d.dynamo)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("mmsgate %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			return string(out)
+		}
+		sendAt := time.Now().Add(8 * time.Second).UTC().Truncate(time.Second)
+		for id, at := range map[string]time.Time{"sched-1": sendAt, "sched-2": sendAt.Add(time.Hour)} {
+			body := fmt.Sprintf(`{"id":%q,"to":"17743199144","mmsId":1000,"sendAt":%q}`, id, at.Format(time.RFC3339))
+			if _, err := d.sqs().SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(d.send), MessageBody: aws.String(body)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		status := func(id string) string {
+			return mmsgate("--endpoint", d.dynamo, "status", id)
+		}
+		waitFor := func(id, want string, within time.Duration) string {
+			t.Helper()
+			deadline := time.Now().Add(within)
+			for {
+				out := status(id)
+				if strings.Contains(out, want) {
+					return out
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: no %q after %s; status:\n%s", id, want, within, out)
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+		}
+		before := waitFor("sched-1", "scheduled: ", 5*time.Second)
+		if time.Now().Before(sendAt) && strings.Contains(before, "attempt 1") {
+			t.Errorf("sched-1 called before its sendAt %s:\n%s", sendAt, before)
+		}
+		t.Logf("before its sendAt:\n%s", before)
+		waitFor("sched-2", "state SCHEDULED", 5*time.Second)
+		if out := mmsgate("--endpoint", d.endpoint, "cancel", "--queue", d.send, "sched-2"); !strings.Contains(out, "sched-2") {
+			t.Errorf("mmsgate cancel said:\n%s", out)
+		}
+		t.Logf("after the cancel:\n%s", waitFor("sched-2", "state CANCELED", 30*time.Second))
+		after := waitFor("sched-1", "state ACCEPTED", 60*time.Second)
+		t.Logf("after its sendAt:\n%s", after)
+		m := regexp.MustCompile(`(\d\d:\d\d:\d\d)\s+attempt 1`).FindStringSubmatch(after)
+		if m == nil {
+			t.Fatalf("no first attempt in:\n%s", after)
+		}
+		if m[1] < sendAt.Format("15:04:05") {
+			t.Errorf("sched-1's first call at %s, before its sendAt %s", m[1], sendAt.Format(time.TimeOnly))
+		}
+		wanted = append(wanted, "sched-1:scheduled", "sched-1:accepted", "sched-2:scheduled", "sched-2:canceled")
 	})
 
 	t.Run("the bulk lane is served too", func(t *testing.T) {

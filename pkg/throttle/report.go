@@ -1,6 +1,8 @@
 package throttle
 
 import (
+	"time"
+
 	"sync"
 
 	"github.com/mmsgate/mmsgate/pkg/emf"
@@ -47,7 +49,7 @@ func (r *Reporter) Report() {
 		}
 	}
 	if d := s.Gap - r.last.Gap; d > 0 {
-		r.m.Put(metric.ThrottleGap, emf.Milliseconds, float64(d.Milliseconds()))
+		r.m.Put(metric.ThrottleGap, emf.Milliseconds, float64(d)/float64(time.Millisecond)) // sub-millisecond gaps too
 	}
 	r.m.Put(metric.ThrottleRate, emf.CountPerSecond, r.l.Rate())
 	r.last = s

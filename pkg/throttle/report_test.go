@@ -1,6 +1,8 @@
 package throttle
 
 import (
+	"time"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -75,8 +77,8 @@ func TestReporter(t *testing.T) {
 		metric.ThroughputExceeded: float64(e113), metric.ThrottleCut: float64(st.Cuts), metric.ThrottleLeases: float64(st.Leases),
 		metric.ThrottleRate: l.Rate(), metric.ThrottleSlots: float64(st.Slots),
 	}
-	if ms := st.Gap.Milliseconds(); ms > 0 {
-		want[metric.ThrottleGap] = float64(ms)
+	if st.Gap > 0 {
+		want[metric.ThrottleGap] = float64(st.Gap) / float64(time.Millisecond)
 	}
 	if st.Contended > 0 {
 		want[metric.ThrottleContended] = float64(st.Contended)
