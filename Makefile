@@ -45,19 +45,13 @@ test: deps $(PY_TOOLS) $(if $(filter true,$(CI)),clients) $(RIE)
 	@$(CLIENTS_CHECK) || echo "make test: skipping the client tests of Debian's awscli and python3-boto3 (internal/devtest: TestDev's aws CLI and boto3 subtests), not installed; \`make clients\` installs them"
 	@# 1. The unit tests (-short: memdb, in-process stand-ins) under the race
 	@# detector, with only Go and a C compiler on PATH (TestShortNeedsOnlyGo
-	@# built with -race runs them so; its lines start "race:"), beside
-	@# 2. every test against the real local services, without -race (with it
-	@# the suite outgrows 10 minutes on 2 cores; it waits on the services more
-	@# than it computes). 3. The 500-request soak on its own, after: it
-	@# measures timing windows (in doubt, postback retries) that other tests
-	@# beside it skew.
-	@set -o pipefail; \
-	{ $(GO) test -race -count=1 -v -run '^TestShortNeedsOnlyGo$$' . 2>&1 | sed -u 's/^/race: /'; } & race=$$!; \
-	echo "go test -count=1 -skip '^TestSoak$$|^TestShortNeedsOnlyGo$$' ./..."; \
-	$(GO) test -count=1 -skip '^TestSoak$$|^TestShortNeedsOnlyGo$$' ./...; long=$$?; \
-	wait $$race; r=$$?; \
-	[ $$r = 0 ] || echo "make test: the race-checked short suite failed (lines starting race:)"; \
-	[ $$long = 0 ] && [ $$r = 0 ]
+	@# built with -race runs them so). 2. Every test against the real local
+	@# services, without -race (with it the suite outgrows 10 minutes on 2
+	@# cores; run beside step 1 it took longer than after it). 3. The
+	@# 500-request soak on its own, after: it measures timing windows (in
+	@# doubt, postback retries) that other tests beside it skew.
+	$(GO) test -race -count=1 -v -run '^TestShortNeedsOnlyGo$$' .
+	$(GO) test -count=1 -skip '^TestSoak$$|^TestShortNeedsOnlyGo$$' ./...
 	$(GO) test -count=1 -v -run '^TestSoak$$' ./internal/soak/
 	$(GO) run ./cmd/mmsgate-local -events events/sqs -quiet
 
