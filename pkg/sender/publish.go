@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -247,14 +246,6 @@ func (h *Handler) dlqOf(j *job) string {
 		return h.cfg.BulkDLQURL
 	}
 	return h.cfg.DLQURL
-}
-
-// emit publishes an event that is not recorded (retrying, malformed); a
-// failure is logged, the outcome itself is not changed.
-func (h *Handler) emit(ctx context.Context, log *slog.Logger, ev delivery.Event) {
-	if err := h.d.Events.Publish(ctx, ev); err != nil {
-		log.ErrorContext(ctx, "cannot publish the event", "event", ev.Event, "err", err)
-	}
 }
 
 // event is an event of kind about req that no record holds (retrying, a
