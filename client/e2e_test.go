@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -119,7 +120,16 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("Poll = %v", err)
 		}
 	}
+	// Events are at least once (docs/events.md): a standard queue may hand
+	// one over twice, and the application de-duplicates as here; a missing,
+	// changed or foreign event still fails.
 	sort.Slice(received, func(i, j int) bool { return received[i].ID < received[j].ID })
+	if n := len(received); n > 0 {
+		received = slices.CompactFunc(received, func(a, b client.Event) bool { return cmp.Equal(a, b) })
+		if d := n - len(received); d > 0 {
+			t.Logf("%d event(s) handed over twice, de-duplicated as docs/events.md asks", d)
+		}
+	}
 	if diff := cmp.Diff(published, received); diff != "" {
 		t.Errorf("events received (-published +received):\n%s", diff)
 	}
