@@ -74,7 +74,7 @@ func main() {
 	fmt.Fprintln(os.Stderr, "measuring (under 5 minutes)…")
 	var current atomic.Value // the group being measured, for the progress line
 	current.Store("go")
-	groups := []string{"go", "sender", "cold", "sizes", "postbacks", "memory"}
+	groups := []string{"go", "sender", "cold", "sizes", "postbacks", "memory", "lanes"}
 	stopProgress := soak.ProgressLines(os.Stderr, 10*time.Second, func() string {
 		g := current.Load().(string)
 		return fmt.Sprintf("bench: %s measuring %s (group %d of %d), %d figures so far",
