@@ -288,7 +288,11 @@ func (h *Handler) reconcile(ctx context.Context, n Notification, owner string, l
 // schedules its receipt check first); on failure it is handed back at
 // once and Skycore retries.
 func (h *Handler) publishRecorded(ctx context.Context, m *store.Message, n Notification, owner string, log *slog.Logger) error {
-	return h.recorded().Pending(ctx, log, m, owner, about(n), nil)
+	known := about(n)
+	if store.IsSurrogate(known.TrackingID) { // the request is NO_TRACKINGID: its send event names none
+		known.TrackingID = ""
+	}
+	return h.recorded().Pending(ctx, log, m, owner, known, nil)
 }
 
 // recorded is the one recorded-event path, on the handler's collaborators.

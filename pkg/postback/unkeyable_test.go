@@ -120,3 +120,41 @@ func TestUnkeyableTrackingIDLoggedByHash(t *testing.T) {
 		t.Errorf("no length and hash in the logs:\n%.2000s", logs)
 	}
 }
+
+// TestUnkeyableTrackingIDAcceptsAsTheSenderWould: an in-doubt request
+// whose acceptance a postback with an unkeyable TRACKINGID proves is
+// recorded as the sender records such an answer: accepted NO_TRACKINGID
+// without a tracking id (never the surrogate), then the postback's own
+// event with the surrogate, as docs/postback.md says.
+func TestUnkeyableTrackingIDAcceptsAsTheSenderWould(t *testing.T) {
+	ctx := context.Background()
+	long := strings.Repeat("L", 2100)
+	sur := store.KeyOf(long[:store.MaxKeyBytes]) // the parser's cut
+	for _, code := range []string{"N101", "N102"} {
+		t.Run(code, func(t *testing.T) {
+			r := newMemRig(t)
+			if ok, _, err := r.st.Claim(ctx, "req-3", store.Claim{Owner: "s", Lease: time.Now().Add(time.Minute)}); !ok || err != nil {
+				t.Fatalf("Claim = %v, %v", ok, err)
+			}
+			if ok, err := r.st.Doubt(ctx, "req-3", "s", time.Now().Add(time.Hour), store.Outcome{Code: "TIMEOUT"}); !ok || err != nil {
+				t.Fatalf("Doubt = %v, %v", ok, err)
+			}
+			if status := r.handle(t, pbXML(code, long, "req-3")); status != 200 {
+				t.Fatalf("status %d, want 200", status)
+			}
+			type ev struct{ ID, Event, Code, TrackingID string }
+			var got []ev
+			for _, e := range r.events {
+				got = append(got, ev{e.ID, e.Event, e.Code, e.TrackingID})
+			}
+			want := []ev{{"req-3", "accepted", "NO_TRACKINGID", ""}, {"req-3", map[string]string{"N101": "sent", "N102": "delivered"}[code], code, sur}}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+			m, err := r.st.Get(ctx, "req-3")
+			if err != nil || m.State != store.StateAccepted || m.TrackingID != "" || m.Code != "NO_TRACKINGID" {
+				t.Errorf("record = %+v, %v; want accepted NO_TRACKINGID without a tracking id", m, err)
+			}
+		})
+	}
+}

@@ -237,6 +237,12 @@ func TestKeyOf(t *testing.T) {
 	if k := store.KeyOf(over); !store.Keyable(k) || k == store.KeyOf(other) {
 		t.Errorf("surrogates %q, %q: want keyable and distinct", k, store.KeyOf(other))
 	}
+	for in, want := range map[string]bool{store.KeyOf(over): true, "T1": false, "": false, at: false,
+		"sha256:" + strings.Repeat("0", 63): false, "sha256:" + strings.Repeat("g", 64): false, "SHA256:" + hex.EncodeToString(sum[:]): false} {
+		if got := store.IsSurrogate(in); got != want {
+			t.Errorf("IsSurrogate(%.80q) = %v, want %v", in, got, want)
+		}
+	}
 }
 
 // failing is a DynamoDB that answers every call with err.

@@ -78,6 +78,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -252,6 +253,17 @@ func KeyOf(trackingID string) string {
 	}
 	sum := sha256.Sum256([]byte(trackingID))
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// IsSurrogate reports whether trackingID is a KeyOf surrogate ("sha256:"
+// and 64 hex digits): no tracking id Skycore issues has that form.
+func IsSurrogate(trackingID string) bool {
+	h, ok := strings.CutPrefix(trackingID, "sha256:")
+	if !ok || len(h) != sha256.Size*2 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
 }
 
 func s(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
@@ -468,8 +480,16 @@ func (st *Store) Accept(ctx context.Context, id, owner string, hold time.Time, o
 // sender's answer is on its way and it records the outcome (and publishes
 // anything it announces) first, so no event of its can follow the
 // postback's; the postback is retried.
+//
+// A surrogate (KeyOf of a tracking id too long to key) is recorded as the
+// sender records that answer: NO_TRACKINGID, without a tracking id, so
+// that the accepted event reads the same whoever recorded it.
 func (st *Store) AcceptByPostback(ctx context.Context, id, trackingID, owner string, hold time.Time) (won bool, m *Message, err error) {
-	return st.terminal(ctx, "store.AcceptByPostback", id, owner, hold, StateAccepted, "postback", Outcome{TrackingID: trackingID})
+	o := Outcome{TrackingID: trackingID}
+	if IsSurrogate(trackingID) {
+		o = Outcome{Code: string(apperr.CodeNoTrackingID)}
+	}
+	return st.terminal(ctx, "store.AcceptByPostback", id, owner, hold, StateAccepted, "postback", o)
 }
 
 // openUnheld is open, but not under a live claim.
