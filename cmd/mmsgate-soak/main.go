@@ -48,7 +48,10 @@ func main() {
 		os.Exit(1)
 	}
 	os.MkdirAll(".run", 0o755)
-	logs, _ := os.Create(".run/soak-functions.log")
+	// One log a run: a later run must not overwrite the lines that explain
+	// an earlier one's findings.
+	logPath := fmt.Sprintf(".run/soak-functions-seed%d-%s.log", *seed, time.Now().UTC().Format("20060102T150405"))
+	logs, _ := os.Create(logPath)
 	defer logs.Close()
 	if *outage == 0 && *n > 1000 {
 		*outage = 3 * time.Minute
@@ -77,6 +80,7 @@ func main() {
 		os.Exit(1)
 	}
 	if r.Failed() {
+		fmt.Printf("the functions' log lines of those ids (all of them in %s):\n%s\n", logPath, soak.LinesOf(logPath, r.Violations, 60))
 		os.Exit(1)
 	}
 }

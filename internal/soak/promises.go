@@ -10,8 +10,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -222,3 +224,30 @@ func (c *cancelTap) refusals() []cancelRefusal {
 }
 
 func (c *cancelTap) refusedCount() int { return len(c.refusals()) }
+
+// LinesOf returns up to max lines of the log at path that name an id the
+// violations name.
+func LinesOf(path string, violations []string, max int) string {
+	ids := map[string]bool{}
+	for _, v := range violations {
+		for _, id := range soakID.FindAllString(v, -1) {
+			ids[`"id":"`+id+`"`] = true
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		for id := range ids {
+			if strings.Contains(line, id) && len(out) < max {
+				out = append(out, strings.TrimSpace(line))
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+var soakID = regexp.MustCompile(`soak-[0-9]+`)

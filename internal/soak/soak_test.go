@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -51,7 +50,7 @@ func TestSoak(t *testing.T) {
 	t.Log("\n" + b.String())
 	if r.Failed() {
 		t.Errorf("invariants broken: %s\n%s", r.Line(), strings.Join(r.Violations, "\n"))
-		t.Logf("the functions' log lines of those ids:\n%s", linesOf(logs.Name(), r.Violations, 60))
+		t.Logf("the functions' log lines of those ids:\n%s", LinesOf(logs.Name(), r.Violations, 60))
 	}
 	// The soak must really have exercised what it claims to.
 	total := 0
@@ -154,32 +153,6 @@ func TestFinalIDs(t *testing.T) {
 	}
 }
 
-// linesOf returns up to max lines of the log at path that name an id the
-// violations name.
-func linesOf(path string, violations []string, max int) string {
-	ids := map[string]bool{}
-	for _, v := range violations {
-		for _, id := range soakID.FindAllString(v, -1) {
-			ids[`"id":"`+id+`"`] = true
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	var out []string
-	for line := range strings.Lines(string(b)) {
-		for id := range ids {
-			if strings.Contains(line, id) && len(out) < max {
-				out = append(out, strings.TrimSpace(line))
-				break
-			}
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-var soakID = regexp.MustCompile(`soak-[0-9]+`)
 
 func TestLinesOf(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
@@ -192,12 +165,12 @@ START RequestId: x
 	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	got := linesOf(path, []string{"soak-000001: its terminal event published 2 times outside a crash window"}, 10)
+	got := LinesOf(path, []string{"soak-000001: its terminal event published 2 times outside a crash window"}, 10)
 	want := `{"level":"INFO","id":"soak-000001","message":"accepted"}` + "\n" + `{"level":"WARN","id":"soak-000001","message":"event published but not marked"}`
 	if got != want {
 		t.Errorf("linesOf = %q, want %q", got, want)
 	}
-	if got := linesOf(path, []string{"soak-000001 x"}, 1); strings.Count(got, "\n") != 0 {
+	if got := LinesOf(path, []string{"soak-000001 x"}, 1); strings.Count(got, "\n") != 0 {
 		t.Errorf("linesOf with max 1 = %q", got)
 	}
 }
