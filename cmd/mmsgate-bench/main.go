@@ -71,7 +71,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "  %-58s %s\n", x.figure, x.measured)
 		}
 	}
-	fmt.Fprintln(os.Stderr, "measuring (under 5 minutes)…")
+	fmt.Fprintln(os.Stderr, "measuring (about 7 minutes on 2 cores)…")
 	var current atomic.Value // the group being measured, for the progress line
 	current.Store("go")
 	groups := []string{"go", "sender", "cold", "sizes", "postbacks", "memory", "lanes"}
