@@ -153,7 +153,6 @@ func TestFinalIDs(t *testing.T) {
 	}
 }
 
-
 func TestLinesOf(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	log := `{"level":"INFO","id":"soak-000001","message":"accepted"}
