@@ -15,7 +15,7 @@ import (
 // back to encoding/xml; FuzzParseResponse checks that both agree.
 //
 // It stays while BenchmarkParseResponse (a `make bench` row in
-// BENCHMARKS.md) shows it paying: about a twelfth of encoding/xml's time and
+// BENCHMARKS.md) shows it paying: about a tenth of encoding/xml's time and
 // a tenth of its allocations on an accepted answer, which keeps the
 // per-message row (validate + encode + parse ≤ 20 µs, ≤ 40 allocs).
 func parseFast(b []byte) (r *Response, ok bool) {
