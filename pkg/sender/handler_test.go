@@ -386,7 +386,6 @@ func TestSecretsManagerDownAtColdStart(t *testing.T) {
 }
 
 func TestDynamoDBThrottling(t *testing.T) {
-	t.Parallel() // waits on leases and windows: overlaps the others
 	t.Run("absorbed by retries", func(t *testing.T) {
 		hs := newHarness(t, nil, nil)
 		hs.needsProxy(t)
@@ -510,7 +509,6 @@ func TestMalformedBodies(t *testing.T) {
 }
 
 func TestBackoffThroughQueue(t *testing.T) {
-	t.Parallel() // waits on leases and windows: overlaps the others
 	hs := newHarness(t, func(c *sim.Config) {
 		c.Faults = []sim.Fault{{Kind: "E106", Seconds: 40, Match: sim.Match{ToSuffix: "9144"}}, {Kind: "E713", Match: sim.Match{ToSuffix: "0713"}}}
 	}, nil)

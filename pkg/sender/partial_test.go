@@ -66,7 +66,6 @@ func (r *refusingEntries) SendMessageBatch(ctx context.Context, in *sqs.SendMess
 // Their records keep the event pending and come back; each request still
 // ends in exactly one terminal event, the others' are not published again.
 func TestOutboxPartialFailure(t *testing.T) {
-	t.Parallel() // waits on leases and windows: overlaps the others
 	hs := newHarness(t, nil, nil)
 	q := &refusingEntries{Client: hs.env.SQSClient(), refuse: map[string]bool{"pf-1": true, "pf-3": true}}
 	box := outbox.New(q)

@@ -18,7 +18,6 @@ import (
 // back as a hand-off: the acceptance it carries is recorded, past the
 // in-doubt and retry windows too, and the request is never sent again.
 func TestRedriveOfDeadLetteredHandoff(t *testing.T) {
-	t.Parallel() // waits on leases and windows: overlaps the others
 	for _, tc := range []struct {
 		name  string
 		strip bool // the DLQ message lost its hand-off (an older sender's move)
