@@ -32,7 +32,7 @@ func (h *Handler) one(ctx context.Context, n Notification, doc []byte, owner str
 		h.d.Metrics.Count(metric.UnkeyableTrackingID)
 		sur := store.KeyOf(n.TrackingID)
 		h.d.Log.WarnContext(ctx, "TRACKINGID too long to key; processed under its hash", "code", n.Code,
-			"trackingIdBytes", len(n.TrackingID), "trackingIdSha256", strings.TrimPrefix(sur, "sha256:")[:16], "surrogate", sur)
+			"trackingIdBytes", len(n.TrackingID), "trackingIdSha256", strings.TrimPrefix(sur, store.SurrogatePrefix)[:16], "surrogate", sur)
 		n.TrackingID = sur
 	}
 	log := h.d.Log.With("code", n.Code, "trackingId", Snippet([]byte(n.TrackingID), 80))

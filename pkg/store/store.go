@@ -252,13 +252,16 @@ func KeyOf(trackingID string) string {
 		return trackingID
 	}
 	sum := sha256.Sum256([]byte(trackingID))
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return SurrogatePrefix + hex.EncodeToString(sum[:])
 }
+
+// SurrogatePrefix starts every KeyOf surrogate.
+const SurrogatePrefix = "sha256:"
 
 // IsSurrogate reports whether trackingID is a KeyOf surrogate ("sha256:"
 // and 64 hex digits): no tracking id Skycore issues has that form.
 func IsSurrogate(trackingID string) bool {
-	h, ok := strings.CutPrefix(trackingID, "sha256:")
+	h, ok := strings.CutPrefix(trackingID, SurrogatePrefix)
 	if !ok || len(h) != sha256.Size*2 {
 		return false
 	}
