@@ -251,3 +251,33 @@ func LinesOf(path string, violations []string, max int) string {
 }
 
 var soakID = regexp.MustCompile(`soak-[0-9]+`)
+
+// MinCallsBeforeExpiry is how many calls outside the outage an id must
+// have had, every one faulted, for its expiry not to be a finding. About a
+// quarter of calls fault (simConfig), so an id meets three in a row about
+// once in 64; the window after the outage gives it twice that many calls.
+const MinCallsBeforeExpiry = 3
+
+// callsOutsideOutage counts the calls Skycore's outage did not answer.
+func callsOutsideOutage(calls []sim.Request) int {
+	n := 0
+	for _, q := range calls {
+		if !strings.HasPrefix(q.Fault, "outage-") {
+			n++
+		}
+	}
+	return n
+}
+
+// judgeExpiry: an id Skycore could take expired. Stray faults are
+// independent, so some id now and then meets one on every call after the
+// outage; expiring it then is the window doing its job (counted). Too few
+// calls outside the outage is the window being too short (a finding).
+func (r *Report) judgeExpiry(id string, calls []sim.Request) string {
+	n := callsOutsideOutage(calls)
+	if n >= MinCallsBeforeExpiry {
+		r.ExpiredByStrayFaults++
+		return ""
+	}
+	return fmt.Sprintf("%s expired though Skycore could take it after %d calls outside the outage (retry window %s too short?)", id, n, r.RetryWindow)
+}

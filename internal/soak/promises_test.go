@@ -112,3 +112,28 @@ func TestCheckLongTracking(t *testing.T) {
 		}
 	}
 }
+
+// TestJudgeExpiry: an id that expired after few calls outside the outage
+// is a finding (the window is too short); after enough faulted ones it is
+// counted as bad luck.
+func TestJudgeExpiry(t *testing.T) {
+	outage := sim.Request{Fault: "outage-E503"}
+	stray := sim.Request{Fault: "http500"}
+	for _, tt := range []struct {
+		name     string
+		calls    []sim.Request
+		finding  bool
+		badLucks int
+	}{
+		{"only the outage", []sim.Request{outage, outage, outage}, true, 0},
+		{"two strays after it", []sim.Request{outage, stray, stray}, true, 0},
+		{"enough strays after it", []sim.Request{outage, stray, {Fault: "reset"}, {Fault: "E113", Throttled: true}}, false, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Report{}
+			if f := r.judgeExpiry("x", tt.calls); (f != "") != tt.finding || r.ExpiredByStrayFaults != tt.badLucks {
+				t.Errorf("finding %q, counted %d; want finding %v, counted %d", f, r.ExpiredByStrayFaults, tt.finding, tt.badLucks)
+			}
+		})
+	}
+}

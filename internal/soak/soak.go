@@ -136,6 +136,7 @@ type Report struct {
 	MinTerminal, MaxTerminal int // terminal send events per id
 	Forged                   int // accepted without any Skycore acceptance
 	Expired                  int
+	ExpiredByStrayFaults     int // expired after MinCallsBeforeExpiry faulted calls outside the outage
 	Reconciled               int // accepted from a postback, one call
 	ResentAfterAccept        int // a call after an earlier accepted call
 	OrderViolations          int
@@ -1010,7 +1011,9 @@ func (r *Report) check(ctx context.Context, s *stack.Stack, want map[string]stri
 		if expired[id] {
 			r.Expired++
 			if want[id] != "expire" && want[id] != "expiresat" {
-				v = append(v, fmt.Sprintf("%s expired though Skycore could take it (retry window %s too short?)", id, r.RetryWindow))
+				if f := r.judgeExpiry(id, calls[id]); f != "" {
+					v = append(v, f)
+				}
 			}
 		}
 		accepts, resent := 0, false
@@ -1128,6 +1131,7 @@ func (r *Report) Print(w io.Writer) {
 	row("sent twice", fmt.Sprintf("%d (in a crash window: %d)", r.SentTwice, r.SentTwiceInCrashWindow))
 	row("duplicate terminal events", fmt.Sprintf("%d (in a crash window: %d)", r.DuplicateTerminal, r.DuplicateTerminalInWindow))
 	row("retrying as the last send event", r.RetryingLast)
+	row(fmt.Sprintf("expired after %d+ stray faults outside the outage (bad luck)", MinCallsBeforeExpiry), r.ExpiredByStrayFaults)
 	row("postback events / joined to the wrong id", fmt.Sprintf("%d / %d", r.PostbackEvents, r.Misjoined))
 	row("events with their request's metadata / mismatches", fmt.Sprintf("%d / %d", r.MetadataEvents, r.MetadataMismatches))
 	row("postbacks dropped after Skycore's retries", r.PostbacksDropped)
