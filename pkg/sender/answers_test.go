@@ -35,6 +35,8 @@ func (hs *harness) answering(t *testing.T, page string) *atomic.Int32 {
 // length and hash, and its redeliveries neither call again nor publish
 // again.
 func TestUnkeyableTrackingID(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	hs := newHarness(t, nil, nil)
 	trk := strings.Repeat("T", store.MaxKeyBytes) // trk#+2048 bytes: over the key limit
 	calls := hs.answering(t, `<RESPONSE><STATUS>Success</STATUS><MMSID>1000</MMSID><TRACKINGID>`+trk+
@@ -74,6 +76,8 @@ func TestUnkeyableTrackingID(t *testing.T) {
 // answer redacted, no suppression of the number, and not sent again
 // inside SEND_INDOUBT_WINDOW.
 func TestAnswersThatSayTaken(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	const key = "k+y/Zq7W=v3%Np8&Lx<2Rt" // URL-, XML- and base64-sensitive characters
 	const trk = "a1b2c3d4-0000-4000-8000-123456789abc"
 	pages := map[string]string{

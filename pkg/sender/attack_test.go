@@ -193,6 +193,8 @@ func (c *crashAt) Accept(ctx context.Context, id, owner string, hold time.Time, 
 // linked by then, or every postback without CLIENT_REFERENCE (not
 // documented for v1) goes out with "id": "" after the join window.
 func TestAttackCrashBetweenAcceptAndLink(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	for _, at := range []string{"after Accept", "Link"} {
 		t.Run(at, func(t *testing.T) {
 			hs := newHarness(t, nil, nil)
@@ -226,6 +228,8 @@ func TestAttackCrashBetweenAcceptAndLink(t *testing.T) {
 // the event may go out at most twice (at least once), never a different
 // terminal event.
 func TestAttackCrashAfterPublishBeforeEventSent(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	hs := newHarness(t, nil, nil)
 	log := newAttackLog(hs.h.d.Events)
 	hs.h.d.Events = log
@@ -367,6 +371,8 @@ func TestAttackPostbackRacesGiveBack(t *testing.T) {
 // the call does. One terminal event, retrying never after it and never
 // last; the postback's own event after the accepted one.
 func TestAttackPostbackDuringCall(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	want := map[string]string{
 		"timeout":   "retrying,accepted,delivered",
 		"transient": "retrying,accepted,delivered",
@@ -423,6 +429,8 @@ func TestAttackPostbackDuringCall(t *testing.T) {
 // cut, XML-escaped) reach no event and no log line, not even 6 characters
 // of it, nor the hand-off signing key.
 func TestAttackSecretEchoedInVendorAnswers(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	const key = "Zq7Wv3Np8Lx2Rt6Yb4Kd9Hm5" // 24 characters
 	pages := []string{
 		`<RESPONSE><STATUS>Failure</STATUS><ERRORCODE>E110</ERRORCODE><ERRORINFO>key ` + key + ` is bad</ERRORINFO></RESPONSE>`,

@@ -139,6 +139,8 @@ func oneRequest(t *testing.T, msgID, body string) events.SQSEvent {
 // TestWhoIsAtFault: E100 and E111 are classed by who caused them
 // (docs/codes.md, "Who is at fault").
 func TestWhoIsAtFault(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	t.Run("E100 once is rejected", func(t *testing.T) {
 		hs := newHarness(t, func(c *sim.Config) {
 			c.Faults = append(c.Faults, sim.Fault{Kind: "E100", Match: sim.Match{ClientReferencePrefix: "bad-"}})
@@ -231,6 +233,8 @@ func (s *scriptedSkycore) SendSavedMMS(context.Context, string, *sendreq.Request
 // a fast clock, gets at most as many retrying events as docs/events.md
 // ("Bounded noise") says, and then its one expired event.
 func TestRetryingIsBounded(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	for _, tt := range []struct {
 		name  string
 		codes []apperr.Code

@@ -386,6 +386,8 @@ func TestSecretsManagerDownAtColdStart(t *testing.T) {
 }
 
 func TestDynamoDBThrottling(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	t.Run("absorbed by retries", func(t *testing.T) {
 		hs := newHarness(t, nil, nil)
 		hs.needsProxy(t)
@@ -509,6 +511,8 @@ func TestMalformedBodies(t *testing.T) {
 }
 
 func TestBackoffThroughQueue(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	hs := newHarness(t, func(c *sim.Config) {
 		c.Faults = []sim.Fault{{Kind: "E106", Seconds: 40, Match: sim.Match{ToSuffix: "9144"}}, {Kind: "E713", Match: sim.Match{ToSuffix: "0713"}}}
 	}, nil)

@@ -75,6 +75,8 @@ func (s *slowSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatch
 // accepted, out of order. A retrying event is sent alone, with its own
 // deadline ahead of the lease (announceRetrying).
 func TestOutboxEventNeverOutlivesItsLease(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	for _, tc := range []struct {
 		name        string
 		outbox, two bool // the outbox wired; X and Y in two invocations (else one batch)

@@ -97,6 +97,8 @@ func TestRetryWindow(t *testing.T) {
 // a duplicate copy is in flight. The answer is handed off, the duplicate
 // finds the id in doubt, and the id is sent once with one accepted event.
 func TestAcceptedButUnrecordedNeverResent(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = 10 * time.Minute })
 	hs.needsProxy(t)
 	body := `{"id":"book-2","to":"17743199144","mmsId":1000}`
@@ -260,6 +262,8 @@ func (o *onceRefusing) Accept(ctx context.Context, id, owner string, hold time.T
 // sent again inside SEND_INDOUBT_WINDOW; after it (no postback came) it is;
 // with the window at 0 it is sent again at once.
 func TestInDoubt(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	hang := func(c *sim.Config) {
 		c.Faults = []sim.Fault{{Kind: "hang", Count: 1, Match: sim.Match{ToSuffix: "9144"}}}
 	}
@@ -354,6 +358,8 @@ var _ api = apiFunc(nil)
 // doubt, and once SEND_RETRY_WINDOW is spent it ends expired instead of
 // looping through doubt windows until the queue's backstop drops it.
 func TestInDoubtPastTheWindow(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	hang := func(c *sim.Config) { c.Faults = []sim.Fault{{Kind: "hang", Match: sim.Match{ToSuffix: "9144"}}} }
 	hs := newHarness(t, hang, func(c *Config) {
 		c.InDoubtWindow, c.CallTimeout, c.RetryWindow = 300*time.Millisecond, 300*time.Millisecond, time.Hour
@@ -446,6 +452,8 @@ func (f *flakyAccept) set(down bool) { f.mu.Lock(); f.down = down; f.mu.Unlock()
 // with the refusal injected in front of the store instead of the fault
 // proxy, so that it runs under -short too (memdb, no Node).
 func TestHandoffWithDuplicatesInFlight(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = 10 * time.Minute })
 	flaky := &flakyAccept{Store: store.New(hs.db, localenv.Table, 0), down: true}
 	hs.h.d.Store = flaky

@@ -18,6 +18,8 @@ import (
 // back as a hand-off: the acceptance it carries is recorded, past the
 // in-doubt and retry windows too, and the request is never sent again.
 func TestRedriveOfDeadLetteredHandoff(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		strip bool // the DLQ message lost its hand-off (an older sender's move)

@@ -110,6 +110,8 @@ func timingOut(calls *atomic.Int32, called chan struct{}) apiFunc {
 // published and answered before the claim is given back, or the claim is
 // given back only once it can no longer land, or it is skipped.
 func TestRetryingNeverAfterAccepted(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		left    time.Duration // the invocation's time: the claim's lease
@@ -208,6 +210,8 @@ func (c crashAfter) Release(ctx context.Context, id, owner string, o store.Outco
 // acceptance, after retrying, and the next delivery ends the record's
 // message without a second call.
 func TestRetryingCrashBeforeGiveBack(t *testing.T) {
+	// It waits on leases and windows: overlap it with the others.
+	t.Parallel()
 	hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = time.Minute })
 	log := newAttackLog(hs.h.d.Events)
 	hs.h.d.Events = log
