@@ -43,11 +43,12 @@ type rig struct {
 	ctx   context.Context
 	stop  context.CancelFunc
 	ls    []*Limiter
+	asked map[*Limiter]int // asks started and not returned, under mu
 }
 
 func newRig(t *testing.T, d db) *rig {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rig{t: t, clock: newSimClock(), db: d, got: map[string][]time.Time{}, ctx: ctx, stop: cancel}
+	r := &rig{t: t, clock: newSimClock(), db: d, got: map[string][]time.Time{}, ctx: ctx, stop: cancel, asked: map[*Limiter]int{}}
 	t.Cleanup(func() { cancel(); r.wg.Wait() })
 	return r
 }
@@ -65,9 +66,15 @@ func (r *rig) ask(l *Limiter, name string, lane Lane) { r.askCtx(r.ctx, l, name,
 // askCtx is ask with its own context: canceling it is the caller gone.
 func (r *rig) askCtx(ctx context.Context, l *Limiter, name string, lane Lane) {
 	r.wg.Add(1)
+	r.mu.Lock()
+	r.asked[l]++
+	r.mu.Unlock()
 	go func() {
 		defer r.wg.Done()
 		s, err := l.Reserve(ctx, lane)
+		r.mu.Lock()
+		r.asked[l]--
+		r.mu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
 				r.t.Errorf("%s: %v", name, err)
@@ -81,20 +88,26 @@ func (r *rig) askCtx(ctx context.Context, l *Limiter, name string, lane Lane) {
 }
 
 // tick lets the background calls settle (simulated time stands still
-// while they run: no lease in flight and nothing granted for a few checks
-// in a row, up to 50 ms of real time), then moves time.
+// while they run: every ask started is inside Reserve, no lease in flight
+// and nothing granted for a few checks in a row, up to 500 ms of real
+// time), then moves time. Without the first condition a loaded machine
+// moved time before asks had begun, and they missed their slots.
 func (r *rig) tick(d time.Duration) {
 	quiet, last := 0, -1
-	for deadline := time.Now().Add(50 * time.Millisecond); quiet < 3 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(500 * time.Millisecond); quiet < 3 && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Microsecond)
-		granted, leasing := 0, false
+		granted, leasing, started := 0, false, true
 		for _, l := range r.ls {
+			r.mu.Lock()
+			asked := r.asked[l]
+			r.mu.Unlock()
 			l.mu.Lock()
 			granted += l.stats.Granted
 			leasing = leasing || l.leasing
+			started = started && l.waiting[Bulk]+l.waiting[Transactional] >= asked
 			l.mu.Unlock()
 		}
-		if granted == last && !leasing {
+		if granted == last && !leasing && started {
 			quiet++
 		} else {
 			quiet = 0
@@ -193,12 +206,15 @@ func capHolds(t *testing.T, o Options) {
 	if got := maxInWindow(all, time.Second+grace); got > int(limit) {
 		t.Errorf("%d slots in one second (plus grace %v): over the limit %v", got, grace, limit)
 	}
-	// After the death, the survivors get at least 85 % of the target
+	// After the death, the survivors get more than 80 % of the target
 	// rate (Target × 50/s) between 3 s and 10 s: the dead instance's share
-	// (25 %) is not lost with it.
+	// (25 %) is not lost with it. Had it been, they would get 75 % at
+	// most; they get 89–93 % on a quiet machine, and a CI run under load
+	// gave them 84 %.
 	surv := countIn(r.slots("a", "b", "c"), start.Add(3*time.Second), start.Add(10*time.Second))
-	if want := int(0.85 * target * limit * 7); surv < want {
-		t.Errorf("survivors got %d slots in 7 s, want ≥ %d", surv, want)
+	t.Logf("survivors: %d slots of the target's %.0f", surv, target*limit*7)
+	if want := int(0.80 * target * limit * 7); surv <= want {
+		t.Errorf("survivors got %d slots in 7 s, want > %d", surv, want)
 	}
 	var leases, granted int
 	for _, l := range ls {
