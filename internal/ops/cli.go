@@ -135,8 +135,9 @@ and hidden for one second (its receive count goes up by one), nothing else.
 By default each revivable (or unknown) message is received, sent to --to with the
 same body and the message attributes an application set (not "error",
 "originalMessageId" or any mmsgate-* attribute), then deleted from the DLQ. A final
-one stays on the DLQ and is reported, as does one without a valid id; the exit
-status is then 1. This is at least once: if the command dies between the send and
+one stays on the DLQ and is reported, as does one without a valid id, and one the
+redrive policy of another queue than --to moved (it goes back to its own queue
+only: a run --to that queue moves it); the exit status is then 1. This is at least once: if the command dies between the send and
 the delete, the message stays on the DLQ and a later run sends it again;
 the sender's idempotency on "id" absorbs the duplicate. A failed send deletes
 nothing and stops the run. Works against AWS and the local stand-ins alike (give the

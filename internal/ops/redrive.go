@@ -101,7 +101,7 @@ type RedriveResult struct {
 	Native  bool `json:"native"`
 	Moved   int  `json:"moved"`
 	Renewed int  `json:"renewed"` // of Moved, sent under a new id
-	Kept    int  `json:"kept"`    // left on the DLQ: final (without --renew) or no valid id
+	Kept    int  `json:"kept"`    // left on the DLQ: final (without --renew), no valid id, or another queue's
 	// Listed is how many messages the dry run saw, Approximate how many SQS
 	// said the DLQ held when it began (-1: unknown).
 	Approximate int    `json:"approximate"`
@@ -358,6 +358,13 @@ func approximateCount(ctx context.Context, q queues, url string) int {
 }
 
 func move(ctx context.Context, q queues, recs messages, o RedriveOptions, res *RedriveResult, each func(Dead)) error {
+	// A message the redrive policy moved names its queue, and goes back
+	// there only: a queue is a lane, and a DLQ may hold another lane's
+	// bodies (moved before that lane had its own DLQ).
+	to, err := queueARN(ctx, q, o.To)
+	if err != nil {
+		return err
+	}
 	handled := map[string]bool{} // SQS may deliver a message twice: send it once
 	keptIDs := map[string]bool{}
 	var kept []sqstypes.Message // made visible again at the end
@@ -388,6 +395,8 @@ func move(ctx context.Context, q queues, recs messages, o RedriveOptions, res *R
 			switch {
 			case d.Verdict == VerdictNoID:
 				d.Note = "kept: no valid id, the sender can never process it (fix the body and send it yourself)"
+			case d.Source != "" && d.Source != to:
+				d.Note = fmt.Sprintf("kept: it came from %s, not %s; --to that queue's URL moves it back", queueName(d.Source), queueName(to))
 			case d.Verdict == VerdictFinal && d.State == store.StateAccepted:
 				d.Note = "kept: Skycore accepted it; sending it again would reach the recipient twice"
 			case d.Verdict == VerdictFinal && !o.Renew:

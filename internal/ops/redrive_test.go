@@ -308,6 +308,52 @@ func TestRedriveMoves(t *testing.T) {
 	golden(t, "redrive/move.txt", out)
 }
 
+// TestRedriveToItsSourceOnly: a body the redrive policy of the bulk queue
+// moved (into the transactional DLQ, before the bulk lane had its own)
+// goes back to the bulk queue only; the sender's own dead letters name no
+// source and go where --to says.
+func TestRedriveToItsSourceOnly(t *testing.T) {
+	const bulkURL = "https://sqs.eu-west-1.amazonaws.com/123456789012/mmsgate-bulk-send"
+	bulk := deadLetters()[1]
+	bulk.MessageId, bulk.Body = aws.String("m-4"), aws.String(`{"id":"bulk-4","to":"17743199144","mmsId":1000}`)
+	bulk.Attributes = map[string]string{"ApproximateReceiveCount": "5", "DeadLetterQueueSourceArn": "arn:aws:sqs:eu-west-1:123456789012:mmsgate-bulk-send"}
+	q := newQueueModel(append(deadLetters()[:2], bulk)...)
+
+	res, err := ops.Redrive(context.Background(), q.fake(), nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Wait: -1}, nil)
+	if err != nil || res.Moved != 2 || res.Kept != 1 {
+		t.Fatalf("Redrive --to the send queue = %+v, %v; want 2 moved, 1 kept", res, err)
+	}
+	if d := res.Messages[2]; d.ID != "bulk-4" || d.Moved || d.Note != "kept: it came from mmsgate-bulk-send, not mmsgate-send; --to that queue's URL moves it back" {
+		t.Errorf("the bulk body: %+v", d)
+	}
+	if len(q.msgs) != 1 || q.msgs[0].hidden {
+		t.Fatalf("left on the DLQ: %v, want the bulk body, visible", q.msgs)
+	}
+
+	res, err = ops.Redrive(context.Background(), q.fake(), nil, ops.RedriveOptions{DLQ: dlqURL, To: bulkURL, Wait: -1}, nil)
+	if err != nil || res.Moved != 1 || res.Kept != 0 || len(q.msgs) != 0 {
+		t.Fatalf("Redrive --to the bulk queue = %+v, %v; left %v", res, err, q.msgs)
+	}
+	var got []string
+	for _, in := range q.sent {
+		got = append(got, peek(in.MessageBody)+" → "+aws.ToString(in.QueueUrl))
+	}
+	want := []string{"order-1 → " + sendURL, "order-2 → " + sendURL, "bulk-4 → " + bulkURL}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("sent (-want +got):\n%s", diff)
+	}
+
+	// A target whose ARN cannot be read moves nothing.
+	q2 := newQueueModel(deadLetters()[0])
+	f2 := q2.fake()
+	f2.GetQueueAttributesFn = func(*sqs.GetQueueAttributesInput) (*sqs.GetQueueAttributesOutput, error) {
+		return nil, errors.New("AccessDenied")
+	}
+	if _, err := ops.Redrive(context.Background(), f2, nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Wait: -1}, nil); err == nil || len(q2.sent) != 0 {
+		t.Errorf("Redrive with an unreadable target = %v, sent %d; want an error, nothing sent", err, len(q2.sent))
+	}
+}
+
 func TestRedriveMax(t *testing.T) {
 	q := newQueueModel(deadLetters()...)
 	res, err := ops.Redrive(context.Background(), q.fake(), nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Max: 2, Wait: -1}, nil)
@@ -369,6 +415,9 @@ func TestRedriveDuplicateDelivery(t *testing.T) {
 		DeleteMessageFn: func(*sqs.DeleteMessageInput) (*sqs.DeleteMessageOutput, error) {
 			deleted++
 			return &sqs.DeleteMessageOutput{}, nil
+		},
+		GetQueueAttributesFn: func(*sqs.GetQueueAttributesInput) (*sqs.GetQueueAttributesOutput, error) {
+			return &sqs.GetQueueAttributesOutput{Attributes: map[string]string{"QueueArn": "arn:aws:sqs:eu-west-1:123456789012:mmsgate-send"}}, nil
 		},
 	}
 	res, err := ops.Redrive(context.Background(), fake, nil, ops.RedriveOptions{DLQ: dlqURL, To: sendURL, Wait: -1}, nil)
