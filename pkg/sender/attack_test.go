@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/mmsgate/mmsgate/internal/localenv"
@@ -484,4 +485,50 @@ func newEchoServer(t *testing.T, page string) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// lostClaimAnswer is DynamoDB losing the answer to every claim it applies:
+// the SDK retries a closed connection by default, and the retry meets the
+// claim's own condition.
+type lostClaimAnswer struct {
+	dynamoAPI
+	lost atomic.Int32
+}
+
+func (l *lostClaimAnswer) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	out, err := l.dynamoAPI.UpdateItem(ctx, in, opts...)
+	if err != nil || !strings.HasPrefix(aws.ToString(in.ConditionExpression), "attribute_not_exists(#pk)") {
+		return out, err
+	}
+	l.lost.Add(1)
+	return l.dynamoAPI.UpdateItem(ctx, in, opts...)
+}
+
+// TestAttackClaimAnswerLost: a claim applied but answered by the SDK's
+// retry as taken is still this invocation's: the request is sent now,
+// once, not left for our lease and the doubt window. The same message
+// twice in one batch (the two copies share the claim's owner) is still
+// sent once.
+func TestAttackClaimAnswerLost(t *testing.T) {
+	for name, copies := range map[string]int{"one copy": 1, "two copies in one batch": 2} {
+		t.Run(name, func(t *testing.T) {
+			hs := newHarness(t, nil, func(c *Config) { c.InDoubtWindow = 10 * time.Minute })
+			db := &lostClaimAnswer{dynamoAPI: hs.db}
+			hs.h.d.Store = store.New(db, localenv.Table, 0)
+			ev := record(t, "m-lost", `{"id":"lost-claim-1","to":"17743199144","mmsId":1000}`, time.Now())
+			for range copies - 1 {
+				ev.Records = append(ev.Records, ev.Records[0])
+			}
+			hs.mustInvoke(t, context.Background(), ev, 0)
+			if db.lost.Load() == 0 {
+				t.Fatal("no claim answer was lost: the attack did not run")
+			}
+			if n := hs.sim.Counts().Received["lost-claim-1"]; n != 1 {
+				t.Errorf("sent %d times, want 1", n)
+			}
+			if got := hs.kinds(t); len(got) != 1 || got[0] != "lost-claim-1:accepted:" {
+				t.Errorf("events = %v, want one accepted", got)
+			}
+		})
+	}
 }

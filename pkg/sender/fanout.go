@@ -42,7 +42,16 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	g := new(errgroup.Group)
 	g.SetLimit(h.cfg.Concurrency)
+	seen := make(map[string]bool, len(ev.Records))
 	for _, rec := range ev.Records {
+		// A message twice in one batch is processed once: its copies would
+		// share a claim owner (message id and invocation), and a claim
+		// whose answer was lost is recognised by its owner. The batch
+		// response names it by message id, so both copies share its fate.
+		if seen[rec.MessageId] {
+			continue
+		}
+		seen[rec.MessageId] = true
 		g.Go(func() error {
 			if !h.timeLeft(ctx) {
 				// Not started: it comes back after its visibility timeout.

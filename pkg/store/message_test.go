@@ -10,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/mmsgate/mmsgate/internal/localenv"
+	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/pkg/apperr"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
@@ -301,5 +304,55 @@ func TestHistoryIsBounded(t *testing.T) {
 	}
 	if len(m.History) != store.HistorySlots || m.History[0].Attempt != 2*store.HistorySlots+1 || m.History[len(m.History)-1].Code != fmt.Sprint("E", 3*store.HistorySlots) {
 		t.Errorf("history = %d steps from attempt %d; want the last %d", len(m.History), m.History[0].Attempt, store.HistorySlots)
+	}
+}
+
+// retriedClaim is DynamoDB as the SDK shows it when a claim's answer is
+// lost: the write took effect and the SDK's retry (it retries a closed
+// connection by default) meets the write's own condition.
+type retriedClaim struct {
+	*memdb.DB
+	retried int
+}
+
+func (r *retriedClaim) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	out, err := r.DB.UpdateItem(ctx, in, opts...)
+	if err != nil || !strings.HasPrefix(aws.ToString(in.ConditionExpression), "attribute_not_exists(#pk)") {
+		return out, err
+	}
+	r.retried++
+	return r.DB.UpdateItem(ctx, in, opts...)
+}
+
+// A claim whose answer was lost is still ours: the request is sent now,
+// not after our lease and the doubt window. Another owner's live claim
+// is still refused, and an expired one of ours is not taken for ours.
+func TestClaimWithLostAnswerIsOurs(t *testing.T) {
+	ctx := context.Background()
+	db := &retriedClaim{DB: memdb.New()}
+	if err := store.CreateTable(ctx, db.DB, localenv.Table); err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(db, localenv.Table, 0)
+	now := time.Now().Truncate(time.Millisecond)
+	st.SetClock(func() time.Time { return now })
+	lease := now.Add(40 * time.Second).Add(123 * time.Microsecond) // the Lambda deadline, finer than the table's ms
+
+	ok, m, err := st.Claim(ctx, "lost-1", store.Claim{Owner: "msg-1/inv-1", Lease: lease, InDoubt: 15 * time.Minute})
+	if err != nil || !ok || db.retried != 1 {
+		t.Fatalf("Claim with a lost answer = %v, %+v, %v (retried %d); want claimed", ok, m, err, db.retried)
+	}
+	if m.State != store.StateInProgress || m.Attempts != 1 {
+		t.Errorf("record %s, attempts %d; want IN_PROGRESS, one attempt", m.State, m.Attempts)
+	}
+	for name, c := range map[string]store.Claim{
+		"another owner, same lease": {Owner: "msg-1/inv-2", Lease: lease, InDoubt: 15 * time.Minute},
+		"same owner, another lease": {Owner: "msg-1/inv-1", Lease: lease.Add(time.Second), InDoubt: 15 * time.Minute},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if ok, m, err := st.Claim(ctx, "lost-1", c); err != nil || ok {
+				t.Errorf("Claim = %v, %+v, %v; want held by the first", ok, m, err)
+			}
+		})
 	}
 }
