@@ -325,8 +325,8 @@ func (r *retriedClaim) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemIn
 }
 
 // A claim whose answer was lost is still ours: the request is sent now,
-// not after our lease and the doubt window. Another owner's live claim
-// is still refused, and an expired one of ours is not taken for ours.
+// not after our lease and the doubt window. A claim that matches it in
+// owner or lease alone, not both, is still refused.
 func TestClaimWithLostAnswerIsOurs(t *testing.T) {
 	ctx := context.Background()
 	db := &retriedClaim{DB: memdb.New()}

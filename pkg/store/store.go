@@ -370,7 +370,7 @@ func (st *Store) Claim(ctx context.Context, id string, c Claim) (claimed bool, m
 	if m == nil { // deleted between the two calls (TTL): try once more later
 		return false, &Message{ID: id, State: StateInProgress, LeaseUntil: now.Add(time.Second)}, nil
 	}
-	if m.State == StateInProgress && m.Owner == c.Owner && m.LeaseUntil.Equal(time.UnixMilli(c.Lease.UnixMilli())) {
+	if m.State == StateInProgress && m.Owner == c.Owner && m.LeaseUntil.Equal(millis(c.Lease.UnixMilli())) {
 		// Our own claim: the write took effect, its answer was lost, and
 		// the SDK's retry met its condition. Otherwise the request would
 		// wait out our lease and the doubt window after it.
