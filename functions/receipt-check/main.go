@@ -18,6 +18,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/delivery"
 	"github.com/mmsgate/mmsgate/pkg/emf"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -33,6 +34,7 @@ func main() {
 		log.Error("AWS configuration", "err", err)
 		os.Exit(1)
 	}
+	cfg.HTTPClient = sdkhttp.Wrap(cfg.HTTPClient) // without the race that loses answers (pkg/sdkhttp)
 	queue := sqs.NewFromConfig(cfg)
 	h := receipt.NewHandler(receipt.Config{QueueURL: env.QueueURL, Window: env.Window}, receipt.Deps{
 		Store:   store.New(dynamodb.NewFromConfig(cfg), env.Table, env.TTL),

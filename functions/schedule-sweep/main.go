@@ -15,6 +15,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/applog"
 	"github.com/mmsgate/mmsgate/pkg/emf"
 	"github.com/mmsgate/mmsgate/pkg/schedule"
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -30,6 +31,7 @@ func main() {
 		log.Error("AWS configuration", "err", err)
 		os.Exit(1)
 	}
+	cfg.HTTPClient = sdkhttp.Wrap(cfg.HTTPClient) // without the race that loses answers (pkg/sdkhttp)
 	db := dynamodb.NewFromConfig(cfg)
 	sw := schedule.New(env.Config, schedule.Deps{
 		Store:   store.New(db, env.Table, 0),

@@ -21,6 +21,7 @@ import (
 	"github.com/mmsgate/mmsgate/pkg/emf"
 	"github.com/mmsgate/mmsgate/pkg/outbox"
 	"github.com/mmsgate/mmsgate/pkg/receipt"
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 	"github.com/mmsgate/mmsgate/pkg/secret"
 	"github.com/mmsgate/mmsgate/pkg/sender"
 	"github.com/mmsgate/mmsgate/pkg/sendreq"
@@ -43,6 +44,7 @@ func main() {
 		log.Error("AWS configuration", "err", err)
 		os.Exit(1)
 	}
+	cfg.HTTPClient = sdkhttp.Wrap(cfg.HTTPClient) // without the race that loses answers (pkg/sdkhttp)
 	// Events and receipt checks go through the outbox: one
 	// SendMessageBatch for a batch's records instead of one call each.
 	// (Queue's sends, hand-offs and DLQ moves, carry whole request bodies

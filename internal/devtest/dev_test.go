@@ -36,6 +36,7 @@ import (
 	"github.com/mmsgate/mmsgate/client"
 	"github.com/mmsgate/mmsgate/internal/loopback"
 	"github.com/mmsgate/mmsgate/internal/moto"
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 	"github.com/mmsgate/mmsgate/schema"
 )
 
@@ -138,7 +139,7 @@ func startDev(t *testing.T) *dev {
 
 // sqs is an SDK client for the dev service's SQS.
 func (d *dev) sqs() *sqs.Client {
-	return sqs.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: aws.CredentialsProviderFunc(
+	return sqs.NewFromConfig(aws.Config{Region: "us-east-1", HTTPClient: sdkhttp.Wrap(nil), Credentials: aws.CredentialsProviderFunc(
 		func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, nil
 		})},

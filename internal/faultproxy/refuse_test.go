@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,10 +23,11 @@ import (
 	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/internal/moto"
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 )
 
 func cfg() aws.Config {
-	return aws.Config{Region: "us-east-1", Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+	return aws.Config{Region: "us-east-1", HTTPClient: sdkhttp.Wrap(nil), Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 		return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, nil
 	})}
 }
@@ -184,130 +184,100 @@ func TestDownAndSlow(t *testing.T) {
 // keeps the bodies of the operations it is asked to record.
 func TestSQSCounts(t *testing.T) {
 	for name, target := range targets(t) {
-		t.Run(name, func(t *testing.T) { exactly(t, func() error { return countOnce(t, target) }) })
-	}
-}
+		t.Run(name, func(t *testing.T) {
+			p, base := proxy(t, target)
+			p.Record("ChangeMessageVisibility")
+			ctx := t.Context()
+			app := cfg()
+			app.AppID = "send-mms"
+			c := sqs.NewFromConfig(app, func(o *sqs.Options) { o.BaseEndpoint = aws.String(base) })
+			harness := sqs.NewFromConfig(cfg(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(base) })
+			q, err := harness.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprintf("counted%d", time.Now().UnixNano()))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := q.QueueUrl
+			queue := (*url)[strings.LastIndexByte(*url, '/')+1:]
+			big := strings.Repeat("x", 100<<10) // two 64 KiB chunks
+			if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String(big)}); err != nil {
+				t.Fatal(err)
+			}
+			var entries []types.SendMessageBatchRequestEntry
+			for i := range 3 {
+				entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(`{"id":"a"}`),
+					MessageAttributes: map[string]types.MessageAttributeValue{"event": {DataType: aws.String("String"), StringValue: aws.String("accepted")}}})
+			}
+			if out, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: url, Entries: entries}); err != nil || len(out.Successful) != 3 {
+				t.Fatalf("SendMessageBatch = %+v, %v", out, err)
+			}
+			if _, err := harness.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("by the harness")}); err != nil {
+				t.Fatal(err)
+			}
+			var got []types.Message
+			for len(got) < 5 {
+				r, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: url, MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}})
+				if err != nil || len(r.Messages) == 0 {
+					t.Fatalf("ReceiveMessage = %d messages, %v; want 5 in all", len(got), err)
+				}
+				got = append(got, r.Messages...)
+			}
+			if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: url, ReceiptHandle: got[0].ReceiptHandle, VisibilityTimeout: 5}); err != nil {
+				t.Fatal(err)
+			}
+			var dels []types.DeleteMessageBatchRequestEntry
+			for i, m := range got[1:] {
+				dels = append(dels, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+			}
+			if out, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: url, Entries: dels}); err != nil || len(out.Successful) != 4 {
+				t.Fatalf("DeleteMessageBatch = %+v, %v", out, err)
+			}
 
-func countOnce(t *testing.T, target string) error {
-	p, base := proxy(t, target)
-	p.Record("ChangeMessageVisibility")
-	ctx := t.Context()
-	app := cfg()
-	app.AppID = "send-mms"
-	c := sqs.NewFromConfig(app, func(o *sqs.Options) { o.BaseEndpoint = aws.String(base); o.RetryMaxAttempts = 1 })
-	harness := sqs.NewFromConfig(cfg(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(base); o.RetryMaxAttempts = 1 })
-	q, err := harness.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprintf("counted%d", time.Now().UnixNano()))})
-	if err != nil {
-		return err
-	}
-	url := q.QueueUrl
-	queue := (*url)[strings.LastIndexByte(*url, '/')+1:]
-	big := strings.Repeat("x", 100<<10) // two 64 KiB chunks
-	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String(big)}); err != nil {
-		return err
-	}
-	var entries []types.SendMessageBatchRequestEntry
-	for i := range 3 {
-		entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(`{"id":"a"}`),
-			MessageAttributes: map[string]types.MessageAttributeValue{"event": {DataType: aws.String("String"), StringValue: aws.String("accepted")}}})
-	}
-	if out, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: url, Entries: entries}); err != nil {
-		return err
-	} else if len(out.Successful) != 3 {
-		t.Fatalf("SendMessageBatch = %+v", out)
-	}
-	if _, err := harness.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: url, MessageBody: aws.String("by the harness")}); err != nil {
-		return err
-	}
-	var got []types.Message
-	for len(got) < 5 {
-		r, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: url, MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}})
-		if err != nil {
-			return err
-		}
-		if len(r.Messages) == 0 {
-			t.Fatalf("ReceiveMessage = %d messages; want 5 in all", len(got))
-		}
-		got = append(got, r.Messages...)
-	}
-	if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: url, ReceiptHandle: got[0].ReceiptHandle, VisibilityTimeout: 5}); err != nil {
-		return err
-	}
-	var dels []types.DeleteMessageBatchRequestEntry
-	for i, m := range got[1:] {
-		dels = append(dels, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
-	}
-	if out, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: url, Entries: dels}); err != nil {
-		return err
-	} else if len(out.Successful) != 4 {
-		t.Fatalf("DeleteMessageBatch = %+v", out)
-	}
-
-	calls := p.SQSCalls()
-	var receive faultproxy.SQSUsage
-	for k, u := range calls {
-		if k.Caller == "send-mms" && k.Op == "ReceiveMessage" {
-			receive.Requests += u.Requests
-			receive.Messages += u.Messages
-			receive.Billed += u.Billed
-			delete(calls, k)
-		}
-	}
-	if receive.Messages != 5 || receive.Billed != receive.Requests+1 { // the big one is two chunks
-		t.Errorf("ReceiveMessage: %+v, want 5 messages, one chunk more than requests", receive)
-	}
-	want := map[faultproxy.SQSCall]faultproxy.SQSUsage{
-		{Caller: "", Op: "CreateQueue", Queue: queue}:                     {Requests: 1, Billed: 1},
-		{Caller: "", Op: "SendMessage", Queue: queue}:                     {Requests: 1, Messages: 1, Billed: 1},
-		{Caller: "send-mms", Op: "SendMessage", Queue: queue}:             {Requests: 1, Messages: 1, Billed: 2},
-		{Caller: "send-mms", Op: "SendMessageBatch", Queue: queue}:        {Requests: 1, Messages: 3, Billed: 1},
-		{Caller: "send-mms", Op: "ChangeMessageVisibility", Queue: queue}: {Requests: 1, Messages: 1, Billed: 1},
-		{Caller: "send-mms", Op: "DeleteMessageBatch", Queue: queue}:      {Requests: 1, Messages: 4, Billed: 1},
-	}
-	if diff := cmp.Diff(want, calls); diff != "" {
-		t.Errorf("SQSCalls (-want +got):\n%s", diff)
-	}
-	type visibility struct {
-		ReceiptHandle     string
-		VisibilityTimeout int
-	}
-	var change []visibility
-	for _, r := range p.Recorded("ChangeMessageVisibility") {
-		var c visibility
-		if r.Caller != "send-mms" {
-			t.Errorf("recorded caller %q, want send-mms", r.Caller)
-		}
-		if err := json.Unmarshal(r.Body, &c); err != nil {
-			t.Fatal(err)
-		}
-		change = append(change, c)
-	}
-	if len(change) != 1 || change[0].ReceiptHandle != *got[0].ReceiptHandle || change[0].VisibilityTimeout != 5 {
-		t.Errorf("Recorded(ChangeMessageVisibility) = %+v", change)
-	}
-	if n := len(p.Recorded("SendMessage")); n != 0 {
-		t.Errorf("%d SendMessage bodies kept without Record", n)
-	}
-	return nil
-}
-
-// exactly runs an attempt that counts calls exactly, again (on its own
-// fresh queue and proxy) when one of its calls lost its answer: the SDK
-// reports net.ErrClosed when a 200's body dies with its connection, seen
-// against Go servers on loopback and retried by the SDK by default. The
-// call took effect, so a retry would put it in the counts twice; the
-// attempts' clients make one attempt a call.
-func exactly(t *testing.T, attempt func() error) {
-	t.Helper()
-	for try := 1; ; try++ {
-		err := attempt()
-		if err == nil {
-			return
-		}
-		if !errors.Is(err, net.ErrClosed) || try == 3 {
-			t.Fatal(err)
-		}
-		t.Logf("attempt %d lost an answer (%v): again", try, err)
+			calls := p.SQSCalls()
+			var receive faultproxy.SQSUsage
+			for k, u := range calls {
+				if k.Caller == "send-mms" && k.Op == "ReceiveMessage" {
+					receive.Requests += u.Requests
+					receive.Messages += u.Messages
+					receive.Billed += u.Billed
+					delete(calls, k)
+				}
+			}
+			if receive.Messages != 5 || receive.Billed != receive.Requests+1 { // the big one is two chunks
+				t.Errorf("ReceiveMessage: %+v, want 5 messages, one chunk more than requests", receive)
+			}
+			want := map[faultproxy.SQSCall]faultproxy.SQSUsage{
+				{Caller: "", Op: "CreateQueue", Queue: queue}:                     {Requests: 1, Billed: 1},
+				{Caller: "", Op: "SendMessage", Queue: queue}:                     {Requests: 1, Messages: 1, Billed: 1},
+				{Caller: "send-mms", Op: "SendMessage", Queue: queue}:             {Requests: 1, Messages: 1, Billed: 2},
+				{Caller: "send-mms", Op: "SendMessageBatch", Queue: queue}:        {Requests: 1, Messages: 3, Billed: 1},
+				{Caller: "send-mms", Op: "ChangeMessageVisibility", Queue: queue}: {Requests: 1, Messages: 1, Billed: 1},
+				{Caller: "send-mms", Op: "DeleteMessageBatch", Queue: queue}:      {Requests: 1, Messages: 4, Billed: 1},
+			}
+			if diff := cmp.Diff(want, calls); diff != "" {
+				t.Errorf("SQSCalls (-want +got):\n%s", diff)
+			}
+			type visibility struct {
+				ReceiptHandle     string
+				VisibilityTimeout int
+			}
+			var change []visibility
+			for _, r := range p.Recorded("ChangeMessageVisibility") {
+				var c visibility
+				if r.Caller != "send-mms" {
+					t.Errorf("recorded caller %q, want send-mms", r.Caller)
+				}
+				if err := json.Unmarshal(r.Body, &c); err != nil {
+					t.Fatal(err)
+				}
+				change = append(change, c)
+			}
+			if len(change) != 1 || change[0].ReceiptHandle != *got[0].ReceiptHandle || change[0].VisibilityTimeout != 5 {
+				t.Errorf("Recorded(ChangeMessageVisibility) = %+v", change)
+			}
+			if n := len(p.Recorded("SendMessage")); n != 0 {
+				t.Errorf("%d SendMessage bodies kept without Record", n)
+			}
+		})
 	}
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/mmsgate/mmsgate/internal/faultproxy"
 	"github.com/mmsgate/mmsgate/internal/moto"
 	"github.com/mmsgate/mmsgate/pkg/delivery"
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 	"github.com/mmsgate/mmsgate/pkg/store"
 )
 
@@ -163,6 +164,7 @@ func start(ctx context.Context, o Options, ports *Ports) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.AWS.HTTPClient = sdkhttp.Wrap(e.AWS.HTTPClient) // without the race that loses answers (pkg/sdkhttp)
 	if o.Servers != nil && o.DynamoPath == "" && !o.Moto {
 		e.servers, e.lent = o.Servers, o.Servers.take()
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mmsgate/mmsgate/internal/fakesqs"
 	"github.com/mmsgate/mmsgate/internal/moto"
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 )
 
 var (
@@ -58,7 +59,7 @@ func TestMain(m *testing.M) {
 }
 
 func cfg() aws.Config {
-	return aws.Config{Region: "us-east-1", Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+	return aws.Config{Region: "us-east-1", HTTPClient: sdkhttp.Wrap(nil), Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 		return aws.Credentials{AccessKeyID: "local", SecretAccessKey: "local"}, nil
 	})}
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 )
 
 // Global holds the flags every subcommand takes.
@@ -53,6 +55,7 @@ func ConnectAWS(ctx context.Context, g Global) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.HTTPClient = sdkhttp.Wrap(cfg.HTTPClient) // without the race that loses answers (pkg/sdkhttp)
 	if cfg.Region == "" {
 		local := g.Endpoint != "" || cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" || os.Getenv("AWS_ENDPOINT_URL_SQS") != ""
 		if !local {

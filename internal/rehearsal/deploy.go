@@ -26,6 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 )
 
 // clients reach one moto_server.
@@ -49,6 +51,7 @@ func newClients(ctx context.Context, url string) (*clients, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.HTTPClient = sdkhttp.Wrap(cfg.HTTPClient) // without the race that loses answers (pkg/sdkhttp)
 	cfg.BaseEndpoint = aws.String(url)
 	return &clients{cfg: cfg, cf: cloudformation.NewFromConfig(cfg), lam: lambda.NewFromConfig(cfg),
 		api: apigatewayv2.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg),

@@ -27,12 +27,13 @@ import (
 	"github.com/mmsgate/mmsgate/internal/memdb"
 	"github.com/mmsgate/mmsgate/internal/sim"
 	"github.com/mmsgate/mmsgate/internal/stack"
+	"github.com/mmsgate/mmsgate/pkg/sdkhttp"
 )
 
 // awsConfig is a config for the real SDK clients whose User-Agent carries
 // appID, as the functions' do (AWS_SDK_UA_APP_ID).
 func awsConfig(appID string) aws.Config {
-	return aws.Config{Region: "us-east-1", AppID: appID, RetryMaxAttempts: 3,
+	return aws.Config{Region: "us-east-1", HTTPClient: sdkhttp.Wrap(nil), AppID: appID, RetryMaxAttempts: 3,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "k", SecretAccessKey: "s"}, nil
 		})}
